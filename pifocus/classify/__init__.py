@@ -1,0 +1,221 @@
+"""The CNN stage: classify texture-gated tiles as in or out of focus.
+
+:class:`TileClassifier` is the base class; :mod:`.litert` runs an int8/uint8/float
+``.tflite`` model with the LiteRT interpreter (``ai_edge_litert`` -> ``tflite_runtime`` ->
+``tensorflow.lite``).  The contract every model and tool shares:
+
+* **input**: square luma tiles of ``tile_px`` pixels, taken from the frame at full
+  resolution (never resized: resizing changes sharpness), shape ``(N, tile_px, tile_px, 1)``;
+* **normalization** (:func:`normalize_tiles`): per tile, subtract the mean and divide by
+  ``max(std, std_floor)``, then clip to ``+-clip``, so brightness and contrast cannot decide
+  focus but a flat tile stays near zero instead of having its noise blown up;
+* **output**: one value per tile, the probability that the tile is in focus (sigmoid);
+* **metadata JSON** beside the model (``model.tflite`` -> ``model.json``), see :class:`ModelInfo`.
+"""
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..exc import ModelError
+
+log = logging.getLogger(__name__)
+
+#: Normalization methods a model's metadata may name.
+NORMALIZATIONS = ("standardize",)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a focus model expects, read from the JSON file beside it.
+
+    Attributes:
+        name: model name, e.g. ``"pifocus-cnn"``.
+        version: model version string.
+        tile_px: tile side in pixels (input is ``tile_px x tile_px x 1``).
+        normalization: ``"standardize"`` (see :func:`normalize_tiles`).
+        std_floor: lower bound on the per-tile standard deviation (8-bit DN) used to scale.
+        clip: normalized values are clipped to ``[-clip, clip]``.
+        threshold: probability at or above which a tile counts as in focus.
+        extra: anything else the file holds (training data, metrics, ...), kept as is.
+    """
+
+    name: str = "pifocus-cnn"
+    version: str = "0"
+    tile_px: int = 32
+    normalization: str = "standardize"
+    std_floor: float = 4.0
+    clip: float = 4.0
+    threshold: float = 0.5
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if not (8 <= int(self.tile_px) <= 256):
+            raise ModelError(f"model metadata: tile_px = {self.tile_px!r} is outside 8..256 pixels")
+        if self.normalization not in NORMALIZATIONS:
+            raise ModelError(f"model metadata: normalization = {self.normalization!r} is unknown; "
+                             f"allowed: {', '.join(NORMALIZATIONS)}")
+        if not (0.0 < float(self.threshold) < 1.0):
+            raise ModelError(f"model metadata: threshold = {self.threshold!r} must lie in (0, 1)")
+        if float(self.std_floor) <= 0 or float(self.clip) <= 0:
+            raise ModelError("model metadata: std_floor and clip must be > 0; "
+                             f"got std_floor={self.std_floor!r}, clip={self.clip!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "metadata") -> "ModelInfo":
+        """Build from a parsed metadata dict; unknown keys go to ``extra``.
+
+        Raises:
+            ModelError: a field has the wrong type or value.
+        """
+        if not isinstance(data, dict):
+            raise ModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {k: data[k] for k in known if k in data}
+        extra = {k: v for k, v in data.items() if k not in known}
+        try:
+            kwargs = {k: (type(getattr(cls, k))(v) if k != "normalization" else str(v))
+                      for k, v in kwargs.items()}
+            return cls(extra=extra, **kwargs)
+        except ModelError as e:
+            raise ModelError(f"{source}: {e}") from e
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{source}: bad value ({e}); see models/MODEL_CARD.md for the format") from e
+
+    @classmethod
+    def load(cls, path) -> "ModelInfo":
+        """Read a metadata JSON file.
+
+        Raises:
+            ModelError: the file is missing, not JSON, or holds bad values.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ModelError(f"model metadata {str(path)!r} not found; every .tflite needs a .json "
+                             "beside it (tools/convert.py writes both)") from e
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelError(f"model metadata {str(path)!r} is not valid JSON: {e}") from e
+        return cls.from_dict(data, source=f"model metadata {str(path)!r}")
+
+    def to_dict(self) -> dict:
+        """The metadata as a JSON-ready dict (``extra`` merged in)."""
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+    def save(self, path) -> None:
+        """Write the metadata JSON file."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n",
+                              encoding="utf-8")
+
+
+def normalize_tiles(tiles: np.ndarray, std_floor: float = 4.0, clip: float = 4.0) -> np.ndarray:
+    """Contrast-normalize luma tiles for the CNN.
+
+    Args:
+        tiles: ``(N, h, w)`` or ``(N, h, w, 1)`` array of 8-bit luma (any numeric dtype).
+        std_floor: lower bound on the per-tile standard deviation, in 8-bit DN, so that a
+            flat tile's sensor noise is not amplified into fake texture.
+        clip: clip the result to ``[-clip, clip]``.
+
+    Returns:
+        float32 array ``(N, h, w, 1)``: ``clip((x - mean) / max(std, std_floor))``.
+    """
+    t = np.asarray(tiles, dtype=np.float32)
+    if t.ndim == 3:
+        t = t[..., None]
+    if t.ndim != 4 or t.shape[-1] != 1:
+        raise ValueError(f"tiles must be (N, h, w) or (N, h, w, 1); got shape {t.shape}")
+    mean = t.mean(axis=(1, 2, 3), keepdims=True)
+    std = t.std(axis=(1, 2, 3), keepdims=True)
+    out = (t - mean) / np.maximum(std, np.float32(std_floor))
+    return np.clip(out, -clip, clip, out=out)
+
+
+def metadata_path_for(model_path) -> Path:
+    """The metadata JSON path that belongs to a model file (same stem, ``.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+def default_model_path() -> Path:
+    """Path of the model shipped with pifocus (package data ``pifocus.models``).
+
+    Falls back to the checkout's ``models/`` folder when running from source.
+    """
+    try:
+        from importlib.resources import files
+        p = files("pifocus.models") / "focus_cnn_int8.tflite"
+        if p.is_file():
+            return Path(str(p))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / "models" / "focus_cnn_int8.tflite"
+
+
+class TileClassifier:
+    """Base class: turns a batch of luma tiles into in-focus probabilities.
+
+    Attributes:
+        info: the :class:`ModelInfo` (tile size, normalization, threshold).
+    """
+
+    info: ModelInfo
+
+    @property
+    def tile_px(self) -> int:
+        """Tile side in pixels."""
+        return self.info.tile_px
+
+    @property
+    def threshold(self) -> float:
+        """Probability at or above which a tile is in focus."""
+        return self.info.threshold
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """In-focus probability (float32, 0..1) for each of ``N`` tiles.
+
+        Args:
+            tiles: ``(N, tile_px, tile_px)`` uint8 luma tiles (not yet normalized).
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the interpreter."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def load_classifier(model_path=None, num_threads: Optional[int] = None) -> TileClassifier:
+    """Load a ``.tflite`` focus model (default: the shipped one) with its metadata.
+
+    Raises:
+        ModelError: the file is missing, not a TFLite model, has the wrong input shape, or
+            no TFLite interpreter is installed.
+    """
+    from .litert import LiteRTClassifier
+    path = Path(model_path) if model_path else default_model_path()
+    return LiteRTClassifier(path, num_threads=num_threads)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (LiteRT must not run more threads than this)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            ids = {line.split(":")[1].strip() for line in f if line.startswith("core id")}
+        if ids:
+            return max(1, min(len(ids), os.cpu_count() or 1))
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,156 @@
+"""Run a ``.tflite`` focus model with the LiteRT interpreter.
+
+The interpreter is looked up in order: ``ai_edge_litert`` (current, wheels for x86_64 and
+aarch64), ``tflite_runtime`` (legacy, 32-bit Raspberry Pi OS, needs numpy < 2), then
+``tensorflow.lite`` (development machines only).  int8, uint8 and float32 models are all
+handled from the input/output quantization parameters.
+"""
+
+import logging
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..exc import ModelError
+from . import ModelInfo, TileClassifier, metadata_path_for, normalize_tiles, physical_cores
+
+log = logging.getLogger(__name__)
+
+#: Batch sizes the interpreter is resized to; a frame's tiles are padded up to the next one.
+BATCH_BUCKETS = (1, 4, 16, 64)
+
+
+def interpreter_class():
+    """The best available TFLite ``Interpreter`` class.
+
+    Raises:
+        ModelError: none of ai_edge_litert, tflite_runtime, tensorflow is installed.
+    """
+    errors = []
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+    except ImportError as e:
+        errors.append(f"ai_edge_litert: {e}")
+    try:
+        from tflite_runtime.interpreter import Interpreter
+        return Interpreter
+    except ImportError as e:
+        errors.append(f"tflite_runtime: {e}")
+    try:
+        import tensorflow as tf  # development machines only
+        return tf.lite.Interpreter
+    except ImportError as e:
+        errors.append(f"tensorflow: {e}")
+    raise ModelError("no TFLite interpreter found (" + "; ".join(errors) + "); install one: "
+                     "pip install ai-edge-litert (64-bit), or pip install 'pifocus[tflite-runtime]' "
+                     "on 32-bit Raspberry Pi OS, or run with --no-cnn (Laplacian only)")
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x.astype(np.float32, copy=False)
+    scale, zero = detail["quantization"]
+    if not scale:
+        raise ModelError(f"model input is {np.dtype(dtype).name} but has no quantization scale")
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y.astype(np.float32, copy=False)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+class LiteRTClassifier(TileClassifier):
+    """A ``.tflite`` in/out-of-focus tile classifier.
+
+    Args:
+        model_path: the ``.tflite`` file; its metadata is the ``.json`` beside it.
+        num_threads: interpreter threads (default 1; capped at the physical core count).
+        info: metadata to use instead of reading the JSON file (tools that have it in hand).
+
+    Raises:
+        ModelError: the file is missing or not a TFLite model; its input is not a single
+            ``(1, tile_px, tile_px, 1)`` image tensor matching the metadata; its output is
+            not one value per tile.
+    """
+
+    def __init__(self, model_path, num_threads: Optional[int] = None, info: Optional[ModelInfo] = None):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {str(self.path)!r} not found; pass --model PATH to a "
+                             ".tflite file, or --no-cnn for Laplacian-only analysis")
+        self.info = info if info is not None else ModelInfo.load(metadata_path_for(self.path))
+        cores = physical_cores()
+        self.num_threads = max(1, min(int(num_threads or 1), cores))
+        self._content = self.path.read_bytes()
+        if len(self._content) < 8 or self._content[4:8] != b"TFL3":
+            raise ModelError(f"model file {str(self.path)!r} is not a TFLite flatbuffer (no 'TFL3' "
+                             "identifier); convert Keras models with tools/convert.py first")
+        self._interpreters: Dict[int, object] = {}
+        interp = self._interpreter(1)
+        inputs, outputs = interp.get_input_details(), interp.get_output_details()
+        if len(inputs) != 1:
+            raise ModelError(f"model {str(self.path)!r} has {len(inputs)} inputs; a focus model "
+                             "takes one image tensor")
+        shape = tuple(int(s) for s in inputs[0]["shape"])
+        want = (1, self.info.tile_px, self.info.tile_px, 1)
+        if shape != want:
+            raise ModelError(f"model {str(self.path)!r} input shape {shape} does not match its "
+                             f"metadata (tile_px={self.info.tile_px} -> {want}); fix tile_px in "
+                             f"{metadata_path_for(self.path).name} or re-export the model")
+        out_shape = tuple(int(s) for s in outputs[0]["shape"])
+        if int(np.prod(out_shape)) != 1:
+            raise ModelError(f"model {str(self.path)!r} output shape {out_shape} is not one "
+                             "probability per tile")
+        self.input_dtype = np.dtype(inputs[0]["dtype"])
+
+    def _interpreter(self, batch: int):
+        interp = self._interpreters.get(batch)
+        if interp is None:
+            cls = interpreter_class()
+            try:
+                interp = cls(model_content=self._content, num_threads=self.num_threads)
+                if batch != 1:
+                    idx = interp.get_input_details()[0]["index"]
+                    interp.resize_tensor_input(idx, [batch, self.info.tile_px, self.info.tile_px, 1],
+                                               strict=False)
+                interp.allocate_tensors()
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(f"model {str(self.path)!r} cannot be loaded by the TFLite "
+                                 f"interpreter: {e}") from e
+            self._interpreters[batch] = interp
+        return interp
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """In-focus probabilities for ``(N, tile_px, tile_px)`` uint8 tiles (float32, length N)."""
+        n = len(tiles)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        x = normalize_tiles(tiles, self.info.std_floor, self.info.clip)
+        out = np.empty(n, np.float32)
+        start = 0
+        while start < n:
+            remaining = n - start
+            batch = next((b for b in BATCH_BUCKETS if b >= remaining), BATCH_BUCKETS[-1])
+            take = min(batch, remaining)
+            interp = self._interpreter(batch)
+            din = interp.get_input_details()[0]
+            dout = interp.get_output_details()[0]
+            chunk = x[start:start + take]
+            if take < batch:  # pad the last batch; padded rows are ignored
+                chunk = np.concatenate([chunk, np.zeros((batch - take,) + chunk.shape[1:], np.float32)])
+            interp.set_tensor(din["index"], _quantize(chunk, din))
+            interp.invoke()
+            y = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch)
+            out[start:start + take] = y[:take]
+            start += take
+        return np.clip(out, 0.0, 1.0)
+
+    def close(self) -> None:
+        self._interpreters.clear()

@@ -1,0 +1,46 @@
+"""The pifocus error tree.
+
+Every error pifocus raises on purpose derives from :class:`PiFocusError`; the CLI prints
+it as one ``pifocus: error: ...`` line.  Messages name the parameter, the bad value, what is
+allowed and how to fix it.
+"""
+
+
+class PiFocusError(Exception):
+    """Base of every deliberate pifocus error."""
+
+
+class ConfigError(PiFocusError, ValueError):
+    """A configuration key, value or command-line option is invalid."""
+
+
+class SourceError(PiFocusError):
+    """A frame source cannot be opened or has failed while reading."""
+
+
+class SourceExhausted(SourceError):
+    """A finite frame source (folder, video) has no more frames."""
+
+
+class SourceDisconnected(SourceError):
+    """A live source (camera) dropped out; reopening it may succeed."""
+
+
+class ModelError(PiFocusError):
+    """A focus model file or its metadata is missing, malformed or incompatible."""
+
+
+class DriveError(PiFocusError):
+    """A focus drive cannot be opened or refused a move."""
+
+
+class LimitError(DriveError, ValueError):
+    """A requested drive position or range lies outside the soft limits."""
+
+
+class AutofocusError(PiFocusError):
+    """An autofocus run could not be carried out (not a quality-gate failure, which is a result)."""
+
+
+class OutputError(PiFocusError):
+    """An output device (LED, buzzer, trigger) could not be set up, e.g. a pin already in use."""

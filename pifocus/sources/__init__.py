@@ -1,0 +1,169 @@
+"""Frame sources: where frames come from.
+
+:class:`FrameSource` is the base class; one module per implementation:
+
+* :mod:`.picamera2` -- Raspberry Pi cameras (HQ Camera, Camera Module 3) through picamera2
+* :mod:`.recorded`  -- a folder of images (optionally with ``sweep.csv``) or a video file
+* :mod:`.opencv`    -- USB/V4L2 webcams and network streams through OpenCV
+* :mod:`.simulated` -- a simulated lens over a procedural focus chart or any image
+
+:func:`open_source` turns a source string (``picamera2[:N]``, ``opencv:INDEX_OR_URL``, a
+folder, a video file, ``sim[:IMAGE]``) into a source.  Every source is a context manager and
+an iterator of :class:`~pifocus.frames.Frame`.
+"""
+
+import logging
+import os
+from typing import Iterator, Optional
+
+from ..exc import ConfigError, SourceError, SourceExhausted
+from ..frames import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".h264", ".mjpeg", ".mjpg", ".webm", ".m4v")
+
+
+class FrameSource:
+    """Base class of every frame source.
+
+    Subclasses implement :meth:`_open`, :meth:`_read` and :meth:`_close`; callers use
+    :meth:`open` / :meth:`read` / :meth:`close`, ``with`` and iteration.
+
+    ``read()`` returns the next :class:`Frame`, raises :class:`~pifocus.exc.SourceExhausted`
+    at the end of a finite source and :class:`~pifocus.exc.SourceDisconnected` when a live
+    source drops out (``close()`` then ``open()`` again to retry).
+
+    Attributes:
+        name: the source string this was made from, for logs and reports.
+        skipped: frames that could not be decoded and were skipped (recorded sources).
+        lens_position: for sources that model or know a lens (``sim``, ``replay``), the
+            position the next frame will be taken at; ``None`` otherwise.
+    """
+
+    name = "source"
+    #: True when frames come from a finite recording (folder, video).
+    finite = False
+    #: Number of frames for finite sources when known, else None.
+    length: Optional[int] = None
+
+    def __init__(self):
+        self._opened = False
+        self._index = 0
+        self.skipped = 0
+
+    # -- public API -------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True until :meth:`open` succeeds and again after :meth:`close`."""
+        return not self._opened
+
+    def open(self) -> "FrameSource":
+        """Open the source.  Idempotent.  Raises :class:`SourceError` with the reason."""
+        if not self._opened:
+            self._open()
+            self._opened = True
+        return self
+
+    def read(self) -> Frame:
+        """The next frame.  Opens the source if needed.
+
+        Raises:
+            SourceExhausted: a finite source has no more frames.
+            SourceDisconnected: a live source dropped out.
+            SourceError: anything else that stops the source.
+        """
+        if not self._opened:
+            self.open()
+        frame = self._read()
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        """Release the device or file.  Idempotent, never raises."""
+        if self._opened:
+            self._opened = False
+            try:
+                self._close()
+            except Exception:  # closing must never mask the error that got us here
+                log.exception("error while closing %s", self.name)
+
+    def __enter__(self) -> "FrameSource":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            try:
+                yield self.read()
+            except SourceExhausted:
+                return
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # -- for subclasses ---------------------------------------------------------------
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _read(self) -> Frame:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+def open_source(spec: str, **options) -> FrameSource:
+    """Make a :class:`FrameSource` from a source string (not yet opened).
+
+    Args:
+        spec: ``sim``, ``sim:IMAGE``, ``picamera2``, ``picamera2:N`` (camera number),
+            ``opencv:INDEX_OR_URL``, a folder of images, or a video file.
+        options: keyword options for the source class (e.g. ``width``, ``height`` for
+            ``sim``); unknown options raise :class:`ConfigError`.
+
+    Raises:
+        ConfigError: the string names no known source.
+        SourceError: the folder or file does not exist.
+    """
+    spec = str(spec).strip()
+    kind, _, arg = spec.partition(":")
+    kind_l = kind.lower()
+    try:
+        if kind_l == "sim":
+            from .simulated import SimulatedSource
+            return SimulatedSource(image=arg or None, **options)
+        if kind_l == "picamera2":
+            from .picamera2 import Picamera2Source
+            try:
+                camera = int(arg) if arg else 0
+            except ValueError:
+                raise ConfigError(
+                    f"source {spec!r}: camera number {arg!r} is not an integer; "
+                    "use picamera2 or picamera2:N (N = 0, 1, ...)") from None
+            return Picamera2Source(camera=camera, **options)
+        if kind_l == "opencv":
+            if not arg:
+                raise ConfigError(f"source {spec!r}: give a device index or URL, e.g. opencv:0 "
+                                  "or opencv:rtsp://host/stream")
+            from .opencv import OpenCVSource
+            return OpenCVSource(arg, **options)
+        if kind_l == "replay":
+            from .recorded import RecordedSource
+            return RecordedSource(arg, **options)
+    except TypeError as e:
+        raise ConfigError(f"source {spec!r}: {e}") from e
+
+    if os.path.isdir(spec) or spec.lower().endswith(VIDEO_EXTENSIONS) or os.path.isfile(spec):
+        from .recorded import RecordedSource
+        try:
+            return RecordedSource(spec, **options)
+        except TypeError as e:
+            raise ConfigError(f"source {spec!r}: {e}") from e
+    if os.path.sep in spec or spec.startswith("."):
+        raise SourceError(f"source {spec!r}: no such folder or file; check the path")
+    raise ConfigError(
+        f"unknown source {spec!r}; use sim[:IMAGE], picamera2[:N], opencv:INDEX_OR_URL, "
+        "a folder of images or a video file")
