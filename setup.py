@@ -16,10 +16,14 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.9",
-    packages=find_packages(include=["pifocus", "pifocus.*"]),
+    # The shipped model lives in the top-level models/ folder and installs as the package
+    # pifocus.models, so it is loaded with importlib.resources.
+    packages=find_packages(include=["pifocus", "pifocus.*"]) + ["pifocus.models"],
+    package_dir={"pifocus.models": "models"},
     include_package_data=True,
     package_data={
-        "pifocus": ["models/*.tflite", "models/*.json", "models/*.md", "web/static/*"],
+        "pifocus.models": ["*.tflite", "*.json", "*.md"],
+        "pifocus.web": ["static/*"],
     },
     install_requires=[
         "numpy>=1.24",

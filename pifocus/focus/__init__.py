@@ -1,0 +1,10 @@
+"""Focus judgement: tile measures, noise gate, CNN stage, verdict and peak-hold meter.
+
+* :mod:`.measures` -- pure numeric functions (tile grid, Laplacian variance, noise floor).
+* :mod:`.verdict`  -- hysteresis/dwell verdict and peak-hold meter state machines.
+* :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
+"""
+
+from .analyzer import DEFAULT_ROI, AnalysisParams, FocusAnalyzer  # noqa: F401
+from .report import FocusReport  # noqa: F401
+from .verdict import PeakHoldParams, VerdictParams  # noqa: F401

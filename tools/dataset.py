@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Build the labelled tile set for the focus CNN.
+
+Three sources, one ``.npz`` (see ``--out``):
+
+* ``mfifb`` -- MFIFB multi-focus pairs (X. Zhang, "Multi-focus Image Fusion: A Benchmark",
+  arXiv 2005.01116).  Each scene ``SET_NN`` is shot twice, ``_A`` near focus and ``_B`` far
+  focus, registered.  Per tile position we compare the local high-frequency energy (variance
+  of the Laplacian) of A and B: where one is at least ``--margin`` times the other, that
+  tile is *in focus* in the sharper image and *out of focus* in the other.  Ambiguous tiles
+  (ratio within the margin) and flat tiles (both below ``--flat``) are dropped.
+* ``sweep`` -- real focus-bracketed sequences (``focus-sweeps/NAME/``, frames in natural
+  order).  Per grid cell we find the frame of peak energy; frames within one step of the
+  peak and with at least ``PEAK_KEEP`` of the peak energy are in focus, frames below
+  ``SWEEP_OUT`` of the peak are out of focus, the middle is dropped.  Cells whose energy
+  barely changes through the sweep (never in focus, or flat) are dropped.
+* ``synthetic`` -- in-focus tiles (with context) from the two real sources, blurred by a
+  disk (pillbox) PSF of known radius, passed through a signal-dependent sensor noise model
+  at several ISO levels, with exposure shifts and JPEG compression; labelled in focus when
+  the blur radius is at most ``COC_IN`` px, out of focus when it is at least ``COC_OUT`` px.
+  Also flat and smooth-gradient tiles with sensor noise, all out of focus, so the model
+  never calls noise "sharp".
+
+The split is by scene (an MFIFB scene, a sweep -- both PCB sweeps count as one scene);
+synthetic tiles inherit the scene of the tile they were made from.
+
+Output arrays: ``tiles`` (N, t, t) uint8, ``labels`` (N,) uint8, ``source`` (N,) str,
+``scene`` (N,) str, ``split`` (N,) str ``"train"``/``"val"``, ``blur_px`` (N,) float32
+(-1 where unknown), plus ``tile_px`` and ``meta`` (JSON string).
+
+Usage::
+
+    python tools/dataset.py --data ../shared/data --out build/tiles.npz --sheet build/contact_sheet.png
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pifocus.exc import ConfigError  # noqa: E402
+
+log = logging.getLogger("dataset")
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
+
+#: A sharper/blurrier energy ratio of at least this labels an MFIFB tile pair.
+MARGIN = 2.5
+#: Laplacian-variance (8-bit DN^2) below which a tile is flat in both images: dropped.
+FLAT = 40.0
+#: Sweep: in focus = within one frame of the cell's peak and >= PEAK_KEEP of its energy.
+PEAK_KEEP = 0.7
+#: Sweep: out of focus = energy <= SWEEP_OUT x peak.
+SWEEP_OUT = 0.2
+#: Sweep: a cell must vary by at least this peak/min energy ratio over the sweep.
+SWEEP_MIN_RANGE = 6.0
+#: Synthetic: blur radius (px) at or below which a tile is in focus ("acceptable CoC") ...
+COC_IN = 0.75
+#: ... and at or above which it is out of focus; radii in between are not generated.
+COC_OUT = 2.0
+#: Sweeps and their scene ids and splits (both PCB sweeps show the same board: one scene).
+SWEEP_SCENES = {
+    "pcb-7": ("sweep:pcb", "val"),
+    "pcb-depthmap-10": ("sweep:pcb", "val"),
+    "canon-36": ("sweep:canon-36", "val"),
+    "cmc-6": ("sweep:cmc-6", "train"),
+    "microscope-wbc-10": ("sweep:microscope-wbc-10", "train"),
+}
+#: Fraction of MFIFB scenes (per set) held out for validation.
+VAL_FRACTION = 0.25
+
+
+# ---------------------------------------------------------------------------------------
+# Pure labelling functions (tested on synthetic arrays)
+# ---------------------------------------------------------------------------------------
+
+def natural_key(s: str):
+    """Sort key that puts ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def tile_energy(gray: np.ndarray, tile: int, stride: int) -> np.ndarray:
+    """Variance of the Laplacian of ``gray`` over every ``tile x tile`` window on a
+    ``stride`` grid; returns ``(rows, cols)`` float64, window (i, j) at ``(i*stride, j*stride)``.
+    """
+    import cv2
+    g = np.asarray(gray, np.float32)
+    lap = cv2.Laplacian(g, cv2.CV_32F)
+    # integral images give every window's sum and sum of squares
+    s1 = cv2.integral(lap, sdepth=cv2.CV_64F)
+    s2 = cv2.integral(lap.astype(np.float64) ** 2, sdepth=cv2.CV_64F)
+    h, w = g.shape
+    ys = np.arange(0, h - tile + 1, stride)
+    xs = np.arange(0, w - tile + 1, stride)
+    y0, x0 = ys[:, None], xs[None, :]
+    y1, x1 = y0 + tile, x0 + tile
+
+    def box(s):
+        return s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]
+    n = float(tile * tile)
+    m1 = box(s1) / n
+    return np.maximum(box(s2) / n - m1 * m1, 0.0)
+
+
+def label_pair(energy_a: np.ndarray, energy_b: np.ndarray, margin: float = MARGIN,
+               flat: float = FLAT) -> np.ndarray:
+    """Label tile positions of an A/B multi-focus pair from their energies.
+
+    Returns int8 array of the same shape: ``1`` = sharper in A (A in focus, B out),
+    ``-1`` = sharper in B, ``0`` = ambiguous or flat (dropped).
+    """
+    a = np.asarray(energy_a, np.float64)
+    b = np.asarray(energy_b, np.float64)
+    out = np.zeros(a.shape, np.int8)
+    informative = np.maximum(a, b) >= flat
+    out[informative & (a >= margin * b)] = 1
+    out[informative & (b >= margin * a)] = -1
+    return out
+
+
+def label_sweep(energies: np.ndarray, keep: float = PEAK_KEEP, out_frac: float = SWEEP_OUT,
+                min_range: float = SWEEP_MIN_RANGE, flat: float = FLAT) -> np.ndarray:
+    """Label each (frame, cell) of a focus sweep from its energy curve.
+
+    Args:
+        energies: ``(frames, cells)`` tile energies.
+
+    Returns:
+        int8 ``(frames, cells)``: ``1`` in focus (within one frame of the cell's peak and at
+        least ``keep`` x peak energy), ``0`` out of focus (at most ``out_frac`` x peak),
+        ``-1`` dropped (middle, or the whole cell when flat or when its energy varies by less
+        than ``min_range`` over the sweep).
+    """
+    e = np.asarray(energies, np.float64)
+    n = e.shape[0]
+    peak_idx = np.argmax(e, axis=0)
+    peak = e[peak_idx, np.arange(e.shape[1])]
+    lab = np.full(e.shape, -1, np.int8)
+    frames = np.arange(n)[:, None]
+    near = np.abs(frames - peak_idx[None, :]) <= 1
+    rel = e / np.maximum(peak[None, :], 1e-12)
+    lab[near & (rel >= keep)] = 1
+    lab[rel <= out_frac] = 0
+    valid = (peak >= flat) & (peak >= min_range * np.maximum(e.min(axis=0), 1e-12))
+    lab[:, ~valid] = -1
+    return lab
+
+
+def label_blur(radius_px, coc_in: float = COC_IN, coc_out: float = COC_OUT) -> np.ndarray:
+    """Synthetic label from the disk-PSF radius: 1 if ``<= coc_in``, 0 if ``>= coc_out``,
+    -1 (drop) in between."""
+    r = np.asarray(radius_px, np.float64)
+    return np.where(r <= coc_in, 1, np.where(r >= coc_out, 0, -1)).astype(np.int8)
+
+
+def scene_split(scene: str, val_fraction: float = VAL_FRACTION) -> str:
+    """Deterministic split of an MFIFB scene: hash of its name, stable across runs."""
+    h = int(hashlib.sha1(scene.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "val" if h < val_fraction else "train"
+
+
+def jpeg(img_u8: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of a uint8 luma image."""
+    import cv2
+    ok, buf = cv2.imencode(".jpg", img_u8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+def synth_tile(patch_u8: np.ndarray, radius: float, rng: np.random.Generator, tile: int, *,
+               gain: float = 1.0, exposure: float = 1.0, jpeg_quality=None) -> np.ndarray:
+    """Defocus a context patch by a disk PSF, add sensor noise, optionally JPEG it, and
+    return the central ``tile x tile`` crop (uint8)."""
+    from pifocus.sources.simulated import defocus, sensor
+    lum = patch_u8.astype(np.float32) / 255.0
+    blurred = defocus(lum, float(radius))
+    out = sensor(blurred, rng, exposure=exposure, analogue_gain=gain)
+    if jpeg_quality:
+        out = jpeg(out, jpeg_quality)
+    h, w = out.shape
+    y0, x0 = (h - tile) // 2, (w - tile) // 2
+    return out[y0:y0 + tile, x0:x0 + tile]
+
+
+def flat_tile(rng: np.random.Generator, tile: int) -> np.ndarray:
+    """A flat or smoothly shaded tile through the sensor model (always out of focus)."""
+    from pifocus.sources.simulated import sensor
+    level = rng.uniform(0.03, 0.95)
+    yy, xx = np.mgrid[0:tile, 0:tile].astype(np.float32) / tile - 0.5
+    slope = rng.uniform(-0.15, 0.15, 2) * (rng.random() < 0.5)
+    lum = np.clip(level + slope[0] * yy + slope[1] * xx, 0, 1).astype(np.float32)
+    gain = float(rng.choice([1, 2, 4, 8, 16, 32]))
+    out = sensor(lum, rng, exposure=float(rng.uniform(0.5, 1.5)), analogue_gain=gain)
+    if rng.random() < 0.4:
+        out = jpeg(out, int(rng.integers(50, 96)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Readers
+# ---------------------------------------------------------------------------------------
+
+def read_gray(path: Path) -> np.ndarray:
+    """8-bit luma of an image file (Rec. 601, as the camera's Y plane)."""
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ConfigError(f"image {str(path)!r} cannot be read; remove it or replace it with a "
+                          "readable JPEG/PNG/BMP")
+    return img
+
+
+def mfifb_scenes(root: Path):
+    """``[(scene, pathA, pathB)]`` of an MFIFB folder (``SET_NN/SET_NN_{A,B}.*``)."""
+    if not root.is_dir():
+        raise ConfigError(f"MFIFB folder {str(root)!r} not found; pass --data DIR holding "
+                          "multifocus-pairs/mfifb/SET_NN/SET_NN_A.* and _B.*")
+    out = []
+    for d in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
+        files = {f.stem[-2:]: f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS}
+        if "_A" in files and "_B" in files:
+            out.append((d.name, files["_A"], files["_B"]))
+    if not out:
+        raise ConfigError(f"MFIFB folder {str(root)!r} holds no SET_NN/SET_NN_A.*, _B.* pairs; "
+                          "check the --data path layout (see tools/dataset.py docstring)")
+    return out
+
+
+def sweep_frames(folder: Path):
+    """Frame files of a sweep folder in natural order (``expected*`` fused results skipped)."""
+    files = [f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS
+             and not f.stem.lower().startswith("expected")]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+# ---------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------
+
+class Collector:
+    """Accumulates tiles with their labels and provenance."""
+
+    def __init__(self):
+        self.tiles, self.labels, self.source, self.scene, self.split, self.blur = [], [], [], [], [], []
+        self.context = []  # (patch, scene, split) of in-focus real tiles for synthetic defocus
+
+    def add(self, tiles, labels, source, scene, split, blur=-1.0):
+        n = len(tiles)
+        if n == 0:
+            return
+        self.tiles.append(np.asarray(tiles, np.uint8))
+        self.labels.append(np.asarray(labels, np.uint8).reshape(n))
+        self.source += [source] * n
+        self.scene += [scene] * n
+        self.split += [split] * n
+        self.blur.append(np.broadcast_to(np.asarray(blur, np.float32), (n,)).copy())
+
+
+def crops(gray, ys, xs, size):
+    return np.stack([gray[y:y + size, x:x + size] for y, x in zip(ys, xs)]) if len(ys) else \
+        np.zeros((0, size, size), np.uint8)
+
+
+def build_mfifb(col: Collector, root: Path, tile: int, rng, max_per_scene: int, margin: float,
+                flat: float, ctx: int):
+    from tqdm import tqdm
+    stride = tile // 2
+    for scene, pa, pb in tqdm(mfifb_scenes(root), desc="mfifb pairs", unit="scene"):
+        a, b = read_gray(pa), read_gray(pb)
+        if a.shape != b.shape:
+            log.warning("%s: A %s and B %s differ in size; skipped", scene, a.shape, b.shape)
+            continue
+        split = scene_split(scene)
+        lab = label_pair(tile_energy(a, tile, stride), tile_energy(b, tile, stride), margin, flat)
+        iy, ix = np.nonzero(lab)
+        if len(iy) > max_per_scene:
+            keep = rng.choice(len(iy), max_per_scene, replace=False)
+            iy, ix = iy[keep], ix[keep]
+        ys, xs, lv = iy * stride, ix * stride, lab[iy, ix]
+        ta, tb = crops(a, ys, xs, tile), crops(b, ys, xs, tile)
+        col.add(ta, lv > 0, "mfifb", "mfifb:" + scene, split)
+        col.add(tb, lv < 0, "mfifb", "mfifb:" + scene, split)
+        # context patches around in-focus tiles, for synthetic defocus
+        pad = (ctx - tile) // 2
+        for y, x, l in zip(ys, xs, lv):
+            img = a if l > 0 else b
+            y0, x0 = y - pad, x - pad
+            if y0 >= 0 and x0 >= 0 and y0 + ctx <= img.shape[0] and x0 + ctx <= img.shape[1]:
+                col.context.append((img[y0:y0 + ctx, x0:x0 + ctx], "mfifb:" + scene, split))
+
+
+def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int, ctx: int):
+    from tqdm import tqdm
+    if not root.is_dir():
+        raise ConfigError(f"focus-sweeps folder {str(root)!r} not found; pass --data DIR holding "
+                          "focus-sweeps/NAME/frames")
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        scene, split = SWEEP_SCENES.get(folder.name, ("sweep:" + folder.name, scene_split(folder.name)))
+        files = sweep_frames(folder)
+        if len(files) < 3:
+            log.warning("%s: fewer than 3 frames; skipped", folder)
+            continue
+        frames = [read_gray(f) for f in tqdm(files, desc=f"sweep {folder.name}", unit="frame", leave=False)]
+        h = min(f.shape[0] for f in frames)
+        w = min(f.shape[1] for f in frames)
+        frames = [f[:h, :w] for f in frames]
+        stride = tile if min(h, w) > 600 else tile // 2
+        energies = np.stack([tile_energy(f, tile, stride) for f in frames])  # (F, rows, cols)
+        nf, rows, cols = energies.shape
+        lab = label_sweep(energies.reshape(nf, -1)).reshape(nf, rows, cols)
+        pad = (ctx - tile) // 2
+        n_in = n_out = 0
+        for fi, img in enumerate(frames):
+            for want in (1, 0):
+                iy, ix = np.nonzero(lab[fi] == want)
+                cap = max_per_frame if want == 1 else max(1, max_per_frame // 2)
+                if len(iy) > cap:
+                    keep = rng.choice(len(iy), cap, replace=False)
+                    iy, ix = iy[keep], ix[keep]
+                ys, xs = iy * stride, ix * stride
+                col.add(crops(img, ys, xs, tile), np.full(len(ys), want), "sweep", scene, split)
+                if want == 1:
+                    n_in += len(ys)
+                    for y, x in zip(ys, xs):
+                        y0, x0 = y - pad, x - pad
+                        if y0 >= 0 and x0 >= 0 and y0 + ctx <= h and x0 + ctx <= w:
+                            col.context.append((img[y0:y0 + ctx, x0:x0 + ctx], scene, split))
+                else:
+                    n_out += len(ys)
+        log.info("sweep %s: %d frames %dx%d, %d in / %d out tiles", folder.name, nf, w, h, n_in, n_out)
+
+
+def build_synthetic(col: Collector, tile: int, rng, n_variants: int, n_flat: int):
+    """Defocus the collected in-focus context patches; add flat tiles."""
+    from tqdm import tqdm
+    radii_in = np.array([0.0, 0.0, 0.35, 0.5, 0.75])
+    radii_out = np.array([2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0])
+    gains = np.array([1, 1, 2, 4, 8, 16])
+    for patch, scene, split in tqdm(col.context, desc="synthetic defocus", unit="patch"):
+        for _ in range(n_variants):
+            if rng.random() < 0.45:
+                r = float(rng.choice(radii_in))
+            else:
+                r = float(rng.choice(radii_out) * rng.uniform(1.0, 1.2))
+            q = int(rng.integers(50, 96)) if rng.random() < 0.5 else None
+            t = synth_tile(patch, r, rng, tile, gain=float(rng.choice(gains)),
+                           exposure=float(np.exp(rng.uniform(np.log(0.5), np.log(1.6)))), jpeg_quality=q)
+            lab = int(label_blur(r))
+            if lab >= 0:
+                col.add(t[None], [lab], "synthetic", scene, split, blur=r)
+    for i in tqdm(range(n_flat), desc="synthetic flat", unit="tile"):
+        split = "val" if i % 4 == 0 else "train"
+        col.add(flat_tile(rng, tile)[None], [0], "synthetic-flat", f"flat:{i % 40}", split, blur=-1.0)
+
+
+def summary(tiles_src, labels, split) -> str:
+    """Per-source, per-split class balance as a text table."""
+    rows = ["source            split   tiles   in-focus  out-focus  %in"]
+    c = Counter(zip(tiles_src, split, labels))
+    for src in sorted(set(tiles_src)):
+        for sp in ("train", "val"):
+            pos, neg = c[(src, sp, 1)], c[(src, sp, 0)]
+            if pos + neg:
+                rows.append(f"{src:17s} {sp:5s} {pos + neg:7d} {pos:9d} {neg:10d}  {100 * pos / (pos + neg):4.1f}")
+    return "\n".join(rows)
+
+
+def contact_sheet(path: Path, tiles, labels, source, rng, per_group: int = 24, zoom: int = 3):
+    """PNG grid of random tiles: one row block per (source, label); green border = in focus."""
+    import cv2
+    t = tiles.shape[1]
+    cell = t * zoom + 6
+    groups = [(s, l) for s in sorted(set(source.tolist())) for l in (1, 0)]
+    cols = 12
+    blocks = []
+    for s, l in groups:
+        idx = np.nonzero((source == s) & (labels == l))[0]
+        if len(idx) == 0:
+            continue
+        idx = rng.choice(idx, min(per_group, len(idx)), replace=False)
+        nrows = math.ceil(len(idx) / cols)
+        block = np.full((nrows * cell + 22, cols * cell, 3), 40, np.uint8)
+        cv2.putText(block, f"{s}  label={'IN focus' if l else 'OUT of focus'}", (4, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        color = (0, 200, 0) if l else (0, 0, 220)
+        for k, i in enumerate(idx):
+            r, c = divmod(k, cols)
+            y, x = 22 + r * cell, c * cell
+            block[y:y + cell, x:x + cell] = color
+            big = cv2.resize(tiles[i], (t * zoom, t * zoom), interpolation=cv2.INTER_NEAREST)
+            block[y + 3:y + 3 + t * zoom, x + 3:x + 3 + t * zoom] = big[..., None]
+        blocks.append(block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(blocks, axis=0))
+
+
+def build(data: Path, out: Path, tile: int = 32, seed: int = 0, sheet=None, max_per_scene: int = 400,
+          max_per_frame: int = 60, n_variants: int = 1, n_flat: int = 3000, margin: float = MARGIN,
+          flat: float = FLAT, sources=("mfifb", "sweep", "synthetic")) -> dict:
+    """Build the tile set; returns its metadata dict."""
+    rng = np.random.default_rng(seed)
+    col = Collector()
+    ctx = tile + 2 * 24  # context so a blur of radius <= 12 px sees real neighbours
+    t0 = time.time()
+    if "mfifb" in sources:
+        build_mfifb(col, data / "multifocus-pairs" / "mfifb", tile, rng, max_per_scene, margin, flat, ctx)
+    if "sweep" in sources:
+        build_sweeps(col, data / "focus-sweeps", tile, rng, max_per_frame, ctx)
+    if "synthetic" in sources:
+        build_synthetic(col, tile, rng, n_variants, n_flat)
+    if not col.tiles:
+        raise ConfigError(f"no tiles were produced from {str(data)!r}; check --data and --sources")
+    tiles = np.concatenate(col.tiles)
+    labels = np.concatenate(col.labels)
+    blur = np.concatenate(col.blur)
+    source = np.array(col.source)
+    scene = np.array(col.scene)
+    split = np.array(col.split)
+    overlap = set(scene[split == "train"]) & set(scene[split == "val"])
+    assert not overlap, f"scenes in both splits: {sorted(overlap)[:5]}"
+    meta = dict(tile_px=tile, seed=seed, margin=margin, flat=flat, peak_keep=PEAK_KEEP,
+                sweep_out=SWEEP_OUT, sweep_min_range=SWEEP_MIN_RANGE, coc_in=COC_IN, coc_out=COC_OUT,
+                data=str(data), n=int(len(labels)), seconds=round(time.time() - t0, 1),
+                val_scenes=sorted(set(scene[split == "val"])),
+                balance=summary(source.tolist(), labels.tolist(), split.tolist()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, tiles=tiles, labels=labels, source=source, scene=scene, split=split,
+                        blur_px=blur, tile_px=np.int32(tile), meta=np.array(json.dumps(meta)))
+    if sheet:
+        contact_sheet(Path(sheet), tiles, labels, source, np.random.default_rng(seed + 1))
+    return meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                   help="folder holding multifocus-pairs/mfifb and focus-sweeps")
+    p.add_argument("--out", type=Path, default=ROOT / "build" / "tiles.npz")
+    p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG of labelled tiles")
+    p.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sources", default="mfifb,sweep,synthetic")
+    p.add_argument("--margin", type=float, default=MARGIN, help="A/B energy ratio for a label")
+    p.add_argument("--flat", type=float, default=FLAT, help="Laplacian variance below which tiles are flat")
+    p.add_argument("--max-per-scene", type=int, default=400)
+    p.add_argument("--max-per-frame", type=int, default=60)
+    p.add_argument("--variants", type=int, default=1, help="synthetic variants per in-focus tile")
+    p.add_argument("--flat-tiles", type=int, default=3000)
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
+    try:
+        meta = build(a.data, a.out, a.tile, a.seed, a.sheet, a.max_per_scene, a.max_per_frame,
+                     a.variants, a.flat_tiles, a.margin, a.flat, tuple(a.sources.split(",")))
+    except ConfigError as e:
+        print(f"dataset: error: {e}", file=sys.stderr)
+        return 2
+    print(meta["balance"])
+    print(f"{meta['n']} tiles -> {a.out} ({meta['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
