@@ -1,0 +1,121 @@
+"""The ``pifocus`` command: one subcommand per job.
+
+``main(argv) -> int``.  Every subcommand takes ``--json`` (machine-readable results on
+stdout, logs on stderr) and ``--debug`` (tracebacks).  A deliberate error prints one line
+``pifocus: error: ...`` on stderr and exits with status 2 (1 for unexpected failures).
+"""
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .commands import COMMANDS
+from .console import Console
+from .exc import ConfigError, PiFocusError
+
+log = logging.getLogger("pifocus")
+
+EPILOG = """\
+examples:
+  pifocus run --source sim --frames 120      focus pull on the built-in simulated lens
+  pifocus score photo.jpg shots/ --json      judge stills or folders
+  pifocus bench --source sim --frames 60     per-stage timings against a plain Laplacian
+  pifocus run --source picamera2 --config /etc/pifocus/pifocus.toml
+
+Source strings: sim[:IMAGE], picamera2[:N], opencv:INDEX_OR_URL, a folder of images
+(natural order, sweep.csv when present), or a video file.
+"""
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<N>`` syslog priority prefixes, which journald turns into log levels."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record):
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>" + super().format(record)
+
+
+def setup_logging(verbosity: int = 0, debug: bool = False) -> None:
+    """Log to stderr; with journald prefixes when running under systemd (JOURNAL_STREAM)."""
+    level = logging.DEBUG if debug or verbosity > 1 else logging.INFO if verbosity == 1 else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_pifocus", False):
+            root.removeHandler(h)
+    handler._pifocus = True
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def build_parser():
+    """The argument parser with every available subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="machine-readable output: JSON objects, one per line, on stdout")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+
+    parser = argparse.ArgumentParser(
+        prog="pifocus",
+        description="Live focus assistant for Raspberry Pi cameras: tells you, with no screen, "
+                    "whether the subject is sharp, and can turn the focus itself.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pifocus {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f".commands.{modname}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("pifocus.commands."):
+                continue  # that job is not part of this build
+            raise
+        p = sub.add_parser(name, parents=[common], help=mod.HELP,
+                           description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        modules[name] = mod
+    return parser, modules
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ``pifocus`` command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    setup_logging(args.verbose, args.debug)
+    console = Console(json_mode=args.json)
+    try:
+        return int(modules[args.command].run(args, console) or 0)
+    except KeyboardInterrupt:
+        console.note("pifocus: interrupted")
+        return 130
+    except PiFocusError as e:
+        if args.debug:
+            log.exception("error")
+        sys.stderr.write(f"pifocus: error: {e}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # unexpected: one line unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"pifocus: error: unexpected {type(e).__name__}: {e} (run with --debug for details)\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
