@@ -57,9 +57,9 @@ log = logging.getLogger("dataset")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
 
 #: A sharper/blurrier energy ratio of at least this labels an MFIFB tile pair.
-MARGIN = 2.5
+MARGIN = 3.0
 #: Laplacian-variance (8-bit DN^2) below which a tile is flat in both images: dropped.
-FLAT = 40.0
+FLAT = 60.0
 #: Sweep: in focus = within one frame of the cell's peak and >= PEAK_KEEP of its energy.
 PEAK_KEEP = 0.7
 #: Sweep: out of focus = energy <= SWEEP_OUT x peak.
@@ -70,6 +70,8 @@ SWEEP_MIN_RANGE = 6.0
 COC_IN = 0.75
 #: ... and at or above which it is out of focus; radii in between are not generated.
 COC_OUT = 2.0
+#: Synthetic in-focus tiles need clean-texture energy >= this x the noise's energy.
+SYNTH_MIN_SNR = 3.0
 #: Sweeps and their scene ids and splits (both PCB sweeps show the same board: one scene).
 SWEEP_SCENES = {
     "pcb-7": ("sweep:pcb", "val"),
@@ -153,7 +155,7 @@ def label_sweep(energies: np.ndarray, keep: float = PEAK_KEEP, out_frac: float =
     rel = e / np.maximum(peak[None, :], 1e-12)
     lab[near & (rel >= keep)] = 1
     lab[rel <= out_frac] = 0
-    valid = (peak >= flat) & (peak >= min_range * np.maximum(e.min(axis=0), 1e-12))
+    valid = (peak >= 1.5 * flat) & (peak >= min_range * np.maximum(e.min(axis=0), 1e-12))
     lab[:, ~valid] = -1
     return lab
 
@@ -179,9 +181,13 @@ def jpeg(img_u8: np.ndarray, quality: int) -> np.ndarray:
 
 
 def synth_tile(patch_u8: np.ndarray, radius: float, rng: np.random.Generator, tile: int, *,
-               gain: float = 1.0, exposure: float = 1.0, jpeg_quality=None) -> np.ndarray:
+               gain: float = 1.0, exposure: float = 1.0, jpeg_quality=None, return_snr: bool = False):
     """Defocus a context patch by a disk PSF, add sensor noise, optionally JPEG it, and
-    return the central ``tile x tile`` crop (uint8)."""
+    return the central ``tile x tile`` crop (uint8).
+
+    With ``return_snr`` also return the ratio of the clean tile's Laplacian variance to the
+    Laplacian variance the noise added (how clearly texture stands above noise).
+    """
     from pifocus.sources.simulated import defocus, sensor
     lum = patch_u8.astype(np.float32) / 255.0
     blurred = defocus(lum, float(radius))
@@ -190,7 +196,13 @@ def synth_tile(patch_u8: np.ndarray, radius: float, rng: np.random.Generator, ti
         out = jpeg(out, jpeg_quality)
     h, w = out.shape
     y0, x0 = (h - tile) // 2, (w - tile) // 2
-    return out[y0:y0 + tile, x0:x0 + tile]
+    t = out[y0:y0 + tile, x0:x0 + tile]
+    if not return_snr:
+        return t
+    clean = np.clip(blurred * exposure * 255.0, 0, 255)[y0:y0 + tile, x0:x0 + tile]
+    e_clean = float(tile_energy(clean, tile, tile)[0, 0])
+    e_noise = max(float(tile_energy(t, tile, tile)[0, 0]) - e_clean, 1e-6)
+    return t, e_clean / e_noise
 
 
 def flat_tile(rng: np.random.Generator, tile: int) -> np.ndarray:
@@ -354,9 +366,12 @@ def build_synthetic(col: Collector, tile: int, rng, n_variants: int, n_flat: int
             else:
                 r = float(rng.choice(radii_out) * rng.uniform(1.0, 1.2))
             q = int(rng.integers(50, 96)) if rng.random() < 0.5 else None
-            t = synth_tile(patch, r, rng, tile, gain=float(rng.choice(gains)),
-                           exposure=float(np.exp(rng.uniform(np.log(0.5), np.log(1.6)))), jpeg_quality=q)
+            t, snr = synth_tile(patch, r, rng, tile, gain=float(rng.choice(gains)),
+                                exposure=float(np.exp(rng.uniform(np.log(0.5), np.log(1.6)))),
+                                jpeg_quality=q, return_snr=True)
             lab = int(label_blur(r))
+            if lab == 1 and snr < SYNTH_MIN_SNR:
+                continue  # texture drowned in noise: not a clear in-focus example
             if lab >= 0:
                 col.add(t[None], [lab], "synthetic", scene, split, blur=r)
     for i in tqdm(range(n_flat), desc="synthetic flat", unit="tile"):
