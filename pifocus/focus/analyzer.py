@@ -132,6 +132,7 @@ class FocusAnalyzer:
         self._geom = None
         self._weights = None
         self._noise_k = None
+        self._workspace = m.Workspace()
 
     @property
     def mode(self) -> str:
@@ -190,7 +191,7 @@ class FocusAnalyzer:
         g, weights = self._geometry(*luma.shape)
 
         # 1. prefilter: one vectorized pass, then the noise model and the texture gate.
-        st = m.tile_stats(luma, g)
+        st = m.tile_stats(luma, g, self._workspace)
         k = m.noise_model(st.noise_var, st.mean, percentile=p.noise_percentile,
                           offset_dn=p.noise_offset_dn, min_sigma_dn=p.min_noise_sigma_dn)
         if track:

@@ -111,12 +111,35 @@ def _block_means(a: np.ndarray, ny: int, nx: int) -> np.ndarray:
     return cv2.resize(a, (nx, ny), interpolation=cv2.INTER_AREA)
 
 
-def tile_stats(luma: np.ndarray, g: GridGeometry) -> TileStats:
+class Workspace:
+    """Reusable per-geometry buffers for :func:`tile_stats`.
+
+    Allocating multi-megabyte float arrays every frame costs page faults that can exceed
+    the filtering itself; a live loop keeps one workspace and the arrays are reused.
+    """
+
+    def __init__(self):
+        self._key = None
+        self.lap = self.imm = self.sq = None
+
+    def arrays(self, shape):
+        """Laplacian (float32), Immerkær (int16) and squared-Laplacian (float32) buffers of
+        ``shape`` (the grid area with its border), allocated when the shape changes only."""
+        if self._key != shape:
+            self.lap = np.empty(shape, np.float32)
+            self.imm = np.empty(shape, np.int16)
+            self.sq = np.empty(shape, np.float32)
+            self._key = shape
+        return self.lap, self.imm, self.sq
+
+
+def tile_stats(luma: np.ndarray, g: GridGeometry, workspace: "Workspace" = None) -> TileStats:
     """Laplacian variance, noise estimate and brightness of every tile, vectorized.
 
     One ``cv2.Laplacian`` and one Immerkær ``cv2.filter2D`` over the grid area (with a
     one-pixel border from the frame so tile edges see real neighbours), then per-block
-    box means.  No Python loop over tiles.
+    box means.  No Python loop over tiles.  Pass a :class:`Workspace` to reuse buffers
+    from frame to frame.
     """
     import cv2
 
@@ -127,14 +150,22 @@ def tile_stats(luma: np.ndarray, g: GridGeometry) -> TileStats:
     area = luma[y0:y1, x0:x1]
     ox, oy = g.x - x0, g.y - y0
     inner = (slice(oy, oy + g.height), slice(ox, ox + g.width))
+    lap_buf, imm_buf, sq_buf = (workspace or Workspace()).arrays(area.shape)
 
-    lap = cv2.Laplacian(area, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)[inner]
-    imm = cv2.filter2D(area, cv2.CV_32F, IMMERKAER_KERNEL, borderType=cv2.BORDER_REPLICATE)[inner]
+    cv2.Laplacian(area, cv2.CV_32F, dst=lap_buf, ksize=1, borderType=cv2.BORDER_REPLICATE)
+    # Integer kernel on 8-bit input: |result| <= 16*255 fits int16 exactly, and is faster.
+    cv2.filter2D(area, cv2.CV_16S, IMMERKAER_KERNEL, dst=imm_buf, borderType=cv2.BORDER_REPLICATE)
+    cv2.multiply(lap_buf, lap_buf, dst=sq_buf)
+    np.abs(imm_buf, out=imm_buf)
+    lap, sq, imm = lap_buf[inner], sq_buf[inner], imm_buf[inner]
 
     nby, nbx = g.rows * (g.cell_h // g.block), g.cols * (g.cell_w // g.block)
     lap_b = _block_means(lap, nby, nbx)
-    lap2_b = _block_means(cv2.multiply(lap, lap), nby, nbx)
-    imm_cell = _block_means(np.abs(imm, out=imm), g.rows, g.cols)
+    lap2_b = _block_means(sq, nby, nbx)
+    # int16 box means round to whole DN per block; averaging blocks per tile in float keeps
+    # the estimate unbiased enough for a noise floor.
+    imm_cell = _block_means(imm, nby, nbx).reshape(g.rows, nby // g.rows, g.cols, nbx // g.cols) \
+        .mean(axis=(1, 3), dtype=np.float64)
     # uint8 box means round to whole DN: plenty for a noise model.
     mean_cell = _block_means(luma[g.y:g.y + g.height, g.x:g.x + g.width], g.rows, g.cols)
 

@@ -1,0 +1,369 @@
+"""Evaluate a focus model against the Laplacian-variance baseline.
+
+On a tile set (``.npz`` from ``tools/dataset.py``: ``tiles``, ``labels``, ``source``,
+``split``) or on folders of images (``DIR/in_focus/*`` and ``DIR/out_of_focus/*``; images
+larger than a tile are cut into a grid of tiles, flat tiles dropped), report side by side:
+
+* the CNN: ROC AUC, accuracy at the model's shipped threshold;
+* a Laplacian-variance threshold baseline: ROC AUC, accuracy at a threshold tuned on the
+  **training split only** (or, for folders, the one stored in the model's metadata JSON,
+  or ``--lap-threshold``);
+
+overall and per source, and write a ROC plot PNG.  numpy only (matplotlib for the plot,
+imported when the plot is written); no TensorFlow.
+
+Usage::
+
+    python tools/evaluate.py --tiles build/tiles.npz --split val --plot build/roc.png
+    pifocus evaluate --images DIR --json
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..exc import ConfigError, ModelError, PiFocusError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+#: Folder names that mean "in focus" / "out of focus" in an image-folder evaluation set.
+IN_NAMES = ("in_focus", "in", "sharp", "1")
+OUT_NAMES = ("out_of_focus", "out", "blurred", "blur", "0")
+#: Tiles with a Laplacian variance below this are dropped from image folders (flat).
+FLAT_LAPVAR = 60.0
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics (numpy only)
+# ---------------------------------------------------------------------------------------
+
+def _check(scores, labels):
+    s = np.asarray(scores, np.float64).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"scores ({s.shape}) and labels ({y.shape}) differ in length")
+    return s, y
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve (probability a random positive outscores a random negative,
+    ties counting one half), by the rank-sum formula.  ``nan`` if a class is missing."""
+    s, y = _check(scores, labels)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_curve(scores, labels):
+    """``(fpr, tpr, thresholds)``: one point per distinct score, from (0, 0) to (1, 1);
+    a tile is called positive when its score is ``>=`` the threshold."""
+    s, y = _check(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.nonzero(np.diff(s))[0]
+    idx = np.r_[distinct, len(s) - 1]
+    tps = np.cumsum(y)[idx]
+    fps = (idx + 1) - tps
+    p, n = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    tpr = np.r_[0.0, tps / p]
+    fpr = np.r_[0.0, fps / n]
+    thr = np.r_[np.inf, s[idx]]
+    return fpr, tpr, thr
+
+
+def accuracy(scores, labels, threshold: float) -> float:
+    """Fraction of tiles where ``score >= threshold`` equals the label."""
+    s, y = _check(scores, labels)
+    if len(s) == 0:
+        return float("nan")
+    return float(np.mean((s >= threshold) == y))
+
+
+def best_threshold(scores, labels) -> float:
+    """The threshold with the highest accuracy (midway between adjacent distinct scores)."""
+    s, y = _check(scores, labels)
+    if len(s) == 0:
+        raise ValueError("cannot tune a threshold on no tiles")
+    order = np.argsort(s, kind="mergesort")
+    s, y = s[order], y[order]
+    # calling everything at index >= k positive: correct = negatives below k + positives from k
+    neg_below = np.r_[0, np.cumsum(~y)]
+    pos_from = np.r_[np.cumsum(y[::-1])[::-1], 0]
+    correct = neg_below + pos_from
+    # only split between distinct values
+    valid = np.r_[True, s[1:] != s[:-1], True]
+    correct = np.where(valid, correct, -1)
+    k = int(np.argmax(correct))
+    if k == 0:
+        return float(s[0])
+    if k == len(s):
+        return float(np.nextafter(s[-1], np.inf))
+    return float((s[k - 1] + s[k]) / 2.0)
+
+
+def laplacian_variance(tiles) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian over each tile's interior (the kernel of
+    ``cv2.Laplacian(ksize=1)``), vectorized over ``(N, h, w)`` tiles; float64 (N,)."""
+    t = np.asarray(tiles, np.float32)
+    if t.ndim == 4:
+        t = t[..., 0]
+    lap = (t[:, :-2, 1:-1] + t[:, 2:, 1:-1] + t[:, 1:-1, :-2] + t[:, 1:-1, 2:]
+           - 4.0 * t[:, 1:-1, 1:-1])
+    return lap.reshape(len(t), -1).astype(np.float64).var(axis=1)
+
+
+def metrics(scores, labels, threshold: float) -> Dict[str, float]:
+    """AUC, accuracy at ``threshold``, counts."""
+    s, y = _check(scores, labels)
+    return {"auc": roc_auc(s, y), "accuracy": accuracy(s, y, threshold), "n": int(len(s)),
+            "n_in_focus": int(y.sum()), "threshold": float(threshold)}
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+def load_tileset(path) -> dict:
+    """Read a ``.npz`` tile set; raises ConfigError naming the path on a bad file."""
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+        d = {k: z[k] for k in z.files}
+    except FileNotFoundError as e:
+        raise ConfigError(f"tile set {str(path)!r} not found; build one with tools/dataset.py") from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"tile set {str(path)!r} is not a readable .npz ({e}); rebuild it "
+                          "with tools/dataset.py") from e
+    missing = [k for k in ("tiles", "labels") if k not in d]
+    if missing:
+        raise ConfigError(f"tile set {str(path)!r} lacks {', '.join(missing)}; expected the "
+                          "arrays written by tools/dataset.py")
+    n = len(d["labels"])
+    d.setdefault("source", np.array(["tiles"] * n))
+    d.setdefault("split", np.array(["val"] * n))
+    if d["tiles"].ndim != 3 or len(d["tiles"]) != n:
+        raise ConfigError(f"tile set {str(path)!r}: tiles must be (N, h, w) with N = len(labels)")
+    return d
+
+
+def grid_tiles(gray: np.ndarray, tile: int, flat: float = FLAT_LAPVAR) -> np.ndarray:
+    """Non-overlapping ``tile`` grid over an image, flat tiles (Laplacian variance < ``flat``)
+    dropped; a tile-sized image is returned as is."""
+    h, w = gray.shape
+    if h < tile or w < tile:
+        return np.zeros((0, tile, tile), np.uint8)
+    rows, cols = h // tile, w // tile
+    t = gray[:rows * tile, :cols * tile].reshape(rows, tile, cols, tile).swapaxes(1, 2)
+    t = t.reshape(-1, tile, tile)
+    if len(t) == 1:
+        return t
+    return t[laplacian_variance(t) >= flat]
+
+
+def load_image_folders(root, tile: int) -> dict:
+    """Tiles from ``root/in_focus/*`` (label 1) and ``root/out_of_focus/*`` (label 0);
+    ``source`` is the class folder's parent, e.g. ``root`` itself or ``root/SETNAME``."""
+    import cv2
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"image folder {str(root)!r} not found; pass a folder holding "
+                          "in_focus/ and out_of_focus/ subfolders of images")
+    groups = []
+    for d in sorted([root] + [p for p in root.iterdir() if p.is_dir()]):
+        for label, names in ((1, IN_NAMES), (0, OUT_NAMES)):
+            for name in names:
+                if (d / name).is_dir():
+                    groups.append((d.name, label, d / name))
+    if not groups:
+        raise ConfigError(f"image folder {str(root)!r} has no in_focus/ and out_of_focus/ "
+                          "subfolders; put sharp images in ROOT/in_focus and blurred ones in "
+                          "ROOT/out_of_focus (or per set: ROOT/SET/in_focus ...)")
+    tiles, labels, source = [], [], []
+    for src, label, d in groups:
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() not in IMAGE_EXTS:
+                continue
+            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                log.warning("%s: unreadable image, skipped", f)
+                continue
+            t = grid_tiles(img, tile)
+            tiles.append(t)
+            labels += [label] * len(t)
+            source += [src] * len(t)
+    if not labels:
+        raise ConfigError(f"image folder {str(root)!r}: no readable, textured images of at least "
+                          f"{tile}x{tile} pixels in its in_focus/out_of_focus folders")
+    return {"tiles": np.concatenate(tiles), "labels": np.array(labels, np.uint8),
+            "source": np.array(source), "split": np.array(["val"] * len(labels))}
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+
+def compare(p_cnn, lapvar, labels, source, cnn_threshold: float, lap_threshold: float,
+            real_mask=None) -> dict:
+    """Side-by-side metrics, overall, on real tiles, and per source."""
+    labels = np.asarray(labels).astype(bool)
+    source = np.asarray(source)
+    loglap = np.log10(np.asarray(lapvar, np.float64) + 1e-3)
+    lt = float(np.log10(lap_threshold + 1e-3))
+    groups = {"all": np.ones(len(labels), bool)}
+    if real_mask is not None and real_mask.any() and not real_mask.all():
+        groups["real"] = np.asarray(real_mask, bool)
+    for s in sorted(set(source.tolist())):
+        groups[s] = source == s
+    out = {}
+    for name, m in groups.items():
+        out[name] = {"cnn": metrics(p_cnn[m], labels[m], cnn_threshold),
+                     "laplacian": metrics(loglap[m], labels[m], lt)}
+        out[name]["laplacian"]["threshold"] = float(lap_threshold)
+    return out
+
+
+def format_table(result: dict) -> str:
+    rows = [f"{'group':18s} {'tiles':>7s} {'%in':>5s} | {'CNN AUC':>8s} {'CNN acc':>8s} | "
+            f"{'Lap AUC':>8s} {'Lap acc':>8s} | {'acc gain':>8s}"]
+    for name, r in result.items():
+        c, l = r["cnn"], r["laplacian"]
+        pin = 100.0 * c["n_in_focus"] / max(c["n"], 1)
+        rows.append(f"{name:18s} {c['n']:7d} {pin:5.1f} | {c['auc']:8.4f} {100 * c['accuracy']:7.2f}% | "
+                    f"{l['auc']:8.4f} {100 * l['accuracy']:7.2f}% | "
+                    f"{100 * (c['accuracy'] - l['accuracy']):+7.2f}")
+    return "\n".join(rows)
+
+
+def plot_roc(path, curves: dict, title: str = "Focus tile classifier: ROC") -> None:
+    """Write a ROC plot PNG; ``curves`` maps a label to ``(scores, labels)``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    for name, (s, y) in curves.items():
+        fpr, tpr, _ = roc_curve(s, y)
+        ls = "--" if "Laplacian" in name else "-"
+        ax.plot(fpr, tpr, ls, lw=1.6, label=f"{name} (AUC {roc_auc(s, y):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set_xlabel("false positive rate (out-of-focus tiles called sharp)")
+    ax.set_ylabel("true positive rate (in-focus tiles called sharp)")
+    ax.set_title(title)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
+             lap_threshold: Optional[float] = None, plot=None, num_threads: int = 1,
+             predict=None, info=None) -> dict:
+    """Run the evaluation; returns a JSON-ready dict (see :func:`compare`).
+
+    ``predict``/``info`` let a caller (training) pass an in-memory model instead of a file.
+    """
+    from . import ModelInfo, default_model_path, metadata_path_for
+    if predict is None:
+        from .litert import LiteRTClassifier
+        path = Path(model_path) if model_path else default_model_path()
+        clf = LiteRTClassifier(path, num_threads=num_threads)
+        info, predict = clf.info, clf.predict
+    elif info is None:
+        info = ModelInfo()
+    if (tiles_path is None) == (images is None):
+        raise ConfigError("evaluate: give exactly one of --tiles FILE.npz or --images DIR")
+    if tiles_path is not None:
+        data = load_tileset(tiles_path)
+        if data["tiles"].shape[1] != info.tile_px:
+            raise ConfigError(f"tile set {str(tiles_path)!r} has {data['tiles'].shape[1]} px tiles "
+                              f"but the model takes {info.tile_px} px; rebuild it with "
+                              f"tools/dataset.py --tile {info.tile_px}")
+        split_arr = data["split"].astype(str)
+        train = split_arr == "train"
+        if lap_threshold is None:
+            if not train.any():
+                raise ConfigError(f"tile set {str(tiles_path)!r} has no train split to tune the "
+                                  "Laplacian threshold on; pass --lap-threshold")
+            lv_train = laplacian_variance(data["tiles"][train])
+            lap_threshold = float(10 ** best_threshold(np.log10(lv_train + 1e-3), data["labels"][train]))
+        sel = split_arr == split if split != "all" else np.ones(len(split_arr), bool)
+        if not sel.any():
+            raise ConfigError(f"tile set {str(tiles_path)!r} has no {split!r} tiles; use --split all")
+        tiles, labels, source = data["tiles"][sel], data["labels"][sel], data["source"][sel].astype(str)
+    else:
+        data = load_image_folders(images, info.tile_px)
+        if lap_threshold is None:
+            lap_threshold = info.extra.get("laplacian_baseline_threshold")
+            if lap_threshold is None:
+                raise ConfigError(f"{str(metadata_path_for(model_path or default_model_path()))!r} "
+                                  "has no laplacian_baseline_threshold; pass --lap-threshold")
+        tiles, labels, source = data["tiles"], data["labels"], data["source"].astype(str)
+    p = np.asarray(predict(tiles), np.float64)
+    lv = laplacian_variance(tiles)
+    real = ~np.char.startswith(source.astype(str), "synthetic")
+    result = compare(p, lv, labels, source, info.threshold, float(lap_threshold), real)
+    if plot:
+        y = labels.astype(bool)
+        curves = {}
+        for name, m in (("real", real), ("synthetic", ~real)):
+            if m.any() and len(set(y[m].tolist())) == 2:
+                curves[f"CNN, {name} tiles"] = (p[m], y[m])
+                curves[f"Laplacian var, {name} tiles"] = (lv[m], y[m])
+        plot_roc(plot, curves, title=f"Focus tiles ({split} split): CNN vs Laplacian variance")
+    return {"split": split, "cnn_threshold": info.threshold, "laplacian_threshold": float(lap_threshold),
+            "groups": result}
+
+
+def main(argv=None) -> int:
+    """``pifocus evaluate`` / ``tools/evaluate.py``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="pifocus evaluate", description="Evaluate a focus model "
+                                "against a tuned Laplacian-variance baseline (ROC AUC, accuracy, "
+                                "per source).")
+    p.add_argument("--model", help="the .tflite model (default: the shipped one)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--tiles", help="a tile set .npz from tools/dataset.py")
+    g.add_argument("--images", help="a folder with in_focus/ and out_of_focus/ image subfolders")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"),
+                   help="which split of a tile set to evaluate (default val)")
+    p.add_argument("--lap-threshold", type=float, default=None,
+                   help="Laplacian-variance threshold for the baseline (default: tuned on the "
+                   "train split of --tiles, or the model metadata's for --images)")
+    p.add_argument("--plot", help="write the ROC plot to this PNG")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    a = p.parse_args(argv)
+    try:
+        res = evaluate(a.model, a.tiles, a.images, a.split, a.lap_threshold, a.plot, a.threads)
+    except PiFocusError as e:
+        print(f"pifocus: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(res))
+    else:
+        print(f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
+              f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)")
+        print(format_table(res["groups"]))
+        if a.plot:
+            print(f"ROC plot -> {a.plot}")
+    return 0
+
+
+__all__ = ["roc_auc", "roc_curve", "accuracy", "best_threshold", "laplacian_variance",
+           "evaluate", "main", "ModelError"]
