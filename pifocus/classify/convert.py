@@ -1,0 +1,378 @@
+"""Convert a desktop-trained focus model to a full-int8 TFLite model for the Pi.
+
+Takes a Keras model (``.keras``, legacy ``.h5``) or a SavedModel folder whose single input
+is a ``(batch, tile, tile, 1)`` luma tile (already normalized by
+:func:`pifocus.classify.normalize_tiles`) and whose single output is one in-focus
+probability per tile.  Quantizes to full int8 (int8 input and output, int8 kernels only)
+with a representative dataset drawn from calibration images or tiles, writes the ``.tflite``
+and its metadata JSON, then checks itself:
+
+* agreement of the int8 model with the float model on held-back tiles (same verdict at the
+  threshold), and the largest probability difference;
+* model file size;
+* per-tile latency under the LiteRT interpreter with one thread (batch 1, and batched).
+
+A model with more than one input, a non-image input, more than one output value per tile,
+or ops that have no int8 kernel is refused with the reason; ``--quantize float16`` or
+``float32`` writes an unquantized model instead.
+
+TensorFlow is imported only inside the functions here (``import pifocus.classify`` never
+imports it); it is needed on the desktop only (``pip install 'pifocus[train]'``).
+
+Usage::
+
+    pifocus convert MODEL.keras --calib TILES.npz|IMAGE_DIR --out models/focus_cnn_int8.tflite
+    python tools/convert.py build/focusnet.keras --calib build/tiles.npz --out focus.tflite
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..exc import ConfigError, ModelError, PiFocusError
+from . import ModelInfo, metadata_path_for, normalize_tiles
+
+log = logging.getLogger(__name__)
+
+QUANTIZE = ("int8", "float16", "float32")
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ModelError("converting a model needs TensorFlow, which is not installed; on a "
+                         "desktop run: pip install 'pifocus[train]'") from e
+    return tf
+
+
+class LoadedModel:
+    """A float model to convert: its TFLite converter factory, a float predict, its tile size."""
+
+    def __init__(self, path: Path, kind: str, tile_px: int, predict, make_converter, train_info: dict):
+        self.path, self.kind, self.tile_px = path, kind, tile_px
+        self.predict, self.make_converter, self.train_info = predict, make_converter, train_info
+
+
+def _check_io(path: Path, in_shapes, out_shapes) -> int:
+    """Validate one image input (batch, t, t, 1) and one value per tile; returns t."""
+    if len(in_shapes) != 1:
+        raise ModelError(f"model {str(path)!r} has {len(in_shapes)} inputs; a focus model takes a "
+                         "single image tensor (batch, tile, tile, 1) -- re-export it with one input")
+    shape = [None if s is None else int(s) for s in in_shapes[0]]
+    if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[1] != shape[2]:
+        raise ModelError(f"model {str(path)!r} input shape {tuple(shape)} is not a single square "
+                         "luma image (batch, tile, tile, 1); re-export it with keras.Input((tile, tile, 1))")
+    if not 8 <= shape[1] <= 256:
+        raise ModelError(f"model {str(path)!r} input tile {shape[1]} px is outside 8..256")
+    if shape[0] not in (None, 1):
+        raise ModelError(f"model {str(path)!r} has a fixed batch of {shape[0]}; export it with "
+                         "batch size None or 1")
+    if len(out_shapes) != 1:
+        raise ModelError(f"model {str(path)!r} has {len(out_shapes)} outputs; a focus model gives one "
+                         "in-focus probability per tile")
+    per_tile = [s for s in list(out_shapes[0])[1:]]
+    if any(s is None for s in per_tile) or int(np.prod(per_tile or [1])) != 1:
+        raise ModelError(f"model {str(path)!r} output shape {tuple(out_shapes[0])} is not one "
+                         "probability per tile (batch, 1)")
+    return shape[1]
+
+
+def load_model(path) -> LoadedModel:
+    """Load a ``.keras`` / ``.h5`` file or a SavedModel folder and validate its interface.
+
+    Raises:
+        ModelError: not a model file, unreadable, or the wrong interface.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model {str(path)!r} not found; pass a .keras or .h5 file or a "
+                         "SavedModel folder")
+    train_info = {}
+    ti = path.with_suffix(".train.json") if path.is_file() else path / "train.json"
+    if ti.is_file():
+        try:
+            train_info = json.loads(ti.read_text())
+        except (OSError, ValueError):
+            log.warning("%s: unreadable training info, ignored", ti)
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ModelError(f"folder {str(path)!r} is not a SavedModel (no saved_model.pb); pass a "
+                             ".keras/.h5 file or the folder model.export(..., format='tf_saved_model') wrote")
+        tf = _tf()
+        try:
+            loaded = tf.saved_model.load(str(path))
+            fn = loaded.signatures["serving_default"]
+        except (KeyError, OSError, ValueError, RuntimeError) as e:
+            raise ModelError(f"SavedModel {str(path)!r} cannot be loaded or has no serving_default "
+                             f"signature ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        specs = fn.structured_input_signature[1]
+        outs = fn.structured_outputs
+        tile = _check_io(path, [s.shape.as_list() for s in specs.values()],
+                         [o.shape.as_list() for o in outs.values()])
+        in_name = next(iter(specs))
+        out_name = next(iter(outs))
+
+        def predict(x):
+            res = []
+            for i in range(0, len(x), 1024):
+                res.append(fn(**{in_name: tf.constant(x[i:i + 1024])})[out_name].numpy().reshape(-1))
+            return np.concatenate(res) if res else np.zeros(0, np.float32)
+
+        def make_converter():
+            return tf.lite.TFLiteConverter.from_saved_model(str(path))
+        return LoadedModel(path, "savedmodel", tile, predict, make_converter, train_info)
+
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"model {str(path)!r} is not a Keras model (.keras, .h5) or a SavedModel "
+                         "folder; export your model with model.save('model.keras')")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if suffix == ".keras" and not head.startswith(b"PK"):
+        raise ModelError(f"model {str(path)!r} is not a .keras archive (not a zip file); re-save it "
+                         "with model.save('model.keras')")
+    if suffix in (".h5", ".hdf5") and not head.startswith(b"\x89HDF"):
+        raise ModelError(f"model {str(path)!r} is not an HDF5 file; re-save it with model.save()")
+    _tf()
+    import keras
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as e:  # keras raises many types for bad files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"model {str(path)!r} cannot be loaded by Keras ({msg[:200]}); custom "
+                         "layers must be registered, or export a SavedModel folder instead") from e
+    tile = _check_io(path, [list(t.shape) for t in model.inputs], [list(t.shape) for t in model.outputs])
+
+    def predict(x):
+        return np.asarray(model.predict(x, batch_size=1024, verbose=0), np.float32).reshape(-1)
+
+    def make_converter():
+        tf = _tf()
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    return LoadedModel(path, "keras", tile, predict, make_converter, train_info)
+
+
+def load_calibration(path, tile: int, rng: np.random.Generator, limit: int = 4000) -> np.ndarray:
+    """uint8 ``(N, tile, tile)`` tiles from a ``.npz`` (``tiles`` array), a ``.npy``, or a
+    folder of images (cut into a grid of tiles, flat ones dropped).
+
+    Raises:
+        ConfigError: path missing, wrong tile size, or no usable images.
+    """
+    from .evaluate import grid_tiles
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"calibration data {str(path)!r} not found; pass --calib with a folder of "
+                          "images or a .npz tile set")
+    if path.is_file():
+        try:
+            if path.suffix.lower() == ".npz":
+                z = np.load(path, allow_pickle=False)
+                if "tiles" not in z.files:
+                    raise ConfigError(f"calibration file {str(path)!r} has no 'tiles' array; build one "
+                                      "with tools/dataset.py or pass a folder of images")
+                tiles = z["tiles"]
+                if "split" in z.files:  # calibrate on validation scenes if present, else anything
+                    sel = z["split"].astype(str) == "val"
+                    tiles = tiles[sel] if sel.any() else tiles
+            elif path.suffix.lower() == ".npy":
+                tiles = np.load(path, allow_pickle=False)
+            else:
+                raise ConfigError(f"calibration file {str(path)!r} is not .npz/.npy; pass a tile set "
+                                  "or a folder of images")
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"calibration file {str(path)!r} cannot be read ({e}); pass a .npz "
+                              "tile set or a folder of images") from e
+        if tiles.ndim == 4 and tiles.shape[-1] == 1:
+            tiles = tiles[..., 0]
+        if tiles.ndim != 3 or tiles.shape[1:] != (tile, tile):
+            raise ConfigError(f"calibration tiles in {str(path)!r} have shape {tiles.shape[1:]}, the "
+                              f"model takes {tile}x{tile}; rebuild them with --tile {tile}")
+    else:
+        import cv2
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+        chunks = []
+        for f in files:
+            img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            if img is not None:
+                chunks.append(grid_tiles(img, tile))
+        tiles = np.concatenate(chunks) if chunks else np.zeros((0, tile, tile), np.uint8)
+        if len(tiles) == 0:
+            raise ConfigError(f"calibration folder {str(path)!r} has no readable images with textured "
+                              f"{tile}x{tile} tiles; point --calib at photos from your camera")
+    tiles = np.asarray(tiles)
+    if tiles.dtype != np.uint8:
+        tiles = np.clip(np.round(tiles), 0, 255).astype(np.uint8)
+    if len(tiles) > limit:
+        tiles = tiles[np.sort(rng.choice(len(tiles), limit, replace=False))]
+    return tiles
+
+
+def _latency(model_bytes: bytes, tile: int, info: ModelInfo, runs: int = 300) -> dict:
+    """Median per-tile latency (ms) under LiteRT with 1 thread, batch 1 and batch 64."""
+    from .litert import _quantize, interpreter_class
+    cls = interpreter_class()
+    out = {}
+    rng = np.random.default_rng(0)
+    for batch in (1, 64):
+        interp = cls(model_content=model_bytes, num_threads=1)
+        d = interp.get_input_details()[0]
+        if batch != 1:
+            interp.resize_tensor_input(d["index"], [batch, tile, tile, 1], strict=False)
+        interp.allocate_tensors()
+        d = interp.get_input_details()[0]
+        x = normalize_tiles(rng.integers(0, 255, (batch, tile, tile), dtype=np.uint8), info.std_floor, info.clip)
+        interp.set_tensor(d["index"], _quantize(x, d))
+        for _ in range(10):
+            interp.invoke()
+        times = []
+        n = max(20, runs // batch)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            interp.invoke()
+            times.append(time.perf_counter() - t0)
+        out[f"ms_per_tile_batch{batch}"] = round(1000.0 * float(np.median(times)) / batch, 4)
+    return out
+
+
+def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold: Optional[float] = None,
+            n_calib: int = 500, n_check: int = 2000, name: str = "pifocus-cnn", version: str = "1",
+            seed: int = 0, extra: Optional[dict] = None) -> dict:
+    """Convert, write ``out_path`` + its metadata JSON, self-check; returns the check report.
+
+    Raises:
+        ModelError: bad model or ops that cannot be quantized.
+        ConfigError: bad options or calibration data.
+    """
+    if quantize not in QUANTIZE:
+        raise ConfigError(f"--quantize {quantize!r} is unknown; allowed: {', '.join(QUANTIZE)}")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".tflite":
+        raise ConfigError(f"output {str(out_path)!r} must end in .tflite (the metadata JSON goes beside it)")
+    rng = np.random.default_rng(seed)
+    m = load_model(model_path)
+    thr = float(threshold if threshold is not None else m.train_info.get("threshold_train_tuned", 0.5))
+    info_kw = dict(name=name, version=version, tile_px=m.tile_px, threshold=thr)
+    base = ModelInfo(**info_kw)
+    if calib is None:
+        if quantize == "int8":
+            raise ConfigError("int8 quantization needs calibration data: pass --calib with a folder of "
+                              "images from your camera or a .npz tile set (or use --quantize float16)")
+        tiles = np.random.default_rng(seed).integers(0, 255, (64, m.tile_px, m.tile_px), dtype=np.uint8)
+        cal, check = tiles, tiles
+    else:
+        tiles = load_calibration(calib, m.tile_px, rng, limit=n_calib + n_check)
+        if len(tiles) < 20:
+            raise ConfigError(f"calibration data {str(calib)!r} gives only {len(tiles)} tiles; give "
+                              "at least 20 (more images, or a larger tile set)")
+        n_cal = min(n_calib, max(10, len(tiles) // 2))
+        cal, check = tiles[:n_cal], tiles[n_cal:]
+    xcal = normalize_tiles(cal, base.std_floor, base.clip)
+    tf = _tf()
+    conv = m.make_converter()
+    if quantize == "int8":
+        def representative():
+            for i in range(len(xcal)):
+                yield [xcal[i:i + 1]]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif quantize == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    try:
+        model_bytes = conv.convert()
+    except Exception as e:  # the converter raises ConverterError and assorted others
+        text = str(e)
+        lines = [ln.strip() for ln in text.splitlines() if "op" in ln.lower() or "error" in ln.lower()]
+        reason = (lines[0] if lines else text.splitlines()[0] if text else type(e).__name__)[:240]
+        raise ModelError(f"model {str(model_path)!r} cannot be converted to {quantize} TFLite ({reason}); "
+                         + ("some ops have no int8 kernel -- use --quantize float16 or float32, or "
+                            "replace those layers" if quantize == "int8" else "simplify the model")) from e
+    # verify full int8: every tensor with float type other than ... must not remain
+    from .litert import interpreter_class
+    interp = interpreter_class()(model_content=model_bytes, num_threads=1)
+    din = interp.get_input_details()[0]
+    if quantize == "int8":
+        float_ops = [t["name"] for t in interp.get_tensor_details() if t["dtype"] == np.float32]
+        if din["dtype"] != np.int8 or float_ops:
+            raise ModelError(f"model {str(model_path)!r} could not be fully quantized (float tensors "
+                             f"remain: {', '.join(float_ops[:3]) or 'input'}); use --quantize float16 or "
+                             "float32, or replace the layers that stay float")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(model_bytes)
+
+    # self-check on held-back tiles
+    from .litert import LiteRTClassifier
+    info_tmp = ModelInfo(**info_kw)
+    clf = LiteRTClassifier(out_path, num_threads=1, info=info_tmp)
+    p_q = clf.predict(check)
+    p_f = np.clip(m.predict(normalize_tiles(check, base.std_floor, base.clip)), 0, 1)
+    agree = float(np.mean((p_q >= thr) == (p_f >= thr))) if len(check) else float("nan")
+    report = {"quantize": quantize, "size_bytes": len(model_bytes), "tile_px": m.tile_px,
+              "calibration_tiles": int(len(cal)), "check_tiles": int(len(check)),
+              "agreement": round(agree, 5),
+              "max_abs_diff": round(float(np.max(np.abs(p_q - p_f))) if len(check) else 0.0, 4),
+              "mean_abs_diff": round(float(np.mean(np.abs(p_q - p_f))) if len(check) else 0.0, 4)}
+    report.update(_latency(model_bytes, m.tile_px, base))
+    meta = dict(extra or {})
+    meta["source_model"] = Path(model_path).name
+    meta["conversion"] = report
+    for k in ("arch", "macs_per_tile", "params", "laplacian_baseline_threshold", "seed", "epochs",
+              "train_tiles", "val_tiles", "command"):
+        if k in m.train_info:
+            meta.setdefault("training", {})[k] = m.train_info[k]
+    if "laplacian_baseline_threshold" in m.train_info:
+        meta["laplacian_baseline_threshold"] = m.train_info["laplacian_baseline_threshold"]
+    ModelInfo(**info_kw, extra=meta).save(metadata_path_for(out_path))
+    clf.close()
+    return report
+
+
+def main(argv=None) -> int:
+    """``pifocus convert`` / ``tools/convert.py``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="pifocus convert", description="Convert a Keras/SavedModel "
+                                "focus model to full-int8 TFLite with metadata, and check it.")
+    p.add_argument("model", help=".keras or .h5 file, or a SavedModel folder")
+    p.add_argument("--calib", help="calibration data: a folder of images from your camera, or a "
+                   ".npz tile set from tools/dataset.py (its val split is used if present)")
+    p.add_argument("--out", required=True, help="output .tflite path (metadata .json beside it)")
+    p.add_argument("--quantize", default="int8", choices=QUANTIZE,
+                   help="int8 (default; full integer), or float16/float32 for models that cannot be quantized")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="in-focus probability threshold (default: the training run's, else 0.5)")
+    p.add_argument("--n-calib", type=int, default=500, help="tiles for the representative dataset")
+    p.add_argument("--n-check", type=int, default=2000, help="held-back tiles for the self-check")
+    p.add_argument("--name", default="pifocus-cnn")
+    p.add_argument("--version", default="1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the check report as JSON")
+    a = p.parse_args(argv)
+    try:
+        report = convert(a.model, a.out, a.calib, a.quantize, a.threshold, a.n_calib, a.n_check,
+                         a.name, a.version, a.seed)
+    except PiFocusError as e:
+        print(f"pifocus: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(report))
+    else:
+        print(f"wrote {a.out} ({report['size_bytes'] / 1024:.1f} KiB, {report['quantize']}) and "
+              f"{metadata_path_for(a.out).name}")
+        print(f"int8 vs float agreement {report['agreement']:.2%} on {report['check_tiles']} held-back "
+              f"tiles (max |dp| {report['max_abs_diff']:.3f})")
+        print(f"LiteRT 1 thread: {report['ms_per_tile_batch1']:.4f} ms/tile at batch 1, "
+              f"{report['ms_per_tile_batch64']:.4f} ms/tile at batch 64")
+    return 0

@@ -1,0 +1,112 @@
+"""The RGB status LED: red (far) -> amber (close) -> green (in focus)."""
+
+import logging
+from typing import Optional, Tuple
+
+from .base import Indicator, PatternPlayer, open_device
+from .led import error_steps
+
+log = logging.getLogger(__name__)
+
+Colour = Tuple[float, float, float]
+
+OFF: Colour = (0.0, 0.0, 0.0)
+RED: Colour = (1.0, 0.0, 0.0)
+AMBER: Colour = (1.0, 0.35, 0.0)
+GREEN: Colour = (0.0, 1.0, 0.0)
+BLUE: Colour = (0.0, 0.0, 1.0)
+
+
+class FocusRGB(Indicator):
+    """An RGB LED (PWM on each channel) showing how close focus is.
+
+    * green  - ``report.in_focus`` (the debounced verdict);
+    * amber  - not in focus but the peak-hold meter is at least ``amber_at``;
+    * red    - judgeable but far from focus;
+    * off    - nothing to judge in the subject region (flat or noise-only).
+
+    In the error state it repeats red flashes followed by a blue pause (the same rhythm as
+    the in-focus LED's error pattern), and goes dark when the error clears.
+
+    Args:
+        pins: ``(red, green, blue)`` BCM GPIO numbers.
+        common_anode: True for a common-anode LED (channel on = pin low).
+        amber_at: meter value (0..1) from which the LED turns amber.
+        brightness: scale of every colour (0 < x <= 1), for night use.
+        frequency_hz: PWM frequency, Hz (applied after opening when the factory allows).
+        error_on_s, error_off_s, error_flashes, error_pause_s: error pattern timing, seconds.
+        pin_factory: gpiozero pin factory; it must support PWM.
+        key: config key named in error messages.
+
+    Raises:
+        OutputError: a pin is in use or invalid, or the factory cannot do PWM.
+    """
+
+    label = "RGB LED"
+
+    def __init__(self, pins: Tuple[int, int, int], *, common_anode: bool = False,
+                 amber_at: float = 0.8, brightness: float = 1.0, frequency_hz: float = 100.0,
+                 error_on_s: float = 0.08, error_off_s: float = 0.12, error_flashes: int = 2,
+                 error_pause_s: float = 0.7, pin_factory=None, key: str = "rgb_pins"):
+        from gpiozero import RGBLED
+        super().__init__(pins)
+        r, g, b = pins
+        self.amber_at = float(amber_at)
+        self.brightness = float(brightness)
+        self.device = open_device(self.label, key, pins, lambda: RGBLED(
+            r, g, b, active_high=not common_anode, initial_value=OFF, pwm=True,
+            pin_factory=pin_factory))
+        for channel in self.device._leds:
+            try:
+                channel.frequency = float(frequency_hz)
+            except Exception:  # pragma: no cover - hardware PWM without frequency control
+                log.debug("RGB LED: PWM frequency not settable on %r", channel)
+        self._colour: Optional[Colour] = OFF
+        self._pattern = PatternPlayer(
+            self._write,
+            error_steps(error_on_s, error_off_s, error_flashes, error_pause_s,
+                        on=self._scale(RED), off=OFF, pause=self._scale(BLUE)),
+            name=f"rgb-error-{r}")
+
+    def _scale(self, colour: Colour) -> Colour:
+        return tuple(c * self.brightness for c in colour)
+
+    def _write(self, colour: Colour) -> None:
+        self.device.value = colour
+
+    def colour_for(self, report) -> Colour:
+        """The (unscaled) colour a report should show."""
+        if not report.judgeable:
+            return OFF
+        if report.in_focus:
+            return GREEN
+        meter = float(report.meter)
+        return AMBER if meter >= self.amber_at else RED
+
+    @property
+    def colour(self) -> Optional[Colour]:
+        """The colour being shown, brightness applied (None while the error pattern plays)."""
+        return self._colour
+
+    def _show(self, report) -> None:
+        want = self._scale(self.colour_for(report))
+        if want != self._colour:
+            self._colour = want
+            self.device.value = want
+
+    def _show_error(self) -> None:
+        self._colour = None
+        self._pattern.start()
+
+    def _off(self) -> None:
+        self._pattern.stop()
+        self._colour = OFF
+        self.device.off()
+
+    def _close_devices(self) -> None:
+        self.device.close()
+
+    def describe(self) -> str:
+        """E.g. ``"RGB LED on GPIO22 (red), GPIO23 (green), GPIO24 (blue)"``."""
+        r, g, b = self.pins
+        return f"RGB LED on GPIO{r} (red), GPIO{g} (green), GPIO{b} (blue)"

@@ -1,0 +1,111 @@
+"""The phone preview: a small HTTP server inside the ``serve`` daemon.
+
+* :class:`WebParams` -- the ``[web]`` config table.
+* :mod:`.preview` -- :class:`~pifocus.web.preview.PreviewHub`: one encoder thread turns the
+  newest frame into one JPEG (downscaled, with focus peaking) that every client shares
+  ("encode once, fan out"), so clients never slow the frame loop.
+* :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the page (``static/``), the MJPEG
+  stream and the JSON API documented in ``API.md``.
+
+Only the standard library, numpy and OpenCV are used: nothing to build or install on a Pi.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+from ..validate import require
+
+PEAKING_COLOURS = {
+    "red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 64, 0),
+    "yellow": (0, 255, 255), "magenta": (255, 0, 255), "cyan": (255, 255, 0), "white": (255, 255, 255),
+}
+CAPTURE_FORMATS = ("png", "jpg")
+MIN_TOKEN_CHARS = 8
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine (``127.0.0.0/8``,
+    ``::1``, ``localhost``)."""
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class WebParams:
+    """Validated parameters of the preview server (config table ``[web]``).
+
+    Attributes:
+        enabled: serve the page and API at all (``serve`` still runs without them).
+        host: address to bind.  ``127.0.0.1`` (default) is reachable only from the Pi;
+            ``0.0.0.0`` or a LAN address exposes it, and then ``token`` is required.
+        port: TCP port (0 = any free port, for tests).
+        token: shared secret for the controls (``Authorization: Bearer TOKEN`` or
+            ``?token=TOKEN``); at least 8 characters.  Required when ``host`` is not a
+            loopback address.  When set it is enforced on every host.
+        preview_width: width of the preview JPEG in pixels (height follows the frame's
+            aspect ratio).
+        jpeg_quality: JPEG quality 10..95.
+        max_fps: most preview frames encoded per second (0 = every frame).
+        max_clients: most simultaneous preview streams; more get HTTP 503.
+        peaking: draw focus peaking on the preview.
+        peaking_threshold: |Laplacian| of the downscaled frame (DN) above which an edge is
+            coloured; raised automatically above the sensor noise.
+        peaking_colour: one of red, green, blue, yellow, magenta, cyan, white.
+        captures_dir: folder for ``/api/capture`` stills (relative paths are relative to
+            the working directory, ``/var/lib/pifocus`` under systemd).
+        capture_format: ``png`` (lossless) or ``jpg``.
+        nudge_max_steps: largest single ``/api/nudge`` move, in drive steps.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: Optional[str] = None
+    preview_width: int = 640
+    jpeg_quality: int = 70
+    max_fps: float = 20.0
+    max_clients: int = 4
+    peaking: bool = True
+    peaking_threshold: float = 40.0
+    peaking_colour: str = "red"
+    captures_dir: str = "captures"
+    capture_format: str = "png"
+    nudge_max_steps: int = 1000
+
+    def __post_init__(self):
+        s = "web"
+        require(isinstance(self.host, str) and self.host.strip() != "", s, "host", self.host,
+                "an address such as 127.0.0.1, 0.0.0.0 or ::1")
+        require(0 <= int(self.port) <= 65535, s, "port", self.port, "0..65535")
+        if self.token == "":
+            object.__setattr__(self, "token", None)
+        if self.token is not None:
+            require(len(self.token) >= MIN_TOKEN_CHARS and self.token.isprintable() and " " not in self.token,
+                    s, "token", "***", f"at least {MIN_TOKEN_CHARS} printable characters, no spaces",
+                    "e.g. generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(16))'")
+        require(not (self.enabled and self.token is None and not is_loopback(self.host)), s, "token", None,
+                f"a token when web.host ({self.host}) is not a loopback address",
+                "set web.token, or bind web.host = \"127.0.0.1\" and use an SSH tunnel")
+        require(64 <= int(self.preview_width) <= 1920, s, "preview_width", self.preview_width, "64..1920 px")
+        require(10 <= int(self.jpeg_quality) <= 95, s, "jpeg_quality", self.jpeg_quality, "10..95")
+        require(0 <= self.max_fps <= 120, s, "max_fps", self.max_fps, "0..120 (0 = every frame)")
+        require(1 <= int(self.max_clients) <= 64, s, "max_clients", self.max_clients, "1..64")
+        require(0 < self.peaking_threshold <= 1020, s, "peaking_threshold", self.peaking_threshold, "0 < x <= 1020 DN")
+        require(self.peaking_colour in PEAKING_COLOURS, s, "peaking_colour", self.peaking_colour,
+                ", ".join(PEAKING_COLOURS))
+        require(isinstance(self.captures_dir, str) and self.captures_dir.strip() != "", s, "captures_dir",
+                self.captures_dir, "a folder path")
+        require(self.capture_format in CAPTURE_FORMATS, s, "capture_format", self.capture_format, "png or jpg")
+        require(1 <= int(self.nudge_max_steps) <= 1_000_000, s, "nudge_max_steps", self.nudge_max_steps,
+                "1..1000000 steps")
+
+    @property
+    def exposed(self) -> bool:
+        """True when the server is reachable from other machines (host not loopback)."""
+        return not is_loopback(self.host)

@@ -1,0 +1,263 @@
+"""Encode once, fan out: the newest frame becomes one JPEG that every client shares.
+
+The frame loop calls :meth:`PreviewHub.offer` for every frame.  It only copies the luma into a
+one-frame slot (replacing a frame the encoder has not taken yet: slow encoding drops frames,
+it never queues them) and returns.  One encoder thread downscales the slot's frame to the
+preview width, draws focus peaking and encodes a JPEG; every streaming client waits on a
+condition variable for the next JPEG and sends the same bytes.  With no client connected
+nothing is encoded.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from . import PEAKING_COLOURS, WebParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreviewFrame:
+    """One encoded preview image.
+
+    Attributes:
+        seq: increasing number of the encoded image (1, 2, ...).
+        jpeg: the JPEG bytes.
+        width, height: preview size in pixels.
+        frame_index: index of the source frame.
+        timestamp_ns: the source frame's capture time (``time.monotonic_ns`` clock for live
+            and realtime-simulated sources).
+        encoded_ns: ``time.monotonic_ns()`` when encoding finished.
+        encode_ms: time spent downscaling, peaking and encoding.
+    """
+
+    seq: int
+    jpeg: bytes
+    width: int
+    height: int
+    frame_index: int
+    timestamp_ns: int
+    encoded_ns: int
+    encode_ms: float
+    extra: dict = field(default_factory=dict)
+
+
+def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """Edges to colour: |Laplacian| of the downscaled luma above a threshold.
+
+    Args:
+        small: the downscaled 2-D ``uint8`` luma.
+        threshold: |Laplacian| in DN above which a pixel counts as a sharp edge.
+        noise_sigma_dn: sensor noise of the full frame (DN RMS); the threshold is raised to
+            three times the Laplacian response of that noise after downscaling by ``scale``,
+            so high-ISO grain is not painted.
+        scale: full-frame width / preview width (>= 1).
+
+    Returns:
+        bool array of ``small``'s shape.
+    """
+    import cv2
+
+    lap = cv2.Laplacian(small, cv2.CV_16S, ksize=3)
+    mag = cv2.convertScaleAbs(lap)
+    # 3x3 Laplacian of white noise has std ~ 4.5 sigma; INTER_AREA by `scale` divides sigma by ~scale.
+    thr = max(float(threshold), 13.5 * float(noise_sigma_dn) / max(scale, 1.0))
+    return mag > min(thr, 254.0)
+
+
+class PreviewHub:
+    """The one-slot frame hand-over, the encoder thread and the client fan-out.
+
+    Args:
+        params: :class:`~pifocus.web.WebParams` (preview width, JPEG quality, peaking, ...).
+
+    Attributes:
+        peaking: draw focus peaking (switchable at run time).
+        offered, encoded, dropped: frame counters (dropped = replaced before encoding).
+    """
+
+    def __init__(self, params: WebParams = WebParams()):
+        self.params = params
+        self.peaking = params.peaking
+        self.offered = self.encoded = self.dropped = 0
+        self._clients = 0
+        self._want_until = 0.0
+        self._last_offer_ns = 0
+        self._in = threading.Condition()
+        self._slot: Optional[Tuple[np.ndarray, int, int, float, float]] = None
+        self._out = threading.Condition()
+        self._latest: Optional[PreviewFrame] = None
+        self._closed = False
+        self._encode_ms = 0.0
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "PreviewHub":
+        """Start the encoder thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._encoder, name="pifocus-preview", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the encoder and wake every waiting client (their streams end)."""
+        self._closed = True
+        with self._in:
+            self._in.notify_all()
+        with self._out:
+            self._out.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    # -- producer side (frame loop) ----------------------------------------------------------
+    @property
+    def wanted(self) -> bool:
+        """True when someone will look at the next preview (a stream or a snapshot request)."""
+        return self._clients > 0 or time.monotonic() < self._want_until
+
+    def offer(self, frame, report=None) -> bool:
+        """Hand the newest frame to the encoder; never waits for encoding.
+
+        Called from the frame loop.  Does nothing (returns False) when nobody watches or
+        the ``max_fps`` budget says skip this frame.
+        """
+        if self._closed or not self.wanted:
+            return False
+        now_ns = time.monotonic_ns()
+        if self.params.max_fps > 0 and now_ns - self._last_offer_ns < 1e9 / self.params.max_fps * 0.9:
+            return False
+        self._last_offer_ns = now_ns
+        luma = np.array(frame.luma, copy=True)  # may be a view into a camera buffer
+        noise = float(getattr(report, "noise_sigma_dn", 0.0) or 0.0) if report is not None else 0.0
+        if noise != noise:  # NaN
+            noise = 0.0
+        with self._in:
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = (luma, int(frame.index), int(frame.timestamp_ns), noise, time.perf_counter())
+            self.offered += 1
+            self._in.notify()
+        return True
+
+    # -- encoder -------------------------------------------------------------------------------
+    def render(self, luma: np.ndarray, noise_sigma_dn: float = 0.0) -> Tuple[np.ndarray, float]:
+        """Downscale ``luma`` to the preview width and draw peaking; returns ``(bgr, scale)``."""
+        import cv2
+
+        h, w = luma.shape
+        pw = min(self.params.preview_width, w)
+        ph = max(1, int(round(h * pw / w)))
+        small = cv2.resize(luma, (pw, ph), interpolation=cv2.INTER_AREA) if pw != w else luma
+        bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        scale = w / pw
+        if self.peaking:
+            mask = peaking_mask(small, self.params.peaking_threshold, noise_sigma_dn, scale)
+            bgr[mask] = PEAKING_COLOURS[self.params.peaking_colour]
+        return bgr, scale
+
+    def _encoder(self) -> None:
+        import cv2
+
+        seq = 0
+        while not self._closed:
+            with self._in:
+                while self._slot is None and not self._closed:
+                    self._in.wait(0.5)
+                if self._closed:
+                    break
+                luma, index, ts, noise, _t_offer = self._slot
+                self._slot = None
+            t0 = time.perf_counter()
+            try:
+                bgr, _ = self.render(luma, noise)
+                ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(self.params.jpeg_quality)])
+                if not ok:
+                    raise RuntimeError("cv2.imencode returned False")
+            except Exception:  # a bad frame must not kill the preview
+                log.exception("preview encoding failed")
+                continue
+            ms = (time.perf_counter() - t0) * 1e3
+            self._encode_ms = ms if self._encode_ms == 0 else 0.9 * self._encode_ms + 0.1 * ms
+            seq += 1
+            pf = PreviewFrame(seq=seq, jpeg=buf.tobytes(), width=bgr.shape[1], height=bgr.shape[0],
+                              frame_index=index, timestamp_ns=ts, encoded_ns=time.monotonic_ns(), encode_ms=ms)
+            with self._out:
+                self._latest = pf
+                self.encoded += 1
+                self._out.notify_all()
+
+    # -- consumer side (HTTP threads) ---------------------------------------------------------
+    @property
+    def clients(self) -> int:
+        """Streams currently connected."""
+        return self._clients
+
+    def try_join(self) -> bool:
+        """Register a streaming client; False when ``max_clients`` are already connected."""
+        with self._out:
+            if self._clients >= self.params.max_clients:
+                return False
+            self._clients += 1
+            return True
+
+    def leave(self) -> None:
+        """Unregister a streaming client (pair of a successful :meth:`try_join`)."""
+        with self._out:
+            self._clients = max(0, self._clients - 1)
+
+    def latest(self) -> Optional[PreviewFrame]:
+        """The newest encoded preview, or None."""
+        return self._latest
+
+    def wait_next(self, after_seq: int, timeout: float) -> Optional[PreviewFrame]:
+        """Block until a preview newer than ``after_seq`` exists; None on timeout or close."""
+        deadline = time.monotonic() + timeout
+        with self._out:
+            while not self._closed:
+                pf = self._latest
+                if pf is not None and pf.seq > after_seq:
+                    return pf
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._out.wait(min(left, 0.5))
+        return None
+
+    def snapshot(self, timeout: float = 2.0) -> Optional[PreviewFrame]:
+        """A fresh preview for a one-off request: asks the loop for frames for a moment."""
+        self._want_until = time.monotonic() + timeout + 1.0
+        last = self._latest
+        return self.wait_next(last.seq if last is not None else 0, timeout) or last
+
+    def stream(self, timeout: float = 5.0) -> Iterator[PreviewFrame]:
+        """Yield every new preview (skipping any the client was too slow for) until the hub
+        closes; when no new frame comes for ``timeout`` seconds the last one is repeated."""
+        seq = 0
+        while not self._closed:
+            pf = self.wait_next(seq, timeout)
+            if pf is None:
+                if self._closed:
+                    return
+                pf = self._latest  # stalled camera: repeat the last image (keeps the
+                if pf is None:      # connection alive and finds clients that went away)
+                    continue
+            seq = pf.seq
+            yield pf
+
+    def stats(self) -> dict:
+        """Counters for ``/api/status``."""
+        pf = self._latest
+        return {"clients": self._clients, "encoded": self.encoded, "dropped": self.dropped,
+                "encode_ms": round(self._encode_ms, 2), "peaking": self.peaking,
+                "width": pf.width if pf else None, "height": pf.height if pf else None,
+                "seq": pf.seq if pf else 0}
