@@ -38,6 +38,7 @@ class OpenCVSource(FrameSource):
         width, height: requested capture size in pixels (the device may pick the nearest it
             supports; the size actually delivered is logged).  Give both or neither.
         fps: requested frame rate (frames/s), if the device supports setting it.
+        timeout_s: longest wait to open a stream URL or to read one frame from it, seconds.
 
     Raises:
         ConfigError: an invalid size or frame rate.
@@ -46,8 +47,12 @@ class OpenCVSource(FrameSource):
     """
 
     def __init__(self, device_or_url: Union[int, str], width: Optional[int] = None,
-                 height: Optional[int] = None, fps: Optional[float] = None):
+                 height: Optional[int] = None, fps: Optional[float] = None,
+                 timeout_s: float = 10.0):
         super().__init__()
+        if not (0 < float(timeout_s) <= 600):
+            raise ConfigError(f"opencv source: timeout_s = {timeout_s!r} is invalid; allowed 0..600 s")
+        self.timeout_s = float(timeout_s)
         if isinstance(device_or_url, bool):
             raise ConfigError(f"opencv source: device {device_or_url!r} is invalid; give an index or URL")
         if isinstance(device_or_url, int) or str(device_or_url).strip().isdigit():
@@ -83,6 +88,14 @@ class OpenCVSource(FrameSource):
             cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
             if not cap.isOpened():
                 cap.release()
+                cap = cv2.VideoCapture(self.device)
+        elif isinstance(self.device, str) and "://" in self.device:
+            # Bounded open/read waits, so a dead stream becomes SourceDisconnected, not a hang.
+            try:
+                cap = cv2.VideoCapture(self.device, cv2.CAP_ANY,
+                                       [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.timeout_s * 1000),
+                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.timeout_s * 1000)])
+            except (AttributeError, TypeError, cv2.error):  # OpenCV without timeout properties
                 cap = cv2.VideoCapture(self.device)
         else:
             cap = cv2.VideoCapture(self.device)
