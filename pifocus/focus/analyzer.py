@@ -71,7 +71,7 @@ class AnalysisParams:
     num_threads: int = 1
     max_cnn_tiles: int = 48
     threshold: Optional[float] = None
-    laplacian_threshold_dn2: float = 150.0
+    laplacian_threshold_dn2: float = 300.0
     centre_sigma: float = 0.6
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)

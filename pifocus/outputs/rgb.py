@@ -56,7 +56,7 @@ class FocusRGB(Indicator):
         self.device = open_device(self.label, key, pins, lambda: RGBLED(
             r, g, b, active_high=not common_anode, initial_value=OFF, pwm=True,
             pin_factory=pin_factory))
-        for channel in self.device._leds:
+        for channel in getattr(self.device, "_leds", ()):
             try:
                 channel.frequency = float(frequency_hz)
             except Exception:  # pragma: no cover - hardware PWM without frequency control

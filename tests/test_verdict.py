@@ -1,0 +1,73 @@
+"""Hysteresis, dwell and peak hold, frame by frame."""
+
+import numpy as np
+import pytest
+
+from pifocus.exc import ConfigError
+from pifocus.focus.verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams, scene_difference
+
+
+def feed(v, seq, judgeable=True):
+    return [v.update(x, judgeable) for x in seq]
+
+
+def test_dwell_delays_switching_on_and_off():
+    v = Verdict(VerdictParams(on_fraction=0.5, off_fraction=0.3, dwell_frames=3))
+    assert feed(v, [0.9, 0.9, 0.9, 0.9]) == [False, False, True, True]
+    assert feed(v, [0.1, 0.1, 0.1]) == [True, True, False]
+
+
+def test_one_frame_flicker_does_not_change_the_verdict():
+    v = Verdict(VerdictParams(dwell_frames=2))
+    assert feed(v, [0.9, 0.9]) == [False, True]
+    assert feed(v, [0.0, 0.9, 0.0, 0.9]) == [True, True, True, True]
+
+
+def test_hysteresis_keeps_verdict_between_thresholds():
+    v = Verdict(VerdictParams(on_fraction=0.6, off_fraction=0.3, dwell_frames=1))
+    assert feed(v, [0.5, 0.59]) == [False, False]      # below the on bar
+    assert feed(v, [0.6, 0.45, 0.31]) == [True, True, True]  # stays on above the off bar
+    assert feed(v, [0.29]) == [False]
+
+
+def test_unjudgeable_frames_count_as_not_in_focus():
+    v = Verdict(VerdictParams(dwell_frames=1))
+    assert v.update(1.0, True) is True
+    assert v.update(1.0, False) is False
+
+
+def test_bad_verdict_params_name_the_key():
+    with pytest.raises(ConfigError, match="off_fraction"):
+        VerdictParams(on_fraction=0.4, off_fraction=0.5)
+    with pytest.raises(ConfigError, match="dwell_frames"):
+        VerdictParams(dwell_frames=0)
+
+
+def test_peak_hold_meter_tracks_best_of_pass():
+    ph = PeakHold()
+    means = np.full((2, 2), 100.0)
+    out = [ph.update(s, means)[0] for s in (10, 50, 100, 60, 100)]
+    assert out == pytest.approx([1.0, 1.0, 1.0, 0.6, 1.0])
+    assert ph.peak == 100
+
+
+def test_scene_change_starts_a_new_pass():
+    ph = PeakHold(PeakHoldParams(scene_change=0.25))
+    ph.update(1000, np.full((2, 2), 100.0))
+    meter, peak, changed = ph.update(10, np.full((2, 2), 100.0))
+    assert not changed and meter == pytest.approx(0.01)
+    meter, peak, changed = ph.update(10, np.full((2, 2), 200.0))
+    assert changed and meter == 1.0 and peak == 10
+
+
+def test_scene_difference_ignores_defocus_sized_changes():
+    a = np.array([[100.0, 50.0], [20.0, 200.0]])
+    assert scene_difference(a, a * 1.02) < 0.05
+    assert scene_difference(a, a[::-1]) > 0.5
+
+
+def test_peak_decay_ages_out_a_stale_peak():
+    ph = PeakHold(PeakHoldParams(decay_per_frame=0.5))
+    ph.update(100, np.ones((1, 1)))
+    ph.update(0, np.ones((1, 1)))
+    assert ph.peak == pytest.approx(50)
