@@ -1,0 +1,519 @@
+"""Raspberry Pi cameras (HQ Camera IMX477, Camera Module 3 IMX708, ...) through picamera2.
+
+``picamera2`` is imported only inside :meth:`Picamera2Source._open` (it comes from apt, not
+pip, and does not exist on a PC): importing this module always works; opening the source
+without picamera2 raises :class:`~pifocus.exc.SourceError` with the install hint.
+
+How frames are taken
+--------------------
+* A *video* configuration with one ``YUV420`` main stream (no preview, no encoder).  In
+  YUV420 the Y plane comes first: the mapped buffer is an array of shape
+  ``(h * 3 // 2, stride)`` and the luma is the view ``buf[:h, :w]`` -- no conversion.
+* :meth:`Picamera2.capture_request` gives the frame together with its metadata
+  (``SensorTimestamp``, ``LensPosition``, ``ExposureTime``, ``AnalogueGain``, ``FocusFoM``...).
+  The pixels are mapped with ``picamera2.MappedArray`` (a view of the dma-buf).  Note that
+  ``request.make_array("main")`` / ``capture_array`` would *copy the whole* YUV buffer
+  (``make_buffer`` is ``np.array(mmap)``), which is what this source avoids.
+
+Zero copy and buffer lifetime (``zero_copy``)
+    A view into a camera buffer is valid only while its request is held: once released the
+    camera refills that buffer.  With ``zero_copy=True`` (default) the source keeps the request
+    of the frame it returned and releases it at the start of the *next* ``read()`` (or on
+    ``close()``).  So ``Frame.luma`` is valid until the next ``read()`` -- exactly the
+    contract of :class:`~pifocus.frames.Frame` ("copy it if you keep it").  Cost: one of the
+    ``buffer_count`` buffers is always out of the camera's queue (hence ``buffer_count >= 3``).
+    With ``zero_copy=False`` the Y plane of the (ROI-cropped) frame is copied (``w*h`` bytes,
+    about 3 MB / ~1 ms for 2028x1520 on a Pi 4) and the request released at once; use it when
+    frames are handed to another thread that keeps them.
+
+Sensor mode and frame rate
+    :func:`choose_sensor_mode` picks a mode from ``Picamera2.sensor_modes``: an explicit
+    ``sensor_mode`` (index, ``"WxH"`` or ``(w, h)``), else the mode that reaches ``fps`` and
+    covers ``width x height`` with the widest field of view, and among those the smallest (the
+    binned one: faster readout, less noise).  HQ Camera: 2028x1080 @ 50, 2028x1520 @ 40,
+    1332x990 @ 120, 4056x3040 @ 10 fps.  ``fps`` sets ``FrameDurationLimits`` to a fixed
+    frame duration; without it picamera2's video default (30 fps, or the mode's maximum if
+    lower) applies.
+
+High-resolution ROI (``scaler_crop``)
+    A normalized ``(x, y, w, h)`` rectangle of the field of view is turned into the
+    ``ScalerCrop`` control in sensor pixels (within the mode's crop limits, else
+    ``ScalerCropMaximum`` / ``PixelArraySize`` from ``camera_properties``).  Without
+    ``width``/``height`` the output size is the crop at the mode's own pixel scale, so e.g. a
+    4056x3040 mode with ``scaler_crop=(0.375, 0.375, 0.25, 0.25)`` gives 1014x760 frames of
+    native sensor pixels -- the detail focusing needs, at a fraction of the full-frame cost.
+
+The lens (``AfMode``, ``LensPosition``) is left to the focus drive (``drive/libcamera.py``),
+which uses :meth:`Picamera2Source.set_controls`.
+"""
+
+import inspect
+import logging
+import math
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ..exc import ConfigError, SourceDisconnected, SourceError
+from ..frames import Frame
+from . import FrameSource
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = ("picamera2 is not importable: on Raspberry Pi OS install it with "
+                "`sudo apt install python3-picamera2` and run pifocus from the system Python or a "
+                "venv made with `python3 -m venv --system-site-packages` (picamera2 cannot be "
+                "pip-installed on a PC; use --source sim, a folder or opencv:0 there)")
+
+#: metadata keys copied into ``Frame.extra`` when the camera reports them
+EXTRA_METADATA = ("FocusFoM", "DigitalGain", "Lux", "FrameDuration", "ColourTemperature",
+                  "SensorTemperature", "AfState", "LensPosition")
+
+Rect = Tuple[int, int, int, int]
+
+
+def _even(v: float) -> int:
+    return max(2, int(round(v / 2.0)) * 2)
+
+
+def _mode_size(mode: Dict) -> Tuple[int, int]:
+    return int(mode["size"][0]), int(mode["size"][1])
+
+
+def _mode_crop(mode: Dict, fallback: Optional[Rect] = None) -> Rect:
+    crop = mode.get("crop_limits")
+    if crop is not None and len(crop) == 4:
+        return tuple(int(v) for v in crop)
+    if fallback is not None:
+        return fallback
+    w, h = _mode_size(mode)
+    return (0, 0, w, h)
+
+
+def describe_modes(modes: Sequence[Dict]) -> str:
+    """``"0: 2028x1080@50.0, 1: 2028x1520@40.0, ..."`` for error messages."""
+    out = []
+    for i, m in enumerate(modes):
+        if "size" in m:
+            w, h = _mode_size(m)
+            out.append(f"{i}: {w}x{h}@{float(m.get('fps', 0)):.1f}")
+    return ", ".join(out) or "none"
+
+
+def choose_sensor_mode(modes: Sequence[Dict], width: Optional[int] = None, height: Optional[int] = None,
+                       fps: Optional[float] = None, sensor_mode: Union[None, int, str, Sequence[int]] = None,
+                       full_crop: Optional[Rect] = None) -> Optional[Dict]:
+    """Pick a sensor mode from ``Picamera2.sensor_modes`` (dicts with ``size``, ``fps``,
+    ``bit_depth``, ``crop_limits``, ``unpacked``...).
+
+    Args:
+        modes: the camera's sensor modes.
+        width, height: the output size wanted (pixels), or ``None``.
+        fps: the frame rate wanted (frames/s), or ``None``.
+        sensor_mode: an explicit choice: an index into ``modes``, ``"WxH"`` or ``(w, h)``.
+        full_crop: crop rectangle to assume for modes that do not report ``crop_limits``.
+
+    Returns:
+        The mode dict, or ``None`` when the camera reports no raw modes (e.g. a USB camera
+        through libcamera; picamera2 then chooses).
+
+    Raises:
+        ConfigError: ``sensor_mode`` names no mode, or no mode reaches ``fps``; the message
+            lists the modes.
+    """
+    raw = [m for m in modes if "size" in m]
+    if not raw:
+        return None
+    listing = describe_modes(modes)
+    if sensor_mode is not None:
+        if isinstance(sensor_mode, bool):
+            raise ConfigError(f"sensor_mode = {sensor_mode!r} is invalid; give an index or WxH ({listing})")
+        if isinstance(sensor_mode, int):
+            if not 0 <= sensor_mode < len(modes) or "size" not in modes[sensor_mode]:
+                raise ConfigError(f"sensor_mode = {sensor_mode} is not a mode of this camera; "
+                                  f"modes: {listing}")
+            chosen = modes[sensor_mode]
+        else:
+            try:
+                if isinstance(sensor_mode, str):
+                    w_s, h_s = sensor_mode.lower().split("@")[0].split("x")
+                    want = (int(w_s), int(h_s))
+                else:
+                    want = (int(sensor_mode[0]), int(sensor_mode[1]))
+            except (ValueError, TypeError, IndexError):
+                raise ConfigError(f"sensor_mode = {sensor_mode!r} is invalid; give an index or WxH, "
+                                  f"e.g. 2028x1520 (modes: {listing})") from None
+            same = [m for m in raw if _mode_size(m) == want]
+            if not same:
+                raise ConfigError(f"sensor_mode = {sensor_mode!r}: this camera has no {want[0]}x{want[1]} "
+                                  f"mode; modes: {listing}")
+            chosen = max(same, key=lambda m: (m.get("bit_depth", 0), m.get("fps", 0)))
+        if fps is not None and float(chosen.get("fps", math.inf)) + 1e-3 < fps:
+            w, h = _mode_size(chosen)
+            raise ConfigError(f"fps = {fps:g} is more than sensor mode {w}x{h} can do "
+                              f"({float(chosen['fps']):.1f} fps); lower fps or pick another mode "
+                              f"({listing})")
+        return chosen
+
+    cands = raw
+    if fps is not None:
+        cands = [m for m in raw if float(m.get("fps", math.inf)) + 1e-3 >= fps]
+        if not cands:
+            best = max(float(m.get("fps", 0)) for m in raw)
+            raise ConfigError(f"fps = {fps:g} is more than any sensor mode can do (at most {best:.1f} "
+                              f"fps); modes: {listing}")
+    if width is not None and height is not None:
+        big = [m for m in cands if _mode_size(m)[0] >= width and _mode_size(m)[1] >= height]
+        if big:
+            cands = big
+        else:
+            chosen = max(cands, key=lambda m: _mode_size(m)[0] * _mode_size(m)[1])
+            log.warning("no sensor mode covers %dx%d%s; using %dx%d (the ISP upscales)", width, height,
+                        f" at {fps:g} fps" if fps else "", *_mode_size(chosen))
+            return chosen
+
+    def key(m):
+        _, _, cw, ch = _mode_crop(m, full_crop)
+        w, h = _mode_size(m)
+        return (-cw * ch, w * h, -float(m.get("fps", 0)), -int(m.get("bit_depth", 0)))
+
+    return min(cands, key=key)
+
+
+def scaler_crop_rect(roi: Sequence[float], limits: Rect) -> Rect:
+    """The ``ScalerCrop`` rectangle (sensor pixels) for a normalized ROI inside ``limits``.
+
+    Args:
+        roi: ``(x, y, w, h)`` in 0..1 of the field of view the mode covers.
+        limits: ``(x0, y0, W, H)`` the crop rectangle of the whole field of view in sensor
+            pixels (the mode's ``crop_limits`` or ``ScalerCropMaximum``).
+
+    Coordinates are rounded to even pixels (Bayer pairs); the result stays inside ``limits``.
+    """
+    x0, y0, W, H = limits
+    rx, ry, rw, rh = (float(v) for v in roi)
+    w = min(W, _even(rw * W))
+    h = min(H, _even(rh * H))
+    x = x0 + min(W - w, max(0, int(round(rx * W / 2.0)) * 2))
+    y = y0 + min(H - h, max(0, int(round(ry * H / 2.0)) * 2))
+    return (int(x), int(y), int(w), int(h))
+
+
+def _check_roi(roi) -> Tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in roi)
+    except (TypeError, ValueError):
+        raise ConfigError(f"scaler_crop = {roi!r} is invalid; give x,y,w,h in normalized 0..1 "
+                          "coordinates, e.g. (0.375, 0.375, 0.25, 0.25)") from None
+    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1 and x + w <= 1 + 1e-9
+            and y + h <= 1 + 1e-9):
+        raise ConfigError(f"scaler_crop = {roi!r} is invalid; need 0 <= x, y; 0 < w, h; "
+                          "x + w <= 1 and y + h <= 1 (normalized coordinates)")
+    return (x, y, w, h)
+
+
+class Picamera2Source(FrameSource):
+    """Luma frames and per-frame metadata from a Raspberry Pi camera (``picamera2[:N]``).
+
+    Args:
+        camera: camera number (0 = first; see ``rpicam-hello --list-cameras``).
+        width, height: output size in pixels (default: the sensor mode's size, or the
+            ``scaler_crop`` at the mode's pixel scale).  Rounded to even numbers.
+        sensor_mode: force a sensor mode: index into ``Picamera2.sensor_modes``, ``"WxH"`` or
+            ``(w, h)``.  Default: chosen by :func:`choose_sensor_mode`.
+        fps: fixed frame rate (frames/s) via ``FrameDurationLimits``.
+        exposure_us: fixed exposure time in microseconds (``ExposureTime``); default auto.
+        analogue_gain: fixed analogue gain (``AnalogueGain``, 1.0 = base ISO); default auto.
+            With both fixed, auto exposure is switched off.
+        scaler_crop: high-resolution ROI ``(x, y, w, h)`` in normalized coordinates of the
+            mode's field of view -> ``ScalerCrop``.
+        buffer_count: camera buffers (3..32; one stays with the last frame when ``zero_copy``).
+        zero_copy: return the Y plane as a view into the camera buffer, valid until the next
+            ``read()`` (see the module doc); ``False`` copies it and releases the buffer at once.
+        queue: let picamera2 keep a completed frame ready (lower latency, but that frame may
+            predate a lens move); default ``False``: each read waits for a new frame.
+        timeout_s: how long a read waits for a frame before the camera counts as lost
+            (:class:`SourceDisconnected`); default: 2 s or 4 frame times, whichever is longer.
+        controls: further libcamera controls to set at start (e.g. ``{"AfMode": 0}``).
+
+    Raises:
+        ConfigError: an invalid parameter (at construction), or a sensor mode / frame rate the
+            camera cannot do (on open).
+        SourceError: (on open) picamera2 missing (with the install hint) or the camera cannot
+            be opened / configured.
+    """
+
+    def __init__(self, camera: int = 0, width: Optional[int] = None, height: Optional[int] = None,
+                 sensor_mode: Union[None, int, str, Sequence[int]] = None, fps: Optional[float] = None,
+                 exposure_us: Optional[int] = None, analogue_gain: Optional[float] = None,
+                 scaler_crop: Optional[Sequence[float]] = None, buffer_count: int = 4,
+                 zero_copy: bool = True, queue: bool = False, timeout_s: Optional[float] = None,
+                 controls: Optional[Dict[str, Any]] = None):
+        super().__init__()
+        if isinstance(camera, bool) or not isinstance(camera, int) or camera < 0:
+            raise ConfigError(f"picamera2 camera = {camera!r} is invalid; give 0, 1, ...")
+        if (width is None) != (height is None):
+            raise ConfigError("picamera2: give both width and height (or neither); got "
+                              f"width={width!r}, height={height!r}")
+        if width is not None and not (64 <= int(width) <= 16384 and 64 <= int(height) <= 16384):
+            raise ConfigError(f"picamera2: size {width}x{height} is invalid; allowed 64..16384 pixels each")
+        if fps is not None and not (0 < float(fps) <= 1000):
+            raise ConfigError(f"picamera2: fps = {fps!r} is invalid; allowed 0 < fps <= 1000")
+        if exposure_us is not None and not (1 <= int(exposure_us) <= 1_000_000_000):
+            raise ConfigError(f"picamera2: exposure_us = {exposure_us!r} is invalid; allowed 1..1e9 us")
+        if analogue_gain is not None and not (1.0 <= float(analogue_gain) <= 64.0):
+            raise ConfigError(f"picamera2: analogue_gain = {analogue_gain!r} is invalid; allowed 1..64")
+        if not (isinstance(buffer_count, int) and 2 <= buffer_count <= 32) or (zero_copy and buffer_count < 3):
+            raise ConfigError(f"picamera2: buffer_count = {buffer_count!r} is invalid; allowed "
+                              f"{3 if zero_copy else 2}..32 (zero_copy holds one buffer)")
+        if timeout_s is not None and not (0 < float(timeout_s) <= 3600):
+            raise ConfigError(f"picamera2: timeout_s = {timeout_s!r} is invalid; allowed 0..3600 s")
+        if controls is not None and not isinstance(controls, dict):
+            raise ConfigError(f"picamera2: controls = {controls!r} is invalid; give a table of "
+                              "libcamera control names and values")
+        self.camera_num = camera
+        self.name = f"picamera2:{camera}"
+        self.width, self.height = (_even(width), _even(height)) if width is not None else (None, None)
+        self.sensor_mode_request = sensor_mode
+        self.fps = float(fps) if fps is not None else None
+        self.exposure_us = int(exposure_us) if exposure_us is not None else None
+        self.analogue_gain = float(analogue_gain) if analogue_gain is not None else None
+        self.roi = _check_roi(scaler_crop) if scaler_crop is not None else None
+        self.buffer_count = buffer_count
+        self.zero_copy = bool(zero_copy)
+        self.queue = bool(queue)
+        self.timeout_s = float(timeout_s) if timeout_s is not None else None
+        self.extra_controls = dict(controls or {})
+        #: the picamera2.Picamera2 object while open (for drives that need it), else None
+        self.camera = None
+        #: the chosen sensor mode (dict from Picamera2.sensor_modes), after open
+        self.sensor_mode: Optional[Dict] = None
+        #: output (w, h) actually configured, after open
+        self.output_size: Optional[Tuple[int, int]] = None
+        #: ScalerCrop rectangle in sensor pixels, when scaler_crop is used
+        self.scaler_crop: Optional[Rect] = None
+        #: metadata dict of the last frame
+        self.last_metadata: Dict[str, Any] = {}
+        self._held = None        # (request, mapped) of the last zero-copy frame
+        self._flush_next = False
+        self._capture_kwargs: Dict[str, bool] = {}
+        self._mapped_array = None
+
+    # -- public extras ------------------------------------------------------------------
+    @property
+    def lens_position(self) -> Optional[float]:
+        """Lens position (dioptres) the camera reported with the last frame, or None."""
+        return self.last_metadata.get("LensPosition")
+
+    def set_controls(self, controls: Dict[str, Any]) -> None:
+        """Set libcamera controls on the running camera (``AfMode``, ``LensPosition``...).
+
+        Raises:
+            SourceError: the camera is not open.
+        """
+        if self.camera is None:
+            raise SourceError(f"{self.name}: not open; open the source before setting controls")
+        self.camera.set_controls(dict(controls))
+
+    def request_fresh(self) -> None:
+        """Make the next :meth:`read` return a frame whose exposure started after this call
+        (``capture_request(flush=True)``) -- call it after moving the lens."""
+        self._flush_next = True
+
+    # -- FrameSource ---------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            import picamera2
+        except ImportError as e:
+            raise SourceError(f"{self.name}: {INSTALL_HINT} ({e})") from e
+        self._mapped_array = getattr(picamera2, "MappedArray", None)
+        if self._mapped_array is None:
+            raise SourceError(f"{self.name}: this picamera2 has no MappedArray; upgrade it "
+                              "(`sudo apt install --only-upgrade python3-picamera2`)")
+        try:
+            cam = picamera2.Picamera2(self.camera_num)
+        except IndexError:
+            raise SourceError(f"{self.name}: there is no camera number {self.camera_num}; list the "
+                              "cameras with `rpicam-hello --list-cameras` and check the ribbon cable "
+                              "(and camera_auto_detect=1 in /boot/firmware/config.txt)") from None
+        except Exception as e:
+            raise SourceError(f"{self.name}: cannot open the camera ({e}); is another program "
+                              "(rpicam-*, libcamera-*, another pifocus) using it? Check "
+                              "`rpicam-hello --list-cameras`") from e
+        try:
+            self._configure(cam)
+            cam.start()
+        except ConfigError:
+            self._safe_close(cam)
+            raise
+        except Exception as e:
+            self._safe_close(cam)
+            raise SourceError(f"{self.name}: cannot configure/start the camera: {e}") from e
+        self.camera = cam
+        self._flush_next = False
+        log.info("%s open: sensor mode %s, output %dx%d YUV420%s%s", self.name,
+                 "x".join(map(str, self.sensor_mode["size"])) if self.sensor_mode else "auto",
+                 *self.output_size,
+                 f", ScalerCrop {self.scaler_crop}" if self.scaler_crop else "",
+                 f", {self.fps:g} fps" if self.fps else "")
+
+    def _configure(self, cam) -> None:
+        props = dict(getattr(cam, "camera_properties", {}) or {})
+        pixel_array = props.get("PixelArraySize")
+        full: Optional[Rect] = None
+        if props.get("ScalerCropMaximum") is not None and len(props["ScalerCropMaximum"]) == 4:
+            full = tuple(int(v) for v in props["ScalerCropMaximum"])
+        elif pixel_array is not None:
+            full = (0, 0, int(pixel_array[0]), int(pixel_array[1]))
+
+        modes = list(cam.sensor_modes or [])
+        mode = choose_sensor_mode(modes, self.width, self.height, self.fps, self.sensor_mode_request, full)
+        self.sensor_mode = mode
+
+        # Output size: asked for, else the ROI at the mode's pixel scale, else the mode size.
+        if mode is not None:
+            mw, mh = _mode_size(mode)
+            limits = _mode_crop(mode, full)
+        else:
+            mw, mh = (self.width or 1280, self.height or 720)
+            limits = full or (0, 0, mw, mh)
+        controls: Dict[str, Any] = {}
+        if self.roi is not None:
+            self.scaler_crop = scaler_crop_rect(self.roi, limits)
+            controls["ScalerCrop"] = self.scaler_crop
+            scale_x, scale_y = limits[2] / float(mw), limits[3] / float(mh)
+            default_size = (_even(self.scaler_crop[2] / scale_x), _even(self.scaler_crop[3] / scale_y))
+        else:
+            self.scaler_crop = None
+            default_size = (_even(mw), _even(mh))
+        size = (self.width, self.height) if self.width is not None else default_size
+
+        if self.fps is not None:
+            frame_us = int(round(1e6 / self.fps))
+            controls["FrameDurationLimits"] = (frame_us, frame_us)
+        if self.exposure_us is not None:
+            controls["ExposureTime"] = self.exposure_us
+        if self.analogue_gain is not None:
+            controls["AnalogueGain"] = self.analogue_gain
+        if self.exposure_us is not None and self.analogue_gain is not None:
+            controls["AeEnable"] = False
+        controls.update(self.extra_controls)
+
+        kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=self.buffer_count,
+                                      controls=controls, queue=self.queue, display=None, encode=None)
+        params = inspect.signature(cam.create_video_configuration).parameters
+        if mode is not None:
+            if "sensor" in params:  # newer picamera2: choose the mode by sensor output size
+                kwargs["sensor"] = {"output_size": (mw, mh)}
+                if mode.get("bit_depth"):
+                    kwargs["sensor"]["bit_depth"] = int(mode["bit_depth"])
+            else:                   # older: a raw stream of the mode's size and format
+                kwargs["raw"] = {"size": (mw, mh), "format": str(mode.get("unpacked", mode.get("format")))}
+        config = cam.create_video_configuration(**{k: v for k, v in kwargs.items() if k in params})
+        cam.configure(config)
+
+        main = cam.camera_config["main"]
+        self.output_size = (int(main["size"][0]), int(main["size"][1]))
+        if self.output_size != size:
+            log.info("%s: picamera2 aligned the output %dx%d -> %dx%d", self.name, *size, *self.output_size)
+        cparams = inspect.signature(cam.capture_request).parameters
+        self._capture_kwargs = {"wait": "wait" in cparams, "flush": "flush" in cparams}
+        if self.timeout_s is not None:
+            self._timeout = self.timeout_s
+        else:
+            frame_s = 1.0 / self.fps if self.fps else 1.0 / 10
+            exp_s = (self.exposure_us or 0) / 1e6
+            self._timeout = max(2.0, 4 * max(frame_s, exp_s))
+
+    @staticmethod
+    def _safe_close(cam) -> None:
+        for step in ("stop", "close"):
+            try:
+                getattr(cam, step)()
+            except Exception:
+                log.debug("picamera2 %s failed while cleaning up", step, exc_info=True)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        request, mapped = held
+        try:
+            mapped.__exit__(None, None, None)
+        except Exception:  # e.g. BufferError if a caller still holds a view of the old frame
+            log.debug("%s: unmapping the previous frame failed", self.name, exc_info=True)
+        try:
+            request.release()
+        except Exception:
+            log.debug("%s: releasing the previous request failed", self.name, exc_info=True)
+
+    def _read(self) -> Frame:
+        cam = self.camera
+        self._release_held()  # the previous frame's buffer goes back to the camera now
+        kwargs: Dict[str, Any] = {}
+        if self._capture_kwargs.get("wait"):
+            kwargs["wait"] = self._timeout
+        if self._flush_next and self._capture_kwargs.get("flush"):
+            kwargs["flush"] = True
+        self._flush_next = False
+        try:
+            request = cam.capture_request(**kwargs)
+        except TimeoutError as e:  # concurrent.futures.TimeoutError is TimeoutError on 3.11+
+            self._cancel_jobs(cam)
+            raise SourceDisconnected(f"{self.name}: no frame for {self._timeout:.1f} s (camera "
+                                     "stalled or ribbon cable loose?)") from e
+        except Exception as e:
+            if type(e).__name__ == "TimeoutError":  # concurrent.futures on Python < 3.11
+                self._cancel_jobs(cam)
+            raise SourceDisconnected(f"{self.name}: capture failed: {e}") from e
+        mapped = None
+        try:
+            md = request.get_metadata()
+            try:
+                mapped = self._mapped_array(request, "main", write=False)
+            except TypeError:  # older picamera2: no write argument
+                mapped = self._mapped_array(request, "main")
+            buf = mapped.__enter__().array
+            w, h = self.output_size
+            luma = buf[:h, :w]  # Y plane of YUV420: the first h rows; stride padding dropped
+            if self.zero_copy:
+                self._held = (request, mapped)
+            else:
+                luma = luma.copy()
+                mapped.__exit__(None, None, None)
+                request.release()
+        except Exception as e:
+            if self._held is None:
+                try:
+                    if mapped is not None:
+                        mapped.__exit__(None, None, None)
+                finally:
+                    request.release()
+            else:
+                self._release_held()
+            raise SourceDisconnected(f"{self.name}: bad frame from the camera: {e}") from e
+        self.last_metadata = md
+        ts = md.get("SensorTimestamp")
+        exposure = md.get("ExposureTime")
+        gain = md.get("AnalogueGain")
+        lens = md.get("LensPosition")
+        return Frame(luma=luma, index=self._index,
+                     timestamp_ns=int(ts) if ts is not None else time.monotonic_ns(),
+                     lens_position=float(lens) if lens is not None else None,
+                     exposure_us=int(exposure) if exposure is not None else None,
+                     analogue_gain=float(gain) if gain is not None else None,
+                     extra={k: md[k] for k in EXTRA_METADATA if k in md})
+
+    @staticmethod
+    def _cancel_jobs(cam) -> None:
+        cancel = getattr(cam, "cancel_all_and_flush", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception:
+                log.debug("cancel_all_and_flush failed", exc_info=True)
+
+    def _close(self) -> None:
+        self._release_held()
+        cam, self.camera = self.camera, None
+        if cam is not None:
+            self._safe_close(cam)

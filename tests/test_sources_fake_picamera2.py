@@ -1,0 +1,217 @@
+"""A fake ``picamera2`` module for testing :mod:`pifocus.sources.picamera2` off the Pi.
+
+It mimics, for what the adapter calls, the real API (checked against picamera2's source):
+``Picamera2(camera_num)`` (``IndexError`` for a missing camera number), ``sensor_modes``
+(dicts with ``format``, ``unpacked``, ``bit_depth``, ``size``, ``fps``, ``crop_limits``),
+``camera_properties``, ``create_video_configuration(main=, raw=, buffer_count=, controls=,
+queue=, sensor=, display=, encode=...)``, ``configure``, ``camera_config["main"]`` with
+``size``/``stride``/``format``, ``start/stop/close``, ``set_controls``,
+``capture_request(wait=, flush=)`` -> a request with ``get_metadata()``, ``release()`` and
+``make_array()``; ``MappedArray(request, "main", write=)`` whose ``.array`` is the YUV420
+buffer as shape ``(h * 3 // 2, stride)``.
+
+The camera keeps a pool of ``buffer_count`` buffers: a request not released removes one from
+the pool and a capture with an empty pool raises, as a real camera would stall -- so a test
+catches an adapter that leaks requests.  No test functions live here; other test modules load
+it with :func:`install`.
+"""
+
+import math
+import sys
+import types
+
+import numpy as np
+
+PAD = 0xEE  # value of the stride padding bytes: must never show up in a luma frame
+
+HQ_MODES = [
+    {"size": (2028, 1080), "fps": 50.03, "crop_limits": (0, 440, 4056, 2160)},
+    {"size": (2028, 1520), "fps": 40.01, "crop_limits": (0, 0, 4056, 3040)},
+    {"size": (1332, 990), "fps": 120.05, "crop_limits": (696, 528, 2664, 1980)},
+    {"size": (4056, 3040), "fps": 10.0, "crop_limits": (0, 0, 4056, 3040)},
+]
+
+
+def _hq_modes():
+    out = []
+    for m in HQ_MODES:
+        fmt = "SRGGB10_CSI2P" if m["size"] == (1332, 990) else "SRGGB12_CSI2P"
+        out.append(dict(m, format=fmt, unpacked=fmt.split("_")[0], bit_depth=int(fmt[5:7]),
+                        exposure_limits=(31, 667234896)))
+    return out
+
+
+class FakeRequest:
+    def __init__(self, cam, buf, metadata):
+        self.cam = cam
+        self.buf = buf
+        self.metadata = metadata
+        self.released = False
+
+    def get_metadata(self):
+        assert not self.released, "metadata of a released request"
+        return dict(self.metadata)
+
+    def make_array(self, name):
+        assert name == "main"
+        return self.buf.copy()  # the real make_array copies the whole buffer too
+
+    def release(self):
+        assert not self.released, "request released twice"
+        self.released = True
+        self.cam.outstanding.remove(self)
+        self.cam.released += 1
+
+
+class MappedArray:
+    def __init__(self, request, stream, reshape=True, write=True):
+        assert stream == "main"
+        self.request = request
+        self.write = write
+        self.array = None
+        request.cam.mapped_write_flags.append(write)
+
+    def __enter__(self):
+        assert not self.request.released, "mapping a released request"
+        self.array = self.request.buf  # a view, as np.array(mmap, copy=False) is
+        self.request.cam.open_maps += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.array = None
+        self.request.cam.open_maps -= 1
+
+
+class Picamera2:
+    """Fake camera.  Class attributes let a test inject faults before the source opens it."""
+
+    n_cameras = 1
+    fail_init = None          # exception instance raised by __init__
+    fail_capture_after = None  # capture number from which capture_request raises RuntimeError
+    timeout_capture_after = None  # ... raises TimeoutError
+    instances = []
+
+    def __init__(self, camera_num=0):
+        if camera_num >= self.n_cameras:
+            raise IndexError("list index out of range")  # global_camera_info()[camera_num]
+        if self.fail_init is not None:
+            raise self.fail_init
+        self.camera_num = camera_num
+        self.camera_properties = {"Model": "imx477", "PixelArraySize": (4056, 3040),
+                                  "ColorFilterArrangement": 0}
+        self.camera_config = None
+        self.controls_set = {}
+        self.started = False
+        self.closed = False
+        self.outstanding = []
+        self.released = 0
+        self.captures = 0
+        self.open_maps = 0
+        self.capture_calls = []
+        self.mapped_write_flags = []
+        self.cancelled = 0
+        self.last_config_kwargs = None
+        type(self).instances.append(self)
+
+    @property
+    def sensor_modes(self):
+        assert not self.started, "sensor_modes reconfigures the camera: read it before start()"
+        return _hq_modes()
+
+    def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
+                                   buffer_count=6, controls={}, display="main", encode="main",
+                                   queue=True, sensor={}, use_case="video"):
+        self.last_config_kwargs = dict(main=main, raw=raw, buffer_count=buffer_count, controls=controls,
+                                       display=display, encode=encode, queue=queue, sensor=sensor)
+        main = dict({"format": "XBGR8888", "size": (1280, 720)}, **main)
+        return {"main": main, "raw": raw, "sensor": sensor, "buffer_count": buffer_count,
+                "controls": dict(controls), "queue": queue, "display": display, "encode": encode}
+
+    def configure(self, config):
+        assert not self.started
+        w, h = config["main"]["size"]
+        assert config["main"]["format"] == "YUV420"
+        assert w % 2 == 0 and h % 2 == 0, "YUV420 needs even sizes"
+        stride = int(math.ceil(w / 64.0)) * 64  # padded rows, as the ISP delivers them
+        self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
+                                       "framesize": stride * h * 3 // 2},
+                              "buffer_count": config["buffer_count"], "controls": config["controls"]}
+        self.controls_set = dict(config["controls"])
+
+    def start(self):
+        assert self.camera_config is not None, "start before configure"
+        self.started = True
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.stop()
+        self.closed = True
+
+    def set_controls(self, controls):
+        self.controls_set.update(controls)
+
+    def cancel_all_and_flush(self):
+        self.cancelled += 1
+
+    def capture_request(self, wait=None, signal_function=None, flush=None):
+        assert self.started and not self.closed, "capture on a stopped camera"
+        self.capture_calls.append({"wait": wait, "flush": flush})
+        n = self.captures
+        if self.fail_capture_after is not None and n >= self.fail_capture_after:
+            raise RuntimeError("Camera frontend has timed out!")
+        if self.timeout_capture_after is not None and n >= self.timeout_capture_after:
+            raise TimeoutError()
+        if len(self.outstanding) >= self.camera_config["buffer_count"]:
+            raise RuntimeError("no free buffers: the application holds every request (leak)")
+        cfg = self.camera_config["main"]
+        w, h = cfg["size"]
+        stride = cfg["stride"]
+        buf = np.full((h * 3 // 2, stride), PAD, np.uint8)
+        yy, xx = np.mgrid[0:h, 0:w]
+        buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
+        buf[h:, :] = 128  # chroma
+        ctrl = self.controls_set
+        frame_us = ctrl.get("FrameDurationLimits", (33333, 33333))[0]
+        md = {"SensorTimestamp": 1_000_000_000 + n * frame_us * 1000,
+              "ExposureTime": int(ctrl.get("ExposureTime", 10000)),
+              "AnalogueGain": float(ctrl.get("AnalogueGain", 1.5)),
+              "DigitalGain": 1.0, "FocusFoM": 1234 + n, "FrameDuration": frame_us}
+        if "LensPosition" in ctrl:
+            md["LensPosition"] = float(ctrl["LensPosition"])
+        self.captures += 1
+        req = FakeRequest(self, buf, md)
+        self.outstanding.append(req)
+        return req
+
+
+class OldPicamera2(Picamera2):
+    """An older picamera2: no ``sensor=`` configuration, no ``flush``, no ``write`` in MappedArray."""
+
+    def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
+                                   buffer_count=6, controls={}, display="main", encode="main",
+                                   queue=True):
+        return super().create_video_configuration(main=main, raw=raw, buffer_count=buffer_count,
+                                                  controls=controls, display=display, encode=encode,
+                                                  queue=queue)
+
+    def capture_request(self, wait=None, signal_function=None):
+        return super().capture_request(wait=wait)
+
+
+class OldMappedArray(MappedArray):
+    def __init__(self, request, stream, reshape=True):
+        super().__init__(request, stream, reshape)
+
+
+def install(monkeypatch, old=False):
+    """Put a fresh fake ``picamera2`` module into ``sys.modules``; returns it."""
+    mod = types.ModuleType("picamera2")
+    cam_cls = type("Picamera2", (OldPicamera2 if old else Picamera2,), {})
+    cam_cls.instances = []
+    mod.Picamera2 = cam_cls
+    mod.MappedArray = OldMappedArray if old else MappedArray
+    mod.__fake__ = True
+    monkeypatch.setitem(sys.modules, "picamera2", mod)
+    return mod
