@@ -146,8 +146,9 @@ def focus_chart(width: int, height: int, seed: int = 0) -> np.ndarray:
         ty = int(height * 0.36 + row * height * 0.09)
         cv2.putText(ink, text, (tx0, ty), cv2.FONT_HERSHEY_SIMPLEX, scale * scale_base,
                     255, max(1, int(round(scale * scale_base * 2))), cv2.LINE_AA)
-    alpha = ink.astype(np.float32) / 255.0
-    img += alpha * (0.05 - img)
+    inked = ink > 0
+    alpha = ink[inked].astype(np.float32) / 255.0
+    img[inked] += alpha * (0.05 - img[inked])
 
     # Flat patches (no texture at all): sky, a wall.
     fw, fh = int(width * 0.14), int(height * 0.14)
@@ -172,41 +173,77 @@ def disk_kernel(radius_px: float, supersample: int = 8) -> np.ndarray:
     return k / k.sum()
 
 
-def defocus(image: np.ndarray, radius_px: float) -> np.ndarray:
+def defocus(image: np.ndarray, radius_px: float, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Blur a float32 image with a disk PSF of ``radius_px``.
 
     Large radii are done at reduced resolution (a large blur holds no detail that the
-    reduction would lose), so a frame costs about the same at any defocus.
+    reduction would lose), so a frame costs about the same at any defocus.  ``out`` (same
+    shape, float32) is reused when given, so a live loop allocates nothing per frame.
     """
     import cv2
 
     if radius_px < 0.25:
-        return image
+        if out is None:
+            return image.copy()
+        np.copyto(out, image)
+        return out
     factor = max(1, int(radius_px // 3))
     if factor == 1:
-        return cv2.filter2D(image, -1, disk_kernel(radius_px), borderType=cv2.BORDER_REFLECT)
+        return cv2.filter2D(image, -1, disk_kernel(radius_px), dst=out, borderType=cv2.BORDER_REFLECT)
     h, w = image.shape
     small = cv2.resize(image, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     small = cv2.filter2D(small, -1, disk_kernel(radius_px / factor), borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(small, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
 def sensor(luminance: np.ndarray, rng: np.random.Generator, *, exposure: float = 1.0,
            analogue_gain: float = 1.0, full_well_e: float = 10000.0,
-           read_noise_e: float = 3.0) -> np.ndarray:
+           read_noise_e: float = 3.0, work: Optional[np.ndarray] = None,
+           out: Optional[np.ndarray] = None) -> np.ndarray:
     """Turn scene luminance (float32, 0..1) into noisy 8-bit luma.
 
     Signal in electrons is ``luminance * exposure * full_well_e / analogue_gain`` (more gain
     means fewer photons for the same output level); shot noise is Poisson (Gaussian
     approximation), read noise Gaussian; the result is scaled back so that a correctly
     exposed white is 255, then clipped and rounded.
+
+    ``luminance`` is left untouched.  ``work`` (float32, same shape) and ``out`` (uint8)
+    are scratch and result buffers to reuse between frames.
     """
     electrons_full_scale = full_well_e / analogue_gain
-    signal_e = luminance * np.float32(exposure * electrons_full_scale)
-    var_e = np.maximum(signal_e, 0) + np.float32(read_noise_e ** 2)
-    noisy_e = signal_e + np.sqrt(var_e) * rng.standard_normal(luminance.shape, dtype=np.float32)
-    dn = noisy_e * np.float32(255.0 / electrons_full_scale)
-    return np.clip(dn + 0.5, 0, 255).astype(np.uint8)
+    gain = np.float32(exposure * electrons_full_scale)
+    if work is None:
+        work = np.empty(luminance.shape, np.float32)
+    if out is None:
+        out = np.empty(luminance.shape, np.uint8)
+    # work = sqrt(max(signal_e, 0) + read_noise^2) * N(0, 1), built in place.
+    np.multiply(luminance, gain, out=work)
+    np.maximum(work, 0, out=work)
+    work += np.float32(read_noise_e ** 2)
+    np.sqrt(work, out=work)
+    # Noise and signal added in strips of rows: small temporaries instead of extra
+    # full-frame buffers.  dn = (signal_e + noise_e) * 255 / full_scale, rounded, clipped.
+    strip = 128
+    to_dn = np.float32(255.0 / electrons_full_scale)
+    for y0 in range(0, work.shape[0], strip):
+        part = work[y0:y0 + strip]
+        part *= rng.standard_normal(part.shape, dtype=np.float32)
+        part += luminance[y0:y0 + strip] * gain
+        part *= to_dn
+    work += np.float32(0.5)
+    np.clip(work, 0, 255, out=work)
+    np.copyto(out, work, casting="unsafe")
+    return out
+
+
+def _release_scratch() -> None:
+    """Hand the chart-building scratch memory back to the OS (glibc keeps freed heap
+    otherwise, and on a 1 GB Pi that matters); a no-op elsewhere."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def blur_radius_px(position: float, params: SimParams) -> float:
@@ -245,6 +282,8 @@ class SimulatedSource(FrameSource):
         self.params = SimParams(**params)
         self.name = f"sim:{image}" if image else "sim"
         self._scene: Optional[np.ndarray] = None
+        self._blur: Optional[np.ndarray] = None
+        self._work: Optional[np.ndarray] = None
         self._rng = np.random.default_rng(self.params.seed)
         self._lens_position: Optional[float] = None  # None = automatic focus pull
         self._next_time = 0.0
@@ -282,15 +321,25 @@ class SimulatedSource(FrameSource):
         return img.astype(np.float32) / 255.0
 
     def _open(self) -> None:
-        _ = self.scene
+        if self._scene is None:
+            _ = self.scene
+            _release_scratch()
         self._next_time = time.monotonic()
 
     def render(self, position: float) -> np.ndarray:
-        """The 8-bit luma the camera would give at a lens position (advances the noise)."""
+        """The 8-bit luma the camera would give at a lens position (advances the noise).
+
+        Returns a new array each call (frames may be kept by the caller); the float
+        scratch buffers are reused.
+        """
         p = self.params
-        blurred = defocus(self.scene, blur_radius_px(position, p))
+        scene = self.scene
+        if self._blur is None or self._blur.shape != scene.shape:
+            self._blur = np.empty(scene.shape, np.float32)
+            self._work = np.empty(scene.shape, np.float32)
+        blurred = defocus(scene, blur_radius_px(position, p), out=self._blur)
         return sensor(blurred, self._rng, exposure=p.exposure, analogue_gain=p.analogue_gain,
-                      full_well_e=p.full_well_e, read_noise_e=p.read_noise_e)
+                      full_well_e=p.full_well_e, read_noise_e=p.read_noise_e, work=self._work)
 
     def _read(self) -> Frame:
         p = self.params
@@ -312,4 +361,4 @@ class SimulatedSource(FrameSource):
         )
 
     def _close(self) -> None:
-        pass
+        self._blur = self._work = None  # scratch only; the scene stays for a reopen
