@@ -401,11 +401,13 @@ def test_make_outputs_builds_and_describes(factory):
     group = make_outputs(OutputsParams(**ALL), pin_factory=factory)
     assert len(group) == 5 and group.mock
     lines = group.describe()
-    assert lines[0].startswith("in-focus LED on GPIO17 (mock pin")
-    assert any("GPIO18" in l and "meter" in l for l in lines)
-    assert any("GPIO22 (red)" in l for l in lines)
-    assert any(l.startswith("buzzer on GPIO27") for l in lines)
-    assert any(l.startswith("shutter trigger on GPIO5") for l in lines)
+    note = "(mock pin: not on a Raspberry Pi)" if not pinsmod.on_raspberry_pi() else "(mock pin)"
+    assert lines[0] == f"in-focus LED on GPIO17 {note}"
+    assert lines[1] == f"focus meter on GPIO18 {note}: PWM 100 Hz, duty = focus meter"
+    assert lines[2].startswith(f"RGB LED on GPIO22, GPIO23, GPIO24 {note}: red/green/blue")
+    assert lines[3].startswith(f"buzzer on GPIO27 {note}: beeps faster near focus")
+    assert lines[4] == (f"shutter trigger on GPIO5 {note}: 1 s pulse when focus is acquired; "
+                        "re-arms after 1 s out of focus or a scene change")
     group.close()
 
 

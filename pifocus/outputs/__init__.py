@@ -287,11 +287,11 @@ class OutputGroup:
 
     def describe(self) -> List[str]:
         """One line per indicator, e.g. ``"in-focus LED on GPIO17 (mock pin: not on a
-        Raspberry Pi)"``; ``["no outputs configured"]`` when none are."""
+        Raspberry Pi)"`` or ``"buzzer on GPIO27 (lgpio): beeps faster near focus ..."``;
+        ``["no outputs configured"]`` when none are."""
         if not self.indicators:
             return ["no outputs configured"]
-        suffix = f" ({self.note})" if self.note else ""
-        return [ind.describe() + suffix for ind in self.indicators]
+        return [ind.describe(self.note) for ind in self.indicators]
 
     def find(self, cls):
         """The first indicator of class ``cls``, or None."""

@@ -100,11 +100,23 @@ class Indicator:
             finally:
                 self._close_devices()
 
-    def describe(self) -> str:
-        """One line saying what this indicator is and where it is wired, e.g.
-        ``"in-focus LED on GPIO17"``."""
-        pins = ",".join(pin_name(p) for p in self.pins)
-        return f"{self.label} on {pins}"
+    def describe(self, note: str = "") -> str:
+        """One line saying what this indicator is, where it is wired and what it does, e.g.
+        ``"in-focus LED on GPIO17 (mock pin: not on a Raspberry Pi)"``.
+
+        Args:
+            note: how the pins are driven (from the pin factory), shown in brackets.
+        """
+        pins = ", ".join(pin_name(p) for p in self.pins)
+        line = f"{self.label} on {pins}"
+        if note:
+            line += f" ({note})"
+        details = self.details()
+        return f"{line}: {details}" if details else line
+
+    def details(self) -> str:
+        """Extra behaviour text for :meth:`describe` (empty by default)."""
+        return ""
 
     def __enter__(self):
         return self

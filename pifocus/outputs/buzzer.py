@@ -161,8 +161,9 @@ class FocusBuzzer(Indicator):
     def _close_devices(self) -> None:
         self.device.close()
 
-    def describe(self) -> str:
-        """E.g. ``"buzzer on GPIO27 (beeps faster near focus)"``."""
-        what = ("beeps faster near focus, steady tone in focus" if self.mode == "proximity"
-                else "chirps once when focus is acquired")
-        return f"buzzer on GPIO{self.pins[0]} ({what})"
+    def details(self) -> str:
+        """What the buzzer does in its mode."""
+        if self.mode == "proximity":
+            return (f"beeps faster near focus ({self.slow_hz:g}..{self.fast_hz:g} beeps/s from meter "
+                    f"{self.min_meter:g}), steady tone in focus")
+        return "chirps once when focus is acquired"

@@ -28,7 +28,7 @@ class FocusMeter(Indicator):
         OutputError: the pin is in use or invalid, or the factory cannot do PWM.
     """
 
-    label = "focus meter (PWM)"
+    label = "focus meter"
 
     #: Changes of the duty cycle smaller than this are not written (saves pin writes).
     RESOLUTION = 1.0 / 1000
@@ -70,6 +70,7 @@ class FocusMeter(Indicator):
     def _close_devices(self) -> None:
         self.device.close()
 
-    def describe(self) -> str:
-        """E.g. ``"focus meter (PWM 100 Hz) on GPIO18"``."""
-        return f"focus meter (PWM {self.frequency_hz:g} Hz) on GPIO{self.pins[0]}"
+    def details(self) -> str:
+        """E.g. ``"PWM 100 Hz, duty = focus meter"``."""
+        full = "" if self.max_duty == 1.0 else f" (full scale at {self.max_duty:.0%} duty)"
+        return f"PWM {self.frequency_hz:g} Hz, duty = focus meter{full}"

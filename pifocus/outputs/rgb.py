@@ -52,6 +52,7 @@ class FocusRGB(Indicator):
         super().__init__(pins)
         r, g, b = pins
         self.amber_at = float(amber_at)
+        self.common_anode = bool(common_anode)
         self.brightness = float(brightness)
         self.device = open_device(self.label, key, pins, lambda: RGBLED(
             r, g, b, active_high=not common_anode, initial_value=OFF, pwm=True,
@@ -106,7 +107,7 @@ class FocusRGB(Indicator):
     def _close_devices(self) -> None:
         self.device.close()
 
-    def describe(self) -> str:
-        """E.g. ``"RGB LED on GPIO22 (red), GPIO23 (green), GPIO24 (blue)"``."""
-        r, g, b = self.pins
-        return f"RGB LED on GPIO{r} (red), GPIO{g} (green), GPIO{b} (blue)"
+    def details(self) -> str:
+        """Pin roles and colour meaning."""
+        return (f"red/green/blue{' (common anode)' if self.common_anode else ''}; red far, "
+                f"amber from meter {self.amber_at:g}, green in focus")

@@ -107,9 +107,7 @@ class ShutterTrigger(Indicator):
     def _close_devices(self) -> None:
         self.device.close()
 
-    def describe(self) -> str:
-        """E.g. ``"shutter trigger on GPIO5 (0.2 s pulse when focus is acquired; re-arms
-        after 1 s out of focus)"``."""
-        return (f"shutter trigger on GPIO{self.pins[0]} ({self.pulse_s:g} s pulse when focus is "
-                f"acquired; re-arms after {self.rearm_s:g} s out of focus"
-                + (" or a scene change)" if self.rearm_on_scene_change else ")"))
+    def details(self) -> str:
+        """Pulse length and re-arm rule."""
+        return (f"{self.pulse_s:g} s pulse when focus is acquired; re-arms after {self.rearm_s:g} s "
+                "out of focus" + (" or a scene change" if self.rearm_on_scene_change else ""))
