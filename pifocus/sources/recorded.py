@@ -77,7 +77,7 @@ def natural_key(name: str) -> Tuple:
     # re.split with one capture group alternates text, digits, text, ...: even indices are
     # text, odd are digits, so element-wise comparison never mixes str and int.
     key = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
-    return key + (name,)
+    return (key, name)
 
 
 def natural_sorted(names: Sequence[str]) -> List[str]:
