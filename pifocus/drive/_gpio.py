@@ -1,0 +1,58 @@
+"""gpiozero helpers shared by the GPIO drives: pin claiming with clear errors, precise waits."""
+
+import time
+
+from ..exc import DriveError
+
+
+def output(pin: str, what: str, drive: str, pin_factory=None, active_high: bool = True,
+           initial_value: bool = False):
+    """A gpiozero ``OutputDevice`` on ``pin``, with one-line errors naming the pin and the fix."""
+    from gpiozero import OutputDevice
+    return _make(OutputDevice, pin, what, drive, pin_factory,
+                 active_high=active_high, initial_value=initial_value)
+
+
+def input_(pin: str, what: str, drive: str, pin_factory=None, pull_up: bool = True):
+    """A gpiozero ``DigitalInputDevice`` (switch) on ``pin``."""
+    from gpiozero import DigitalInputDevice
+    return _make(DigitalInputDevice, pin, what, drive, pin_factory, pull_up=pull_up)
+
+
+def _make(cls, pin, what, drive, pin_factory, **kw):
+    try:
+        from gpiozero.exc import BadPinFactory, GPIOPinInUse, PinInvalidPin
+    except ImportError as e:  # pragma: no cover - gpiozero is a hard dependency
+        raise DriveError(f"drive {drive!r}: gpiozero is missing ({e}); pip install gpiozero") from e
+    try:
+        return cls(pin, pin_factory=pin_factory, **kw)
+    except GPIOPinInUse as e:
+        raise DriveError(f"drive {drive!r}: {what} {pin} is already in use ({e}); give the drive "
+                         f"another pin in [drive] or free that one (LED/buzzer config, another "
+                         "pifocus process)") from e
+    except BadPinFactory as e:
+        raise DriveError(f"drive {drive!r}: no GPIO available here ({e}); on a PC set "
+                         "GPIOZERO_PIN_FACTORY=mock to try it, on a Pi install lgpio") from e
+    except (PinInvalidPin, ValueError) as e:
+        raise DriveError(f"drive {drive!r}: {what} {pin!r} is not a valid pin ({e}); use a name "
+                         "such as 'GPIO20' or 'BOARD38'") from e
+
+
+def close_all(devices) -> None:
+    """Close gpiozero devices, ignoring errors (closing must not mask the real one)."""
+    for d in devices:
+        if d is not None:
+            try:
+                d.close()
+            except Exception:
+                pass
+
+
+def wait_until(t: float) -> None:
+    """Sleep until ``time.perf_counter() >= t``; spin the last half millisecond."""
+    while True:
+        left = t - time.perf_counter()
+        if left <= 0:
+            return
+        if left > 0.0015:
+            time.sleep(left - 0.001)

@@ -1,0 +1,87 @@
+"""A recorded focus sweep acting as a lens (drive string ``replay:DIR``).
+
+Moving to a position makes the next frame the one recorded nearest that position (and
+keeps returning it while the "lens" stands still), so autofocus can be tuned on the bench
+on real frames.  The folder is the recorded-sweep format: images plus ``sweep.csv``
+(``file,position``...), or images alone in natural order with position = index.
+
+Positions are whatever ``sweep.csv`` recorded (steps, dioptres); the soft limits default
+to the first..last recorded position and :attr:`ReplayDrive.resolution` is the smallest gap
+between them.
+"""
+
+import logging
+import os
+
+from ..exc import DriveError, SourceError
+from . import DriveParams, FocusDrive
+
+log = logging.getLogger(__name__)
+
+
+class ReplayDrive(FocusDrive):
+    """Replay a recorded sweep as a lens.
+
+    Args:
+        folder: the sweep folder.
+        params: :class:`~pifocus.drive.DriveParams`.
+        **source_options: options for :class:`~pifocus.sources.recorded.RecordedSource`
+            (e.g. ``width``/``height`` to resize frames).
+
+    Raises:
+        DriveError: the folder does not exist, holds no frames, or has no usable positions.
+    """
+
+    kind = "replay"
+    persistent_by_default = False
+    integer_positions = False
+
+    def __init__(self, folder: str, params: DriveParams = DriveParams(), **source_options):
+        from ..sources.recorded import RecordedSource
+
+        folder = os.path.expanduser(str(folder))
+        if not os.path.isdir(folder):
+            raise DriveError(f"drive 'replay:{folder}': no such folder; give a recorded sweep folder "
+                             "(images + sweep.csv, e.g. from `pifocus record --drive ... --sweep ...`)")
+        try:
+            src = RecordedSource(folder, **source_options)
+        except SourceError as e:
+            raise DriveError(f"drive 'replay:{folder}': {e}") from e
+        if src.is_video:
+            raise DriveError(f"drive 'replay:{folder}': a video cannot be replayed as a lens; give a "
+                             "folder of images (with sweep.csv)")
+        positions = [float(p) for p in src.positions]
+        distinct = sorted(set(positions))
+        if len(distinct) < 2:
+            raise DriveError(f"drive 'replay:{folder}': the sweep has {len(positions)} frame(s) at "
+                             f"{len(distinct)} distinct position(s); a sweep needs at least two positions "
+                             "(check the position column of sweep.csv)")
+        self.positions = positions
+        self.folder = folder
+        gaps = [b - a for a, b in zip(distinct, distinct[1:])]
+        self.resolution = float(min(gaps))
+        # Integer positions when the sweep is in whole steps (natural-order folders: indices).
+        self.integer_positions = all(float(p).is_integer() for p in distinct) and self.resolution >= 1
+        super().__init__(params, (distinct[0], distinct[-1]))
+        self.source = src
+
+    def default_position(self) -> float:
+        return self.positions[0]
+
+    def nearest_index(self, position: float) -> int:
+        """Index of the recorded frame nearest ``position``."""
+        return self.source.index_nearest(position)
+
+    def _open_hw(self) -> None:
+        self.source.open()
+
+    def _restore(self) -> None:
+        super()._restore()
+        # The "lens" shows the frame nearest the restored position.
+        self.source.lens_position = self._position
+
+    def _close_hw(self) -> None:
+        self.source.close()
+
+    def _move_hw(self, start: float, target: float) -> None:
+        self.source.lens_position = target  # seek to the nearest frame and hold it
