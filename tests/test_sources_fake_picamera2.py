@@ -183,6 +183,7 @@ class Picamera2:
         self.captures += 1
         req = FakeRequest(self, buf, md)
         self.outstanding.append(req)
+        self.last_request = req
         return req
 
 
