@@ -533,6 +533,8 @@ def test_toml_table_round_trip():
 # -- pin factories ---------------------------------------------------------------------------
 @pytest.fixture
 def no_factory_cache(monkeypatch):
+    from gpiozero import Device
+    monkeypatch.setattr(Device, "pin_factory", None)  # restored after the test
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     monkeypatch.delenv("GPIOZERO_MOCK_PIN_CLASS", raising=False)
     pinsmod.forget_pin_factories()
@@ -568,7 +570,27 @@ def test_auto_on_a_pi_tries_real_factories_in_order(no_factory_cache, monkeypatc
     assert pinsmod.on_raspberry_pi()
     assert resolve_pin_factory("auto") == ("factory", "rpigpio")
     assert tried == ["lgpio", "rpigpio"]
+    from gpiozero import Device
+    assert Device.pin_factory == ("factory", "rpigpio")  # shared with gpiozero's default
     pinsmod._cache.clear()  # the fake factory cannot be closed
+
+
+def test_existing_real_default_factory_is_shared(no_factory_cache, monkeypatch):
+    from gpiozero import Device
+
+    class LGPIOFactory:  # stands in for gpiozero.pins.lgpio.LGPIOFactory
+        pass
+
+    shared = LGPIOFactory()
+    monkeypatch.setattr(Device, "pin_factory", shared)
+    assert resolve_pin_factory("auto") is shared
+    assert resolve_pin_factory("lgpio") is shared
+    pinsmod._cache.clear()
+    # a mock default (e.g. GPIOZERO_PIN_FACTORY=mock without PWM pins) is not reused
+    monkeypatch.setattr(Device, "pin_factory", MockFactory(pin_class=MockPin))
+    monkeypatch.setattr(pinsmod, "MODEL_FILES", ())
+    f = resolve_pin_factory("auto")
+    assert f is not Device.pin_factory and f.pin_class is MockPWMPin
 
 
 def test_auto_on_a_pi_with_no_gpio_library_says_what_to_install(no_factory_cache, monkeypatch, tmp_path):

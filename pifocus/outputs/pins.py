@@ -116,8 +116,27 @@ def _make(name: str):
                       f"{_FIX['lgpio']}, or set outputs.pin_factory = 'mock' to run without pins")
 
 
+def _shared_hardware(name: str):
+    """gpiozero's process-wide ``Device.pin_factory`` when it is a real (non-mock) factory
+    of kind ``name`` (any kind for ``"auto"``), else None."""
+    from gpiozero import Device
+    current = Device.pin_factory
+    if current is None or factory_kind(current) == "mock":
+        return None
+    return current if name == "auto" or factory_kind(current) == name else None
+
+
+def _install_shared(factory) -> None:
+    """Make a real factory gpiozero's process-wide default when none is set, so devices
+    created elsewhere with ``pin_factory=None`` (e.g. the focus drives) share its pin
+    reservations and chip handle."""
+    from gpiozero import Device
+    if factory_kind(factory) != "mock" and Device.pin_factory is None:
+        Device.pin_factory = factory
+
+
 def resolve_pin_factory(name: str = "auto"):
-    """The gpiozero pin factory for ``outputs.pin_factory`` (one shared instance per name).
+    """The gpiozero pin factory for ``outputs.pin_factory``.
 
     Args:
         name: ``"auto"`` (the ``GPIOZERO_PIN_FACTORY`` environment variable if set, else real
@@ -125,8 +144,11 @@ def resolve_pin_factory(name: str = "auto"):
             pins anywhere else), ``"mock"`` (``MockFactory(pin_class=MockPWMPin)``),
             ``"lgpio"``, ``"rpigpio"``, ``"pigpio"`` or ``"native"``.
 
-    Factories are cached per name, so every part of pifocus that drives pins shares one
-    factory and gpiozero can detect two devices claiming the same pin.
+    One factory is shared per name.  A real factory is also shared with gpiozero's
+    process-wide default (``gpiozero.Device.pin_factory``): an existing one of the right kind
+    is reused, and a new one becomes the default when none is set, so every part of pifocus
+    that drives pins uses one factory and gpiozero detects two devices claiming one pin.
+    Mock factories never become the process-wide default.
 
     Raises:
         OutputError: unknown name, or the factory's library is missing / cannot open the
@@ -137,15 +159,22 @@ def resolve_pin_factory(name: str = "auto"):
                           f"allowed: {', '.join(PIN_FACTORIES)}")
     with _cache_lock:
         factory = _cache.get(name)
+        if factory is None and name != "mock":
+            factory = _shared_hardware(name)
         if factory is None:
-            factory = _cache[name] = _make(name)
+            factory = _make(name)
+            _install_shared(factory)
+        _cache[name] = factory
         return factory
 
 
 def forget_pin_factories() -> None:
-    """Close and drop the cached factories (tests; or after every device is closed)."""
+    """Drop the cached factories, closing the mock ones (tests; or after every device is
+    closed).  Real factories stay with gpiozero, which closes them at exit."""
     with _cache_lock:
         for factory in _cache.values():
+            if factory_kind(factory) != "mock":
+                continue
             try:
                 factory.close()
             except Exception:  # pragma: no cover - best effort
