@@ -54,8 +54,9 @@ class WebParams:
         max_fps: most preview frames encoded per second (0 = every frame).
         max_clients: most simultaneous preview streams; more get HTTP 503.
         peaking: draw focus peaking on the preview.
-        peaking_threshold: |Laplacian| of the downscaled frame (DN) above which an edge is
-            coloured; raised automatically above the sensor noise.
+        peaking_threshold: edge sharpness needed for peaking: |Laplacian| of the downscaled
+            frame as a share of the local contrast (0.45 paints edges no wider than about two
+            preview pixels; lower paints more).  Contrast below the sensor noise is ignored.
         peaking_colour: one of red, green, blue, yellow, magenta, cyan, white.
         captures_dir: folder for ``/api/capture`` stills (relative paths are relative to
             the working directory, ``/var/lib/pifocus`` under systemd).
@@ -72,7 +73,7 @@ class WebParams:
     max_fps: float = 20.0
     max_clients: int = 4
     peaking: bool = True
-    peaking_threshold: float = 40.0
+    peaking_threshold: float = 0.45
     peaking_colour: str = "red"
     captures_dir: str = "captures"
     capture_format: str = "png"
@@ -96,7 +97,7 @@ class WebParams:
         require(10 <= int(self.jpeg_quality) <= 95, s, "jpeg_quality", self.jpeg_quality, "10..95")
         require(0 <= self.max_fps <= 120, s, "max_fps", self.max_fps, "0..120 (0 = every frame)")
         require(1 <= int(self.max_clients) <= 64, s, "max_clients", self.max_clients, "1..64")
-        require(0 < self.peaking_threshold <= 1020, s, "peaking_threshold", self.peaking_threshold, "0 < x <= 1020 DN")
+        require(0.05 <= self.peaking_threshold <= 2.0, s, "peaking_threshold", self.peaking_threshold, "0.05..2")
         require(self.peaking_colour in PEAKING_COLOURS, s, "peaking_colour", self.peaking_colour,
                 ", ".join(PEAKING_COLOURS))
         require(isinstance(self.captures_dir, str) and self.captures_dir.strip() != "", s, "captures_dir",

@@ -48,14 +48,19 @@ class PreviewFrame:
 
 
 def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.0, scale: float = 1.0) -> np.ndarray:
-    """Edges to colour: |Laplacian| of the downscaled luma above a threshold.
+    """Sharp edges to colour on the downscaled luma.
+
+    An edge is *sharp* where the |Laplacian| (4-neighbour kernel) is a large share of the
+    local contrast (max - min over 5x5): a step edge blurred over ``b`` pixels gives a ratio of
+    about ``1/b``, whatever its contrast, so a hard black/white edge that is slightly soft is
+    not painted while a faint but crisp one is.
 
     Args:
         small: the downscaled 2-D ``uint8`` luma.
-        threshold: |Laplacian| in DN above which a pixel counts as a sharp edge.
-        noise_sigma_dn: sensor noise of the full frame (DN RMS); the threshold is raised to
-            three times the Laplacian response of that noise after downscaling by ``scale``,
-            so high-ISO grain is not painted.
+        threshold: the ratio above which a pixel is painted (0.45: edges spanning about two
+            preview pixels or less).
+        noise_sigma_dn: sensor noise of the full frame (DN RMS): contrast below six times the
+            noise left after downscaling by ``scale`` is ignored, so grain is not painted.
         scale: full-frame width / preview width (>= 1).
 
     Returns:
@@ -63,11 +68,11 @@ def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.
     """
     import cv2
 
-    lap = cv2.Laplacian(small, cv2.CV_16S, ksize=3)
-    mag = cv2.convertScaleAbs(lap)
-    # 3x3 Laplacian of white noise has std ~ 4.5 sigma; INTER_AREA by `scale` divides sigma by ~scale.
-    thr = max(float(threshold), 13.5 * float(noise_sigma_dn) / max(scale, 1.0))
-    return mag > min(thr, 254.0)
+    lap = np.abs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
+    k = np.ones((5, 5), np.uint8)
+    contrast = cv2.subtract(cv2.dilate(small, k), cv2.erode(small, k)).astype(np.int16)
+    min_contrast = max(12.0, 6.0 * float(noise_sigma_dn) / max(scale, 1.0))
+    return (lap > threshold * contrast) & (contrast > min_contrast)
 
 
 class PreviewHub:
