@@ -32,7 +32,7 @@ __all__ = [
     "Indicator", "OutputsParams", "OutputGroup", "make_outputs", "resolve_pin_factory",
     "on_raspberry_pi", "forget_pin_factories", "FocusLED", "FocusMeter", "FocusRGB",
     "FocusBuzzer", "ShutterTrigger", "GpioPin", "GpioPins", "PIN_FACTORIES", "BUZZER_MODES",
-    "OutputError", "PatternPlayer", "open_device",
+    "OutputError", "PatternPlayer", "open_device", "pin_name",
 ]
 
 #: Highest BCM GPIO number on the 40-pin header (all Pi models with one, Pi 5 included).

@@ -2,7 +2,7 @@
 
 import logging
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 from .base import Indicator, open_device
 
