@@ -6,7 +6,6 @@ files, a video file, the opencv source on that video file, and picamera2 over a 
 """
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 

@@ -51,7 +51,7 @@ import inspect
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ..exc import ConfigError, SourceDisconnected, SourceError
 from ..frames import Frame
