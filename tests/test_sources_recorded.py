@@ -391,6 +391,12 @@ def test_video_positions_timestamps_and_seek(tmp_path):
         held = [src.read() for _ in range(3)]
         assert {f.lens_position for f in held} == {2.0}
         assert np.array_equal(held[0].luma, held[2].luma)
+        src.seek(2)                           # same frame, no hold: continues sequentially
+        assert [src.read().lens_position for _ in range(2)] == [2.0, 3.0]
+        src.lens_position = 1
+        src.read()
+        src.release_hold()
+        assert src.read().lens_position == 2.0
 
 
 def test_video_loop(tmp_path):

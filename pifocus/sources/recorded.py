@@ -383,10 +383,6 @@ class RecordedSource(FrameSource):
                              "length is unknown")
         self._pos = index
         self._hold = index if hold else None
-        if self.is_video and self._cap is not None and not (self._cache and self._cache[0] == index):
-            import cv2
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-            self._video_next = index
 
     def seek_position(self, position: float, hold: bool = False) -> int:
         """Seek to the frame recorded nearest ``position``; returns its index."""
@@ -436,10 +432,7 @@ class RecordedSource(FrameSource):
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.length = count if count > 0 else None
         self._cap = cap
-        self._video_next = 0
-        if self._pos:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, self._pos)
-            self._video_next = self._pos
+        self._video_next = 0  # frame index the decoder is at (seeks happen lazily in _read_video)
         log.info("video %s: %s frames", path, self.length if self.length else "unknown number of")
 
     def _close(self) -> None:
@@ -535,13 +528,14 @@ class RecordedSource(FrameSource):
         import cv2
 
         cap = self._cap
-        if self._hold is not None and self._cache is not None and self._cache[0] == self._hold:
+        target = self._hold if self._hold is not None else self._pos
+        if self._hold is not None and self._cache is not None and self._cache[0] == target:
             i, luma = self._cache
             return Frame(luma=luma, index=self._index, timestamp_ns=self._cache_ts,
                          lens_position=float(i), path=self._video_path, extra={"frame_index": i})
-        if self._hold is not None and self._video_next != self._hold:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, self._hold)
-            self._video_next = self._hold
+        if self._video_next != target:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            self._video_next = target
         retries = 0
         while True:
             i = self._video_next
@@ -563,16 +557,19 @@ class RecordedSource(FrameSource):
             if i == 0:
                 raise SourceError(f"video {self._video_path!r}: no frame could be decoded; convert "
                                   "it (e.g. ffmpeg -i IN -c:v mjpeg OUT.avi)")
+            self._pos = self._video_next = i  # stay at the end: further reads are exhausted too
             raise SourceExhausted(f"{self.name}: end of video after frame {i - 1}")
         msec = cap.get(cv2.CAP_PROP_POS_MSEC)
         ts = int(round(msec * 1e6)) if msec and msec > 0 else int(round(i * 1e9 / self.fps))
         self._video_next = i + 1
-        self._pos = i + 1
+        if self._hold is None:
+            self._pos = i + 1
         try:
             luma = self._resize(to_luma8(img, self.bit_depth))
         except ValueError as e:
             raise SourceError(f"video {self._video_path!r} frame {i}: {e}") from e
         if self._hold is not None:
+            self._hold = i  # (a held frame that could not be decoded moved on to this one)
             luma.flags.writeable = False
             self._cache, self._cache_ts = (i, luma), ts
         return Frame(luma=luma, index=self._index, timestamp_ns=ts, lens_position=float(i),
