@@ -146,6 +146,15 @@ class WatchedSource:
     def __getattr__(self, item):
         return getattr(self.inner, item)
 
+    @property
+    def lens_position(self):
+        """The real source's lens position (sim, replay), or None."""
+        return getattr(self.inner, "lens_position", None)
+
+    @lens_position.setter
+    def lens_position(self, value) -> None:
+        self.inner.lens_position = value
+
     def open(self):
         """Open the real source (timed for the watchdog)."""
         self.opening_since = time.monotonic()
