@@ -387,6 +387,7 @@ def test_video_positions_timestamps_and_seek(tmp_path):
         assert src.read().lens_position == 4.0
         with pytest.raises(SourceExhausted):
             src.read()
+        assert [src.index_nearest(p) for p in (-3, 1.5, 1.51, 99)] == [0, 1, 2, 4]
         src.lens_position = 2.2               # hold frame 2
         held = [src.read() for _ in range(3)]
         assert {f.lens_position for f in held} == {2.0}

@@ -347,6 +347,10 @@ class RecordedSource(FrameSource):
         Raises:
             SourceError: there are no (readable) frames to choose from.
         """
+        if self.is_video and self.length:  # positions are the frame indices
+            i = min(max(int(math.ceil(float(position) - 0.5)), 0), self.length - 1)  # ties: lower
+            if i not in self._bad:
+                return i
         best, best_d = -1, math.inf
         for i, p in enumerate(self.positions):
             if i in self._bad:
@@ -405,10 +409,12 @@ class RecordedSource(FrameSource):
         the lens is moved again.
         """
         i = self._hold if self._hold is not None else self._pos
-        pos = self.positions
-        if self.loop and pos:
-            i %= len(pos)
-        return pos[i] if 0 <= i < len(pos) else None
+        n = self.length or 0
+        if self.loop and n:
+            i %= n
+        if not 0 <= i < n:
+            return None
+        return float(i) if self.is_video else self._entries[i].position
 
     @lens_position.setter
     def lens_position(self, value: float) -> None:
