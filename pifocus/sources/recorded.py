@@ -30,7 +30,9 @@ Conversion to 8-bit luma (what :class:`~pifocus.frames.Frame` carries):
 * float images are taken as ``0..1`` and scaled to ``0..255`` (clipped).
 
 Frames are decoded lazily, one per :meth:`~RecordedSource.read`; only the last decoded frame is
-kept (so a replay drive holding the lens still costs no re-decode).
+kept (so a replay drive holding the lens still costs no re-decode).  Because that array is
+shared, image-file frames are read-only (``luma.flags.writeable`` is False): copy before
+modifying.  EXIF orientation is ignored (the sensor's pixel order is what focus is judged on).
 
 Corrupt or truncated image files (undecodable, or a JPEG without its end-of-image marker) are
 skipped with a logged warning and counted in :attr:`RecordedSource.skipped` and
