@@ -41,6 +41,10 @@ def _hq_modes():
     return out
 
 
+class DmaAllocator:
+    """Named like picamera2's allocator that keeps buffers mapped (what zero copy relies on)."""
+
+
 class FakeRequest:
     def __init__(self, cam, buf, metadata):
         self.cam = cam
@@ -111,6 +115,7 @@ class Picamera2:
         self.mapped_write_flags = []
         self.cancelled = 0
         self.last_config_kwargs = None
+        self.allocator = DmaAllocator()
         type(self).instances.append(self)
 
     @property
@@ -188,7 +193,12 @@ class Picamera2:
 
 
 class OldPicamera2(Picamera2):
-    """An older picamera2: no ``sensor=`` configuration, no ``flush``, no ``write`` in MappedArray."""
+    """An older picamera2: no ``sensor=`` configuration, no ``flush``, no ``write`` in MappedArray,
+    no DmaAllocator (mappings closed on leaving MappedArray)."""
+
+    def __init__(self, camera_num=0):
+        super().__init__(camera_num)
+        del self.allocator
 
     def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
                                    buffer_count=6, controls={}, display="main", encode="main",

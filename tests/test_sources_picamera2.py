@@ -241,6 +241,8 @@ def test_older_picamera2_api(monkeypatch):
         f = src.read()
         assert f.luma.shape == (1520, 2028)
         assert cam.capture_calls[0]["flush"] is None  # no flush argument in this version
+        assert cam.outstanding == [] and cam.open_maps == 0  # no DmaAllocator: copied, released
+        assert f.luma.flags.c_contiguous
     assert fake.Picamera2.instances[-1].closed
 
 

@@ -17,7 +17,9 @@ How frames are taken
 
 Zero copy and buffer lifetime (``zero_copy``)
     A view into a camera buffer is valid only while its request is held: once released the
-    camera refills that buffer.  With ``zero_copy=True`` (default) the source keeps the request
+    camera refills that buffer.  Zero copy also needs picamera2's ``DmaAllocator`` (current
+    Raspberry Pi OS), which keeps the buffers mapped; with older picamera2 versions, which
+    unmap on leaving ``MappedArray``, the source falls back to copying (logged once).  With ``zero_copy=True`` (default) the source keeps the request
     of the frame it returned and releases it at the start of the *next* ``read()`` (or on
     ``close()``).  So ``Frame.luma`` is valid until the next ``read()`` -- exactly the
     contract of :class:`~pifocus.frames.Frame` ("copy it if you keep it").  Cost: one of the
@@ -211,6 +213,13 @@ def _check_roi(roi) -> Tuple[float, float, float, float]:
     return (x, y, w, h)
 
 
+class _NoMap:
+    """Stands in for a MappedArray that was never entered (nothing to unmap)."""
+
+    def __exit__(self, *exc):
+        return None
+
+
 class Picamera2Source(FrameSource):
     """Luma frames and per-frame metadata from a Raspberry Pi camera (``picamera2[:N]``).
 
@@ -297,6 +306,7 @@ class Picamera2Source(FrameSource):
         self._flush_next = False
         self._capture_kwargs: Dict[str, bool] = {}
         self._mapped_array = None
+        self._zero_copy_active = False
 
     # -- public extras ------------------------------------------------------------------
     @property
@@ -415,6 +425,15 @@ class Picamera2Source(FrameSource):
         self.output_size = (int(main["size"][0]), int(main["size"][1]))
         if self.output_size != size:
             log.info("%s: picamera2 aligned the output %dx%d -> %dx%d", self.name, *size, *self.output_size)
+        # Zero copy needs mappings that outlive the MappedArray context: picamera2's
+        # DmaAllocator keeps every buffer mapped while configured.  Older picamera2 maps per
+        # access and closes the mmap on exit (BufferError / stale view while a frame is still
+        # referenced), so there the Y plane is copied instead.
+        allocator = type(getattr(cam, "allocator", None)).__name__
+        self._zero_copy_active = self.zero_copy and allocator == "DmaAllocator"
+        if self.zero_copy and not self._zero_copy_active:
+            log.info("%s: picamera2 allocator %s does not keep buffers mapped; copying the Y plane "
+                     "(upgrade python3-picamera2 for zero copy)", self.name, allocator)
         cparams = inspect.signature(cam.capture_request).parameters
         self._capture_kwargs = {"wait": "wait" in cparams, "flush": "flush" in cparams}
         if self.timeout_s is not None:
@@ -466,6 +485,7 @@ class Picamera2Source(FrameSource):
                 self._cancel_jobs(cam)
             raise SourceDisconnected(f"{self.name}: capture failed: {e}") from e
         mapped = None
+        entered = False
         try:
             md = request.get_metadata()
             try:
@@ -473,24 +493,19 @@ class Picamera2Source(FrameSource):
             except TypeError:  # older picamera2: no write argument
                 mapped = self._mapped_array(request, "main")
             buf = mapped.__enter__().array
+            entered = True
             w, h = self.output_size
             luma = buf[:h, :w]  # Y plane of YUV420: the first h rows; stride padding dropped
-            if self.zero_copy:
-                self._held = (request, mapped)
-            else:
+            if not self._zero_copy_active:
                 luma = luma.copy()
-                mapped.__exit__(None, None, None)
-                request.release()
+            buf = None  # no reference of ours may outlive the mapping
         except Exception as e:
-            if self._held is None:
-                try:
-                    if mapped is not None:
-                        mapped.__exit__(None, None, None)
-                finally:
-                    request.release()
-            else:
-                self._release_held()
+            self._held = (request, mapped) if entered else (request, _NoMap())
+            self._release_held()  # cleans up and never raises
             raise SourceDisconnected(f"{self.name}: bad frame from the camera: {e}") from e
+        self._held = (request, mapped)
+        if not self._zero_copy_active:
+            self._release_held()  # the copy is ours: the buffer goes back to the camera now
         self.last_metadata = md
         ts = md.get("SensorTimestamp")
         exposure = md.get("ExposureTime")
