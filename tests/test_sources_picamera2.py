@@ -180,6 +180,15 @@ def test_scaler_crop_roi_at_native_pixel_scale(fake):
         assert src.output_size == (640, 480)
 
 
+def test_lens_position_setter_sets_manual_focus(fake):
+    with Picamera2Source(width=64, height=64) as src:
+        src.read()
+        src.lens_position = 2.5
+        f = src.read()
+        assert src.camera.controls_set["AfMode"] == 0 and f.lens_position == 2.5
+        assert src.camera.capture_calls[-1]["flush"] is True
+
+
 def test_request_fresh_flushes_once(fake):
     with Picamera2Source(width=64, height=64) as src:
         src.read()

@@ -311,8 +311,19 @@ class Picamera2Source(FrameSource):
     # -- public extras ------------------------------------------------------------------
     @property
     def lens_position(self) -> Optional[float]:
-        """Lens position (dioptres) the camera reported with the last frame, or None."""
+        """Lens position (dioptres) the camera reported with the last frame, or None.
+
+        Setting it (Camera Module 3 and other libcamera lenses) switches autofocus to manual
+        (``AfMode`` 0) and sets ``LensPosition`` in dioptres; the next read then waits for a frame
+        exposed after the call (:meth:`request_fresh`).  The lens needs a few frames to settle:
+        the drive decides how many to drop.
+        """
         return self.last_metadata.get("LensPosition")
+
+    @lens_position.setter
+    def lens_position(self, dioptres: float) -> None:
+        self.set_controls({"AfMode": 0, "LensPosition": float(dioptres)})
+        self.request_fresh()
 
     def set_controls(self, controls: Dict[str, Any]) -> None:
         """Set libcamera controls on the running camera (``AfMode``, ``LensPosition``...).
