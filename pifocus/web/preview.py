@@ -59,7 +59,7 @@ def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.
         small: the downscaled 2-D ``uint8`` luma.
         threshold: the ratio above which a pixel is painted (0.45: edges spanning about two
             preview pixels or less).
-        noise_sigma_dn: sensor noise of the full frame (DN RMS): contrast below six times the
+        noise_sigma_dn: sensor noise of the full frame (DN RMS): contrast below eight times the
             noise left after downscaling by ``scale`` is ignored, so grain is not painted.
         scale: full-frame width / preview width (>= 1).
 
@@ -71,7 +71,7 @@ def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.
     lap = np.abs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
     k = np.ones((5, 5), np.uint8)
     contrast = cv2.subtract(cv2.dilate(small, k), cv2.erode(small, k)).astype(np.int16)
-    min_contrast = max(12.0, 6.0 * float(noise_sigma_dn) / max(scale, 1.0))
+    min_contrast = max(12.0, 8.0 * float(noise_sigma_dn) / max(scale, 1.0))
     return (lap > threshold * contrast) & (contrast > min_contrast)
 
 

@@ -12,6 +12,8 @@ import hmac
 import json
 import logging
 import re
+import select
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -244,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             for pf in hub.stream():
-                if self.web.stopping:
+                if self.web.stopping or self._client_gone():
                     break
                 head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(pf.jpeg)}\r\n"
                         f"X-Frame-Index: {pf.frame_index}\r\nX-Timestamp-Ns: {pf.timestamp_ns}\r\n"
@@ -254,6 +256,15 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         finally:
             hub.leave()
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its end (a stream client sends nothing after the
+        request, so a readable socket means EOF or a reset)."""
+        try:
+            r, _, _ = select.select([self.connection], [], [], 0)
+            return bool(r) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _captures_dir(self) -> Path:
         return Path(self.web.params.captures_dir)
@@ -408,8 +419,6 @@ class WebServer:
         p = self.params
         cls = _Server
         if ":" in p.host:
-            import socket
-
             class _Server6(_Server):
                 address_family = socket.AF_INET6
             cls = _Server6
