@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import __version__
-from .exc import (AutofocusError, ConfigError, DriveError, ModelError, OutputError, PiFocusError,
-                  SourceError)
+from .exc import ConfigError, DriveError, ModelError, PiFocusError, SourceError
 from .pipeline import Pipeline, ReconnectParams
 
 log = logging.getLogger(__name__)
@@ -190,6 +189,24 @@ class WatchedSource:
 # ---------------------------------------------------------------------------------------------
 # the service
 # ---------------------------------------------------------------------------------------------
+class _AFSource:
+    """The frame source as an autofocus run sees it: frames from the service's source,
+    shown on the preview, cancelled (``_Cancelled``) when the service stops."""
+
+    def __init__(self, svc: "Service"):
+        self._svc = svc
+        self.name = svc.source.name
+
+    def read(self):
+        """The next frame (raises ``_Cancelled`` once the service is stopping)."""
+        frame = self._svc.source.read_for_af()
+        self._svc._on_af_frame(frame)
+        return frame
+
+    def __getattr__(self, item):
+        return getattr(self._svc.source, item)
+
+
 class ServiceError(PiFocusError):
     """A control request that cannot be carried out now.
 
@@ -727,44 +744,55 @@ class Service:
             self._drive_lock.release()
 
     def start_autofocus(self, strategy: Optional[str] = None) -> dict:
-        """Start one autofocus run in the background; returns the AF state.
+        """Start one autofocus run (:func:`pifocus.autofocus.autofocus`) in the background;
+        returns the AF state (``{"state": "running", ...}``).
+
+        The run itself executes in the frame loop's thread, reading frames from the same
+        source (the preview and the watchdog keep going meanwhile); a shutdown cancels it.
 
         Raises:
-            ServiceError: (503) no drive or no autofocus support; (409) already running.
+            ServiceError: (503) no drive or no autofocus support; (409) already running or
+                the drive is moving; (400) unknown strategy.
         """
         drive = self._require_drive()
         try:
             from . import autofocus as afmod
         except ImportError:
             raise ServiceError("autofocus is not part of this pifocus build", 503) from None
+        strategies = getattr(afmod, "STRATEGIES", ())
+        if strategy is not None and strategy not in strategies:
+            raise ServiceError(f"strategy {strategy!r} is unknown; use one of {', '.join(strategies)}")
+        params = getattr(self.cfg, "autofocus", None) or afmod.AutofocusParams()
         if not self._drive_lock.acquire(blocking=False):
             raise ServiceError("autofocus is already running (or the drive is moving)", 409)
-        try:
-            runner = _make_af_runner(afmod, self.cfg, strategy)
-        except ServiceError:
-            self._drive_lock.release()
-            raise
-        except PiFocusError as e:
-            self._drive_lock.release()
-            raise ServiceError(str(e), 400) from None
-        self.af_state = {"state": "running", "strategy": strategy, "started": time.time()}
-        self._af_thread = threading.Thread(target=self._af_worker, args=(runner, drive),
+        self.af_state = {"state": "running", "strategy": strategy or params.strategy, "started": time.time()}
+        self._af_thread = threading.Thread(target=self._af_worker, args=(afmod, drive, params, strategy),
                                            name="pifocus-autofocus", daemon=True)
         self._af_thread.start()
         return dict(self.af_state)
 
-    def _af_worker(self, runner, drive) -> None:
+    def _af_worker(self, afmod, drive, params, strategy) -> None:
+        src = _AFSource(self)
+
+        def run():
+            analyzer = self.pipeline.analyzer
+            try:
+                return afmod.autofocus(drive, analyzer, params, source=src, strategy=strategy)
+            finally:
+                analyzer.reset()  # a new focusing pass for the meter and the verdict
+
         try:
-            result = self._in_loop(lambda: runner(drive, self.source, self.pipeline.analyzer), timeout=120)
+            result = self._in_loop(run, timeout=300)
             d = _af_result_dict(result)
-            self.af_state = {"state": "done" if d.get("success", True) else "failed", "result": d}
-            log.info("autofocus: %s", d)
-            self.pipeline.analyzer.reset()
+            self.af_state = {"state": "done" if d.get("success", True) else "failed", "result": d,
+                             "strategy": d.get("strategy", strategy)}
+            log.info("autofocus %s: position %s, %s frames, %s", "succeeded" if d.get("success") else "failed",
+                     d.get("final_position"), d.get("frames_used"), d.get("reason"))
         except _Cancelled:
             self.af_state = {"state": "cancelled"}
         except ServiceError as e:
             self.af_state = {"state": "failed", "error": str(e)}
-        except (AutofocusError, DriveError, SourceError) as e:
+        except PiFocusError as e:
             self.af_state = {"state": "failed", "error": str(e)}
             log.error("autofocus failed: %s", e)
         except Exception as e:
@@ -772,6 +800,22 @@ class Service:
             log.exception("autofocus crashed")
         finally:
             self._drive_lock.release()
+
+    def _on_af_frame(self, frame) -> None:
+        """Frames read by an autofocus run: keep the preview and the watchdog going."""
+        now = time.monotonic()
+        wd = self.notifier.watchdog_interval_s
+        fields = []
+        if wd and now - self._last_ping >= wd / 2:
+            fields.append("WATCHDOG=1")
+            self._last_ping = now
+        if now - self._last_status >= self.status_interval_s:
+            fields.append("STATUS=autofocus running")
+            self._last_status = now
+        if fields:
+            self.notifier.notify(*fields)
+        if self.hub is not None:
+            self.hub.offer(frame, self.pipeline.last_report)
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save the next full-resolution luma frame as PNG or JPEG in the captures folder.
@@ -921,22 +965,3 @@ def _af_result_dict(result) -> dict:
         d = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
     keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s")
     return {k: d[k] for k in keep if k in d}
-
-
-def _make_af_runner(afmod, cfg, strategy):
-    """``fn(drive, source, analyzer) -> result`` running one AF pass with the configured
-    strategy (overridden by ``strategy``), or ServiceError when the module has no usable
-    entry point."""
-    run = getattr(afmod, "run_autofocus", None) or getattr(afmod, "autofocus", None) or getattr(afmod, "run", None)
-    if run is None or not callable(run):
-        raise ServiceError("this pifocus build has no autofocus entry point", 503)
-    params = getattr(cfg, "autofocus", None)
-
-    def runner(drive, source, analyzer):
-        kwargs = {}
-        if params is not None:
-            kwargs["params"] = params
-        if strategy:
-            kwargs["strategy"] = strategy
-        return run(drive, source, analyzer, **kwargs)
-    return runner
