@@ -189,12 +189,17 @@ class AutofocusParams:
 
     Attributes:
         strategy: ``model`` (default), ``sweep`` or ``continuous``.
+        score: the focus measure of the curve: ``multiscale`` (default: geometric mean of
+            the noise-corrected Laplacian variance at full resolution and reduced 2x, 4x and
+            8x -- every frequency band counts, so a small very sharp edge in a 3-D scene does
+            not outvote the subject) or ``laplacian`` (the analyzer's sharpness alone).
         settle_frames: frames discarded after each move in addition to the drive's own.
         start: position to start from (``None`` = wherever the drive is).
         sweep, model, continuous, gate: the per-strategy parameters and the quality gate.
     """
 
     strategy: str = "model"
+    score: str = "multiscale"
     settle_frames: int = 0
     start: Optional[float] = None
     sweep: SweepParams = field(default_factory=SweepParams)
@@ -205,6 +210,7 @@ class AutofocusParams:
     def __post_init__(self):
         s = "autofocus"
         require(self.strategy in STRATEGIES, s, "strategy", self.strategy, ", ".join(STRATEGIES))
+        require(self.score in ("multiscale", "laplacian"), s, "score", self.score, "multiscale, laplacian")
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
@@ -221,13 +227,14 @@ class Sample:
     """One measured frame of an AF run."""
 
     position: float
-    score: float                       # fine sharpness (the curve value)
+    score: float                       # the curve value (see AutofocusParams.score)
     coarse: Dict[int, float]           # noise-corrected Laplacian variance at each scale
     coarse_floor: Dict[int, float]     # noise contribution at each scale
     brightness: float
     informative: float
     p_in_focus: float
     frame_index: int = 0
+    sharpness: float = 0.0             # the analyzer's sharpness
 
     def coarse_ok(self, scale: int, factor: float) -> bool:
         """The coarse score at ``scale`` is clearly above its noise floor."""
@@ -432,7 +439,10 @@ class _Run:
         s = Sample(position=float(position), score=float(rep.sharpness), coarse=sc, coarse_floor=fl,
                    brightness=mean, informative=float(rep.informative_fraction),
                    p_in_focus=float(p) if p is not None and not math.isnan(p) else math.nan,
-                   frame_index=frame.index)
+                   frame_index=frame.index, sharpness=float(rep.sharpness))
+        if self.params.score == "multiscale":
+            vals = [max(s.sharpness, 1e-3)] + [sc[k] for k in SCALES]
+            s.score = float(np.exp(np.mean(np.log(vals))))
         self.samples.append(s)
         return s
 
