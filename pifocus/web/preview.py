@@ -66,13 +66,22 @@ def peaking_mask(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.
     Returns:
         bool array of ``small``'s shape.
     """
+    return _peaking_mask8(small, threshold, noise_sigma_dn, scale) > 0
+
+
+def _peaking_mask8(small: np.ndarray, threshold: float, noise_sigma_dn: float = 0.0,
+                   scale: float = 1.0) -> np.ndarray:
+    """:func:`peaking_mask` as a 0/255 ``uint8`` mask, OpenCV calls only (they release the
+    GIL, so the encoder thread does not hold up the frame loop)."""
     import cv2
 
-    lap = np.abs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
+    lap = cv2.convertScaleAbs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
     k = np.ones((5, 5), np.uint8)
-    contrast = cv2.subtract(cv2.dilate(small, k), cv2.erode(small, k)).astype(np.int16)
+    contrast = cv2.subtract(cv2.dilate(small, k), cv2.erode(small, k))
+    needed = cv2.convertScaleAbs(contrast, alpha=float(threshold))
     min_contrast = max(12.0, 8.0 * float(noise_sigma_dn) / max(scale, 1.0))
-    return (lap > threshold * contrast) & (contrast > min_contrast)
+    return cv2.bitwise_and(cv2.compare(lap, needed, cv2.CMP_GT),
+                           cv2.compare(contrast, min_contrast, cv2.CMP_GT))
 
 
 class PreviewHub:
@@ -100,6 +109,8 @@ class PreviewHub:
         self._closed = False
         self._encode_ms = 0.0
         self._thread: Optional[threading.Thread] = None
+        self._solid = None
+        self._solid_colour = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "PreviewHub":
@@ -166,8 +177,13 @@ class PreviewHub:
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
         scale = w / pw
         if self.peaking:
-            mask = peaking_mask(small, self.params.peaking_threshold, noise_sigma_dn, scale)
-            bgr[mask] = PEAKING_COLOURS[self.params.peaking_colour]
+            mask = _peaking_mask8(small, self.params.peaking_threshold, noise_sigma_dn, scale)
+            colour = PEAKING_COLOURS[self.params.peaking_colour]
+            if self._solid is None or self._solid.shape != bgr.shape or self._solid_colour != colour:
+                self._solid = np.empty_like(bgr)
+                self._solid[:] = colour
+                self._solid_colour = colour
+            cv2.copyTo(self._solid, mask, bgr)
         return bgr, scale
 
     def _encoder(self) -> None:

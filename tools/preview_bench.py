@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Preview latency and pipeline fps of ``pifocus serve`` with 0, 1 and 3 preview clients.
+
+Runs ``pifocus serve`` on the ``sim`` source as a subprocess (mock GPIO) and, for each client
+count, attaches that many MJPEG clients (threads in this process that read the stream and
+decode every JPEG with OpenCV, as a browser would), then measures over a window:
+
+* **pipeline fps**: frames analysed per second, from ``/api/status`` frame counters at the
+  start and end of the window;
+* **latency**: frame captured -> JPEG received and decoded by the first client, from the frame's
+  capture time (``X-Timestamp-Ns``, CLOCK_MONOTONIC, shared by both processes) to the end of
+  decoding; median and 95th percentile.  A browser adds its paint (one display refresh,
+  <= 17 ms at 60 Hz) on top.
+
+Two modes:
+* ``--realtime`` (default): the sim paces frames like a camera at ``--fps``; fps should stay at
+  the camera's rate with any number of clients.
+* ``--free-run``: no pacing; the pipeline runs as fast as the CPU allows, so any CPU the
+  preview steals shows up as lost fps (latency is not measured: timestamps are synthetic).
+
+The first client decodes every JPEG (as a browser would); the others only receive, standing
+for phones, whose decoding costs the Pi nothing (``--decode-all`` decodes in all of them).
+
+    python tools/preview_bench.py                           # 1332x990 @ 30 fps, 0/1/3 clients
+    python tools/preview_bench.py --free-run --size 1332x990
+    python tools/preview_bench.py --json
+
+Target (issue 5): fps with 3 clients >= 90 % of fps with none.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = """\
+[source]
+name = "sim"
+width = {w}
+height = {h}
+realtime = {realtime}
+fps = {fps}
+
+[analysis]
+use_cnn = {cnn}
+
+[web]
+port = {port}
+preview_width = {pw}
+max_fps = {max_fps}
+max_clients = 8
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client(threading.Thread):
+    """An MJPEG client: parse parts, decode each JPEG, record latency."""
+
+    def __init__(self, url: str, decode: bool = True):
+        super().__init__(daemon=True)
+        self.url = url
+        self.decode = decode
+        self.stop = threading.Event()
+        self.latencies_ms = []
+        self.frames = 0
+        self.recording = False
+
+    def run(self):
+        import cv2
+        with urllib.request.urlopen(self.url + "stream.mjpg", timeout=10) as r:
+            buf = b""
+            while not self.stop.is_set():
+                chunk = r.read1(262144)
+                if not chunk:
+                    return
+                buf += chunk
+                while True:
+                    i = buf.find(b"\r\n\r\n")
+                    if i < 0:
+                        break
+                    head = buf[:i].decode("latin-1")
+                    n = int(head.split("Content-Length: ")[1].split("\r\n")[0])
+                    if len(buf) < i + 4 + n + 2:
+                        break
+                    jpeg = buf[i + 4:i + 4 + n]
+                    buf = buf[i + 4 + n + 2:]
+                    ts = int(head.split("X-Timestamp-Ns: ")[1].split("\r\n")[0])
+                    ok = jpeg[:2] == b"\xff\xd8"
+                    if self.decode:
+                        ok = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) is not None
+                    done = time.monotonic_ns()
+                    if ok and self.recording:
+                        self.frames += 1
+                        self.latencies_ms.append((done - ts) / 1e6)
+
+
+def status(url: str) -> dict:
+    with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+        return json.load(r)
+
+
+def measure(url: str, n_clients: int, seconds: float, settle: float = 2.0, decode_all: bool = False,
+            latency: bool = True) -> dict:
+    # Client 0 decodes every JPEG (latency to "decoded"); the others stand for phones, whose
+    # decoding costs the Pi nothing, and only receive (unless decode_all).
+    clients = [Client(url, decode=(i == 0 or decode_all)) for i in range(n_clients)]
+    for c in clients:
+        c.start()
+    time.sleep(settle)
+    for c in clients:
+        c.recording = True
+    s0, t0 = status(url), time.monotonic()
+    time.sleep(seconds)
+    s1, t1 = status(url), time.monotonic()
+    for c in clients:
+        c.recording = False
+        c.stop.set()
+    for c in clients:
+        c.join(5)
+    fps = (s1["frames"] - s0["frames"]) / (t1 - t0)
+    lat = clients[0].latencies_ms if clients and latency else []
+    out = {"clients": n_clients, "pipeline_fps": round(fps, 2),
+           "preview_fps_per_client": round(sum(c.frames for c in clients) / max(1, n_clients) / (t1 - t0), 2)
+           if n_clients else None,
+           "encode_ms": s1["preview"]["encode_ms"] if s1.get("preview") else None}
+    if lat:
+        out["latency_ms_median"] = round(float(np.median(lat)), 1)
+        out["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1)
+    time.sleep(1.0)  # let the server notice the clients left
+    return out
+
+
+def _combine(rs: list) -> dict:
+    """One row from repeated measurements: medians of fps, latency percentiles and encode time."""
+    out = dict(rs[0])
+    out["pipeline_fps"] = round(float(np.median([r["pipeline_fps"] for r in rs])), 2)
+    out["pipeline_fps_runs"] = [r["pipeline_fps"] for r in rs]
+    for k in ("preview_fps_per_client", "encode_ms", "latency_ms_median", "latency_ms_p95"):
+        vals = [r[k] for r in rs if r.get(k) is not None]
+        if vals:
+            out[k] = round(float(np.median(vals)), 2)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1332x990", help="sim frame size WxH [1332x990, an HQ Camera mode]")
+    ap.add_argument("--fps", type=float, default=30.0, help="sim frame rate with --realtime [30]")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="pace frames like a camera (default)")
+    mode.add_argument("--free-run", dest="realtime", action="store_false", help="no pacing: as fast as possible")
+    ap.add_argument("--clients", default="0,1,3", help="client counts to measure [0,1,3]")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measurement window per client count [10]")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds over the client counts, interleaved; fps is the median [3]")
+    ap.add_argument("--preview-width", type=int, default=640, help="[web] preview_width [640]")
+    ap.add_argument("--max-fps", type=float, default=20.0,
+                    help="[web] max_fps, preview frames encoded per second (0 = every frame) [20, the default]")
+    ap.add_argument("--decode-all", action="store_true",
+                    help="every client decodes every JPEG in this process (default: only the first; the "
+                         "others stand for phones and only receive)")
+    ap.add_argument("--cnn", action="store_true", help="use the CNN (needs the shipped model)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    counts = [int(v) for v in args.clients.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="pifocus-bench-"))
+    port = free_port()
+    (work / "pifocus.toml").write_text(CONFIG.format(
+        w=w, h=h, realtime=str(args.realtime).lower(), fps=args.fps, cnn=str(args.cnn).lower(), port=port,
+        pw=args.preview_width, max_fps=args.max_fps))
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(k, None)
+    log = open(work / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from pifocus.cli import main; sys.exit(main())",
+                             "serve", "--config", str(work / "pifocus.toml"), "--no-outputs"],
+                            cwd=work, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if status(url)["frames"] > 10:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"serve did not start; see {work / 'serve.log'}")
+            time.sleep(0.2)
+        time.sleep(2.0)
+        runs = {n: [] for n in counts}
+        for _ in range(args.repeat):  # interleaved, so drifting machine load hits every count alike
+            for n in counts:
+                runs[n].append(measure(url, n, args.seconds, decode_all=args.decode_all, latency=args.realtime))
+        rows = [_combine(runs[n]) for n in counts]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    base = next((r["pipeline_fps"] for r in rows if r["clients"] == 0), None)
+    for r in rows:
+        r["fps_ratio_vs_0"] = round(r["pipeline_fps"] / base, 3) if base else None
+    summary = {"size": args.size, "mode": "realtime" if args.realtime else "free-run",
+               "preview_max_fps": args.max_fps,
+               "sim_fps": args.fps if args.realtime else None, "preview_width": args.preview_width,
+               "cpus": os.cpu_count(), "rows": rows}
+    three = next((r for r in rows if r["clients"] == 3), None)
+    if three and base:
+        summary["target_fps3_ge_90pct"] = three["fps_ratio_vs_0"] >= 0.9
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"pifocus serve, sim {args.size} {summary['mode']}"
+              + (f" @ {args.fps:g} fps" if args.realtime else "") + f", preview {args.preview_width} px, "
+              f"max {args.max_fps:g} preview fps, {os.cpu_count()} CPUs, {args.repeat} x {args.seconds:g} s per row")
+        print(f"{'clients':>7} {'pipeline fps':>12} {'vs 0':>6} {'preview fps':>11} {'latency med':>11} "
+              f"{'p95':>7} {'encode ms':>9}")
+        for r in rows:
+            print(f"{r['clients']:7d} {r['pipeline_fps']:12.2f} {r['fps_ratio_vs_0'] or 0:6.3f} "
+                  f"{r['preview_fps_per_client'] or 0:11.2f} {r.get('latency_ms_median', float('nan')):11.1f} "
+                  f"{r.get('latency_ms_p95', float('nan')):7.1f} {r['encode_ms'] or 0:9.2f}   "
+                  f"runs: {' '.join(f'{v:.1f}' for v in r['pipeline_fps_runs'])}")
+        if "target_fps3_ge_90pct" in summary:
+            print("target fps(3 clients) >= 90% of fps(0):", "PASS" if summary["target_fps3_ge_90pct"] else "FAIL")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
