@@ -57,9 +57,13 @@ log = logging.getLogger("dataset")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
 
 #: A sharper/blurrier energy ratio of at least this labels an MFIFB tile pair.
-MARGIN = 3.0
+MARGIN = 5.0
 #: Laplacian-variance (8-bit DN^2) below which a tile is flat in both images: dropped.
 FLAT = 60.0
+#: Tiles with more than this fraction of clipped pixels (<= 3 or >= 252 DN) are dropped.
+MAX_CLIPPED = 0.15
+#: A/B tiles whose low-passed content correlates less than this show different things: dropped.
+MIN_CORR = 0.8
 #: Sweep: in focus = within one frame of the cell's peak and >= PEAK_KEEP of its energy.
 PEAK_KEEP = 0.7
 #: Sweep: out of focus = energy <= SWEEP_OUT x peak.
@@ -116,19 +120,84 @@ def tile_energy(gray: np.ndarray, tile: int, stride: int) -> np.ndarray:
     return np.maximum(box(s2) / n - m1 * m1, 0.0)
 
 
+def immerkaer_sigma(gray: np.ndarray) -> float:
+    """Immerkaer's (1996) estimate of the white-noise sigma of an image (DN)."""
+    import cv2
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    r = cv2.filter2D(np.asarray(gray, np.float32), -1, k)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2.0) / 6.0 * np.abs(r).mean())
+
+
+#: Variance of the 4-neighbour Laplacian of white noise of unit sigma (1+1+1+1+16).
+LAP_NOISE_GAIN = 20.0
+
+
+def tile_fraction(mask: np.ndarray, tile: int, stride: int) -> np.ndarray:
+    """Fraction of true pixels of ``mask`` in every window of :func:`tile_energy`'s grid."""
+    import cv2
+    s = cv2.integral(mask.astype(np.uint8), sdepth=cv2.CV_64F)
+    h, w = mask.shape
+    y0 = np.arange(0, h - tile + 1, stride)[:, None]
+    x0 = np.arange(0, w - tile + 1, stride)[None, :]
+    y1, x1 = y0 + tile, x0 + tile
+    return (s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]) / float(tile * tile)
+
+
+def clipped_fraction(gray: np.ndarray, tile: int, stride: int) -> np.ndarray:
+    """Fraction of clipped (<= 3 or >= 252 DN) pixels per tile window."""
+    g = np.asarray(gray)
+    return tile_fraction((g <= 3) | (g >= 252), tile, stride)
+
+
+def lowpass_correlation(a: np.ndarray, b: np.ndarray, tile: int, stride: int, sigma: float = 3.0):
+    """Per-window correlation of A and B after a Gaussian blur of ``sigma`` px (which removes
+    most of their focus difference): low where the two shots do not show the same content
+    (misregistration, motion).  Returns ``(corr, min_std)``."""
+    import cv2
+    la = cv2.GaussianBlur(np.asarray(a, np.float32), (0, 0), sigma).astype(np.float64)
+    lb = cv2.GaussianBlur(np.asarray(b, np.float32), (0, 0), sigma).astype(np.float64)
+    h, w = la.shape
+    y0 = np.arange(0, h - tile + 1, stride)[:, None]
+    x0 = np.arange(0, w - tile + 1, stride)[None, :]
+    y1, x1 = y0 + tile, x0 + tile
+    n = float(tile * tile)
+
+    def mean(img):
+        s = cv2.integral(img, sdepth=cv2.CV_64F)
+        return (s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]) / n
+    ma, mb = mean(la), mean(lb)
+    va = np.maximum(mean(la * la) - ma * ma, 0)
+    vb = np.maximum(mean(lb * lb) - mb * mb, 0)
+    cov = mean(la * lb) - ma * mb
+    corr = cov / np.sqrt(np.maximum(va * vb, 1e-12))
+    return corr, np.sqrt(np.minimum(va, vb))
+
+
 def label_pair(energy_a: np.ndarray, energy_b: np.ndarray, margin: float = MARGIN,
-               flat: float = FLAT) -> np.ndarray:
+               flat: float = FLAT, noise_a: float = 0.0, noise_b: float = 0.0,
+               usable=None) -> np.ndarray:
     """Label tile positions of an A/B multi-focus pair from their energies.
 
+    ``noise_a``/``noise_b`` are the Laplacian variances white sensor noise alone gives in
+    each image (``LAP_NOISE_GAIN * sigma**2``): they are subtracted before the ratio, and the
+    sharper tile must stand at least ``flat`` plus four times that noise energy above zero
+    (the pipeline's texture gate would drop it otherwise).  ``usable`` (bool array) masks out
+    tiles known to be bad (clipped, misregistered).
+
     Returns int8 array of the same shape: ``1`` = sharper in A (A in focus, B out),
-    ``-1`` = sharper in B, ``0`` = ambiguous or flat (dropped).
+    ``-1`` = sharper in B, ``0`` = ambiguous, flat or unusable (dropped).
     """
     a = np.asarray(energy_a, np.float64)
     b = np.asarray(energy_b, np.float64)
+    sa = np.maximum(a - noise_a, 1e-6)
+    sb = np.maximum(b - noise_b, 1e-6)
     out = np.zeros(a.shape, np.int8)
-    informative = np.maximum(a, b) >= flat
-    out[informative & (a >= margin * b)] = 1
-    out[informative & (b >= margin * a)] = -1
+    a_ok = a >= flat + 4.0 * noise_a
+    b_ok = b >= flat + 4.0 * noise_b
+    out[a_ok & (sa >= margin * sb)] = 1
+    out[b_ok & (sb >= margin * sa)] = -1
+    if usable is not None:
+        out[~np.asarray(usable, bool)] = 0
     return out
 
 
@@ -294,7 +363,14 @@ def build_mfifb(col: Collector, root: Path, tile: int, rng, max_per_scene: int, 
             log.warning("%s: A %s and B %s differ in size; skipped", scene, a.shape, b.shape)
             continue
         split = scene_split(scene)
-        lab = label_pair(tile_energy(a, tile, stride), tile_energy(b, tile, stride), margin, flat)
+        na = LAP_NOISE_GAIN * immerkaer_sigma(a) ** 2
+        nb = LAP_NOISE_GAIN * immerkaer_sigma(b) ** 2
+        corr, lp_std = lowpass_correlation(a, b, tile, stride)
+        usable = ((clipped_fraction(a, tile, stride) <= MAX_CLIPPED)
+                  & (clipped_fraction(b, tile, stride) <= MAX_CLIPPED)
+                  & ((corr >= MIN_CORR) | (lp_std < 4.0)))
+        lab = label_pair(tile_energy(a, tile, stride), tile_energy(b, tile, stride), margin, flat,
+                         na, nb, usable)
         iy, ix = np.nonzero(lab)
         if len(iy) > max_per_scene:
             keep = rng.choice(len(iy), max_per_scene, replace=False)
@@ -328,9 +404,14 @@ def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int,
         w = min(f.shape[1] for f in frames)
         frames = [f[:h, :w] for f in frames]
         stride = tile if min(h, w) > 600 else tile // 2
-        energies = np.stack([tile_energy(f, tile, stride) for f in frames])  # (F, rows, cols)
+        noise = np.array([LAP_NOISE_GAIN * immerkaer_sigma(f) ** 2 for f in frames])
+        energies = np.stack([np.maximum(tile_energy(f, tile, stride) - n, 0.0)
+                             for f, n in zip(frames, noise)])  # (F, rows, cols), noise removed
         nf, rows, cols = energies.shape
-        lab = label_sweep(energies.reshape(nf, -1)).reshape(nf, rows, cols)
+        lab = label_sweep(energies.reshape(nf, -1), flat=FLAT + 4.0 * float(noise.max()))
+        lab = lab.reshape(nf, rows, cols)
+        for fi, f in enumerate(frames):
+            lab[fi][clipped_fraction(f, tile, stride) > MAX_CLIPPED] = -1
         pad = (ctx - tile) // 2
         n_in = n_out = 0
         for fi, img in enumerate(frames):

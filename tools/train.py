@@ -128,6 +128,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-train", type=int, default=0, help="subsample the training tiles (0 = all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--std-floor", type=float, default=ModelInfo.std_floor,
+                   help="normalization: lower bound on the tile std (DN), see normalize_tiles")
+    p.add_argument("--clip", type=float, default=ModelInfo.clip, help="normalization clip")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     p.add_argument("--out", default=None, help="output .keras (default build/ARCH.keras)")
     a = p.parse_args(argv)
@@ -142,7 +145,7 @@ def main(argv=None) -> int:
 
     data = load_tileset(a.tiles)
     tile = int(data["tiles"].shape[1])
-    info = ModelInfo(tile_px=tile)
+    info = ModelInfo(tile_px=tile, std_floor=a.std_floor, clip=a.clip)
     split = data["split"].astype(str)
     source = data["source"].astype(str)
     tr, va = np.nonzero(split == "train")[0], np.nonzero(split == "val")[0]
