@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import __version__
-from .exc import ConfigError, DriveError, ModelError, PiFocusError, SourceError
+from .exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, SourceError
 from .pipeline import Pipeline, ReconnectParams
 
 log = logging.getLogger(__name__)
@@ -288,6 +288,7 @@ class Service:
         self._af_thread: Optional[threading.Thread] = None
         self.af_state = {"state": "idle"}
         self._shutdown_done = False
+        self.outputs_muted = False
 
     # -- building blocks ------------------------------------------------------------------------
     def _make_source(self, cfg):
@@ -604,7 +605,7 @@ class Service:
         new_source = None
         if new.source != old.source and self._given_source is None:
             new_source = self._make_source(new)
-        outputs_changed = new.outputs != old.outputs
+        outputs_changed = new.outputs != old.outputs and not self.outputs_muted
 
         def swap():
             p = self.pipeline
@@ -710,6 +711,34 @@ class Service:
             raise ServiceError("the preview is not running", 503)
         self.hub.peaking = bool(on)
         return self.hub.peaking
+
+    def set_outputs(self, on: bool) -> bool:
+        """Switch the GPIO outputs (LED, meter, buzzer, trigger) on or off; off releases the
+        pins with everything dark and silent.  Returns the new state.
+
+        Raises:
+            ServiceError: (409) outputs disabled on the command line; (503) the pins cannot
+                be claimed again, or no frames to apply the change with.
+        """
+        if not self.outputs_enabled or self.cfg.outputs is None:
+            raise ServiceError("GPIO outputs are disabled for this service (--no-outputs or no [outputs] support)", 409)
+        on = bool(on)
+
+        def apply():
+            p = self.pipeline
+            if on and p.outputs is None:
+                p.outputs = self._make_outputs(self.cfg)
+                if p.outputs is not None and p.error:
+                    p.outputs.set_error(True)
+            elif not on and p.outputs is not None:
+                old, p.outputs = p.outputs, None
+                old.close()
+            self.outputs_muted = not on
+            return on
+        try:
+            return self._in_loop(apply)
+        except OutputError as e:
+            raise ServiceError(f"cannot switch the outputs on: {e}", 503) from None
 
     def _require_drive(self):
         if self.drive is None:
@@ -903,6 +932,7 @@ class Service:
             "frame_size": list(self._frame_size) if self._frame_size else None,
             "mode": p.analyzer.mode if p else None,
             "outputs": _describe(p.outputs) if p else None,
+            "outputs_on": bool(p and p.outputs is not None),
         }
         if report is not None:
             r = report.to_dict(tiles=True)

@@ -251,6 +251,18 @@ def test_mode_peaking_and_analysis(svc):
         assert call(svc, "POST", "/api/mode", {"analysis": "laplacian"})[0] == 200
 
 
+def test_mode_outputs_off_and_on(svc):
+    from pifocus.outputs import FocusLED
+    led = svc.pipeline.outputs.find(FocusLED)
+    st, d, _ = call(svc, "POST", "/api/mode", {"outputs": False})
+    assert st == 200 and d["outputs"] is False
+    assert svc.pipeline.outputs is None and led.closed  # dark, pins released
+    assert call(svc, "GET", "/api/status")[1]["outputs_on"] is False
+    st, d, _ = call(svc, "POST", "/api/mode", {"outputs": True})
+    assert st == 200 and d["outputs"] is True and svc.pipeline.outputs is not None
+    bad(*call(svc, "POST", "/api/mode", {"outputs": "off"})[:2], 400)
+
+
 def test_autofocus_endpoint(svc):
     st, d, _ = call(svc, "POST", "/api/autofocus", {})
     try:

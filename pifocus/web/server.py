@@ -341,10 +341,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(201, {"ok": True, **out})
 
     def _post_mode(self, body: dict) -> None:
-        self._only(body, ("analysis", "peaking"))
+        self._only(body, ("analysis", "peaking", "outputs"))
         if not body:
-            raise HTTPError(400, "give {\"analysis\": \"cnn\"|\"laplacian\"} and/or {\"peaking\": true|false}")
+            raise HTTPError(400, "give {\"analysis\": \"cnn\"|\"laplacian\"}, {\"peaking\": true|false} "
+                                 "and/or {\"outputs\": true|false}")
         out = {}
+        if "outputs" in body:
+            if not isinstance(body["outputs"], bool):
+                raise HTTPError(400, "outputs must be true or false")
+            out["outputs"] = self.web.controller.set_outputs(body["outputs"])
         if "peaking" in body:
             if not isinstance(body["peaking"], bool):
                 raise HTTPError(400, "peaking must be true or false")

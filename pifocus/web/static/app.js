@@ -168,6 +168,7 @@
     $("mode").textContent = s.mode === "cnn" ? "CNN" : "Laplacian";
     $("mode").setAttribute("aria-pressed", s.mode === "cnn" ? "true" : "false");
     if (s.preview) $("peaking").setAttribute("aria-pressed", s.preview.peaking ? "true" : "false");
+    $("outputs").setAttribute("aria-pressed", s.outputs_on ? "true" : "false");
     const noDrive = !(s.drive && s.drive.available);
     $("af").disabled = noDrive || (s.autofocus && s.autofocus.state === "running");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
@@ -216,6 +217,11 @@
   $("peaking").addEventListener("click", () => {
     const on = $("peaking").getAttribute("aria-pressed") !== "true";
     post("/api/mode", { peaking: on }).then((d) => $("peaking").setAttribute("aria-pressed", d.peaking)).catch(() => {});
+  });
+  $("outputs").addEventListener("click", () => {
+    const on = $("outputs").getAttribute("aria-pressed") !== "true";
+    post("/api/mode", { outputs: on })
+      .then((d) => say(d.outputs ? "LED / buzzer on" : "LED / buzzer off")).catch(() => {});
   });
   $("heatmap").addEventListener("click", () => {
     state.heatmap = !state.heatmap;
