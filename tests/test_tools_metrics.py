@@ -217,7 +217,7 @@ def test_dataset_builds_from_a_tiny_fake_layout(ds, tmp_path):
     for k in range(2):
         d = root / "multifocus-pairs" / "mfifb" / f"fake_{k:02d}"
         d.mkdir(parents=True)
-        scene = (cv2.GaussianBlur(rng.random((128, 128)).astype(np.float32), (0, 0), 0.8) * 600).clip(0, 255)
+        scene = ((cv2.GaussianBlur(rng.random((128, 128)).astype(np.float32), (0, 0), 0.8) - 0.5) * 500 + 128).clip(0, 255)
         blurred = cv2.GaussianBlur(scene, (0, 0), 3)
         a, b = scene.copy(), scene.copy()
         a[:, 64:], b[:, :64] = blurred[:, 64:], blurred[:, :64]
@@ -225,7 +225,7 @@ def test_dataset_builds_from_a_tiny_fake_layout(ds, tmp_path):
         cv2.imwrite(str(d / f"fake_{k:02d}_B.png"), b.astype(np.uint8))
     sw = root / "focus-sweeps" / "fake"
     sw.mkdir(parents=True)
-    base = (cv2.GaussianBlur(rng.random((96, 96)).astype(np.float32), (0, 0), 0.8) * 600).clip(0, 255)
+    base = ((cv2.GaussianBlur(rng.random((96, 96)).astype(np.float32), (0, 0), 0.8) - 0.5) * 500 + 128).clip(0, 255)
     for i, s in enumerate([4, 2, 0.01, 2, 4]):
         cv2.imwrite(str(sw / f"f{i}.png"), cv2.GaussianBlur(base, (0, 0), s).astype(np.uint8))
     out = tmp_path / "t.npz"

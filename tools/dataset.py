@@ -404,11 +404,13 @@ def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int,
         w = min(f.shape[1] for f in frames)
         frames = [f[:h, :w] for f in frames]
         stride = tile if min(h, w) > 600 else tile // 2
-        noise = np.array([LAP_NOISE_GAIN * immerkaer_sigma(f) ** 2 for f in frames])
-        energies = np.stack([np.maximum(tile_energy(f, tile, stride) - n, 0.0)
-                             for f, n in zip(frames, noise)])  # (F, rows, cols), noise removed
+        # Sensor noise is the same in every frame of a sweep, but texture inflates Immerkaer's
+        # estimate: the blurriest frame gives the closest (lowest) estimate.
+        noise = min(LAP_NOISE_GAIN * immerkaer_sigma(f) ** 2 for f in frames)
+        energies = np.stack([np.maximum(tile_energy(f, tile, stride) - noise, 0.0)
+                             for f in frames])  # (F, rows, cols), noise removed
         nf, rows, cols = energies.shape
-        lab = label_sweep(energies.reshape(nf, -1), flat=FLAT + 4.0 * float(noise.max()))
+        lab = label_sweep(energies.reshape(nf, -1), flat=FLAT + 4.0 * noise)
         lab = lab.reshape(nf, rows, cols)
         for fi, f in enumerate(frames):
             lab[fi][clipped_fraction(f, tile, stride) > MAX_CLIPPED] = -1
