@@ -514,10 +514,18 @@ def _sweep(run: _Run, p: SweepParams) -> Tuple[Optional[dict], Optional[float]]:
     fit, best = _fit_around(run, p.fit, p.fit_points)
     target = None
     if fit is not None:
-        target = fit["peak"]
-        nb = fit["x"]
-        if not (min(nb) <= target <= max(nb)):
-            target = None  # extrapolated: trust the best sample
+        # The fit interpolates between samples: never further than the neighbours of the best.
+        srt = run.unique_sorted()
+        i = srt.index(best)
+        a = srt[i - 1].position if i > 0 else best.position
+        b = srt[i + 1].position if i < len(srt) - 1 else best.position
+        target = min(max(fit["peak"], a), b)
+        if abs(target - best.position) > 0.5 * (b - a) / 2 + 1e-9:
+            # A multi-peaked or skewed neighbourhood: refit with the best and its two neighbours.
+            f3, _ = _fit_around(run, p.fit, 3)
+            if f3 is not None:
+                fit = f3
+                target = min(max(f3["peak"], a), b)
     return fit, target
 
 
@@ -571,7 +579,7 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
                 nxt = (best.position + (left.position if best.position - left.position >
                                         right.position - best.position else right.position)) / 2
         elif significant and ((best.position >= hi - res / 2 and right is None)
-                              or (best.position <= lo + res / 2 and left is None)) and len(U) >= 2:
+                              or (best.position <= lo + res / 2 and left is None)) and len(U) >= 3:
             x_hat = best.position  # rising to the end of the range: the gate will say so
             break
         else:
@@ -754,12 +762,14 @@ def autofocus(drive, analyzer, params: AutofocusParams = AutofocusParams(), sour
     if drive.closed:
         drive.open()
     start = params.start if start is None else start
-    run = _Run(drive, source, analyzer, params,
-               max_frames=max(params.model.max_frames, 3 * params.sweep.coarse_points + params.sweep.fine_points + 8))
+    settle = int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+    budget = max(params.model.max_frames, 3 * params.sweep.coarse_points + params.sweep.fine_points + 8)
+    run = _Run(drive, source, analyzer, params, max_frames=budget * (1 + settle))
     if start is not None:
         drive.move_to(drive._legal(start))  # LimitError with on_limit="error"
-        for _ in range(run.settle):
-            run.read()
+    # Frames in flight may predate the last move (ours, homing, a previous run): drop them.
+    for _ in range(run.settle):
+        run.read()
     fit, target = None, None
     try:
         if strategy == "sweep":

@@ -282,7 +282,10 @@ class FocusDrive:
         self._opened = False
         self._homed = False
         self.state_path = self._state_path()
+        #: called with (drive, from, to) before each leg, before anything is written
         self.on_move: Optional[Callable[["FocusDrive", float, float], None]] = None
+        #: called after the write-ahead record, just before the hardware moves
+        self.on_moving: Optional[Callable[["FocusDrive", float, float], None]] = None
 
     # -- limits -----------------------------------------------------------------------
     @property
@@ -442,9 +445,11 @@ class FocusDrive:
         lo, hi = self.limits
         if not (lo - 1e-9 <= target <= hi + 1e-9):  # defence in depth: never reached
             raise LimitError(f"drive {self.name!r}: internal move to {target:g} outside {lo:g}..{hi:g}")
-        self._save(moving=True, target=target)
         if self.on_move is not None:
-            self.on_move(self, cur, target)
+            self.on_move(self, cur, target)   # (tests and the bench hook in here)
+        self._save(moving=True, target=target)
+        if self.on_moving is not None:
+            self.on_moving(self, cur, target)
         self._move_hw(cur, target)
         self._last_dir = 1 if target > cur else -1
         self._position = target
