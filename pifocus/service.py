@@ -289,6 +289,7 @@ class Service:
         self.af_state = {"state": "idle"}
         self._shutdown_done = False
         self.outputs_muted = False
+        self.analysis_error: Optional[str] = None
 
     # -- building blocks ------------------------------------------------------------------------
     def _make_source(self, cfg):
@@ -343,15 +344,26 @@ class Service:
     def start(self) -> "Service":
         """Build everything and start the frame loop, the supervisor and the web server.
 
+        A missing or broken CNN model does not stop the service: it runs Laplacian-only and
+        says so in the log and in ``/api/status`` ``errors``.
+
         Raises:
-            ConfigError, ModelError, SourceError, OutputError: a part could not be made (the
-                ones already made are closed again).
+            ConfigError, SourceError, OutputError: a part could not be made (the ones already
+                made are closed again).
         """
         cfg = self.cfg
         inner = self._given_source if self._given_source is not None else self._make_source(cfg)
         analyzer = outputs = None
         try:
-            analyzer = self._make_analyzer(cfg)
+            try:
+                analyzer = self._make_analyzer(cfg)
+            except ModelError as e:
+                if cfg.analysis is None or not cfg.analysis.use_cnn:
+                    raise
+                # An unattended rig keeps judging focus rather than restart-looping.
+                self.analysis_error = f"CNN unavailable, running Laplacian-only: {e}"
+                log.error("%s", self.analysis_error)
+                analyzer = self._make_analyzer(cfg.replace(analysis=dataclasses.replace(cfg.analysis, use_cnn=False)))
             outputs = self._make_outputs(cfg)
             self.source = WatchedSource(inner)
             self.pipeline = Pipeline(self.source, analyzer, outputs, self._reconnect_params(cfg))
@@ -621,6 +633,7 @@ class Service:
             if analyzer is not None:
                 old_an, p.analyzer = p.analyzer, analyzer
                 old_an.close()
+                self.analysis_error = None
             if outputs_changed:
                 old_out = p.outputs
                 if old_out is not None:
@@ -702,6 +715,7 @@ class Service:
         def swap():
             old, self.pipeline.analyzer = self.pipeline.analyzer, analyzer
             old.close()
+            self.analysis_error = None
             return analyzer.mode
         return self._in_loop(swap)
 
@@ -925,7 +939,7 @@ class Service:
             "frames": p.frames if p else 0,
             "reconnects": p.reconnects if p else 0,
             "error": p.error if p else None,
-            "errors": [e for e in (p.error if p else None, self.drive_error,
+            "errors": [e for e in (p.error if p else None, self.drive_error, self.analysis_error,
                                    self.reload_error and f"reload failed: {self.reload_error}") if e],
             "verdict": _verdict_text(report),
             "source": self.source.name if self.source else None,

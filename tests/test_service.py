@@ -425,3 +425,18 @@ def test_watched_source_records_reads_and_delegates():
     assert w.name == "sim"
     w.close()
     assert sim.closed
+
+
+def test_missing_model_falls_back_to_laplacian(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "pifocus.toml"
+    p.write_text(SIM_TOML.format(rows=6).replace("use_cnn = false",
+                                                 f'use_cnn = true\nmodel = "{tmp_path / "missing.tflite"}"'))
+    svc = Service(cfgmod.load(p), notifier=SdNotifier(""), web_enabled=False, outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        assert svc.pipeline.analyzer.mode == "laplacian"
+        assert any("Laplacian-only" in e for e in svc.status()["errors"])
+    finally:
+        svc.shutdown()
