@@ -1,0 +1,175 @@
+"""The converter: tiny Keras model -> full-int8 TFLite -> LiteRTClassifier, and its refusals."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pifocus.exc import ConfigError, ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_pifocus_classify_does_not_import_tensorflow():
+    code = ("import sys, pifocus, pifocus.classify, pifocus.classify.convert, pifocus.classify.evaluate; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_non_model_files_are_refused(tmp_path):
+    from pifocus.classify.convert import load_model
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "missing.keras")
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(ModelError, match="not a Keras model"):
+        load_model(txt)
+    fake = tmp_path / "model.keras"
+    fake.write_text("this is not a zip archive")
+    with pytest.raises(ModelError, match="not a .keras archive"):
+        load_model(fake)
+    fake_h5 = tmp_path / "model.h5"
+    fake_h5.write_bytes(b"GIF89a....")
+    with pytest.raises(ModelError, match="not an HDF5 file"):
+        load_model(fake_h5)
+    d = tmp_path / "folder"
+    d.mkdir()
+    with pytest.raises(ModelError, match="not a SavedModel"):
+        load_model(d)
+
+
+def test_convert_main_reports_one_line_error(tmp_path, capsys):
+    from pifocus.classify.convert import main
+    bad = tmp_path / "x.keras"
+    bad.write_text("nope")
+    assert main([str(bad), "--out", str(tmp_path / "o.tflite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pifocus: error:") and "x.keras" in err and "\n" not in err
+
+
+def test_calibration_errors(tmp_path):
+    from pifocus.classify.convert import load_calibration
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match="not found"):
+        load_calibration(tmp_path / "nothing", 16, rng)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    with pytest.raises(ConfigError, match="no readable images"):
+        load_calibration(empty, 16, rng)
+    np.save(tmp_path / "wrong.npy", np.zeros((5, 8, 8), np.uint8))
+    with pytest.raises(ConfigError, match="--tile 16"):
+        load_calibration(tmp_path / "wrong.npy", 16, rng)
+
+
+@pytest.fixture(scope="module")
+def keras_mod():
+    pytest.importorskip("tensorflow")
+    import keras
+    keras.utils.set_random_seed(0)
+    return keras
+
+
+def _tiny_model(keras, tile=16):
+    from keras import layers
+    inp = keras.Input((tile, tile, 1), name="tile")
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inp, out)
+
+
+def test_tiny_keras_model_converts_to_int8_and_loads(keras_mod, tmp_path):
+    from pifocus.classify import ModelInfo
+    from pifocus.classify.convert import convert
+    from pifocus.classify.litert import LiteRTClassifier
+    model = _tiny_model(keras_mod)
+    src = tmp_path / "tiny.keras"
+    model.save(src)
+    rng = np.random.default_rng(1)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, rng.integers(0, 256, (120, 16, 16), dtype=np.uint8))
+    out = tmp_path / "tiny_int8.tflite"
+    report = convert(src, out, calib, n_calib=60, n_check=60, threshold=0.5)
+    assert out.read_bytes()[4:8] == b"TFL3"
+    assert report["quantize"] == "int8" and report["check_tiles"] == 60
+    assert report["agreement"] >= 0.9 and report["size_bytes"] < 20_000
+    assert report["ms_per_tile_batch1"] > 0
+    info = ModelInfo.load(out.with_suffix(".json"))
+    assert info.tile_px == 16 and info.threshold == 0.5 and info.extra["conversion"]["quantize"] == "int8"
+    clf = LiteRTClassifier(out)
+    assert clf.input_dtype == np.int8
+    p = clf.predict(rng.integers(0, 256, (37, 16, 16), dtype=np.uint8))
+    assert p.shape == (37,) and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
+    # int8 output tracks the float model
+    from pifocus.classify import normalize_tiles
+    t = rng.integers(0, 256, (20, 16, 16), dtype=np.uint8)
+    pf = model.predict(normalize_tiles(t), verbose=0).ravel()
+    assert np.abs(clf.predict(t) - pf).max() < 0.05
+
+
+def test_calibration_from_image_folder_and_float16(keras_mod, tmp_path):
+    import cv2
+    from pifocus.classify.convert import convert
+    from pifocus.classify.litert import LiteRTClassifier
+    src = tmp_path / "tiny.keras"
+    _tiny_model(keras_mod).save(src)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        cv2.imwrite(str(imgs / f"im{i}.png"), rng.integers(0, 256, (64, 64), dtype=np.uint8))
+    out = tmp_path / "tiny_f16.tflite"
+    report = convert(src, out, imgs, quantize="float16", n_calib=20, n_check=20)
+    assert report["quantize"] == "float16"
+    clf = LiteRTClassifier(out)
+    assert clf.input_dtype == np.float32
+    assert clf.predict(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)).shape == (3,)
+
+
+def test_multi_input_model_is_refused(keras_mod, tmp_path):
+    from keras import layers
+    from pifocus.classify.convert import load_model
+    keras = keras_mod
+    a = keras.Input((16, 16, 1))
+    b = keras.Input((16, 16, 1))
+    x = layers.Concatenate()([a, b])
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(1, activation="sigmoid")(x)
+    path = tmp_path / "two.keras"
+    keras.Model([a, b], out).save(path)
+    with pytest.raises(ModelError, match="2 inputs"):
+        load_model(path)
+
+
+def test_non_image_input_and_multi_output_are_refused(keras_mod, tmp_path):
+    from keras import layers
+    from pifocus.classify.convert import load_model
+    keras = keras_mod
+    v = keras.Input((10,))
+    path = tmp_path / "vec.h5"
+    keras.Model(v, layers.Dense(1, activation="sigmoid")(v)).save(path)
+    with pytest.raises(ModelError, match="not a single square"):
+        load_model(path)
+    t = keras.Input((16, 16, 1))
+    x = layers.GlobalAveragePooling2D()(t)
+    path2 = tmp_path / "vec2.keras"
+    keras.Model(t, layers.Dense(3)(x)).save(path2)
+    with pytest.raises(ModelError, match="one probability per tile"):
+        load_model(path2)
+
+
+def test_int8_needs_calibration(keras_mod, tmp_path):
+    from pifocus.classify.convert import convert
+    src = tmp_path / "tiny.keras"
+    _tiny_model(keras_mod).save(src)
+    with pytest.raises(ConfigError, match="calibration"):
+        convert(src, tmp_path / "o.tflite", None)
+    with pytest.raises(ConfigError, match=".tflite"):
+        convert(src, tmp_path / "o.bin", None, quantize="float32")
