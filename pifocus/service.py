@@ -493,27 +493,42 @@ class Service:
                 fn, done = self._actions.get_nowait()
             except queue.Empty:
                 return
+            with done["lock"]:
+                if done["state"] != "queued":
+                    continue  # the caller gave up waiting: never run it late
+                done["state"] = "running"
             try:
                 done["result"] = fn()
             except BaseException as e:
                 done["error"] = e
             done["event"].set()
 
-    def _in_loop(self, fn: Callable, timeout: float = 2.0):
+    def _in_loop(self, fn: Callable, timeout: float = 2.0, queue_on_timeout: bool = False):
         """Run ``fn()`` in the frame loop's thread between frames; returns its result.
 
+        Args:
+            fn: the action.
+            timeout: seconds to wait for a frame to run it with.
+            queue_on_timeout: on timeout leave the action queued (it runs with the next frame);
+                otherwise it is dropped.
+
         Raises:
-            ServiceError: (503) no frame came within ``timeout`` (the action stays queued
-                and runs with the next frame).
+            ServiceError: (503) no frame came within ``timeout``.
             whatever ``fn`` raises.
         """
         if threading.current_thread() is self._loop_thread:
             return fn()
-        done = {"event": threading.Event()}
+        done = {"event": threading.Event(), "lock": threading.Lock(), "state": "queued"}
         self._actions.put((fn, done))
         if not done["event"].wait(timeout):
-            raise ServiceError("no frames from the camera right now; the change is queued and "
-                               "applies when frames return", 503)
+            with done["lock"]:
+                if done["state"] == "queued":
+                    if not queue_on_timeout:
+                        done["state"] = "cancelled"
+                    raise ServiceError("no frames from the camera right now; " +
+                                       ("the change applies when frames return" if queue_on_timeout
+                                        else "try again when the camera is back"), 503)
+            done["event"].wait()  # it started just now: let it finish
         if "error" in done:
             raise done["error"]
         return done.get("result")
@@ -647,10 +662,9 @@ class Service:
                     p.outputs.set_error(True)
 
         try:
-            self._in_loop(swap, timeout=3.0)
+            self._in_loop(swap, timeout=3.0, queue_on_timeout=True)
         except ServiceError:
-            if analyzer is not None:
-                pass  # queued: applies with the next frame
+            log.warning("no frames right now: the new config applies when frames return")
         except BaseException:
             if analyzer is not None:
                 analyzer.close()
@@ -663,9 +677,15 @@ class Service:
             if self.web is not None:
                 self.web.params = new.web
         if getattr(new, "drive", None) != getattr(old, "drive", None):
-            with self._drive_lock:
-                self._close_drive()
-                self.drive = self._open_drive(new, self.source.inner)
+            if self._drive_lock.acquire(timeout=2.0):
+                try:
+                    self._close_drive()
+                    self.drive = self._open_drive(new, self.source.inner)
+                finally:
+                    self._drive_lock.release()
+            else:
+                log.warning("drive busy (autofocus running): the [drive] change was not applied; reload again")
+                new = new.replace(drive=old.drive)
         self.cfg = new
 
     # -- controls (web API) ---------------------------------------------------------------------
