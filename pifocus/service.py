@@ -382,9 +382,14 @@ class Service:
                         part.close()
                     except Exception:
                         log.exception("closing %r", part)
+            if self.web is not None:
+                self.web.stop()
+                self.web = None
             if self.hub is not None:
                 self.hub.close()
+                self.hub = None
             self._close_drive()
+            self.pipeline = None  # nothing left to close twice
             raise
         self._loop_thread = threading.Thread(target=self._loop, name="pifocus-loop", daemon=True)
         self._loop_thread.start()
@@ -609,7 +614,10 @@ class Service:
                 raise ConfigError("no config file to reload (started without --config)")
             new = (self.reload_fn or cfgmod.load)(path)
             self._apply(new)
-        except PiFocusError as e:
+        except Exception as e:  # whatever went wrong, the running config stays
+            if not isinstance(e, PiFocusError):
+                log.exception("unexpected error while reloading")
+                e = f"unexpected {type(e).__name__}: {e}"
             self.reload_error = str(e)
             log.error("reload failed, keeping the running config: %s", e)
             self.notifier.notify("READY=1", f"STATUS=reload failed (old config kept): {e}")
