@@ -132,7 +132,7 @@ class ModelParams:
     coarse_scale: int = 8
     first_step: float = 0.125
     informative_factor: float = 5.0
-    significance: float = 4.0
+    significance: float = 20.0
     fine_factor: float = 0.35
     max_frames: int = 40
     exhaustive_below: int = 12
@@ -580,8 +580,11 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
                                         right.position - best.position else right.position)) / 2
         elif significant and ((best.position >= hi - res / 2 and right is None)
                               or (best.position <= lo + res / 2 and left is None)) and len(U) >= 3:
-            x_hat = best.position  # rising to the end of the range: the gate will say so
-            break
+            inner = right if right is not None else left
+            if abs(inner.position - best.position) <= max(4 * res, step / 4):
+                x_hat = best.position  # rising to the end of the range: the gate will say so
+                break
+            nxt = (inner.position + best.position) / 2  # the peak may lie between: look
         else:
             if len(run.samples) == 2 and not turned:
                 a0, a1 = run.samples[0], run.samples[1]
@@ -624,36 +627,58 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
         run.measure(nxt)
     if x_hat is None:
         x_hat = run.best().position
-    # Phase 2: fine samples around the predicted peak, spaced by the width of the curve.
+    # Phase 2: fine samples around the predicted peak, spaced by the width of the curve;
+    # walk (with growing steps) while the best sample has no close neighbour on a side.
     sigma = cfit["sigma"] if cfit is not None else step / 2
     h = max(res, min(step, p.fine_factor * sigma))
     if res >= 1:
         h = max(res, round(h / res) * res)
     up = run.drive.params.approach_sign > 0
     centre = run.snap(x_hat)
-    for _round in range(2):
+    for attempt in range(2):
         pts = [centre - h, centre, centre + h]
         for x in (pts if up else pts[::-1]):
             if lo - res / 2 <= x <= hi + res / 2:
                 run.measure(x, approach=True)
-        for _ in range(4):
-            fine = [u for u in run.unique_sorted() if abs(u.position - centre) <= 4.5 * h + res / 2]
-            best = max(fine, key=lambda u: u.score)
-            srt = sorted(fine, key=lambda u: u.position)
-            i = srt.index(best)
-            if i == 0 and best.position - h >= lo - res / 2 and run.find(run.snap(best.position - h)) is None:
-                run.measure(best.position - h, approach=True)
-                continue
-            if i == len(srt) - 1 and best.position + h <= hi + res / 2 and \
-                    run.find(run.snap(best.position + h)) is None:
-                run.measure(best.position + h, approach=True)
-                continue
-            break
-        overall = run.best()
-        if abs(overall.position - centre) > 4.5 * h + res and overall.score > 2 * best.score:
-            centre = run.snap(overall.position)  # the prediction missed: look where it was best
-            continue
+        hx, walked = h, 0
+        while walked < 10 and run.frames < run.max_frames - 2:
+            U = run.unique_sorted()
+            best = max(U, key=lambda u: u.score)
+            i = U.index(best)
+            gap_l = best.position - U[i - 1].position if i > 0 else math.inf
+            gap_r = U[i + 1].position - best.position if i < len(U) - 1 else math.inf
+            tol = hx * 1.01 + res / 2
+            if gap_l > tol and best.position - hx >= lo - res / 2:
+                nxt = best.position - min(hx, gap_l / 2)
+            elif gap_r > tol and best.position + hx <= hi + res / 2:
+                nxt = best.position + min(hx, gap_r / 2)
+            else:
+                break
+            if run.find(run.snap(nxt)) is not None:
+                break
+            run.measure(nxt, approach=True)
+            walked += 1
+            if walked >= 2:
+                hx = hx * 1.5
+        best = run.best()
+        if attempt == 0 and best.informative < run.params.gate.min_informative:
+            # No real detail at the best sample: the coarse peak was a side lobe of a strong
+            # defocus (or there is nothing to focus on).  Scan what is left of the range once.
+            for x in _grid(lo, hi, int(round(run.span / step)) + 1, res):
+                if all(abs(u.position - x) > step / 2 for u in run.samples):
+                    if run.frames >= run.max_frames - 6:
+                        break
+                    run.measure(x)
+            sig = [u for u in run.unique_sorted() if u.coarse_ok(sc, p.informative_factor)]
+            if sig:
+                cbest = max(sig, key=c)
+                if run.find(cbest.position) is not None and abs(cbest.position - centre) > 2 * h:
+                    centre = run.snap(cbest.position)
+                    h = max(res, min(h, step / 4))
+                    continue
         break
+    centre = run.best().position
+    h = max(h, hx)
     fine = [u for u in run.unique_sorted() if abs(u.position - centre) <= 6.5 * h + res / 2]
     best = max(fine, key=lambda u: u.score)
     srt = sorted(fine, key=lambda u: u.position)

@@ -123,7 +123,7 @@ def sim_bench(strategy, runs, seed, analyzer, verbose=False, settle=False):
 def missed_bench(strategy, runs, seed, analyzer, verbose=False):
     """Missed steps; soft limits inside the hard range; count violations and lost positions."""
     rng = np.random.default_rng(seed + 1)
-    rows, violations, lost, drifts, excursions = [], 0, 0, [], 0
+    rows, violations, lost, drifts, excursions, worst = [], 0, 0, [], 0, 0.0
     for i in range(runs):
         sc = scenario(rng)
         sc["focus_position"] = float(rng.uniform(100, 900))
@@ -140,6 +140,7 @@ def missed_bench(strategy, runs, seed, analyzer, verbose=False):
             # Motor targets beyond the soft limits (before homing, which goes to the switch on purpose):
             # only possible through missed steps, which the drive cannot see until it homes.
             excursions += sum(1 for m in d.ring.commands if m < lo - 1e-9 or m > hi + 1e-9)
+            worst = max([worst] + [max(lo - m, m - hi) for m in d.ring.commands])
             within = abs(err) <= dof
             if r.success and not within:
                 lost += 1
@@ -155,6 +156,7 @@ def missed_bench(strategy, runs, seed, analyzer, verbose=False):
     out = summarize(rows)
     out.update({"soft_limit_violations": violations, "lost_positions": lost,
                 "motor_targets_outside_soft_limits": excursions,
+                "max_motor_excursion_steps": round(float(worst), 1),
                 "steps_missed_total": int(sum(x[0] for x in drifts)),
                 "max_position_error_after_homing": float(after_home)})
     return out
@@ -341,7 +343,8 @@ def main(argv=None):
                 extra = {k: v[k] for k in v if k in ("soft_limit_violations", "lost_positions", "kills",
                                                      "homed_after_mid_move_kill", "steps_missed_total",
                                                      "max_position_error_after_homing",
-                                                     "motor_targets_outside_soft_limits")}
+                                                     "motor_targets_outside_soft_limits",
+                                                     "max_motor_excursion_steps")}
                 print(f"  {s:10s} success {v['success_rate']:.1%}, median frames {v['median_frames']:.0f}; {extra}")
     rp = report["replay"]
     if rp:
