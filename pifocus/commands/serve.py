@@ -53,7 +53,13 @@ def _apply_web_flags(cfg, args):
 
 
 def run(args, console) -> int:
+    import logging
+
     from ..service import Service
+
+    if not args.verbose and not args.debug:
+        # A daemon's journal should say when it became ready, reloaded, lost the camera...
+        logging.getLogger("pifocus").setLevel(logging.INFO)
 
     cfg = _apply_web_flags(_common.load_config(args), args)
     overrides = {k: getattr(args, k, None) for k in ("source", "size", "seed", "roi", "grid", "model",
