@@ -229,7 +229,8 @@ def test_dataset_builds_from_a_tiny_fake_layout(ds, tmp_path):
     for i, s in enumerate([4, 2, 0.01, 2, 4]):
         cv2.imwrite(str(sw / f"f{i}.png"), cv2.GaussianBlur(base, (0, 0), s).astype(np.uint8))
     out = tmp_path / "t.npz"
-    meta = ds.build(root, out, tile=32, n_flat=8, sheet=tmp_path / "sheet.png")
+    meta = ds.build(root, out, tile=32, n_flat=8, sheet=tmp_path / "sheet.png",
+                    sources=("mfifb", "sweep", "synthetic"))
     z = np.load(out)
     assert z["tiles"].dtype == np.uint8 and z["tiles"].shape[1:] == (32, 32)
     assert set(z["source"].tolist()) == {"mfifb", "sweep", "synthetic", "synthetic-flat"}

@@ -14,6 +14,10 @@ Three sources, one ``.npz`` (see ``--out``):
   peak and with at least ``PEAK_KEEP`` of the peak energy are in focus, frames below
   ``SWEEP_OUT`` of the peak are out of focus, the middle is dropped.  Cells whose energy
   barely changes through the sweep (never in focus, or flat) are dropped.
+* ``synthetic-chart`` -- the simulated source's procedural focus chart (Siemens star, bars,
+  text, texture) through the same disk-PSF defocus and sensor model (bar patterns show the
+  disk PSF's spurious resolution -- low-contrast inverted stripes -- which must not pass for
+  sharp).
 * ``synthetic`` -- in-focus tiles (with context) from the two real sources, blurred by a
   disk (pillbox) PSF of known radius, passed through a signal-dependent sensor noise model
   at several ISO levels, with exposure shifts and JPEG compression; labelled in focus when
@@ -274,14 +278,25 @@ def synth_tile(patch_u8: np.ndarray, radius: float, rng: np.random.Generator, ti
     return t, e_clean / e_noise
 
 
-def flat_tile(rng: np.random.Generator, tile: int) -> np.ndarray:
-    """A flat or smoothly shaded tile through the sensor model (always out of focus)."""
+def flat_tile(rng: np.random.Generator, tile: int, faint=None) -> np.ndarray:
+    """A flat, smoothly shaded or faintly textured tile through the sensor model (always out
+    of focus: nothing in it stands clearly above the noise).
+
+    ``faint``: optional uint8 patch whose texture is added at 0.5..2.5 DN amplitude.
+    """
     from pifocus.sources.simulated import sensor
-    level = rng.uniform(0.03, 0.95)
+    level = rng.uniform(0.02, 0.97)
     yy, xx = np.mgrid[0:tile, 0:tile].astype(np.float32) / tile - 0.5
     slope = rng.uniform(-0.15, 0.15, 2) * (rng.random() < 0.5)
-    lum = np.clip(level + slope[0] * yy + slope[1] * xx, 0, 1).astype(np.float32)
-    gain = float(rng.choice([1, 2, 4, 8, 16, 32]))
+    lum = level + slope[0] * yy + slope[1] * xx
+    if faint is not None:
+        f = faint[:tile, :tile].astype(np.float32)
+        f = (f - f.mean()) / max(float(f.std()), 1e-3)
+        lum = lum + f * rng.uniform(0.5, 2.5) / 255.0
+    lum = np.clip(lum, 0, 1).astype(np.float32)
+    if rng.random() < 0.1:  # noiseless (synthetic or heavily denoised)
+        return np.clip(np.round(lum * 255), 0, 255).astype(np.uint8)
+    gain = float(rng.choice([1, 2, 4, 8, 16, 32, 64]))
     out = sensor(lum, rng, exposure=float(rng.uniform(0.5, 1.5)), analogue_gain=gain)
     if rng.random() < 0.4:
         out = jpeg(out, int(rng.integers(50, 96)))
@@ -459,7 +474,43 @@ def build_synthetic(col: Collector, tile: int, rng, n_variants: int, n_flat: int
                 col.add(t[None], [lab], "synthetic", scene, split, blur=r)
     for i in tqdm(range(n_flat), desc="synthetic flat", unit="tile"):
         split = "val" if i % 4 == 0 else "train"
-        col.add(flat_tile(rng, tile)[None], [0], "synthetic-flat", f"flat:{i % 40}", split, blur=-1.0)
+        faint = None
+        if col.context and rng.random() < 0.3:
+            faint = col.context[int(rng.integers(len(col.context)))][0]
+        col.add(flat_tile(rng, tile, faint)[None], [0], "synthetic-flat", f"flat:{i % 40}", split, blur=-1.0)
+
+
+def build_chart(col: Collector, tile: int, rng, n: int):
+    """The procedural focus chart (the simulated source's scene: star, bars, text, texture)
+    through disk-PSF defocus and the sensor model; charts of seeds 100-102 train, 103 val."""
+    from tqdm import tqdm
+    from pifocus.sources.simulated import defocus, focus_chart, sensor
+    radii = [0.0, 0.3, 0.5, 0.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0]
+    seeds = (100, 101, 102, 103)
+    per = max(1, n // (len(seeds) * len(radii)))
+    with tqdm(total=per * len(seeds) * len(radii), desc="synthetic chart", unit="tile") as bar:
+        for seed in seeds:
+            split = "val" if seed == 103 else "train"
+            w = int(rng.integers(640, 1400))
+            chart = focus_chart(w, w * 3 // 4, seed=seed)
+            sharp = np.clip(chart * 255, 0, 255)
+            h = chart.shape[0]
+            # textured positions in the sharp chart
+            cand = []
+            while len(cand) < per * 3:
+                y, x = int(rng.integers(0, h - tile)), int(rng.integers(0, w - tile))
+                if sharp[y:y + tile, x:x + tile].std() >= 12:
+                    cand.append((y, x))
+            for r in radii:
+                img = sensor(defocus(chart, r), rng, exposure=float(rng.uniform(0.6, 1.3)),
+                             analogue_gain=float(rng.choice([1, 2, 4, 8])))
+                if rng.random() < 0.3:
+                    img = jpeg(img, int(rng.integers(60, 96)))
+                for k in rng.choice(len(cand), per, replace=False):
+                    y, x = cand[k]
+                    col.add(img[y:y + tile, x:x + tile][None], [int(label_blur(r))], "synthetic-chart",
+                            f"chart:{seed}", split, blur=r)
+                    bar.update(1)
 
 
 def summary(tiles_src, labels, split) -> str:
@@ -504,8 +555,8 @@ def contact_sheet(path: Path, tiles, labels, source, rng, per_group: int = 24, z
 
 
 def build(data: Path, out: Path, tile: int = 32, seed: int = 0, sheet=None, max_per_scene: int = 400,
-          max_per_frame: int = 60, n_variants: int = 1, n_flat: int = 3000, margin: float = MARGIN,
-          flat: float = FLAT, sources=("mfifb", "sweep", "synthetic")) -> dict:
+          max_per_frame: int = 60, n_variants: int = 1, n_flat: int = 8000, margin: float = MARGIN,
+          flat: float = FLAT, sources=("mfifb", "sweep", "synthetic", "chart"), n_chart: int = 4800) -> dict:
     """Build the tile set; returns its metadata dict."""
     rng = np.random.default_rng(seed)
     col = Collector()
@@ -517,6 +568,8 @@ def build(data: Path, out: Path, tile: int = 32, seed: int = 0, sheet=None, max_
         build_sweeps(col, data / "focus-sweeps", tile, rng, max_per_frame, ctx)
     if "synthetic" in sources:
         build_synthetic(col, tile, rng, n_variants, n_flat)
+    if "chart" in sources:
+        build_chart(col, tile, rng, n_chart)
     if not col.tiles:
         raise ConfigError(f"no tiles were produced from {str(data)!r}; check --data and --sources")
     tiles = np.concatenate(col.tiles)
@@ -549,19 +602,20 @@ def main(argv=None) -> int:
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG of labelled tiles")
     p.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sources", default="mfifb,sweep,synthetic")
+    p.add_argument("--sources", default="mfifb,sweep,synthetic,chart")
     p.add_argument("--margin", type=float, default=MARGIN, help="A/B energy ratio for a label")
     p.add_argument("--flat", type=float, default=FLAT, help="Laplacian variance below which tiles are flat")
     p.add_argument("--max-per-scene", type=int, default=400)
     p.add_argument("--max-per-frame", type=int, default=60)
     p.add_argument("--variants", type=int, default=1, help="synthetic variants per in-focus tile")
-    p.add_argument("--flat-tiles", type=int, default=3000)
+    p.add_argument("--flat-tiles", type=int, default=8000)
+    p.add_argument("--chart-tiles", type=int, default=4800, help="tiles of the procedural focus chart")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
     try:
         meta = build(a.data, a.out, a.tile, a.seed, a.sheet, a.max_per_scene, a.max_per_frame,
-                     a.variants, a.flat_tiles, a.margin, a.flat, tuple(a.sources.split(",")))
+                     a.variants, a.flat_tiles, a.margin, a.flat, tuple(a.sources.split(",")), a.chart_tiles)
     except ConfigError as e:
         print(f"dataset: error: {e}", file=sys.stderr)
         return 2
