@@ -22,6 +22,7 @@ worker thread and ties it to the rest of the rig:
 import dataclasses
 import datetime
 import logging
+import math
 import os
 import queue
 import signal
@@ -797,7 +798,8 @@ class Service:
         """
         drive = self._require_drive()
         limit = self.cfg.web.nudge_max_steps if self.cfg.web is not None else 1000
-        if not isinstance(steps, (int, float)) or isinstance(steps, bool) or steps != int(steps):
+        if (not isinstance(steps, (int, float)) or isinstance(steps, bool)
+                or not math.isfinite(steps) or steps != int(steps)):
             raise ServiceError("steps must be an integer")
         steps = int(steps)
         if steps == 0 or abs(steps) > limit:

@@ -472,3 +472,29 @@ def test_peaking_marks_sharp_not_soft_edges():
     assert sharp[:, 98:102].any() and not soft.any()
     noise = np.clip(128 + np.random.default_rng(0).normal(0, 2, (200, 200)), 0, 255).astype(np.uint8)
     assert peaking_mask(noise, 0.45, noise_sigma_dn=2.0).mean() < 0.001
+
+
+def test_random_garbage_never_500(svc):
+    import random
+    rnd = random.Random(5)
+    values = [None, True, False, 0, -1, 1.5, 1e308, "x", "", [], {}, [0.1] * 4, ["a"] * 4, [[1]], {"a": 1},
+              "\u00e9\u0000", 10 ** 30, -10 ** 30, [float("1e-300")] * 4]
+    paths = ["/api/roi", "/api/nudge", "/api/capture", "/api/mode", "/api/autofocus"]
+    keys = ["roi", "steps", "format", "analysis", "peaking", "outputs", "strategy", "zzz"]
+    for _ in range(150):
+        path = rnd.choice(paths)
+        body = {rnd.choice(keys): rnd.choice(values) for _ in range(rnd.randint(0, 2))}
+        st, d, _ = call(svc, "POST", path, body)
+        assert st < 500 or st == 503, (path, body, st, d)
+        assert isinstance(d, dict) and "ok" in d, (path, body, d)
+        if path == "/api/autofocus" and st == 202:
+            deadline = time.monotonic() + 30
+            while svc.af_state["state"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.05)
+    for raw in (b"\x00" * 10, b"{", b'{"roi": [NaN, 0, 1, 1]}', b'{"steps": Infinity}', b"null", b'"str"'):
+        st, d, _ = call(svc, "POST", "/api/nudge", raw=raw)
+        assert 400 <= st < 500, (raw, st, d)
+    # restore what the garbage may have changed
+    call(svc, "POST", "/api/roi", {"roi": None})
+    call(svc, "POST", "/api/mode", {"peaking": True, "outputs": True, "analysis": "laplacian"})
+    assert call(svc, "GET", "/api/status")[0] == 200
