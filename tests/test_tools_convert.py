@@ -173,3 +173,27 @@ def test_int8_needs_calibration(keras_mod, tmp_path):
         convert(src, tmp_path / "o.tflite", None)
     with pytest.raises(ConfigError, match=".tflite"):
         convert(src, tmp_path / "o.bin", None, quantize="float32")
+
+
+def test_unquantizable_ops_are_refused_and_float32_is_offered(keras_mod, tmp_path):
+    """A SavedModel with an op that has no int8 kernel (sin): int8 refused with the reason,
+    --quantize float32 converts it."""
+    from keras import layers
+    from pifocus.classify.convert import convert
+    from pifocus.classify.litert import LiteRTClassifier
+    keras = keras_mod
+    inp = keras.Input((16, 16, 1))
+    x = layers.Conv2D(2, 3, padding="same")(inp)
+    x = layers.Lambda(lambda t: keras.ops.sin(t))(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, layers.Dense(1, activation="sigmoid")(x))
+    sm = tmp_path / "sin_savedmodel"
+    model.export(str(sm), format="tf_saved_model", verbose=False)
+    calib = tmp_path / "cal.npy"
+    np.save(calib, np.random.default_rng(3).integers(0, 256, (40, 16, 16), dtype=np.uint8))
+    with pytest.raises(ModelError, match="(?i)sin.*float16 or float32"):
+        convert(sm, tmp_path / "sin_int8.tflite", calib, n_calib=20, n_check=20)
+    out = tmp_path / "sin_f32.tflite"
+    report = convert(sm, out, calib, quantize="float32", n_calib=20, n_check=20)
+    assert report["agreement"] == 1.0
+    assert LiteRTClassifier(out).predict(np.zeros((2, 16, 16), np.uint8)).shape == (2,)
