@@ -198,8 +198,8 @@ def defocus(image: np.ndarray, radius_px: float, out: Optional[np.ndarray] = Non
 
 def sensor(luminance: np.ndarray, rng: np.random.Generator, *, exposure: float = 1.0,
            analogue_gain: float = 1.0, full_well_e: float = 10000.0,
-           read_noise_e: float = 3.0, work: Optional[np.ndarray] = None,
-           out: Optional[np.ndarray] = None) -> np.ndarray:
+           read_noise_e: float = 3.0, out: Optional[np.ndarray] = None,
+           strip_rows: int = 128) -> np.ndarray:
     """Turn scene luminance (float32, 0..1) into noisy 8-bit luma.
 
     Signal in electrons is ``luminance * exposure * full_well_e / analogue_gain`` (more gain
@@ -207,32 +207,28 @@ def sensor(luminance: np.ndarray, rng: np.random.Generator, *, exposure: float =
     approximation), read noise Gaussian; the result is scaled back so that a correctly
     exposed white is 255, then clipped and rounded.
 
-    ``luminance`` is left untouched.  ``work`` (float32, same shape) and ``out`` (uint8)
-    are scratch and result buffers to reuse between frames.
+    Works in strips of ``strip_rows`` rows, so its scratch memory is a strip, not a frame
+    (this runs every frame on a Pi with 1 GB).  ``luminance`` is left untouched; ``out``
+    (uint8) is the result buffer to reuse, if given.
     """
     electrons_full_scale = full_well_e / analogue_gain
     gain = np.float32(exposure * electrons_full_scale)
-    if work is None:
-        work = np.empty(luminance.shape, np.float32)
+    read_var = np.float32(read_noise_e ** 2)
+    to_dn = np.float32(255.0 / electrons_full_scale)
     if out is None:
         out = np.empty(luminance.shape, np.uint8)
-    # work = sqrt(max(signal_e, 0) + read_noise^2) * N(0, 1), built in place.
-    np.multiply(luminance, gain, out=work)
-    np.maximum(work, 0, out=work)
-    work += np.float32(read_noise_e ** 2)
-    np.sqrt(work, out=work)
-    # Noise and signal added in strips of rows: small temporaries instead of extra
-    # full-frame buffers.  dn = (signal_e + noise_e) * 255 / full_scale, rounded, clipped.
-    strip = 128
-    to_dn = np.float32(255.0 / electrons_full_scale)
-    for y0 in range(0, work.shape[0], strip):
-        part = work[y0:y0 + strip]
-        part *= rng.standard_normal(part.shape, dtype=np.float32)
-        part += luminance[y0:y0 + strip] * gain
-        part *= to_dn
-    work += np.float32(0.5)
-    np.clip(work, 0, 255, out=work)
-    np.copyto(out, work, casting="unsafe")
+    for y0 in range(0, luminance.shape[0], strip_rows):
+        signal = luminance[y0:y0 + strip_rows] * gain
+        # noise_e = sqrt(max(signal_e, 0) + read_noise^2) * N(0, 1)
+        noise = np.maximum(signal, 0)
+        noise += read_var
+        np.sqrt(noise, out=noise)
+        noise *= rng.standard_normal(noise.shape, dtype=np.float32)
+        signal += noise
+        signal *= to_dn
+        signal += np.float32(0.5)
+        np.clip(signal, 0, 255, out=signal)
+        np.copyto(out[y0:y0 + strip_rows], signal, casting="unsafe")
     return out
 
 
@@ -283,7 +279,6 @@ class SimulatedSource(FrameSource):
         self.name = f"sim:{image}" if image else "sim"
         self._scene: Optional[np.ndarray] = None
         self._blur: Optional[np.ndarray] = None
-        self._work: Optional[np.ndarray] = None
         self._rng = np.random.default_rng(self.params.seed)
         self._lens_position: Optional[float] = None  # None = automatic focus pull
         self._next_time = 0.0
@@ -336,10 +331,9 @@ class SimulatedSource(FrameSource):
         scene = self.scene
         if self._blur is None or self._blur.shape != scene.shape:
             self._blur = np.empty(scene.shape, np.float32)
-            self._work = np.empty(scene.shape, np.float32)
         blurred = defocus(scene, blur_radius_px(position, p), out=self._blur)
         return sensor(blurred, self._rng, exposure=p.exposure, analogue_gain=p.analogue_gain,
-                      full_well_e=p.full_well_e, read_noise_e=p.read_noise_e, work=self._work)
+                      full_well_e=p.full_well_e, read_noise_e=p.read_noise_e)
 
     def _read(self) -> Frame:
         p = self.params
@@ -361,4 +355,4 @@ class SimulatedSource(FrameSource):
         )
 
     def _close(self) -> None:
-        self._blur = self._work = None  # scratch only; the scene stays for a reopen
+        self._blur = None  # scratch only; the scene stays for a reopen
