@@ -341,10 +341,8 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
     return report
 
 
-def main(argv=None) -> int:
-    """``pifocus convert`` / ``tools/convert.py``; returns the exit status."""
-    p = argparse.ArgumentParser(prog="pifocus convert", description="Convert a Keras/SavedModel "
-                                "focus model to full-int8 TFLite with metadata, and check it.")
+def add_arguments(p) -> None:
+    """The converter's options (shared by ``tools/convert.py`` and ``pifocus convert``)."""
     p.add_argument("model", help=".keras or .h5 file, or a SavedModel folder")
     p.add_argument("--calib", help="calibration data: a folder of images from your camera, or a "
                    ".npz tile set from tools/dataset.py (its val split is used if present)")
@@ -358,21 +356,35 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="pifocus-cnn")
     p.add_argument("--version", default="1")
     p.add_argument("--seed", type=int, default=0)
+
+
+def run_args(a) -> dict:
+    """Convert with parsed arguments; returns the check report (raises PiFocusError)."""
+    return convert(a.model, a.out, a.calib, a.quantize, a.threshold, a.n_calib, a.n_check,
+                   a.name, a.version, a.seed)
+
+
+def report_text(report: dict, out) -> str:
+    """The human-readable summary of a conversion report."""
+    return (f"wrote {out} ({report['size_bytes'] / 1024:.1f} KiB, {report['quantize']}) and "
+            f"{metadata_path_for(out).name}\n"
+            f"int8 vs float agreement {report['agreement']:.2%} on {report['check_tiles']} held-back "
+            f"tiles (max |dp| {report['max_abs_diff']:.3f})\n"
+            f"LiteRT 1 thread: {report['ms_per_tile_batch1']:.4f} ms/tile at batch 1, "
+            f"{report['ms_per_tile_batch64']:.4f} ms/tile at batch 64")
+
+
+def main(argv=None) -> int:
+    """``tools/convert.py``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="pifocus convert", description="Convert a Keras/SavedModel "
+                                "focus model to full-int8 TFLite with metadata, and check it.")
+    add_arguments(p)
     p.add_argument("--json", action="store_true", help="print the check report as JSON")
     a = p.parse_args(argv)
     try:
-        report = convert(a.model, a.out, a.calib, a.quantize, a.threshold, a.n_calib, a.n_check,
-                         a.name, a.version, a.seed)
+        report = run_args(a)
     except PiFocusError as e:
         print(f"pifocus: error: {e}", file=sys.stderr)
         return 2
-    if a.json:
-        print(json.dumps(report))
-    else:
-        print(f"wrote {a.out} ({report['size_bytes'] / 1024:.1f} KiB, {report['quantize']}) and "
-              f"{metadata_path_for(a.out).name}")
-        print(f"int8 vs float agreement {report['agreement']:.2%} on {report['check_tiles']} held-back "
-              f"tiles (max |dp| {report['max_abs_diff']:.3f})")
-        print(f"LiteRT 1 thread: {report['ms_per_tile_batch1']:.4f} ms/tile at batch 1, "
-              f"{report['ms_per_tile_batch64']:.4f} ms/tile at batch 64")
+    print(json.dumps(report) if a.json else report_text(report, a.out))
     return 0

@@ -331,11 +331,8 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
             "groups": result}
 
 
-def main(argv=None) -> int:
-    """``pifocus evaluate`` / ``tools/evaluate.py``; returns the exit status."""
-    p = argparse.ArgumentParser(prog="pifocus evaluate", description="Evaluate a focus model "
-                                "against a tuned Laplacian-variance baseline (ROC AUC, accuracy, "
-                                "per source).")
+def add_arguments(p) -> None:
+    """The evaluation's options (shared by ``tools/evaluate.py`` and ``pifocus evaluate``)."""
     p.add_argument("--model", help="the .tflite model (default: the shipped one)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--tiles", help="a tile set .npz from tools/dataset.py")
@@ -347,21 +344,37 @@ def main(argv=None) -> int:
                    "train split of --tiles, or the model metadata's for --images)")
     p.add_argument("--plot", help="write the ROC plot to this PNG")
     p.add_argument("--threads", type=int, default=1)
+
+
+def run_args(a) -> dict:
+    """Evaluate with parsed arguments (raises PiFocusError)."""
+    return evaluate(a.model, a.tiles, a.images, a.split, a.lap_threshold, a.plot, a.threads)
+
+
+def report_text(res: dict, plot=None) -> str:
+    """Human-readable table of an evaluation result."""
+    lines = [f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
+             f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)",
+             format_table(res["groups"])]
+    if plot:
+        lines.append(f"ROC plot -> {plot}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``tools/evaluate.py``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="pifocus evaluate", description="Evaluate a focus model "
+                                "against a tuned Laplacian-variance baseline (ROC AUC, accuracy, "
+                                "per source).")
+    add_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     a = p.parse_args(argv)
     try:
-        res = evaluate(a.model, a.tiles, a.images, a.split, a.lap_threshold, a.plot, a.threads)
+        res = run_args(a)
     except PiFocusError as e:
         print(f"pifocus: error: {e}", file=sys.stderr)
         return 2
-    if a.json:
-        print(json.dumps(res))
-    else:
-        print(f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
-              f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)")
-        print(format_table(res["groups"]))
-        if a.plot:
-            print(f"ROC plot -> {a.plot}")
+    print(json.dumps(res) if a.json else report_text(res, a.plot))
     return 0
 
 
