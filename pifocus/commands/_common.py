@@ -42,6 +42,22 @@ def parse_grid(text: str) -> Tuple[int, int]:
     return r, c
 
 
+def parse_option(text: str):
+    """Parse ``KEY=VALUE``; the value as TOML would read it (int, float, bool, else string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"-o {text!r}: give KEY=VALUE, e.g. -o analogue_gain=8")
+    v = value.strip()
+    for conv in (int, float):
+        try:
+            return key.strip(), conv(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return key.strip(), v.lower() == "true"
+    return key.strip(), v
+
+
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     """``--config FILE`` (also ``$PIFOCUS_CONFIG``)."""
     p.add_argument("--config", metavar="FILE", default=os.environ.get("PIFOCUS_CONFIG"),
@@ -57,6 +73,10 @@ def add_source_args(p: argparse.ArgumentParser, default: Optional[str] = None) -
     p.add_argument("--size", type=parse_size, metavar="WxH",
                    help="frame size for sim/camera sources, e.g. 2028x1520")
     p.add_argument("--seed", type=int, help="seed of the simulated scene and noise")
+    p.add_argument("-o", "--source-option", action="append", type=parse_option, default=[],
+                   metavar="KEY=VALUE",
+                   help="an option for the source, as in the config's [source] table "
+                        "(repeatable), e.g. -o hold_position=500 -o analogue_gain=16")
 
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +104,8 @@ def load_config(args) -> cfgmod.Config:
         opts["width"], opts["height"] = args.size
     if getattr(args, "seed", None) is not None:
         opts["seed"] = args.seed
+    for key, value in getattr(args, "source_option", None) or []:
+        opts[key] = value
     src = dataclasses.replace(src, options=opts)
 
     a = cfg.analysis

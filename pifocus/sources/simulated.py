@@ -46,6 +46,9 @@ class SimParams:
         fps: nominal frame rate, for timestamps (and pacing when ``realtime``).
         realtime: sleep to keep ``fps`` like a camera would.
         seed: seed for the scene layout and the noise.
+        hold_position: keep the lens at this position (steps) instead of the automatic
+            focus pull, e.g. at ``focus_position`` for a worst-case benchmark where every
+            textured tile is sharp.
     """
 
     width: int = 2028
@@ -63,6 +66,7 @@ class SimParams:
     fps: float = 30.0
     realtime: bool = False
     seed: int = 0
+    hold_position: Optional[float] = None
 
     def __post_init__(self):
         def check(name, ok, allowed):
@@ -83,6 +87,8 @@ class SimParams:
         check("read_noise_e", self.read_noise_e >= 0, ">= 0 electrons")
         check("pull_frames", self.pull_frames >= 2, ">= 2 frames")
         check("fps", 0 < self.fps <= 1000, "0..1000")
+        check("hold_position", self.hold_position is None or 0 <= self.hold_position <= self.range_steps,
+              f"0..range_steps ({self.range_steps})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,12 +281,21 @@ class SimulatedSource(FrameSource):
         super().__init__()
         self.image_path = image
         self._user_size = "width" in params or "height" in params
+        known = sorted(SimParams.__dataclass_fields__)
+        for key in params:
+            if key not in known:
+                import difflib
+                close = difflib.get_close_matches(key, known, n=1)
+                raise ConfigError(f"sim source: unknown option {key!r}"
+                                  + (f"; did you mean {close[0]!r}?" if close else "")
+                                  + f" (options: {', '.join(known)})")
         self.params = SimParams(**params)
         self.name = f"sim:{image}" if image else "sim"
         self._scene: Optional[np.ndarray] = None
         self._blur: Optional[np.ndarray] = None
         self._rng = np.random.default_rng(self.params.seed)
-        self._lens_position: Optional[float] = None  # None = automatic focus pull
+        # None = automatic focus pull
+        self._lens_position: Optional[float] = self.params.hold_position
         self._next_time = 0.0
 
     @property
