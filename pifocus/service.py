@@ -977,6 +977,7 @@ class Service:
             "mode": p.analyzer.mode if p else None,
             "outputs": _describe(p.outputs) if p else None,
             "outputs_on": bool(p and p.outputs is not None),
+            "outputs_available": bool(self.outputs_enabled and self.cfg.outputs is not None),
         }
         if report is not None:
             r = report.to_dict(tiles=True)

@@ -169,6 +169,7 @@
     $("mode").setAttribute("aria-pressed", s.mode === "cnn" ? "true" : "false");
     if (s.preview) $("peaking").setAttribute("aria-pressed", s.preview.peaking ? "true" : "false");
     $("outputs").setAttribute("aria-pressed", s.outputs_on ? "true" : "false");
+    $("outputs").disabled = !s.outputs_available;
     const noDrive = !(s.drive && s.drive.available);
     $("af").disabled = noDrive || (s.autofocus && s.autofocus.state === "running");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
