@@ -65,6 +65,7 @@ max_clients = 8
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -83,6 +84,7 @@ class Client(threading.Thread):
         self.recording = False
 
     def run(self):
+        """Read parts until stopped; decode and time them while recording."""
         import cv2
         with urllib.request.urlopen(self.url + "stream.mjpg", timeout=10) as r:
             buf = b""
@@ -112,12 +114,15 @@ class Client(threading.Thread):
 
 
 def status(url: str) -> dict:
+    """``/api/status`` as a dict."""
     with urllib.request.urlopen(url + "api/status", timeout=10) as r:
         return json.load(r)
 
 
 def measure(url: str, n_clients: int, seconds: float, settle: float = 2.0, decode_all: bool = False,
             latency: bool = True) -> dict:
+    """Pipeline fps (frames/s) and preview latency (ms) with ``n_clients`` streams attached
+    for ``seconds`` after ``settle`` seconds."""
     # Client 0 decodes every JPEG (latency to "decoded"); the others stand for phones, whose
     # decoding costs the Pi nothing, and only receive (unless decode_all).
     clients = [Client(url, decode=(i == 0 or decode_all)) for i in range(n_clients)]
@@ -160,6 +165,7 @@ def _combine(rs: list) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark and print the table (or JSON)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1332x990", help="sim frame size WxH [1332x990, an HQ Camera mode]")

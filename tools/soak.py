@@ -52,6 +52,7 @@ max_clients = 8
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -75,6 +76,7 @@ class StreamClient(threading.Thread):
         self.url, self.bytes, self.stop = url, 0, threading.Event()
 
     def run(self):
+        """Stream until stopped, reconnecting when the stream ends."""
         while not self.stop.is_set():
             try:
                 with urllib.request.urlopen(self.url + "stream.mjpg", timeout=10) as r:
@@ -88,6 +90,7 @@ class StreamClient(threading.Thread):
 
 
 def post(url: str, path: str, body: dict) -> int:
+    """POST a JSON body; returns the HTTP status."""
     req = urllib.request.Request(url + path.lstrip("/"), data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
@@ -100,6 +103,7 @@ def post(url: str, path: str, body: dict) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the soak; returns 0 when the targets are met."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="soak duration [30]")

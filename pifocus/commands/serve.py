@@ -20,6 +20,7 @@ configured source through the analysis to the GPIO outputs, with
 
 
 def add_arguments(p):
+    """Options of ``pifocus serve``: config, source/analysis overrides, web host/port."""
     _common.add_config_arg(p)
     _common.add_source_args(p)
     _common.add_analysis_args(p)
@@ -53,6 +54,7 @@ def _apply_web_flags(cfg, args):
 
 
 def run(args, console) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit status (0 stopped, 1 loop failed)."""
     import logging
 
     from ..service import Service
