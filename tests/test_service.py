@@ -440,3 +440,25 @@ def test_missing_model_falls_back_to_laplacian(tmp_path, monkeypatch):
         assert any("Laplacian-only" in e for e in svc.status()["errors"])
     finally:
         svc.shutdown()
+
+
+def test_serve_flags_override_web_and_keep_overriding_on_reload(tmp_path):
+    import argparse
+
+    from pifocus.cli import build_parser
+    from pifocus.commands import serve as serve_cmd
+    from pifocus.exc import ConfigError
+
+    parser, modules = build_parser()
+    assert "serve" in modules
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text("[web]\nport = 9000\n")
+    args = parser.parse_args(["serve", "--config", str(cfg_path), "--port", "0", "--no-web"])
+    from pifocus.commands import _common
+    cfg = serve_cmd._apply_web_flags(_common.load_config(args), args)
+    assert cfg.web.port == 0 and cfg.web.enabled is False
+    args = parser.parse_args(["serve", "--host", "0.0.0.0"])
+    with pytest.raises(ConfigError, match="command line: .*web.token"):
+        serve_cmd._apply_web_flags(_common.load_config(args), args)
+    ns = argparse.Namespace(host=None, port=None, no_web=False)
+    assert serve_cmd._apply_web_flags(cfg, ns) is cfg
