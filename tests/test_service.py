@@ -442,7 +442,7 @@ def test_missing_model_falls_back_to_laplacian(tmp_path, monkeypatch):
         svc.shutdown()
 
 
-def test_serve_flags_override_web_and_keep_overriding_on_reload(tmp_path):
+def test_serve_flags_override_web(tmp_path):
     import argparse
 
     from pifocus.cli import build_parser
