@@ -194,6 +194,10 @@ class AutofocusParams:
             8x -- every frequency band counts, so a small very sharp edge in a 3-D scene does
             not outvote the subject) or ``laplacian`` (the analyzer's sharpness alone).
         settle_frames: frames discarded after each move in addition to the drive's own.
+        approach_overshoot: fine samples and the final position are approached from the
+            drive's ``approach`` side after overshooting at least this share of the range
+            (more when the drive's backlash is larger), so play that was never calibrated
+            drops out too.  Costs travel, not frames.  0 = the drive's backlash only.
         start: position to start from (``None`` = wherever the drive is).
         sweep, model, continuous, gate: the per-strategy parameters and the quality gate.
     """
@@ -201,6 +205,7 @@ class AutofocusParams:
     strategy: str = "model"
     score: str = "multiscale"
     settle_frames: int = 0
+    approach_overshoot: float = 0.05
     start: Optional[float] = None
     sweep: SweepParams = field(default_factory=SweepParams)
     model: ModelParams = field(default_factory=ModelParams)
@@ -213,6 +218,7 @@ class AutofocusParams:
         require(self.score in ("multiscale", "laplacian"), s, "score", self.score, "multiscale, laplacian")
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
+        require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
                           ("continuous", ContinuousParams), ("gate", GateParams)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name), f"autofocus.{name}"))
@@ -235,6 +241,7 @@ class Sample:
     p_in_focus: float
     frame_index: int = 0
     sharpness: float = 0.0             # the analyzer's sharpness
+    approached: bool = False           # reached from the drive's approach side
 
     def coarse_ok(self, scale: int, factor: float) -> bool:
         """The coarse score at ``scale`` is clearly above its noise floor."""
@@ -391,6 +398,7 @@ class _Run:
         self.settle = int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
         roi = analyzer.params.effective_roi
         self.roi = roi
+        self.overshoot = params.approach_overshoot * (hi - lo)
 
     @property
     def span(self) -> float:
@@ -399,10 +407,10 @@ class _Run:
     def snap(self, x: float) -> float:
         return self.drive.clamp(x)
 
-    def find(self, x: float) -> Optional[Sample]:
-        tol = self.res / 2
+    def find(self, x: float, tol: Optional[float] = None, approached: bool = False) -> Optional[Sample]:
+        tol = self.res / 2 if tol is None else max(tol, self.res / 2)
         for s in self.samples:
-            if abs(s.position - x) <= tol:
+            if abs(s.position - x) <= tol and (s.approached or not approached):
                 return s
         return None
 
@@ -415,18 +423,22 @@ class _Run:
         except SourceExhausted as e:
             raise AutofocusError(f"the frame source ran out during autofocus ({e})") from e
 
-    def measure(self, x: float, approach: Optional[bool] = None, reuse: bool = True) -> Sample:
-        """Move to ``x`` (snapped to the drive), settle, read a frame, score it."""
+    def measure(self, x: float, approach: Optional[bool] = None, reuse: bool = True,
+                tol: Optional[float] = None) -> Sample:
+        """Move to ``x`` (snapped to the drive), settle, read a frame, score it; a sample
+        already taken within ``tol`` (default half a resolution step) is reused."""
         x = self.snap(x)
         if reuse:
-            s = self.find(x)
+            s = self.find(x, tol, approached=bool(approach))
             if s is not None:
                 return s
         if x != self.drive.position or approach:
-            self.drive.move_to(x, approach=approach)
+            self.drive.move_to(x, approach=approach, overshoot=self.overshoot if approach else None)
             for _ in range(self.settle):
                 self.read()
-        return self._score(self.read(), self.drive.position)
+        s = self._score(self.read(), self.drive.position)
+        s.approached = bool(approach)
+        return s
 
     def here(self) -> Sample:
         """Score a frame at the current position without moving."""
@@ -449,9 +461,17 @@ class _Run:
     def best(self) -> Sample:
         return max(self.samples, key=lambda s: s.score)
 
-    def unique_sorted(self) -> List[Sample]:
+    def unique_sorted(self, approached: bool = False) -> List[Sample]:
+        """One sample per position (the best), sorted; ``approached``: only samples reached
+        from the approach side (consistent positions even with uncalibrated play), when
+        there are at least three of them."""
+        pool = self.samples
+        if approached:
+            same = [s for s in pool if s.approached]
+            if len({round(s.position / self.res) for s in same}) >= 3:
+                pool = same
         by = {}
-        for s in self.samples:
+        for s in pool:
             k = round(s.position / self.res)
             if k not in by or s.score > by[k].score:
                 by[k] = s
@@ -501,16 +521,16 @@ def _sweep(run: _Run, p: SweepParams) -> Tuple[Optional[dict], Optional[float]]:
     up = run.drive.params.approach_sign > 0
     coarse = _grid(run.lo, run.hi, p.coarse_points, run.res)
     order = coarse if up else coarse[::-1]
-    for i, x in enumerate(order):
-        run.measure(x, approach=True if i == 0 else None)
+    for x in order:
+        run.measure(x, approach=True)   # ascending on the approach side: no overshoot needed
     best = run.best()
     step = coarse[1] - coarse[0] if len(coarse) > 1 else run.res
     if p.fine_points > 0 and step > run.res:
         fine = _grid(max(run.lo, best.position - step), min(run.hi, best.position + step),
                      p.fine_points, run.res)
         order = fine if up else fine[::-1]
-        for i, x in enumerate(order):
-            run.measure(x, approach=True if i == 0 else None)
+        for x in order:
+            run.measure(x, approach=True)
     fit, best = _fit_around(run, p.fit, p.fit_points)
     target = None
     if fit is not None:
@@ -639,10 +659,10 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
         pts = [centre - h, centre, centre + h]
         for x in (pts if up else pts[::-1]):
             if lo - res / 2 <= x <= hi + res / 2:
-                run.measure(x, approach=True)
+                run.measure(x, approach=True, tol=h / 4)
         hx, walked = h, 0
         while walked < 10 and run.frames < run.max_frames - 2:
-            U = run.unique_sorted()
+            U = run.unique_sorted(approached=True)
             best = max(U, key=lambda u: u.score)
             i = U.index(best)
             gap_l = best.position - U[i - 1].position if i > 0 else math.inf
@@ -654,7 +674,7 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
                 nxt = best.position + min(hx, gap_r / 2)
             else:
                 break
-            if run.find(run.snap(nxt)) is not None:
+            if run.find(run.snap(nxt), approached=True) is not None:
                 break
             run.measure(nxt, approach=True)
             walked += 1
@@ -677,9 +697,9 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
                     h = max(res, min(h, step / 4))
                     continue
         break
-    centre = run.best().position
+    centre = max(run.unique_sorted(approached=True), key=lambda u: u.score).position
     h = max(h, hx)
-    fine = [u for u in run.unique_sorted() if abs(u.position - centre) <= 6.5 * h + res / 2]
+    fine = [u for u in run.unique_sorted(approached=True) if abs(u.position - centre) <= 6.5 * h + res / 2]
     best = max(fine, key=lambda u: u.score)
     srt = sorted(fine, key=lambda u: u.position)
     i = srt.index(best)
@@ -714,6 +734,13 @@ def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
     +-2 sigma, and a noisy, flat or multi-peaked curve shows there as a poor fit.
     """
     U = [u for u in run.unique_sorted() if u.coarse_ok(scale, 5.0)]
+    # Prefer samples approached from the same side: with uncalibrated play the others sit
+    # up to the backlash away from where the drive thinks they are.
+    same_side = [u for u in U if u.approached]
+    if len(same_side) >= 4:
+        U = same_side
+    elif any(u.approached for u in run.samples) and run.drive.params.backlash <= 0:
+        return None  # mixed approach directions with unknown play: R² would measure the play
     if len(U) < 4:
         return None
     near = sorted(U, key=lambda u: abs(u.position - peak))[:7]
@@ -816,14 +843,14 @@ def autofocus(drive, analyzer, params: AutofocusParams = AutofocusParams(), sour
         final = best.position
     # Final approach, always from the same side, then one frame to verify.
     run.max_frames += 2 + run.settle  # the verification may exceed the search budget
-    drive.move_to(final, approach=True)
+    drive.move_to(final, approach=True, overshoot=run.overshoot)
     for _ in range(run.settle):
         run.read()
     v = run.here()
     if ok and v.score < params.gate.verify_ratio * best.score and final != best.position:
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
                  final, v.score, 100 * params.gate.verify_ratio, best.score)
-        drive.move_to(best.position, approach=True)
+        drive.move_to(best.position, approach=True, overshoot=run.overshoot)
         for _ in range(run.settle):
             run.read()
         v = run.here()

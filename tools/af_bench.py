@@ -2,9 +2,9 @@
 """Autofocus bench: every strategy over many simulated scenes and over real recorded sweeps.
 
 Simulated runs (``--runs`` per strategy) draw a random scene (chart content seed), focus
-position, depth of focus (blur per step), sensor gain and exposure, start position,
-backlash of the ring (known to the drive, as after ``pifocus calibrate``) and settle
-frames.  A run succeeds when AF reports success and the *physical* lens ends within the
+position, depth of focus (blur per step), sensor gain and exposure, start position and
+backlash of the ring (0 or 2..40 steps; known to the drive -- as after ``pifocus
+calibrate`` -- in half of the runs, unknown in the other half).  A run succeeds when AF reports success and the *physical* lens ends within the
 depth of focus of the true peak (defocus blur radius <= 1 px, i.e. |error| <= 1 / blur_px_per_step).
 
 Safety runs:
@@ -67,11 +67,12 @@ def scenario(rng):
         start=float(rng.uniform(0, 1000)),
         backlash=float(rng.choice([0.0, rng.uniform(2, 40)])),
         settle=0,
+        calibrated=bool(rng.random() < 0.5),
     )
 
 
 def make_drive(sc, **extra):
-    dp = dict(backlash=sc["backlash"], settle_frames=sc["settle"])
+    dp = dict(backlash=sc["backlash"] if sc.get("calibrated", True) else 0.0, settle_frames=sc["settle"])
     dp.update({k: extra.pop(k) for k in list(extra) if k in DriveParams.__dataclass_fields__})
     sim = dict(width=W, height=H, seed=sc["seed"], focus_position=sc["focus_position"],
                blur_px_per_step=sc["blur_px_per_step"], analogue_gain=sc["analogue_gain"],
@@ -192,7 +193,8 @@ def kill_bench(strategy, runs, seed, analyzer, verbose=False):
             except Kill:
                 kills += 1
             # The process is gone: no close().  A new process opens the drive over the same lens.
-            d2 = open_drive("sim", source=sim, state_file=state, backlash=sc["backlash"],
+            d2 = open_drive("sim", source=sim, state_file=state,
+                            backlash=sc["backlash"] if sc.get("calibrated", True) else 0.0,
                             settle_frames=sc["settle"], homing="switch", home_side="min")
             cmds = []
             d2.on_move = lambda drv, a, b: cmds.append(b)

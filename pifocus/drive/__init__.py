@@ -398,7 +398,8 @@ class FocusDrive:
         """Position assumed when nothing is saved (subclasses may know better)."""
         return self.limits[0]
 
-    def move_to(self, target: float, approach: Optional[bool] = None) -> float:
+    def move_to(self, target: float, approach: Optional[bool] = None,
+                overshoot: Optional[float] = None) -> float:
         """Move to ``target`` (clamped to the soft limits, or LimitError -- see ``on_limit``).
 
         Args:
@@ -406,6 +407,9 @@ class FocusDrive:
             approach: ``True`` forces the final leg to come from the ``approach`` side
                 (overshoot by ``max(backlash + margin, margin)`` when needed), ``False``
                 moves straight, ``None`` (default) compensates only when ``backlash > 0``.
+            overshoot: with ``approach``: overshoot at least this far (units) even when the
+                configured backlash is smaller (autofocus uses it so that an uncalibrated
+                drive still approaches from one side).
 
         Returns:
             The position reached.
@@ -421,8 +425,9 @@ class FocusDrive:
         if approach:
             s = p.approach_sign
             need_overshoot = (t - cur) * s < 0 or (t == cur and self._last_dir == -s)
-            if need_overshoot or (t != cur and self._last_dir == -s and abs(t - cur) < p.backlash):
-                over = self.clamp(t - s * (p.backlash + p.backlash_margin))
+            dist = max(p.backlash + p.backlash_margin, float(overshoot or 0.0))
+            if need_overshoot or (t != cur and self._last_dir == -s and abs(t - cur) < dist):
+                over = self.clamp(t - s * dist)
                 if over != t and over != cur:
                     legs.append(over)
         legs.append(t)
@@ -434,9 +439,10 @@ class FocusDrive:
             time.sleep(p.settle_s)
         return float(self._position)
 
-    def move_by(self, delta: float, approach: Optional[bool] = None) -> float:
+    def move_by(self, delta: float, approach: Optional[bool] = None,
+                overshoot: Optional[float] = None) -> float:
         """Move by ``delta`` units (same rules as :meth:`move_to`)."""
-        return self.move_to(self.position + float(delta), approach=approach)
+        return self.move_to(self.position + float(delta), approach=approach, overshoot=overshoot)
 
     def _leg(self, target: float) -> None:
         cur = float(self._position)
