@@ -47,6 +47,30 @@ class LibcameraDrive(FocusDrive):
         self._cam_obj = None if self._src is not None else source
         super().__init__(params, (0.0, 1.0))  # real range known once the camera is open
         self.source = self._src
+        self._range_known = False
+        if self._cam_obj is not None or getattr(self._src, "camera", None) is not None:
+            self._read_range()
+
+    @property
+    def limits(self):
+        """Soft limits; the camera's LensPosition range is read (opening the camera) first."""
+        if not self._range_known:
+            self.open()
+        return super().limits
+
+    def _read_range(self) -> None:
+        controls = getattr(self.camera, "camera_controls", {}) or {}
+        lim = controls.get("LensPosition")
+        if lim is None:
+            raise DriveError("drive 'libcamera': this camera has no LensPosition control (fixed-focus "
+                             "lens, e.g. HQ Camera); use a stepper or uln2003 drive on its focus ring")
+        lo, hi = float(lim[0]), float(lim[1])
+        if not hi > lo:
+            raise DriveError(f"drive 'libcamera': the camera reports LensPosition limits {lo}..{hi}; "
+                             "nothing to drive")
+        self.native_range = (lo, hi)
+        self._default = float(lim[2]) if len(lim) > 2 and lim[2] is not None else lo
+        self._range_known = True
 
     @property
     def camera(self):
@@ -61,17 +85,7 @@ class LibcameraDrive(FocusDrive):
     def _open_hw(self) -> None:
         if self._src is not None and getattr(self._src, "closed", False):
             self._src.open()
-        controls = getattr(self.camera, "camera_controls", {}) or {}
-        lim = controls.get("LensPosition")
-        if lim is None:
-            raise DriveError("drive 'libcamera': this camera has no LensPosition control (fixed-focus "
-                             "lens, e.g. HQ Camera); use a stepper or uln2003 drive on its focus ring")
-        lo, hi = float(lim[0]), float(lim[1])
-        if not hi > lo:
-            raise DriveError(f"drive 'libcamera': the camera reports LensPosition limits {lo}..{hi}; "
-                             "nothing to drive")
-        self.native_range = (lo, hi)
-        self._default = float(lim[2]) if len(lim) > 2 and lim[2] is not None else lo
+        self._read_range()
         self._set({"AfMode": 0})  # manual focus: we own LensPosition now
 
     def default_position(self) -> float:
