@@ -76,7 +76,7 @@ class GateParams:
     min_brightness_dn: float = 12.0
     min_informative: float = 0.05
     flat_ratio: float = 2.0
-    min_r2: float = 0.75
+    min_r2: float = 0.6
     verify_ratio: float = 0.5
 
     def __post_init__(self):
@@ -127,6 +127,8 @@ class ModelParams:
         max_frames: hard cap on frames for one run.
         exhaustive_below: ranges with at most this many distinct positions are simply all
             sampled (short recorded sweeps).
+        cnn_confident: when the CNN is loaded and a frame's ``p_in_focus`` reaches this, the
+            wide-range search stops and the fine search starts around that frame (0 = never).
     """
 
     coarse_scale: int = 8
@@ -136,6 +138,7 @@ class ModelParams:
     fine_factor: float = 0.35
     max_frames: int = 40
     exhaustive_below: int = 12
+    cnn_confident: float = 0.9
 
     def __post_init__(self):
         s = "autofocus.model"
@@ -146,6 +149,7 @@ class ModelParams:
         require(0.05 <= self.fine_factor <= 2, s, "fine_factor", self.fine_factor, "0.05..2")
         require(6 <= int(self.max_frames) <= 1000, s, "max_frames", self.max_frames, "6..1000")
         require(0 <= int(self.exhaustive_below) <= 1000, s, "exhaustive_below", self.exhaustive_below, "0..1000")
+        require(0 <= self.cnn_confident <= 1, s, "cnn_confident", self.cnn_confident, "0..1 (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -447,7 +451,7 @@ class _Run:
     def _score(self, frame, position: float) -> Sample:
         rep = self.analyzer.analyze(frame, track=False)
         sc, fl, mean = multiscale(frame.luma, self.roi, rep.noise_sigma_dn)
-        p = rep.p_in_focus
+        p = rep.p_in_focus if rep.mode == "cnn" else math.nan  # the CNN's, never the Laplacian mapping
         s = Sample(position=float(position), score=float(rep.sharpness), coarse=sc, coarse_floor=fl,
                    brightness=mean, informative=float(rep.informative_fraction),
                    p_in_focus=float(p) if p is not None and not math.isnan(p) else math.nan,
@@ -573,6 +577,11 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
     # strongly defocused disk blur) neither stop nor turn the scan.
     scan_pos = start.position
     while run.frames < p.max_frames - 5:
+        last = run.samples[-1]
+        if p.cnn_confident > 0 and last.p_in_focus >= p.cnn_confident:
+            # The CNN (when loaded) is sure this frame is in focus: refine right here.
+            x_hat = last.position
+            break
         U = run.unique_sorted()
         inf = [u for u in U if u.coarse_ok(sc, p.informative_factor)]
         floor_c = min(c(u) for u in U)
@@ -699,6 +708,14 @@ def _model(run: _Run, p: ModelParams) -> Tuple[Optional[dict], Optional[float]]:
         break
     centre = max(run.unique_sorted(approached=True), key=lambda u: u.score).position
     h = max(h, hx)
+    # All samples close to the peak and hardly different (a deep depth of focus, or a lens
+    # that does not move at all): look further out once, so the gate judges on evidence.
+    U = run.unique_sorted()
+    if (max(u.score for u in U) + 1) / (min(u.score for u in U) + 1) < run.params.gate.flat_ratio:
+        far = max(4 * h, step)
+        for x in (centre - far, centre + far):
+            if lo - res / 2 <= x <= hi + res / 2 and run.frames < run.max_frames - 2:
+                run.measure(x)
     fine = [u for u in run.unique_sorted(approached=True) if abs(u.position - centre) <= 6.5 * h + res / 2]
     best = max(fine, key=lambda u: u.score)
     srt = sorted(fine, key=lambda u: u.position)

@@ -304,6 +304,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--strategies", default="model,sweep")
     ap.add_argument("--no-replay", action="store_true")
+    ap.add_argument("--cnn", action="store_true",
+                    help="also run the model strategy with the shipped CNN loaded (its confidence "
+                         "short-cuts the wide search)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failure on stderr")
     args = ap.parse_args(argv)
@@ -318,6 +321,13 @@ def main(argv=None):
         if args.safety_runs:
             report["missed_steps"][s] = missed_bench(s, args.safety_runs, args.seed, an, args.verbose)
             report["kill"][s] = kill_bench(s, args.safety_runs, args.seed, an, args.verbose)
+    if args.cnn:
+        try:
+            an_cnn = FocusAnalyzer(AnalysisParams())
+        except Exception as e:  # the model may not be shipped yet
+            report["sim_cnn"] = {"skipped": f"CNN unavailable: {e}"}
+        else:
+            report["sim_cnn"] = {"model": summarize(sim_bench("model", args.runs, args.seed, an_cnn, args.verbose))}
     if not args.no_replay:
         report["replay"] = replay_bench(strategies, args.verbose)
     report["time_s"] = round(time.time() - t0, 1)
@@ -332,6 +342,14 @@ def main(argv=None):
     for s, v in report["sim"].items():
         print(f"  {s:10s} {v['success_rate']:8.1%} {v['median_frames']:10.1f} {v['p95_frames']:7.1f} "
               f"{v['median_error_dof']:12.3f} {v['p95_error_dof']:12.3f} {v['gate_failures']:10d}")
+    if report.get("sim_cnn"):
+        v = report["sim_cnn"].get("model")
+        if v is None:
+            print("\nWith the CNN:", report["sim_cnn"]["skipped"])
+        else:
+            print("\nWith the CNN loaded (confidence short-cuts the wide search):")
+            print(f"  {'model+cnn':10s} {v['success_rate']:8.1%} {v['median_frames']:10.1f} {v['p95_frames']:7.1f} "
+                  f"{v['median_error_dof']:12.3f} {v['p95_error_dof']:12.3f} {v['gate_failures']:10d}")
     if report["settle"]:
         print("\nWith 1-2 stale (pipelined) frames after every move, discarded and counted:")
         for s, v in report["settle"].items():
