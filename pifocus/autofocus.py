@@ -399,7 +399,8 @@ class _Run:
         lo, hi = drive.limits
         self.lo, self.hi = lo, hi
         self.res = max(float(getattr(drive, "resolution", 1.0)), 1e-9)
-        self.settle = int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+        self.settle = (int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+                       + int(getattr(drive, "pipeline_frames", 0)))
         roi = analyzer.params.effective_roi
         self.roi = roi
         self.overshoot = params.approach_overshoot * (hi - lo)
@@ -438,11 +439,18 @@ class _Run:
                 return s
         if x != self.drive.position or approach:
             self.drive.move_to(x, approach=approach, overshoot=self.overshoot if approach else None)
+            self.fresh()
             for _ in range(self.settle):
                 self.read()
         s = self._score(self.read(), self.drive.position)
         s.approached = bool(approach)
         return s
+
+    def fresh(self) -> None:
+        """Ask a live camera for a frame exposed after the move (picamera2: flush)."""
+        fresh = getattr(self.source, "request_fresh", None)
+        if fresh is not None:
+            fresh()
 
     def here(self) -> Sample:
         """Score a frame at the current position without moving."""
@@ -831,7 +839,8 @@ def autofocus(drive, analyzer, params: AutofocusParams = AutofocusParams(), sour
     if drive.closed:
         drive.open()
     start = params.start if start is None else start
-    settle = int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+    settle = (int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+              + int(getattr(drive, "pipeline_frames", 0)))
     budget = max(params.model.max_frames, 3 * params.sweep.coarse_points + params.sweep.fine_points + 8)
     run = _Run(drive, source, analyzer, params, max_frames=budget * (1 + settle))
     if start is not None:
@@ -861,6 +870,7 @@ def autofocus(drive, analyzer, params: AutofocusParams = AutofocusParams(), sour
     # Final approach, always from the same side, then one frame to verify.
     run.max_frames += 2 + run.settle  # the verification may exceed the search budget
     drive.move_to(final, approach=True, overshoot=run.overshoot)
+    run.fresh()
     for _ in range(run.settle):
         run.read()
     v = run.here()
@@ -868,6 +878,7 @@ def autofocus(drive, analyzer, params: AutofocusParams = AutofocusParams(), sour
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
                  final, v.score, 100 * params.gate.verify_ratio, best.score)
         drive.move_to(best.position, approach=True, overshoot=run.overshoot)
+        run.fresh()
         for _ in range(run.settle):
             run.read()
         v = run.here()

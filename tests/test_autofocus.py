@@ -284,3 +284,52 @@ def test_replay_real_sweeps_land_on_the_judged_frame(shared_data, analyzer, tmp_
             with open_drive(f"replay:{folder}") as d:
                 r = autofocus(d, an, AutofocusParams(), start=start)
                 assert abs(d.nearest_index(r.final_position) - target) <= 1, (name, start, r.reason)
+
+
+class FakeCamModule3:
+    """A picamera2-source stand-in for a Camera Module 3: LensPosition in dioptres (0..15)
+    drives a simulated lens; the new position shows one frame late, unless fresh frames
+    are requested (as Picamera2Source.request_fresh does) -- then also one frame late."""
+
+    def __init__(self, focus_dioptres=7.3):
+        from pifocus.sources.simulated import SimulatedSource
+
+        self.sim = SimulatedSource(width=320, height=240, focus_position=focus_dioptres * 1000 / 15, seed=3)
+        self.sim.lens_position = 1000 / 15
+        self.camera = self
+        self.camera_controls = {"LensPosition": (0.0, 15.0, 1.0)}
+        self.pending = []
+        self.fresh_requests = 0
+        self.closed = True
+
+    def open(self):
+        self.sim.open()
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+    def set_controls(self, c):
+        if "LensPosition" in c:
+            self.pending.append(c["LensPosition"])
+
+    def request_fresh(self):
+        self.fresh_requests += 1
+
+    def read(self):
+        frame = self.sim.read()          # this frame still shows the old position
+        if self.pending:
+            self.sim.lens_position = self.pending.pop() * 1000 / 15
+            self.pending.clear()
+        return frame
+
+
+def test_af_on_a_libcamera_lens_in_dioptres(analyzer):
+    cam = FakeCamModule3(focus_dioptres=7.3)
+    d = open_drive("libcamera", source=cam)
+    with d:
+        assert d.limits == (0.0, 15.0) and d.units == "dioptres"
+        r = autofocus(d, analyzer, AutofocusParams(), source=cam)
+    assert r.success, r.reason
+    assert abs(r.final_position - 7.3) <= 1.0 / 0.04 * 15 / 1000   # depth of focus in dioptres
+    assert cam.fresh_requests >= r.moves // 2

@@ -266,6 +266,9 @@ class FocusDrive:
     kind = "drive"
     units = "steps"
     resolution = 1.0
+    #: frames a camera still delivers from before a move even when a fresh frame is asked
+    #: for (added to ``settle_frames`` by autofocus); libcamera lenses: 1
+    pipeline_frames = 0
     integer_positions = True
     #: Drives whose state is virtual (sim, replay) keep no state file unless asked to.
     persistent_by_default = True

@@ -37,6 +37,7 @@ class LibcameraDrive(FocusDrive):
     units = "dioptres"
     resolution = 0.01
     integer_positions = False
+    pipeline_frames = 1  # LensPosition lands a frame after the request that carries it
     persistent_by_default = False  # the camera reports its lens position itself
 
     def __init__(self, params: DriveParams = DriveParams(name="libcamera"), source=None):
