@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     p.add_argument("--std-floor", type=float, default=ModelInfo.std_floor,
                    help="normalization: lower bound on the tile std (DN), see normalize_tiles")
     p.add_argument("--clip", type=float, default=ModelInfo.clip, help="normalization clip")
+    p.add_argument("--weight", action="append", default=[], metavar="SOURCE=W",
+                   help="loss weight of a source's training tiles, e.g. sweep=4 (repeatable)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     p.add_argument("--out", default=None, help="output .keras (default build/ARCH.keras)")
     a = p.parse_args(argv)
@@ -152,6 +154,10 @@ def main(argv=None) -> int:
     if a.max_train and len(tr) > a.max_train:
         tr = np.sort(rng.choice(tr, a.max_train, replace=False))
     xtr, ytr = data["tiles"][tr], data["labels"][tr].astype(np.float32)
+    wtr = np.ones(len(tr), np.float32)
+    for spec in a.weight:
+        name, _, w = spec.partition("=")
+        wtr[source[tr] == name] = float(w)
     xva = normalize_tiles(data["tiles"][va], info.std_floor, info.clip)
     yva = data["labels"][va]
     print(f"tiles {tile}px: train {len(tr)} ({ytr.mean():.1%} in focus), val {len(va)} "
@@ -179,7 +185,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     for ep in range(a.epochs):
         xa = normalize_tiles(augment(xtr, rng), info.std_floor, info.clip)
-        h = model.fit(xa, ytr, batch_size=a.batch, epochs=1, verbose=2, shuffle=True)
+        h = model.fit(xa, ytr, sample_weight=wtr, batch_size=a.batch, epochs=1, verbose=2, shuffle=True)
         pva = model.predict(xva, batch_size=1024, verbose=0).ravel()
         res = compare(pva, lv_va, yva, source[va], 0.5, lap_t, real)
         r = res.get("real", res["all"])
@@ -198,7 +204,7 @@ def main(argv=None) -> int:
     model.save(out)
     train_info = {"arch": a.arch, "tile_px": tile, "macs_per_tile": macs, "params": int(model.count_params()),
                   "epochs": a.epochs, "batch": a.batch, "lr": a.lr, "seed": a.seed,
-                  "max_train": a.max_train, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "max_train": a.max_train, "weights": a.weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "seconds": round(time.time() - t0, 1), "history": history,
