@@ -166,6 +166,11 @@ class ContinuousParams:
         search_frames: most frames one local search may use.
         cnn_out_of_focus: after a scene cut, search only if the CNN's p_in_focus stays
             below this (Laplacian-only mode: never search just because of a cut).
+        initial_search: start with one full (model-guided) autofocus run, so watching
+            begins from focus.
+        turn_tolerance: a refocus that finds the peak moved by more than this share of the
+            range, with a curve of the same shape, is reported as a manual ring turn (or the
+            subject moved along the axis).
     """
 
     drop_ratio: float = 0.6
@@ -175,6 +180,8 @@ class ContinuousParams:
     search_step: float = 0.04
     search_frames: int = 16
     cnn_out_of_focus: float = 0.3
+    initial_search: bool = True
+    turn_tolerance: float = 0.02
 
     def __post_init__(self):
         s = "autofocus.continuous"
@@ -185,6 +192,7 @@ class ContinuousParams:
         require(0 < self.search_step <= 0.5, s, "search_step", self.search_step, "0 < x <= 0.5")
         require(4 <= int(self.search_frames) <= 200, s, "search_frames", self.search_frames, "4..200")
         require(0 <= self.cnn_out_of_focus <= 1, s, "cnn_out_of_focus", self.cnn_out_of_focus, "0..1")
+        require(0 <= self.turn_tolerance <= 1, s, "turn_tolerance", self.turn_tolerance, "0..1")
 
 
 @dataclass(frozen=True)
@@ -962,6 +970,9 @@ class ContinuousAF:
         self.results: List[AutofocusResult] = []
         self.frames = 0
         self.events: List[Tuple[int, str]] = []
+        #: focus shifts reported as manual ring turns (drive units)
+        self.turns: List[float] = []
+        self._cut_since_focus = False
 
     def step(self) -> str:
         """Read one frame, judge it, act.  Returns the event: ``learn``, ``ok``, ``low``,
@@ -970,20 +981,49 @@ class ContinuousAF:
         self.frames += 1
         rep = self.analyzer.analyze(frame, track=False)
         _, _, mean = multiscale(frame.luma, self.analyzer.params.effective_roi, rep.noise_sigma_dn)
-        return self.update(rep.sharpness, mean, rep.p_in_focus)
+        p_cnn = rep.p_in_focus if rep.mode == "cnn" else math.nan
+        return self.update(rep.sharpness, mean, p_cnn)
 
     def update(self, score: float, brightness: float, p_in_focus: float = math.nan) -> str:
-        """Judge one frame's score and ROI brightness; search when needed."""
+        """Judge one frame's score and ROI brightness; search when needed.
+
+        Returns the event: ``learn``, ``ok``, ``low``, ``cut``, ``search`` (a local search
+        ran), ``focus`` (the initial full AF ran), ``manual_turn`` (a search found the peak
+        moved, same curve shape: the ring was turned by hand or the subject moved).
+        """
         p = self.p
+        if p.initial_search and not self.results and self.searches == 0 and self.state == "learn" \
+                and not self._learn:
+            r = autofocus(self.drive, self.analyzer, self.params, source=self.source, strategy="model")
+            self.results.append(r)
+            self.frames += r.frames_used
+            self.searches += 1
+            self._relearn()
+            self._last_brightness = brightness
+            self.events.append((self.frames, "focus"))
+            return "focus"
         ev = self._judge(score, brightness, p_in_focus)
         if ev == "search":
+            prev = self.results[-1] if self.results else None
             self.searches += 1
             r = autofocus(self.drive, self.analyzer, self.params, source=self.source, strategy="continuous")
             self.results.append(r)
             self.frames += r.frames_used
             self._relearn()
+            if prev is not None and r.success and prev.success and not self._cut_since_focus:
+                from .drive import RingWatch
+                lo, hi = self.drive.limits
+                w = RingWatch(tolerance=p.turn_tolerance * (hi - lo))
+                w.reset(prev.curve, prev.final_position)
+                found = w.locate(r.curve)
+                shift = r.final_position - prev.final_position
+                if abs(shift) > w.tolerance and found["manual_turn"]:
+                    log.warning("continuous AF: focus moved by %+.4g %s (ring turned by hand, or the subject "
+                                "moved); refocused", shift, self.drive.units)
+                    self.turns.append(shift)
+                    ev = "manual_turn"
+            self._cut_since_focus = False
         self.events.append((self.frames, ev))
-        del p
         return ev
 
     def _relearn(self) -> None:
@@ -999,6 +1039,7 @@ class ContinuousAF:
         if last is not None and abs(brightness - last) > p.scene_cut * max(last, 8.0):
             self._relearn()
             self._cnn_after_cut = True
+            self._cut_since_focus = True
             return "cut"
         if self.state == "learn":
             self._learn.append(score)

@@ -141,8 +141,10 @@ def test_start_outside_limits(analyzer):
 def _focused_caf(analyzer, **params):
     d = sim(focus_position=500, seed=11, width=320, height=240)
     d.open()
-    d.move_to(500)
+    d.move_to(200)
     caf = ContinuousAF(d, analyzer, AutofocusParams(strategy="continuous", **params))
+    assert caf.step() == "focus"            # the initial full AF
+    assert abs(lens_error(d)) <= dof(d)
     return d, caf
 
 
@@ -151,7 +153,7 @@ def test_continuous_no_hunting_when_in_focus(analyzer):
     moves = d.moves
     for _ in range(25):
         caf.step()
-    assert caf.searches == 0 and d.moves == moves
+    assert caf.searches == 1 and d.moves == moves   # only the initial AF
     d.close()
 
 
@@ -167,7 +169,7 @@ def test_continuous_ignores_one_frame_flicker_and_scene_cuts(analyzer):
     assert caf.update(0.1 * ref, 180.0) == "cut"
     for _ in range(6):
         caf.update(0.1 * ref, 180.0)
-    assert caf.searches == 0 and caf.state == "watch"
+    assert caf.searches == 1 and caf.state == "watch"
     d.close()
 
 
@@ -180,11 +182,22 @@ def test_continuous_refocuses_after_a_sustained_drop(analyzer):
     d.sim.params = dataclasses.replace(d.sim.params, focus_position=560.0)
     for _ in range(12):
         caf.step()
-        if caf.searches:
+        if caf.searches > 1:
             break
-    assert caf.searches == 1
+    assert caf.searches == 2
     assert abs(d.ring.lens - 560) <= 1 / d.sim.params.blur_px_per_step
-    assert caf.results[0].frames_used <= 20
+    assert caf.results[-1].frames_used <= 20
+    d.close()
+
+
+def test_continuous_reports_a_manual_ring_turn(analyzer):
+    d, caf = _focused_caf(analyzer)
+    for _ in range(5):
+        caf.step()
+    d.ring.manual_turn(-70)                 # somebody turns the focus ring by hand
+    events = [caf.step() for _ in range(10)]
+    assert "manual_turn" in events and caf.turns and abs(caf.turns[0] - 70) <= 15
+    assert abs(lens_error(d)) <= dof(d)
     d.close()
 
 
