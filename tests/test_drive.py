@@ -499,3 +499,70 @@ def test_base_class_is_abstract():
     d.open()
     with pytest.raises(NotImplementedError):
         d.move_to(5)
+
+
+def test_endstop_homing_uln2003(make, mock_factory):
+    d = make("uln2003", homing="endstop", home_travel=60, min_position=0.0, speed=50000.0)
+    raw = []
+    with d:
+        d.move_to(200)
+        orig = d._raw_step
+        d._raw_step = lambda direction, n: (raw.append((direction, n)), orig(direction, n))
+        d.home()
+        assert raw == [(-1, 60)] and d.position == 0.0 and not d.position_uncertain
+
+
+class FakeLgpio:
+    """Just enough of lgpio to check the step trains the stepper queues on a Pi."""
+
+    TX_PWM = 0
+
+    def __init__(self):
+        self.pulses = []      # (gpio, on_us, off_us, count)
+        self.writes = []
+        self.claimed = {}
+
+    def gpiochip_open(self, chip):
+        return 7
+
+    def gpiochip_close(self, h):
+        pass
+
+    def gpio_claim_output(self, h, gpio, level=0):
+        if gpio in self.claimed:
+            raise RuntimeError("GPIO busy")
+        self.claimed[gpio] = level
+
+    def gpio_free(self, h, gpio):
+        self.claimed.pop(gpio, None)
+
+    def gpio_write(self, h, gpio, level):
+        self.writes.append((gpio, level))
+
+    def tx_room(self, h, gpio, kind):
+        return 10
+
+    def tx_busy(self, h, gpio, kind):
+        return 0
+
+    def tx_pulse(self, h, gpio, on_us, off_us, offset=0, cycles=0):
+        self.pulses.append((gpio, on_us, off_us, cycles))
+        return 0
+
+
+def test_stepper_lgpio_step_trains_are_exact(monkeypatch, tmp_path):
+    import sys
+    fake = FakeLgpio()
+    monkeypatch.setitem(sys.modules, "lgpio", fake)
+    d = open_drive("stepper", backend="lgpio", state_file=str(tmp_path / "s.json"), speed=2000.0,
+                   acceleration=20000.0, travel_steps=4000)
+    with d:
+        d.move_to(1000)
+        assert d.backend_used == "lgpio"
+        assert sum(c for g, on, off, c in fake.pulses) == 1000 and all(g == 20 for g, *_ in fake.pulses)
+        periods = [on + off for g, on, off, c in fake.pulses]
+        assert min(periods) >= 500 - 10          # never faster than the 2000 steps/s top speed
+        assert periods[0] > periods[len(periods) // 2] < periods[-1]  # ramp up, cruise, ramp down
+        assert (21, 1) in fake.writes             # DIR up
+    assert fake.writes[-3:] and (16, 1) in fake.writes[-3:]  # EN high (disabled) on close
+    assert fake.claimed == {}                     # pins freed

@@ -78,6 +78,8 @@ class DriveParams:
             is uncertain and homing is configured).
         home_side: ``"min"`` or ``"max"``: which end the stop/switch is at.
         home_travel: most steps to travel while homing; ``None`` = 1.2 x the native range.
+        home_speed: speed while homing, units/s (no ramp); ``None`` = speed / 4, gentle on
+            the end stop and slow enough to stop within a step of the switch.
         limit_pin: GPIO of the limit switch (gpiozero name, e.g. ``"GPIO5"``).
         limit_active_low: the switch pulls the pin low when made (internal pull-up used).
         travel_steps: native range of stepper/uln2003 drives, steps.
@@ -114,6 +116,7 @@ class DriveParams:
     home_on_open: bool = False
     home_side: str = "min"
     home_travel: Optional[float] = None
+    home_speed: Optional[float] = None
     limit_pin: str = ""
     limit_active_low: bool = True
     travel_steps: int = 2000
@@ -154,6 +157,7 @@ class DriveParams:
                 "none, endstop, switch")
         require(self.home_side in ("min", "max"), s, "home_side", self.home_side, "min, max")
         require(self.home_travel is None or self.home_travel > 0, s, "home_travel", self.home_travel, "> 0")
+        require(self.home_speed is None or self.home_speed > 0, s, "home_speed", self.home_speed, "> 0 units/s")
         require(self.homing != "switch" or bool(self.limit_pin) or self.name.startswith("sim"), s,
                 "limit_pin", self.limit_pin, "a GPIO name such as 'GPIO5'",
                 "homing = 'switch' needs the pin the limit switch is wired to")
@@ -169,6 +173,11 @@ class DriveParams:
                 "auto, lgpio, gpiozero")
         require(-1 <= int(self.gpiochip) <= 16, s, "gpiochip", self.gpiochip, "-1 (auto) or 0..16")
         require(len(self.coil_pins) == 4, s, "coil_pins", self.coil_pins, "4 GPIO names (IN1..IN4)")
+
+    @property
+    def homing_speed(self) -> float:
+        """Speed used while homing."""
+        return self.home_speed if self.home_speed is not None else self.speed / 4
 
     @property
     def approach_sign(self) -> int:

@@ -208,15 +208,18 @@ class StepperDrive(FocusDrive):
             self._pulse(1 if n > 0 else -1, abs(n))
 
     def _raw_step(self, direction: int, steps: int) -> None:
-        self._pulse(direction, steps)
+        self._pulse(direction, steps, homing=True)
 
-    def _pulse(self, direction: int, steps: int) -> None:
+    def _pulse(self, direction: int, steps: int, homing: bool = False) -> None:
         p = self.params
         if steps <= 0:
             return
         forward = (direction > 0) != p.invert_dir
         self._energize(True)
-        intervals = step_intervals(steps, p.speed, p.acceleration)
+        if homing:
+            intervals = step_intervals(steps, p.homing_speed, 0.0)
+        else:
+            intervals = step_intervals(steps, p.speed, p.acceleration)
         min_high_us, dir_setup_us = TIMING_US[p.driver]
         high_s = max(p.step_pulse_us, min_high_us) * 1e-6
         if self._lg is not None:

@@ -89,13 +89,14 @@ class ULN2003Drive(FocusDrive):
             self._run(1 if n > 0 else -1, abs(n))
 
     def _raw_step(self, direction: int, steps: int) -> None:
-        self._run(direction, steps)
+        self._run(direction, steps, homing=True)
 
-    def _run(self, direction: int, steps: int) -> None:
+    def _run(self, direction: int, steps: int, homing: bool = False) -> None:
         p = self.params
         self._set_phase(self._phase)  # energize where the rotor is before stepping
         t = time.perf_counter()
-        for dt in step_intervals(steps, p.speed, p.acceleration):
+        speed, accel = (p.homing_speed, 0.0) if homing else (p.speed, p.acceleration)
+        for dt in step_intervals(steps, speed, accel):
             self._phase = (self._phase + direction) % len(self.sequence)
             self._set_phase(self._phase)
             t += dt
