@@ -28,7 +28,6 @@ loaded) is recorded per sample, reported for the final frame and used by continu
 decide whether a new scene needs focusing; everything works in Laplacian-only mode.
 """
 
-import dataclasses
 import logging
 import math
 import time
@@ -912,7 +911,6 @@ def _local_search(run: _Run, p: ContinuousParams) -> Tuple[Optional[dict], Optio
     res = run.res
     step = max(res, round(run.span * p.search_step / res) * res)
     run.max_frames = run.frames + p.search_frames
-    up = run.drive.params.approach_sign > 0
     cur = run.here()
     while True:
         a = run.measure(cur.position - step, approach=True) if cur.position - step >= run.lo - res / 2 else None
@@ -928,7 +926,6 @@ def _local_search(run: _Run, p: ContinuousParams) -> Tuple[Optional[dict], Optio
     pool = [s for s in run.unique_sorted() if abs(s.position - cur.position) <= 2 * step + res]
     fit, _ = _fit_around(run, "gaussian", 3, pool=pool)
     target = fit["peak"] if fit is not None and min(fit["x"]) <= fit["peak"] <= max(fit["x"]) else cur.position
-    del up
     return fit, target
 
 

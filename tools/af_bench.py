@@ -31,7 +31,6 @@ Usage::
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys

@@ -2,7 +2,6 @@
 
 import dataclasses
 import logging
-import math
 
 from . import _common
 from ..exc import ConfigError, ModelError
@@ -249,4 +248,3 @@ def run(args, console) -> int:
 
 
 __all__ = ["add_drive_args", "open_configured_drive", "make_af_analyzer", "plot_result", "drive_params"]
-del math

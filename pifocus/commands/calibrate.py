@@ -1,7 +1,6 @@
 """``pifocus calibrate``: measure backlash and the usable range of a focus drive."""
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -137,4 +136,3 @@ def run(args, console) -> int:
     return 0
 
 
-del math

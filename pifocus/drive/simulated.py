@@ -21,7 +21,6 @@ Physical model:
 """
 
 import logging
-from typing import Optional
 
 import numpy as np
 

@@ -67,8 +67,6 @@ class StepperDrive(FocusDrive):
     def __init__(self, params: DriveParams = DriveParams(name="stepper"), pin_factory=None):
         super().__init__(params, (0.0, float(params.travel_steps)))
         self.pin_factory = pin_factory
-        if len(params.ms_pins) and len(params.ms_pins) < len(next(iter(MS_TABLE[params.driver].values()))) - 1:
-            pass  # two pins suffice for a4988/drv8825 when MS3 is tied; levels beyond are ignored
         self.step = self.dir = self.enable = None
         self.ms = []
         self.switch = None
