@@ -346,3 +346,14 @@ def test_af_on_a_libcamera_lens_in_dioptres(analyzer):
     assert r.success, r.reason
     assert abs(r.final_position - 7.3) <= 1.0 / 0.04 * 15 / 1000   # depth of focus in dioptres
     assert cam.fresh_requests >= r.moves // 2
+
+
+def test_cli_pin_in_use_one_line_error(capsys, mock_factory, tmp_path):
+    from gpiozero import LED
+    led = LED("GPIO20", pin_factory=mock_factory)   # e.g. the focus LED wired to the STEP pin
+    rc = cli.main(["autofocus", "--drive", "stepper", "--no-cnn", "--size", "160x120",
+                   "--state-file", str(tmp_path / "s.json")])
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("pifocus:")]
+    assert rc == 2 and len(err) == 1
+    assert "step_pin GPIO20 is already in use" in err[0] and "another pin" in err[0]
+    led.close()
