@@ -6,7 +6,7 @@ larger than a tile are cut into a grid of tiles, flat tiles dropped), report sid
 
 * the CNN: ROC AUC, accuracy at the model's shipped threshold;
 * a Laplacian-variance threshold baseline: ROC AUC, accuracy at a threshold tuned on the
-  **training split only** (its real, non-synthetic tiles, like the CNN's threshold) (or, for folders, the one stored in the model's metadata JSON,
+  **training split only** (all of it, as training tunes the CNN's) (or, for folders, the one stored in the model's metadata JSON,
   or ``--lap-threshold``);
 
 overall and per source, and write a ROC plot PNG.  numpy only (matplotlib for the plot,
@@ -301,11 +301,6 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
             if not train.any():
                 raise ConfigError(f"tile set {str(tiles_path)!r} has no train split to tune the "
                                   "Laplacian threshold on; pass --lap-threshold")
-            # tuned on the real (camera) training tiles when there are any, as training tunes
-            # the CNN's threshold
-            real_train = train & ~np.char.startswith(data["source"].astype(str), "synthetic")
-            if real_train.any():
-                train = real_train
             lv_train = laplacian_variance(data["tiles"][train])
             lap_threshold = float(10 ** best_threshold(np.log10(lv_train + 1e-3), data["labels"][train]))
         sel = split_arr == split if split != "all" else np.ones(len(split_arr), bool)
