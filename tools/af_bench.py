@@ -145,9 +145,12 @@ def missed_bench(strategy, runs, seed, analyzer, verbose=False):
             if r.success and not within:
                 lost += 1
             missed = d.ring.missed
-            # Homing on the limit switch finds the drift the missed steps caused and corrects it.
+            missed_now = abs(d.position - d.ring.motor)   # drift the drive does not know about
+            # Homing on the limit switch finds the drift the missed steps caused and corrects it
+            # (fault injection off for the homing itself, so the check is about homing).
+            d.ring.missed_step_rate = 0.0
             drift = d.home()
-            drifts.append((missed, drift, abs(d.position - d.ring.motor)))
+            drifts.append((missed, drift, abs(d.position - d.ring.motor), abs(abs(drift) - missed_now)))
             rows.append({"ok": bool(r.success and within), "success": r.success, "frames": r.frames_used,
                          "moves": r.moves, "err_dof": err / dof, "reason": r.reason})
             if verbose and not rows[-1]["ok"]:
@@ -158,6 +161,7 @@ def missed_bench(strategy, runs, seed, analyzer, verbose=False):
                 "motor_targets_outside_soft_limits": excursions,
                 "max_motor_excursion_steps": round(float(worst), 1),
                 "steps_missed_total": int(sum(x[0] for x in drifts)),
+                "homing_drift_found_error_max": float(max((x[3] for x in drifts), default=0.0)),
                 "max_position_error_after_homing": float(after_home)})
     return out
 
@@ -362,6 +366,7 @@ def main(argv=None):
                 extra = {k: v[k] for k in v if k in ("soft_limit_violations", "lost_positions", "kills",
                                                      "homed_after_mid_move_kill", "steps_missed_total",
                                                      "max_position_error_after_homing",
+                                                     "homing_drift_found_error_max",
                                                      "motor_targets_outside_soft_limits",
                                                      "max_motor_excursion_steps")}
                 print(f"  {s:10s} success {v['success_rate']:.1%}, median frames {v['median_frames']:.0f}; {extra}")
