@@ -61,6 +61,7 @@ class LoadedModel:
     def __init__(self, path: Path, kind: str, tile_px: int, predict, make_converter, train_info: dict):
         self.path, self.kind, self.tile_px = path, kind, tile_px
         self.predict, self.make_converter, self.train_info = predict, make_converter, train_info
+        self.can_logit = False  # make_converter(logit=True) drops a final sigmoid
 
 
 def _check_io(path: Path, in_shapes, out_shapes) -> int:
@@ -128,7 +129,7 @@ def load_model(path) -> LoadedModel:
                 res.append(fn(**{in_name: tf.constant(x[i:i + 1024])})[out_name].numpy().reshape(-1))
             return np.concatenate(res) if res else np.zeros(0, np.float32)
 
-        def make_converter():
+        def make_converter(logit: bool = False):
             return tf.lite.TFLiteConverter.from_saved_model(str(path))
         return LoadedModel(path, "savedmodel", tile, predict, make_converter, train_info)
 
@@ -156,10 +157,32 @@ def load_model(path) -> LoadedModel:
     def predict(x):
         return np.asarray(model.predict(x, batch_size=1024, verbose=0), np.float32).reshape(-1)
 
-    def make_converter():
+    lm = logit_model(model)
+
+    def make_converter(logit: bool = False):
         tf = _tf()
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    return LoadedModel(path, "keras", tile, predict, make_converter, train_info)
+        return tf.lite.TFLiteConverter.from_keras_model(lm if logit else model)
+    loaded = LoadedModel(path, "keras", tile, predict, make_converter, train_info)
+    loaded.can_logit = lm is not None
+    return loaded
+
+
+def logit_model(model):
+    """The model without its final sigmoid (a Dense or Activation layer), or ``None``."""
+    import keras
+    last = model.layers[-1]
+    act = getattr(getattr(last, "activation", None), "__name__", "")
+    try:
+        if isinstance(last, keras.layers.Dense) and act == "sigmoid":
+            dense = keras.layers.Dense(last.units, activation=None, name="logit")
+            y = dense(last.input)
+            dense.set_weights(last.get_weights())
+            return keras.Model(model.inputs, y)
+        if isinstance(last, keras.layers.Activation) and act == "sigmoid":
+            return keras.Model(model.inputs, last.input)
+    except (ValueError, AttributeError, TypeError):  # e.g. a layer used more than once
+        return None
+    return None
 
 
 def load_calibration(path, tile: int, rng: np.random.Generator, limit: int = 4000) -> np.ndarray:
@@ -247,8 +270,16 @@ def _latency(model_bytes: bytes, tile: int, info: ModelInfo, runs: int = 300) ->
 
 def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold: Optional[float] = None,
             n_calib: int = 500, n_check: int = 2000, name: str = "pifocus-cnn", version: str = "1",
-            seed: int = 0, extra: Optional[dict] = None) -> dict:
+            seed: int = 0, extra: Optional[dict] = None, normalization: Optional[dict] = None,
+            output: str = "auto") -> dict:
     """Convert, write ``out_path`` + its metadata JSON, self-check; returns the check report.
+
+    ``normalization``: ``{"std_floor": .., "clip": ..}`` the model was trained with (default:
+    from the ``.train.json`` beside the model, else :class:`ModelInfo`'s defaults).
+    ``output``: ``"probability"`` keeps the model's sigmoid output; ``"logit"`` exports the
+    value before a final sigmoid (int8 then resolves confident tiles much more finely; the
+    runner applies the sigmoid, metadata ``"output": "logit"``); ``"auto"`` = logit when the
+    model ends in a sigmoid Dense/Activation layer (Keras models), else probability.
 
     Raises:
         ModelError: bad model or ops that cannot be quantized.
@@ -262,7 +293,11 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
     rng = np.random.default_rng(seed)
     m = load_model(model_path)
     thr = float(threshold if threshold is not None else m.train_info.get("threshold_train_tuned", 0.5))
-    info_kw = dict(name=name, version=version, tile_px=m.tile_px, threshold=thr)
+    norm = {k: float(v) for k, v in (normalization or {}).items() if v is not None}
+    for k in ("std_floor", "clip"):  # the normalization the model was trained with
+        if k not in norm and k in m.train_info:
+            norm[k] = float(m.train_info[k])
+    info_kw = dict(name=name, version=version, tile_px=m.tile_px, threshold=thr, **norm)
     base = ModelInfo(**info_kw)
     if calib is None:
         if quantize == "int8":
@@ -278,8 +313,15 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
         n_cal = min(n_calib, max(10, len(tiles) // 2))
         cal, check = tiles[:n_cal], tiles[n_cal:]
     xcal = normalize_tiles(cal, base.std_floor, base.clip)
+    if output not in ("auto", "probability", "logit"):
+        raise ConfigError(f"--output {output!r} is unknown; allowed: auto, probability, logit")
+    if output == "logit" and not m.can_logit:
+        raise ModelError(f"model {str(model_path)!r} does not end in a sigmoid Dense/Activation "
+                         "layer, so it has no logit to export; use --output probability")
+    logit = m.can_logit and output in ("auto", "logit")
+    out_extra = {"output": "logit"} if logit else {}
     tf = _tf()
-    conv = m.make_converter()
+    conv = m.make_converter(logit=logit)
     if quantize == "int8":
         def representative():
             for i in range(len(xcal)):
@@ -316,18 +358,21 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
 
     # self-check on held-back tiles
     from .litert import LiteRTClassifier
-    info_tmp = ModelInfo(**info_kw)
+    info_tmp = ModelInfo(**info_kw, extra=out_extra)
     clf = LiteRTClassifier(out_path, num_threads=1, info=info_tmp)
     p_q = clf.predict(check)
     p_f = np.clip(m.predict(normalize_tiles(check, base.std_floor, base.clip)), 0, 1)
     agree = float(np.mean((p_q >= thr) == (p_f >= thr))) if len(check) else float("nan")
     report = {"quantize": quantize, "size_bytes": len(model_bytes), "tile_px": m.tile_px,
+              "output": "logit" if logit else "probability",
+              "std_floor": base.std_floor, "clip": base.clip,
               "calibration_tiles": int(len(cal)), "check_tiles": int(len(check)),
               "agreement": round(agree, 5),
               "max_abs_diff": round(float(np.max(np.abs(p_q - p_f))) if len(check) else 0.0, 4),
               "mean_abs_diff": round(float(np.mean(np.abs(p_q - p_f))) if len(check) else 0.0, 4)}
     report.update(_latency(model_bytes, m.tile_px, base))
     meta = dict(extra or {})
+    meta.update(out_extra)
     meta["source_model"] = Path(model_path).name
     meta["conversion"] = report
     for k in ("arch", "macs_per_tile", "params", "laplacian_baseline_threshold", "seed", "epochs",
@@ -353,6 +398,12 @@ def add_arguments(p) -> None:
                    help="in-focus probability threshold (default: the training run's, else 0.5)")
     p.add_argument("--n-calib", type=int, default=500, help="tiles for the representative dataset")
     p.add_argument("--n-check", type=int, default=2000, help="held-back tiles for the self-check")
+    p.add_argument("--output", default="auto", choices=("auto", "probability", "logit"),
+                   help="export the logit before a final sigmoid (finer int8 resolution; the "
+                   "runner applies the sigmoid) or the probability; auto = logit when possible")
+    p.add_argument("--std-floor", type=float, default=None,
+                   help="normalization the model was trained with (default: its .train.json, else 4)")
+    p.add_argument("--clip", type=float, default=None, help="normalization clip (default: as --std-floor)")
     p.add_argument("--name", default="pifocus-cnn")
     p.add_argument("--version", default="1")
     p.add_argument("--seed", type=int, default=0)
@@ -361,7 +412,8 @@ def add_arguments(p) -> None:
 def run_args(a) -> dict:
     """Convert with parsed arguments; returns the check report (raises PiFocusError)."""
     return convert(a.model, a.out, a.calib, a.quantize, a.threshold, a.n_calib, a.n_check,
-                   a.name, a.version, a.seed)
+                   a.name, a.version, a.seed, normalization={"std_floor": a.std_floor, "clip": a.clip},
+                   output=a.output)
 
 
 def report_text(report: dict, out) -> str:

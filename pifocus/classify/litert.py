@@ -109,6 +109,13 @@ class LiteRTClassifier(TileClassifier):
             raise ModelError(f"model {str(self.path)!r} output shape {out_shape} is not one "
                              "probability per tile")
         self.input_dtype = np.dtype(inputs[0]["dtype"])
+        # "output": "logit" in the metadata: the model ends before its sigmoid (finer int8
+        # resolution of confident tiles); the sigmoid is applied here.
+        kind = self.info.extra.get("output", "probability")
+        if kind not in ("probability", "logit"):
+            raise ModelError(f"model metadata {str(metadata_path_for(self.path))!r}: output = {kind!r} "
+                             "is unknown; allowed: probability, logit")
+        self._logit = kind == "logit"
 
     def _interpreter(self, batch: int):
         interp = self._interpreters.get(batch)
@@ -150,6 +157,8 @@ class LiteRTClassifier(TileClassifier):
             y = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch)
             out[start:start + take] = y[:take]
             start += take
+        if self._logit:
+            return (1.0 / (1.0 + np.exp(-np.clip(out, -30.0, 30.0)))).astype(np.float32)
         return np.clip(out, 0.0, 1.0)
 
     def close(self) -> None:
