@@ -254,10 +254,15 @@ def plot_roc(path, curves: dict, title: str = "Focus tile classifier: ROC") -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    groups = []
     for name, (s, y) in curves.items():
         fpr, tpr, _ = roc_curve(s, y)
+        group = name.split(",", 1)[-1]  # same colour for one tile group, CNN solid, baseline dashed
+        if group not in groups:
+            groups.append(group)
         ls = "--" if "Laplacian" in name else "-"
-        ax.plot(fpr, tpr, ls, lw=1.6, label=f"{name} (AUC {roc_auc(s, y):.3f})")
+        ax.plot(fpr, tpr, ls, lw=1.6, color=f"C{groups.index(group) % 10}",
+                label=f"{name} (AUC {roc_auc(s, y):.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
     ax.set_xlabel("false positive rate (out-of-focus tiles called sharp)")
     ax.set_ylabel("true positive rate (in-focus tiles called sharp)")
