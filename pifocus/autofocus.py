@@ -765,7 +765,9 @@ def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
     and more do not fit a parabola at all; the 8x-reduced measure is a clean Gaussian over
     +-2 sigma, and a noisy, flat or multi-peaked curve shows there as a poor fit.
     """
-    U = [u for u in run.unique_sorted() if u.coarse_ok(scale, 5.0)]
+    top = max(u.score for u in run.samples)
+    # The main lobe only: side lobes of a strong defocus (and far tails) are not the peak.
+    U = [u for u in run.unique_sorted() if u.coarse_ok(scale, 5.0) and u.score >= 0.01 * top]
     # Prefer samples approached from the same side: with uncalibrated play the others sit
     # up to the backlash away from where the drive thinks they are.
     same_side = [u for u in U if u.approached]
@@ -776,15 +778,21 @@ def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
     if len(U) < 4:
         return None
     near = sorted(U, key=lambda u: abs(u.position - peak))[:7]
-    f = fit_peak([u.position for u in near], [u.coarse[scale] for u in near], "gaussian")
-    if f is None:
-        return 0.0
-    sig = f["sigma"]
-    inner = [u for u in near if abs(u.position - peak) <= 2.0 * sig]
-    if len(inner) >= 4 and len(inner) < len(near):
-        f2 = fit_peak([u.position for u in inner], [u.coarse[scale] for u in inner], "gaussian")
-        return f2["r2"] if f2 is not None else 0.0
-    return f["r2"]
+
+    def r2_of(value) -> float:
+        f = fit_peak([u.position for u in near], [value(u) for u in near], "gaussian")
+        if f is None:
+            return 0.0
+        inner = [u for u in near if abs(u.position - peak) <= 2.0 * f["sigma"]]
+        if 4 <= len(inner) < len(near):
+            f2 = fit_peak([u.position for u in inner], [value(u) for u in inner], "gaussian")
+            return f2["r2"] if f2 is not None else 0.0
+        return f["r2"]
+
+    # Samples bunched close to the peak see the wide measure's flat top (noise decides its
+    # curvature) but the curve value's sharp peak: a real peak fits well on one of the two,
+    # a jumbled or noise-only curve on neither.
+    return max(r2_of(lambda u: u.coarse[scale]), r2_of(lambda u: u.score))
 
 
 def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
