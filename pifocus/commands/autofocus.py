@@ -156,7 +156,7 @@ def plot_result(result, path: str, title: str = "") -> None:
     xs = np.array([c[0] for c in result.curve], float)
     ys = np.array([max(c[1], 1e-3) for c in result.curve], float)
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100)
-    order = np.arange(len(xs))
+    order = np.arange(1, len(xs) + 1)
     sc = ax.scatter(xs, ys, c=order, cmap="viridis", s=36, zorder=3, label="samples (colour = order)")
     for i, (x, y) in enumerate(zip(xs, ys)):
         ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
