@@ -566,3 +566,19 @@ def test_stepper_lgpio_step_trains_are_exact(monkeypatch, tmp_path):
         assert (21, 1) in fake.writes             # DIR up
     assert fake.writes[-3:] and (16, 1) in fake.writes[-3:]  # EN high (disabled) on close
     assert fake.claimed == {}                     # pins freed
+
+
+def test_replay_positions_snap_to_recorded_ones(tmp_path):
+    import cv2
+    pos = [0.5, 1.25, 2.0, 3.4, 5.0, 7.5]          # a libcamera sweep in dioptres, uneven steps
+    rows = ["file,position"]
+    for i, p in enumerate(pos):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((32, 32), 20 * i, np.uint8))
+        rows.append(f"{i}.png,{p}")
+    (tmp_path / "sweep.csv").write_text("\n".join(rows) + "\n")
+    with open_drive(f"replay:{tmp_path}", on_limit="error") as d:
+        assert d.limits == (0.5, 7.5) and d.resolution == pytest.approx(0.6) and not d.integer_positions
+        assert d.move_to(3.1) == 3.4 and d.source.read().lens_position == 3.4
+        assert d.move_to(6.0) == 5.0
+        with pytest.raises(LimitError):
+            d.move_to(8.0)

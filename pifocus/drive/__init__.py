@@ -343,7 +343,8 @@ class FocusDrive:
             raise LimitError(f"drive {self.name!r}: target position {target!r} is not a number")
         lo, hi = self.limits
         t = self.clamp(target)
-        if abs(t - target) > (0.5 if self.integer_positions else 1e-9):
+        eps = 1e-9 * max(1.0, abs(hi - lo)) + (0.5 if self.integer_positions else 0.0)
+        if target < lo - eps or target > hi + eps:
             if self.params.on_limit == "error":
                 raise LimitError(f"drive {self.name!r}: position {target:g} is outside the soft limits "
                                  f"{lo:g}..{hi:g}; ask for a position inside them")

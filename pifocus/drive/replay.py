@@ -57,6 +57,7 @@ class ReplayDrive(FocusDrive):
                              f"{len(distinct)} distinct position(s); a sweep needs at least two positions "
                              "(check the position column of sweep.csv)")
         self.positions = positions
+        self._distinct = distinct
         self.folder = folder
         gaps = [b - a for a, b in zip(distinct, distinct[1:])]
         self.resolution = float(min(gaps))
@@ -67,6 +68,14 @@ class ReplayDrive(FocusDrive):
 
     def default_position(self) -> float:
         return self.positions[0]
+
+    def clamp(self, target: float) -> float:
+        """The recorded position nearest ``target`` within the soft limits: the "lens" only
+        stops where a frame was recorded, so positions in curves are the frames' own."""
+        lo, hi = self.limits
+        t = min(max(float(target), lo), hi)
+        inside = [p for p in self._distinct if lo - 1e-9 <= p <= hi + 1e-9] or self._distinct
+        return min(inside, key=lambda p: (abs(p - t), p))
 
     def nearest_index(self, position: float) -> int:
         """Index of the recorded frame nearest ``position``."""
