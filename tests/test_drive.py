@@ -577,7 +577,7 @@ def test_replay_positions_snap_to_recorded_ones(tmp_path):
         rows.append(f"{i}.png,{p}")
     (tmp_path / "sweep.csv").write_text("\n".join(rows) + "\n")
     with open_drive(f"replay:{tmp_path}", on_limit="error") as d:
-        assert d.limits == (0.5, 7.5) and d.resolution == pytest.approx(0.6) and not d.integer_positions
+        assert d.limits == (0.5, 7.5) and d.resolution == pytest.approx(0.75) and not d.integer_positions
         assert d.move_to(3.1) == 3.4 and d.source.read().lens_position == 3.4
         assert d.move_to(6.0) == 5.0
         with pytest.raises(LimitError):
