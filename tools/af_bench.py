@@ -318,7 +318,8 @@ def main(argv=None):
     t0 = time.time()
     report = {"sim": {}, "settle": {}, "missed_steps": {}, "kill": {}, "replay": {}}
     for s in strategies:
-        report["sim"][s] = summarize(sim_bench(s, args.runs, args.seed, an, args.verbose))
+        if args.runs:
+            report["sim"][s] = summarize(sim_bench(s, args.runs, args.seed, an, args.verbose))
         if args.settle_runs:
             report["settle"][s] = summarize(sim_bench(s, args.settle_runs, args.seed, an, args.verbose, settle=True))
         if args.safety_runs:
@@ -339,7 +340,7 @@ def main(argv=None):
         return 0
     print(f"AF bench ({args.runs} sim runs/strategy, {args.safety_runs} safety runs, seed {args.seed}, "
           f"{W}x{H}, Laplacian-only analysis)")
-    print("\nSimulated scenes (success = AF ok and lens within depth of focus):")
+    print("\nSimulated scenes (success = AF ok and lens within depth of focus):" if report["sim"] else "")
     print(f"  {'strategy':10s} {'success':>8s} {'median fr':>10s} {'p95 fr':>7s} {'med err/DOF':>12s} "
           f"{'p95 err/DOF':>12s} {'gate fails':>10s}")
     for s, v in report["sim"].items():
