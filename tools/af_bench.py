@@ -255,11 +255,11 @@ def replay_folder(src_dir: Path, exclude, tmp: Path) -> Path:
     return out
 
 
-def replay_bench(strategies, verbose=False):
+def replay_bench(strategies, verbose=False, use_cnn=False):
     if not SWEEPS.is_dir():
         return {"skipped": f"{SWEEPS} not present"}
     judged, region = load_judgements()
-    an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=tuple(region)))
+    an = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, roi=tuple(region)))
     tmp = Path(tempfile.mkdtemp(prefix="af-replay-"))
     out = {}
     try:
@@ -334,6 +334,8 @@ def main(argv=None):
             report["sim_cnn"] = {"model": summarize(sim_bench("model", args.runs, args.seed, an_cnn, args.verbose))}
     if not args.no_replay:
         report["replay"] = replay_bench(strategies, args.verbose)
+        if args.cnn and "model" in report.get("sim_cnn", {}):
+            report["replay_cnn"] = replay_bench(["model"], args.verbose, use_cnn=True)
     report["time_s"] = round(time.time() - t0, 1)
     if args.json:
         print(json.dumps(report))
@@ -388,6 +390,13 @@ def main(argv=None):
                 tot = sum(v[s]["starts"] for v in rp.values() if s in v)
                 okn = sum(v[s]["within_1"] for v in rp.values() if s in v)
                 print(f"  all sweeps, {s}: {okn}/{tot} = {okn / max(1, tot):.1%}")
+    rc = report.get("replay_cnn")
+    if rc and "skipped" not in rc:
+        tot = sum(v["model"]["starts"] for v in rc.values() if "model" in v)
+        okn = sum(v["model"]["within_1"] for v in rc.values() if "model" in v)
+        cells = ", ".join(f"{n} {v['model']['within_1']}/{v['model']['starts']} ({v['model']['median_frames']:.0f} fr)"
+                          for n, v in rc.items() if "model" in v)
+        print(f"  with the CNN loaded, model: {okn}/{tot} = {okn / max(1, tot):.1%}  [{cells}]")
     print(f"\n({report['time_s']} s)")
     return 0
 
