@@ -445,10 +445,12 @@ class _Run:
             if s is not None:
                 return s
         if x != self.drive.position or approach:
+            before = self.drive.moves
             self.drive.move_to(x, approach=approach, overshoot=self.overshoot if approach else None)
-            self.fresh()
-            for _ in range(self.settle):
-                self.read()
+            if self.drive.moves != before:
+                self.fresh()
+                for _ in range(self.settle):
+                    self.read()
         s = self._score(self.read(), self.drive.position)
         s.approached = bool(approach)
         return s
