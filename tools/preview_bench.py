@@ -144,7 +144,7 @@ def measure(url: str, n_clients: int, seconds: float, settle: float = 2.0, decod
     out = {"clients": n_clients, "pipeline_fps": round(fps, 2),
            "preview_fps_per_client": round(sum(c.frames for c in clients) / max(1, n_clients) / (t1 - t0), 2)
            if n_clients else None,
-           "encode_ms": s1["preview"]["encode_ms"] if s1.get("preview") else None}
+           "encode_ms": s1["preview"]["encode_ms"] if s1.get("preview") and n_clients else None}
     if lat:
         out["latency_ms_median"] = round(float(np.median(lat)), 1)
         out["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1)
