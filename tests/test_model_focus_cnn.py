@@ -2,6 +2,7 @@
 and the real focus sweeps (judged by eye, tests/data/sweep_judgements.json)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from pifocus.classify import ModelInfo, default_model_path, metadata_path_for
 ROOT = Path(__file__).resolve().parents[1]
 JUDGEMENTS = ROOT / "tests" / "data" / "sweep_judgements.json"
 
+#: Test another candidate model with PIFOCUS_MODEL_UNDER_TEST=path/to/model.tflite.
+def model_path() -> Path:
+    return Path(os.environ.get("PIFOCUS_MODEL_UNDER_TEST") or default_model_path())
+
+
 #: "High confidence": a flat tile must never reach this probability.
 HIGH_CONFIDENCE = 0.8
 
@@ -20,7 +26,7 @@ HIGH_CONFIDENCE = 0.8
 @pytest.fixture(scope="module")
 def clf():
     from pifocus.classify.litert import LiteRTClassifier
-    path = default_model_path()
+    path = model_path()
     if not path.is_file():
         pytest.fail(f"the shipped model {path} is missing")
     c = LiteRTClassifier(path, num_threads=1)
@@ -48,7 +54,7 @@ def chart_tiles(clf):
 
 
 def test_shipped_model_contract(clf):
-    path = default_model_path()
+    path = model_path()
     assert path.stat().st_size <= 1_000_000
     info = ModelInfo.load(metadata_path_for(path))
     assert info == clf.info

@@ -14,6 +14,8 @@ Architectures (``--arch``):
   conv + pool stages, batch norm (folded away on conversion), global average + global max
   pooling (a sharp edge anywhere in the tile counts; no position dependence), dense 32,
   sigmoid.
+* ``focusnet2`` -- the baseline's head (flatten keeps where in the tile the edges are; dense
+  128, dropout 0.5) on focusnet's trunk: two 3x3 convs at full resolution, batch norm.
 
 Inputs are :func:`pifocus.classify.normalize_tiles` output, so brightness and contrast cannot
 decide focus.  Augmentation per epoch: flips, 90-degree rotations, brightness/contrast
@@ -42,7 +44,7 @@ from pifocus.classify import ModelInfo, normalize_tiles  # noqa: E402
 from pifocus.classify.evaluate import (best_threshold, compare, format_table,  # noqa: E402
                                        laplacian_variance, load_tileset)
 
-ARCHS = ("baseline", "focusnet")
+ARCHS = ("baseline", "focusnet", "focusnet2")
 
 
 def set_threads(n: int) -> None:
@@ -79,6 +81,21 @@ def build_model(arch: str, tile: int, batch_size=None):
         x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
         x = layers.Dense(32, activation="relu")(x)
         x = layers.Dropout(0.2)(x)
+    elif arch == "focusnet2":
+        def cbr(x, f):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            return layers.ReLU()(x)
+        x = cbr(inp, 16)
+        x = cbr(x, 16)
+        x = layers.MaxPooling2D(2)(x)
+        x = cbr(x, 32)
+        x = layers.MaxPooling2D(2)(x)
+        x = cbr(x, 64)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(128, activation="relu")(x)
+        x = layers.Dropout(0.5)(x)
     else:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     out = layers.Dense(1, activation="sigmoid", name="p_in_focus")(x)
