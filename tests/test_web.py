@@ -498,3 +498,19 @@ def test_random_garbage_never_500(svc):
     call(svc, "POST", "/api/roi", {"roi": None})
     call(svc, "POST", "/api/mode", {"peaking": True, "outputs": True, "analysis": "laplacian"})
     assert call(svc, "GET", "/api/status")[0] == 200
+
+
+def test_hub_max_fps_is_a_budget():
+    hub = PreviewHub(WebParams(max_fps=20, preview_width=160)).start()
+    try:
+        assert hub.try_join()
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 1.5:  # a 30 fps camera
+            n += 1
+            hub.offer(_frame(n, 320, 240))
+            time.sleep(1 / 30)
+        rate = hub.offered / (time.monotonic() - t0)
+        assert 16 <= rate <= 22, rate  # about 20 of the 30 frames a second, not 15
+    finally:
+        hub.close()

@@ -101,7 +101,7 @@ class PreviewHub:
         self.offered = self.encoded = self.dropped = 0
         self._clients = 0
         self._want_until = 0.0
-        self._last_offer_ns = 0
+        self._next_offer_ns = 0.0
         self._in = threading.Condition()
         self._slot: Optional[Tuple[np.ndarray, int, int, float, float]] = None
         self._out = threading.Condition()
@@ -150,9 +150,11 @@ class PreviewHub:
         if self._closed or not self.wanted:
             return False
         now_ns = time.monotonic_ns()
-        if self.params.max_fps > 0 and now_ns - self._last_offer_ns < 1e9 / self.params.max_fps * 0.9:
-            return False
-        self._last_offer_ns = now_ns
+        if self.params.max_fps > 0:
+            if now_ns < self._next_offer_ns:
+                return False
+            period = 1e9 / self.params.max_fps  # a budget, not a divisor of the camera rate
+            self._next_offer_ns = max(self._next_offer_ns, now_ns - period) + period
         luma = np.array(frame.luma, copy=True)  # may be a view into a camera buffer
         noise = float(getattr(report, "noise_sigma_dn", 0.0) or 0.0) if report is not None else 0.0
         if noise != noise:  # NaN
