@@ -62,6 +62,9 @@ class WebParams:
             the working directory, ``/var/lib/pifocus`` under systemd).
         capture_format: ``png`` (lossless) or ``jpg``.
         nudge_max_steps: largest single ``/api/nudge`` move, in drive steps.
+        encoder_nice: how much lower than the frame loop the preview encoder runs (Linux
+            nice levels, 0..19): when the CPU is short the preview drops frames, the focus
+            loop does not.
     """
 
     enabled: bool = True
@@ -78,6 +81,7 @@ class WebParams:
     captures_dir: str = "captures"
     capture_format: str = "png"
     nudge_max_steps: int = 1000
+    encoder_nice: int = 10
 
     def __post_init__(self):
         s = "web"
@@ -105,6 +109,7 @@ class WebParams:
         require(self.capture_format in CAPTURE_FORMATS, s, "capture_format", self.capture_format, "png or jpg")
         require(1 <= int(self.nudge_max_steps) <= 1_000_000, s, "nudge_max_steps", self.nudge_max_steps,
                 "1..1000000 steps")
+        require(0 <= int(self.encoder_nice) <= 19, s, "encoder_nice", self.encoder_nice, "0..19")
 
     @property
     def exposed(self) -> bool:

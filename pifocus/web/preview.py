@@ -9,6 +9,7 @@ nothing is encoded.
 """
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -82,6 +83,17 @@ def _peaking_mask8(small: np.ndarray, threshold: float, noise_sigma_dn: float = 
     min_contrast = max(12.0, 8.0 * float(noise_sigma_dn) / max(scale, 1.0))
     return cv2.bitwise_and(cv2.compare(lap, needed, cv2.CMP_GT),
                            cv2.compare(contrast, min_contrast, cv2.CMP_GT))
+
+
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread yield the CPU to the frame loop (Linux: nice is per thread)."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as e:  # not Linux, or not allowed: fine either way
+        log.debug("cannot lower the preview encoder's priority: %s", e)
 
 
 class PreviewHub:
@@ -191,6 +203,7 @@ class PreviewHub:
     def _encoder(self) -> None:
         import cv2
 
+        _lower_priority(self.params.encoder_nice)
         seq = 0
         while not self._closed:
             with self._in:
