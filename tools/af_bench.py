@@ -234,10 +234,20 @@ def load_judgements():
         except (OSError, ValueError):
             continue
         for name, j in (data.get("sweeps") or {}).items():
-            if name not in sweeps and j.get("sharpest"):
-                sweeps[name] = dict(j, source=path.name)
+            sharpest = j.get("sharpest") or j.get("file")   # our format / the model engineer's
+            if name not in sweeps and sharpest:
+                # Focus-stacked composites ("expected*") are not frames of a sweep.
+                exclude = set(j.get("exclude", [])) | {n for n in _listdir(SWEEPS / name) if n.startswith("expected")}
+                sweeps[name] = dict(j, sharpest=sharpest, exclude=sorted(exclude), source=path.name)
                 region = region or data.get("region")
     return sweeps, region or [0.35, 0.35, 0.3, 0.3]
+
+
+def _listdir(d: Path):
+    try:
+        return os.listdir(d)
+    except OSError:
+        return []
 
 
 def replay_folder(src_dir: Path, exclude, tmp: Path) -> Path:
@@ -292,6 +302,7 @@ def replay_bench(strategies, verbose=False, use_cnn=False):
                               "median_frames": float(np.median(frames)),
                               "max_abs_error_frames": int(max(abs(e) for e in errs))}
             res["judged"] = j["sharpest"]
+            res["judged_in"] = j["source"]
             out[name] = res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -385,7 +396,7 @@ def main(argv=None):
                     continue
                 cells = "  ".join(f"{s}: {v[s]['within_1']}/{v[s]['starts']} ({v[s]['median_frames']:.0f} fr)"
                                   for s in strategies)
-                print(f"  {name:20s} judged {v['judged']:34s} {cells}")
+                print(f"  {name:20s} judged {v['judged']:34s} {cells}  [{v['judged_in']}]")
             for s in strategies:
                 tot = sum(v[s]["starts"] for v in rp.values() if s in v)
                 okn = sum(v[s]["within_1"] for v in rp.values() if s in v)
