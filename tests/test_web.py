@@ -514,3 +514,24 @@ def test_hub_max_fps_is_a_budget():
         assert 16 <= rate <= 22, rate  # about 20 of the 30 frames a second, not 15
     finally:
         hub.close()
+
+
+def test_a_client_that_never_reads_slows_nobody(svc):
+    import socket as sk
+    assert _no_clients(svc)
+    host, port = svc.web.address
+    stuck = sk.create_connection((host, port))
+    stuck.setsockopt(sk.SOL_SOCKET, sk.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # ... and never reads
+    try:
+        f0, t0 = svc.pipeline.frames, time.monotonic()
+        got = 0
+        with urllib.request.urlopen(svc.web.url + "stream.mjpg", timeout=10) as r:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                got += r.read1(65536).count(b"--pifocusframe")
+        fps = (svc.pipeline.frames - f0) / (time.monotonic() - t0)
+        assert fps > 20  # the sim's 30 fps, give or take a loaded CI box
+        assert got / 3 > 15  # the healthy client still gets the preview at full rate
+    finally:
+        stuck.close()
