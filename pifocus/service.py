@@ -965,7 +965,7 @@ class Service:
             "version": __version__,
             "uptime_s": round(time.time() - self.started, 1),
             "ready": self._ready.is_set(),
-            "fps": round(p.fps, 2) if p else 0.0,
+            "fps": round(p.fps, 2) if p and not p.error else 0.0,  # no frames while the camera is lost
             "frames": p.frames if p else 0,
             "reconnects": p.reconnects if p else 0,
             "error": p.error if p else None,

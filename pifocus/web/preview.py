@@ -79,8 +79,11 @@ def _peaking_mask8(small: np.ndarray, threshold: float, noise_sigma_dn: float = 
     lap = cv2.convertScaleAbs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
     k = np.ones((5, 5), np.uint8)
     contrast = cv2.subtract(cv2.dilate(small, k), cv2.erode(small, k))
-    needed = cv2.convertScaleAbs(contrast, alpha=float(threshold))
-    min_contrast = max(12.0, 8.0 * float(noise_sigma_dn) / max(scale, 1.0))
+    sigma = float(noise_sigma_dn) / max(scale, 1.0)  # INTER_AREA averages the noise down
+    # ... and the Laplacian itself must stand clear of noise (3 std of a 4-neighbour
+    # Laplacian of white noise, 4.5 sigma each).
+    needed = cv2.max(cv2.convertScaleAbs(contrast, alpha=float(threshold)), min(254.0, 13.5 * sigma))
+    min_contrast = max(12.0, 8.0 * sigma)
     return cv2.bitwise_and(cv2.compare(lap, needed, cv2.CMP_GT),
                            cv2.compare(contrast, min_contrast, cv2.CMP_GT))
 
