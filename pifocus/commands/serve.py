@@ -64,15 +64,12 @@ def run(args, console) -> int:
         logging.getLogger("pifocus").setLevel(logging.INFO)
 
     cfg = _apply_web_flags(_common.load_config(args), args)
-    overrides = {k: getattr(args, k, None) for k in ("source", "size", "seed", "roi", "grid", "model",
-                                                      "threads", "host", "port")}
-    overrides["no_cnn"] = args.no_cnn or None
-    overrides["no_web"] = args.no_web or None
 
     def reload(path):
         # Command-line flags keep overriding the file on every reload.
         import argparse
-        ns = argparse.Namespace(config=path, **overrides)
+        ns = argparse.Namespace(**vars(args))
+        ns.config = path
         return _apply_web_flags(_common.load_config(ns), ns)
 
     svc = Service(cfg, outputs_enabled=not args.no_outputs, reload_fn=reload)
