@@ -462,3 +462,22 @@ def test_serve_flags_override_web(tmp_path):
         serve_cmd._apply_web_flags(_common.load_config(args), args)
     ns = argparse.Namespace(host=None, port=None, no_web=False)
     assert serve_cmd._apply_web_flags(cfg, ns) is cfg
+
+
+@pytest.mark.slow
+def test_daemon_sigint_stops_like_sigterm(tmp_path, notify):
+    notify_path, lst = notify
+    cfg = tmp_path / "pifocus.toml"
+    cfg.write_text(SIM_TOML.format(rows=6))
+    proc = _spawn(tmp_path, notify_path, cfg)
+    try:
+        assert lst.wait_for("READY=1", 20)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(5)
+        assert rc == 0 and time.monotonic() - t0 < 2.0
+        assert "stopped after" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
