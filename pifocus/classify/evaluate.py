@@ -270,7 +270,8 @@ def plot_roc(path, curves: dict, title: str = "Focus tile classifier: ROC") -> N
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.005)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if curves:
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
