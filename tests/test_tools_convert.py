@@ -198,3 +198,27 @@ def test_unquantizable_ops_are_refused_and_float32_is_offered(keras_mod, tmp_pat
     report = convert(sm, out, calib, quantize="float32", n_calib=20, n_check=20)
     assert report["agreement"] == 1.0
     assert LiteRTClassifier(out).predict(np.zeros((2, 16, 16), np.uint8)).shape == (2,)
+
+
+def test_runner_output_kind_from_metadata(tmp_path):
+    """``"output": "logit"`` makes the runner apply the sigmoid; unknown kinds are refused."""
+    import shutil
+    from pifocus.classify import default_model_path, metadata_path_for
+    from pifocus.classify.litert import LiteRTClassifier
+    src = default_model_path()
+    meta = json.loads(metadata_path_for(src).read_text())
+    assert meta["output"] == "logit"
+    model = tmp_path / "m.tflite"
+    shutil.copy(src, model)
+    tiles = np.random.default_rng(0).integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    p = LiteRTClassifier(model).predict(tiles)
+    meta["output"] = "probability"  # now the raw logit, clipped to 0..1, comes back
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    raw = LiteRTClassifier(model).predict(tiles)
+    assert ((p > 0) & (p < 1)).all()
+    assert not np.allclose(p, raw)
+    meta["output"] = "odds"
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="output = 'odds'"):
+        LiteRTClassifier(model)
