@@ -366,3 +366,39 @@ def test_cli_pin_in_use_one_line_error(capsys, mock_factory, tmp_path):
     assert rc == 2 and len(err) == 1
     assert "step_pin GPIO20 is already in use" in err[0] and "another pin" in err[0]
     led.close()
+
+
+# -- record --drive --sweep ----------------------------------------------------------------------
+
+def test_record_sweep_then_autofocus_on_the_replay(capsys, tmp_path):
+    out = tmp_path / "lens"
+    rc = cli.main(["record", "--drive", "sim", "--size", "320x240", "--sweep", "300:700:25",
+                   "--out", str(out), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["frames"] == 17 and res["positions"] == [300, 700]
+    rows = (out / "sweep.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("file,position") and len(rows) == 18
+    assert [float(r.split(",")[1]) for r in rows[1:]] == [300 + 25 * i for i in range(17)]
+    rc = cli.main(["autofocus", "--drive", f"replay:{out}", "--no-cnn", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["success"] and abs(d["final_position"] - 500) <= 25
+
+
+@pytest.mark.parametrize("sweep,msg", [
+    ("-100:500:50", "outside the soft limits 0..1000"),
+    ("0:100:0", "STEP must be non-zero"),
+    ("0:100:-10", "STEP must be non-zero"),
+    ("zero:100:10", "give FROM:TO:STEP"),
+])
+def test_record_sweep_bad_ranges_one_line_errors(capsys, tmp_path, sweep, msg):
+    out = tmp_path / "rec"
+    rc = cli.main(["record", "--drive", "sim", "--size", "160x120", f"--sweep={sweep}", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("pifocus: error:") and msg in err[0]
+    assert not out.exists()          # nothing created for a refused sweep
+
+
+def test_record_drive_without_sweep(capsys, tmp_path):
+    rc = cli.main(["record", "--drive", "sim", "--size", "160x120", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "needs --sweep FROM:TO:STEP" in err[0]

@@ -14,6 +14,14 @@ file, position, timestamp_ns, exposure_us, gain -- the folder format `--source D
 replay focus drive read back.
 
   pifocus record --source picamera2 --frames 50 --out rig-frames/
+
+With a focus drive, record a sweep: one frame at each lens position FROM, FROM+STEP, ... TO
+(each approached from the drive's approach side, after its settle frames), in the replay
+format, so the rig's lens is recorded once and autofocus is tuned on the bench with
+--drive replay:DIR:
+
+  pifocus record --drive stepper --source picamera2 --sweep 0:2000:40 --out lens1/
+  pifocus autofocus --drive replay:lens1/ --json
 """
 
 
@@ -23,6 +31,7 @@ def add_arguments(p):
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; must be empty)")
     p.add_argument("--frames", type=int, default=30, metavar="N", help="frames to record [30]")
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="image format [png]")
+    add_sweep_arguments(p)
 
 
 def write_frames(frames, out_dir, fmt="png", console=None, total=None) -> int:
@@ -66,6 +75,8 @@ def prepare_out(path) -> Path:
 
 def run(args, console) -> int:
     cfg = _common.load_config(args)
+    if getattr(args, "sweep", None) or getattr(args, "drive", None):
+        return record_sweep(args, cfg, console)
     if args.frames < 1:
         raise ConfigError(f"record: --frames {args.frames} must be >= 1")
     out = prepare_out(args.out)
@@ -75,4 +86,76 @@ def run(args, console) -> int:
         n = write_frames(frames, out, args.format, console, total=args.frames)
     console.result({"out": str(out), "frames": n, "skipped": source.skipped},
                    f"recorded {n} frame(s) into {out}")
+    return 0
+
+
+# -- sweep recording with a focus drive ---------------------------------------------------
+# (`--drive DRIVE --sweep FROM:TO:STEP`; the drive side lives in pifocus.drive and
+# pifocus.commands.autofocus, which this block only calls.)
+
+def add_sweep_arguments(p) -> None:
+    """``--drive`` (and the drive flags) and ``--sweep FROM:TO:STEP``."""
+    from .autofocus import add_drive_args
+
+    add_drive_args(p)
+    p.add_argument("--sweep", metavar="FROM:TO:STEP",
+                   help="with a drive: record one frame at each lens position FROM, FROM+STEP, ... TO "
+                        "(drive units; --frames is ignored; a negative FROM needs --sweep=FROM:TO:STEP)")
+
+
+def parse_sweep(text: str):
+    """``FROM:TO:STEP`` -> the list of positions (TO included when on the grid)."""
+    import math
+
+    try:
+        a, b, step = (float(v) for v in str(text).split(":"))
+    except ValueError:
+        raise ConfigError(f"record: --sweep {text!r}: give FROM:TO:STEP in drive units, e.g. 0:2000:50") from None
+    if not all(math.isfinite(v) for v in (a, b, step)) or step == 0 or (b - a) * step < 0:
+        raise ConfigError(f"record: --sweep {text!r}: STEP must be non-zero and lead from FROM to TO "
+                          "(e.g. 0:2000:50 or 2000:0:-50)")
+    n = int(math.floor((b - a) / step + 1e-9)) + 1
+    if n > 100000:
+        raise ConfigError(f"record: --sweep {text!r} gives {n} positions; at most 100000")
+    return [a + i * step for i in range(n)]
+
+
+def record_sweep(args, cfg, console) -> int:
+    """Move the drive through the sweep and record a frame at each position."""
+    import dataclasses
+
+    from .autofocus import open_configured_drive
+
+    if not getattr(args, "sweep", None):
+        raise ConfigError("record: --drive needs --sweep FROM:TO:STEP (the lens positions to record)")
+    positions = parse_sweep(args.sweep)
+    drive, source = open_configured_drive(cfg, args)
+    with drive:
+        drive.check_range(min(positions), max(positions), f"record: --sweep {args.sweep}")
+        out = prepare_out(args.out)
+        own = source is not drive.source
+        if own:
+            source.open()
+        try:
+            settle = int(drive.params.settle_frames) + int(getattr(drive, "pipeline_frames", 0))
+            fresh = getattr(source, "request_fresh", None)
+
+            def frames():
+                for pos in positions:
+                    drive.move_to(pos, approach=True)
+                    if fresh is not None:
+                        fresh()
+                    for _ in range(settle):
+                        source.read()
+                    frame = source.read()
+                    yield dataclasses.replace(frame, lens_position=drive.position)
+
+            n = write_frames(frames(), out, args.format, console, total=len(positions))
+        finally:
+            if own:
+                source.close()
+    console.result({"out": str(out), "frames": n, "drive": drive.name, "units": drive.units,
+                    "positions": [positions[0], positions[-1]], "skipped": source.skipped},
+                   f"recorded a {n}-frame sweep {positions[0]:g}..{positions[-1]:g} {drive.units} with "
+                   f"drive {drive.name} into {out} (replay it: --drive replay:{out})")
     return 0
