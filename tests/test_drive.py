@@ -277,7 +277,7 @@ def test_close_deenergizes_uln2003_all_coils(make, mock_factory):
     with d:
         d.move_to(123)
         assert d.energized
-    for n in (17, 18, 27, 22):
+    for n in (6, 13, 19, 26):
         assert mock_factory.pin(n).state in (0, False)
         # The last level driven before release was low.
         driven = [s.state for s in mock_factory.pin(n).states]
@@ -340,7 +340,7 @@ def test_uln2003_phase_sequence_half_step(make, mock_factory):
         seen = []
         for x in range(1, 9):
             d.move_to(x)
-            seen.append(tuple(int(mock_factory.pin(n).state) for n in (17, 18, 27, 22)))
+            seen.append(tuple(int(mock_factory.pin(n).state) for n in (6, 13, 19, 26)))
         assert len(set(seen)) == 8 and all(1 <= sum(s) <= 2 for s in seen)
 
 
@@ -582,3 +582,13 @@ def test_replay_positions_snap_to_recorded_ones(tmp_path):
         assert d.move_to(6.0) == 5.0
         with pytest.raises(LimitError):
             d.move_to(8.0)
+
+
+def test_default_drive_pins_clear_of_default_outputs():
+    from pifocus.outputs import OutputsParams
+    o = OutputsParams()
+    used = {f"GPIO{o.led_pin}"} | {"GPIO18", "GPIO27"}   # LED default; meter/buzzer as documented
+    p = DriveParams()
+    drive_pins = {p.step_pin, p.dir_pin, p.enable_pin, *p.coil_pins}
+    assert not used & drive_pins
+    assert len({p.step_pin, p.dir_pin, p.enable_pin} | set(p.coil_pins)) == 7

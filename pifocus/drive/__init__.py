@@ -80,7 +80,7 @@ class DriveParams:
         home_travel: most steps to travel while homing; ``None`` = 1.2 x the native range.
         home_speed: speed while homing, units/s (no ramp); ``None`` = speed / 4, gentle on
             the end stop and slow enough to stop within a step of the switch.
-        limit_pin: GPIO of the limit switch (gpiozero name, e.g. ``"GPIO5"``).
+        limit_pin: GPIO of the limit switch (gpiozero name, e.g. ``"GPIO5"``), switch to GND.
         limit_active_low: the switch pulls the pin low when made (internal pull-up used).
         travel_steps: native range of stepper/uln2003 drives, steps.
         settle_s: wait after each move before frames are trusted, seconds.
@@ -98,7 +98,9 @@ class DriveParams:
         backend: ``"auto"`` (lgpio step trains on a Pi when available, else gpiozero),
             ``"lgpio"`` or ``"gpiozero"``.
         gpiochip: lgpio chip number (Pi 5: 0 on current kernels, 4 on older ones), -1 = auto.
-        coil_pins: ULN2003 IN1..IN4 GPIOs.
+        coil_pins: ULN2003 IN1..IN4 GPIOs (default GPIO6, 13, 19, 26: clear of the default
+            outputs -- LED GPIO17, and GPIO18/27 suggested for meter/buzzer -- and of the
+            stepper's GPIO16/20/21).
         half_step: 28BYJ-48 half stepping (8 phases) instead of full stepping (4 phases).
     """
 
@@ -134,7 +136,7 @@ class DriveParams:
     hold: bool = True
     backend: str = "auto"
     gpiochip: int = -1
-    coil_pins: Tuple[str, ...] = ("GPIO17", "GPIO18", "GPIO27", "GPIO22")
+    coil_pins: Tuple[str, ...] = ("GPIO6", "GPIO13", "GPIO19", "GPIO26")
     half_step: bool = True
 
     def __post_init__(self):

@@ -1,6 +1,6 @@
 """28BYJ-48 4-phase stepper on a ULN2003 board (drive string ``uln2003``).
 
-Four GPIOs drive IN1..IN4 (``coil_pins``, default GPIO17, GPIO18, GPIO27, GPIO22) through
+Four GPIOs drive IN1..IN4 (``coil_pins``, default GPIO6, GPIO13, GPIO19, GPIO26) through
 gpiozero ``OutputDevice`` s.  Half stepping (8 phases, 4096 steps per output turn) or full
 stepping (two coils on, 4 phases, 2048 steps per turn).  Position is counted in those
 steps; the coil phase follows the position, so a restored position re-energizes the same
