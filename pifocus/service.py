@@ -19,6 +19,7 @@ worker thread and ties it to the rest of the rig:
   loop's thread (queued actions), so no lock is ever held around a frame.
 """
 
+import collections
 import dataclasses
 import datetime
 import logging
@@ -291,6 +292,7 @@ class Service:
         self._shutdown_done = False
         self.outputs_muted = False
         self.analysis_error: Optional[str] = None
+        self._frame_times = collections.deque(maxlen=256)
 
     # -- building blocks ------------------------------------------------------------------------
     def _make_source(self, cfg):
@@ -543,6 +545,7 @@ class Service:
         """Pipeline listener (frame loop thread): actions, systemd, preview, captures."""
         self._run_actions()
         now = time.monotonic()
+        self._frame_times.append(now)
         self._frame_size = (frame.width, frame.height)
         fields = []
         if not self._ready.is_set():
@@ -585,6 +588,18 @@ class Service:
             if fields:
                 self.notifier.notify(*fields)
 
+    @property
+    def fps(self) -> float:
+        """Frames analysed per second over the last ~2 s (0 when none); robust to the odd
+        late or early frame, unlike an average of 1/dt."""
+        ts = list(self._frame_times)
+        if len(ts) < 2 or time.monotonic() - ts[-1] > 2.0:
+            return 0.0
+        recent = [t for t in ts if t >= ts[-1] - 2.0]
+        if len(recent) < 2:
+            recent = ts[-2:]
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
     def status_line(self, report=None) -> str:
         """One line for systemd's ``STATUS=`` (shown by ``systemctl status``)."""
         p = self.pipeline
@@ -593,7 +608,7 @@ class Service:
             return f"{p.error}; reopening"
         if report is None:
             return "starting"
-        parts = [f"{p.fps:.1f} fps", _verdict_text(report), f"meter {report.meter:.2f}",
+        parts = [f"{self.fps:.1f} fps", _verdict_text(report), f"meter {report.meter:.2f}",
                  f"sharpness {report.sharpness:.0f}", report.mode]
         if self.hub is not None and self.hub.clients:
             parts.append(f"{self.hub.clients} viewer(s)")
@@ -965,7 +980,7 @@ class Service:
             "version": __version__,
             "uptime_s": round(time.time() - self.started, 1),
             "ready": self._ready.is_set(),
-            "fps": round(p.fps, 2) if p and not p.error else 0.0,  # no frames while the camera is lost
+            "fps": round(self.fps, 2) if p and not p.error else 0.0,  # no frames while the camera is lost
             "frames": p.frames if p else 0,
             "reconnects": p.reconnects if p else 0,
             "error": p.error if p else None,
