@@ -179,11 +179,12 @@ def main(argv=None) -> int:
             post(url, "/api/roi", {"roi": [0.1 + 0.05 * (cycle % 5), 0.2, 0.4, 0.4]})
             post(url, "/api/nudge", {"steps": 10 if cycle % 2 else -10})
             post(url, "/api/mode", {"peaking": bool(cycle % 2)})
-            if cycle % 6 == 0:
+            # every control path runs in the first cycle, before the baseline sample
+            if cycle % 6 == 1:
                 post(url, "/api/capture", {"format": "jpg"})
                 for f in (work / "captures").glob("*"):
                     f.unlink()
-            if cycle % 9 == 0:
+            if cycle % 9 == 1:
                 post(url, "/api/autofocus", {})
             churn = StreamClient(url)
             churn.start()
