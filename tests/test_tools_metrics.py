@@ -167,6 +167,26 @@ def test_label_pair_on_blurred_image_halves(ds):
     assert lab[:, 2:].tolist() == [[-1, -1], [-1, -1]]
 
 
+def test_blur_fit_finds_the_disk_radius_and_rejects_misregistered_pairs(ds):
+    from pifocus.sources.simulated import defocus
+    rng = np.random.default_rng(3)
+    import cv2
+    sharp = ((cv2.GaussianBlur(rng.random((128, 128)).astype(np.float32), (0, 0), 0.8) - 0.5) * 600
+             + 128).clip(0, 255).astype(np.float32)
+    for r_true, expect_ok in ((3.0, True), (0.75, False)):  # clearly defocused / only softer
+        blurry = defocus(sharp, r_true)
+        r, c = ds.blur_fit(sharp, blurry, 32, 16)
+        inner = (slice(1, -1), slice(1, -1))  # away from the border reflection
+        assert np.all(np.abs(r[inner] - r_true) <= 0.5) and np.all(c[inner] > 0.97)
+        ok = ds.fit_ok(r, c)
+        assert np.all(ok[inner] == expect_ok)
+    # the same content shifted by 3 px (misregistration) does not fit at any radius
+    moved = np.roll(defocus(sharp, 3.0), 3, axis=1)
+    r, c = ds.blur_fit(sharp, moved, 32, 16)
+    assert np.median(c) < ds.FIT_MIN_CORR
+    assert not ds.fit_ok(r, c).any()
+
+
 def test_label_sweep(ds):
     # cell 0: peak at frame 2; cell 1: flat energy everywhere (never in focus); cell 2: tiny
     e = np.array([[100, 200, 5], [400, 210, 6], [1000, 205, 7], [800, 200, 6], [90, 190, 5]], float)

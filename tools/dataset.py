@@ -8,7 +8,11 @@ Three sources, one ``.npz`` (see ``--out``):
   focus, registered.  Per tile position we compare the local high-frequency energy (variance
   of the Laplacian) of A and B: where one is at least ``--margin`` times the other, that
   tile is *in focus* in the sharper image and *out of focus* in the other.  Ambiguous tiles
-  (ratio within the margin) and flat tiles (both below ``--flat``) are dropped.
+  (ratio within the margin) and flat tiles (both below ``--flat``) are dropped, and so is
+  every pair the blur fit does not confirm: the sharper tile, blurred by the best-matching
+  disk PSF, must turn into the blurrier one (correlation >= ``--fit-corr``) at a radius of at
+  least ``--fit-radius`` px (clearly defocused, not just slightly softer).  Sweeps get the
+  same check for out-of-focus tiles against the cell's peak frame.
 * ``sweep`` -- real focus-bracketed sequences (``focus-sweeps/NAME/``, frames in natural
   order).  Per grid cell we find the frame of peak energy; frames within one step of the
   peak and with at least ``PEAK_KEEP`` of the peak energy are in focus, frames below
@@ -68,6 +72,16 @@ FLAT = 60.0
 MAX_CLIPPED = 0.15
 #: A/B tiles whose low-passed content correlates less than this show different things: dropped.
 MIN_CORR = 0.8
+#: A/B blur fit: the disk radius (px) that best maps the sharper tile onto the blurrier one must
+#: be at least this for a label (the blurrier tile must be *clearly* out of focus, the same
+#: criterion as the synthetic tiles' ``COC_OUT``; a 5x energy ratio alone is reached by a
+#: ~1 px blur of fine texture) ...
+FIT_MIN_RADIUS = 2.0
+#: ... and the blurred sharper tile must then correlate with the blurrier one at least this
+#: well (locally misregistered, moving or noise-drowned pairs fail: their label is unverified).
+FIT_MIN_CORR = 0.9
+#: Disk radii (px) tried by the A/B blur fit.
+FIT_RADII = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0)
 #: Sweep: in focus = within one frame of the cell's peak and >= PEAK_KEEP of its energy.
 PEAK_KEEP = 0.7
 #: Sweep: out of focus = energy <= SWEEP_OUT x peak.
@@ -153,14 +167,11 @@ def clipped_fraction(gray: np.ndarray, tile: int, stride: int) -> np.ndarray:
     return tile_fraction((g <= 3) | (g >= 252), tile, stride)
 
 
-def lowpass_correlation(a: np.ndarray, b: np.ndarray, tile: int, stride: int, sigma: float = 3.0):
-    """Per-window correlation of A and B after a Gaussian blur of ``sigma`` px (which removes
-    most of their focus difference): low where the two shots do not show the same content
-    (misregistration, motion).  Returns ``(corr, min_std)``."""
+def window_correlation(x: np.ndarray, y: np.ndarray, tile: int, stride: int):
+    """Pearson correlation of ``x`` and ``y`` (float64 images) over every ``tile x tile``
+    window on a ``stride`` grid (gain/offset invariant).  Returns ``(corr, min_std)``."""
     import cv2
-    la = cv2.GaussianBlur(np.asarray(a, np.float32), (0, 0), sigma).astype(np.float64)
-    lb = cv2.GaussianBlur(np.asarray(b, np.float32), (0, 0), sigma).astype(np.float64)
-    h, w = la.shape
+    h, w = x.shape
     y0 = np.arange(0, h - tile + 1, stride)[:, None]
     x0 = np.arange(0, w - tile + 1, stride)[None, :]
     y1, x1 = y0 + tile, x0 + tile
@@ -169,12 +180,50 @@ def lowpass_correlation(a: np.ndarray, b: np.ndarray, tile: int, stride: int, si
     def mean(img):
         s = cv2.integral(img, sdepth=cv2.CV_64F)
         return (s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]) / n
-    ma, mb = mean(la), mean(lb)
-    va = np.maximum(mean(la * la) - ma * ma, 0)
-    vb = np.maximum(mean(lb * lb) - mb * mb, 0)
-    cov = mean(la * lb) - ma * mb
-    corr = cov / np.sqrt(np.maximum(va * vb, 1e-12))
-    return corr, np.sqrt(np.minimum(va, vb))
+    mx, my = mean(x), mean(y)
+    vx = np.maximum(mean(x * x) - mx * mx, 0)
+    vy = np.maximum(mean(y * y) - my * my, 0)
+    cov = mean(x * y) - mx * my
+    corr = cov / np.sqrt(np.maximum(vx * vy, 1e-12))
+    return corr, np.sqrt(np.minimum(vx, vy))
+
+
+def lowpass_correlation(a: np.ndarray, b: np.ndarray, tile: int, stride: int, sigma: float = 3.0):
+    """Per-window correlation of A and B after a Gaussian blur of ``sigma`` px (which removes
+    most of their focus difference): low where the two shots do not show the same content
+    (misregistration, motion).  Returns ``(corr, min_std)``."""
+    import cv2
+    la = cv2.GaussianBlur(np.asarray(a, np.float32), (0, 0), sigma).astype(np.float64)
+    lb = cv2.GaussianBlur(np.asarray(b, np.float32), (0, 0), sigma).astype(np.float64)
+    return window_correlation(la, lb, tile, stride)
+
+
+def blur_fit(sharp: np.ndarray, blurry: np.ndarray, tile: int, stride: int, radii=FIT_RADII):
+    """Per window, the disk-PSF radius that best turns ``sharp`` into ``blurry`` and how well.
+
+    ``sharp`` is blurred by each radius (:func:`pifocus.sources.simulated.defocus`) and
+    correlated with ``blurry`` window by window.  Returns ``(radius, corr)`` arrays on
+    :func:`tile_energy`'s grid: the best radius and its correlation.  A clearly defocused
+    copy of the same content gives a large radius and a correlation near 1; a misregistered
+    pair, a moving subject or a tile drowned in noise gives a low correlation; a tile only
+    slightly softer than its sharp twin gives a small radius.
+    """
+    from pifocus.sources.simulated import defocus
+    s = np.asarray(sharp, np.float32)
+    b = np.asarray(blurry, np.float64)
+    corrs = np.stack([window_correlation(defocus(s, float(r)).astype(np.float64), b, tile, stride)[0]
+                      for r in radii])
+    k = np.argmax(corrs, axis=0)
+    return np.asarray(radii, np.float64)[k], np.take_along_axis(corrs, k[None], 0)[0]
+
+
+def fit_ok(radius, corr, min_radius: float = FIT_MIN_RADIUS, min_corr: float = FIT_MIN_CORR) -> np.ndarray:
+    """Whether a :func:`blur_fit` confirms a label: the blurrier tile is a clearly defocused
+    (radius >= ``min_radius``) and well-matching (correlation >= ``min_corr``) copy of the
+    sharper one.  (A noise allowance for nearly featureless blurry tiles was tried and
+    dropped: Immerkaer's noise estimate is inflated by texture, so it let misregistered
+    pairs such as MFIFB ``newspaper`` back in.)"""
+    return (np.asarray(radius) >= min_radius) & (np.asarray(corr) >= min_corr)
 
 
 def label_pair(energy_a: np.ndarray, energy_b: np.ndarray, margin: float = MARGIN,
@@ -369,7 +418,7 @@ def crops(gray, ys, xs, size):
 
 
 def build_mfifb(col: Collector, root: Path, tile: int, rng, max_per_scene: int, margin: float,
-                flat: float, ctx: int):
+                flat: float, ctx: int, fit_radius: float = FIT_MIN_RADIUS, fit_corr: float = FIT_MIN_CORR):
     from tqdm import tqdm
     stride = tile // 2
     for scene, pa, pb in tqdm(mfifb_scenes(root), desc="mfifb pairs", unit="scene"):
@@ -386,6 +435,12 @@ def build_mfifb(col: Collector, root: Path, tile: int, rng, max_per_scene: int, 
                   & ((corr >= MIN_CORR) | (lp_std < 4.0)))
         lab = label_pair(tile_energy(a, tile, stride), tile_energy(b, tile, stride), margin, flat,
                          na, nb, usable)
+        if fit_radius > 0 or fit_corr > 0:
+            # the blurrier tile must be a clearly defocused copy of the sharper one
+            ra, ca = blur_fit(a, b, tile, stride)  # A sharper -> B
+            rb, cb = blur_fit(b, a, tile, stride)  # B sharper -> A
+            lab[(lab > 0) & ~fit_ok(ra, ca, fit_radius, fit_corr)] = 0
+            lab[(lab < 0) & ~fit_ok(rb, cb, fit_radius, fit_corr)] = 0
         iy, ix = np.nonzero(lab)
         if len(iy) > max_per_scene:
             keep = rng.choice(len(iy), max_per_scene, replace=False)
@@ -403,7 +458,8 @@ def build_mfifb(col: Collector, root: Path, tile: int, rng, max_per_scene: int, 
                 col.context.append((img[y0:y0 + ctx, x0:x0 + ctx], "mfifb:" + scene, split))
 
 
-def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int, ctx: int):
+def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int, ctx: int,
+                 fit_radius: float = FIT_MIN_RADIUS, fit_corr: float = FIT_MIN_CORR):
     from tqdm import tqdm
     if not root.is_dir():
         raise ConfigError(f"focus-sweeps folder {str(root)!r} not found; pass --data DIR holding "
@@ -429,6 +485,16 @@ def build_sweeps(col: Collector, root: Path, tile: int, rng, max_per_frame: int,
         lab = lab.reshape(nf, rows, cols)
         for fi, f in enumerate(frames):
             lab[fi][clipped_fraction(f, tile, stride) > MAX_CLIPPED] = -1
+        if fit_radius > 0 or fit_corr > 0:
+            # an out-of-focus tile must be a clearly defocused copy of the cell's peak frame
+            peak = np.argmax(energies, axis=0)  # (rows, cols)
+            for p in np.unique(peak):
+                for fi in range(nf):
+                    m = (lab[fi] == 0) & (peak == p)
+                    if fi == p or not m.any():
+                        continue
+                    r, c = blur_fit(frames[p], frames[fi], tile, stride)
+                    lab[fi][m & ~fit_ok(r, c, fit_radius, fit_corr)] = -1
         pad = (ctx - tile) // 2
         n_in = n_out = 0
         for fi, img in enumerate(frames):
@@ -556,16 +622,18 @@ def contact_sheet(path: Path, tiles, labels, source, rng, per_group: int = 24, z
 
 def build(data: Path, out: Path, tile: int = 32, seed: int = 0, sheet=None, max_per_scene: int = 400,
           max_per_frame: int = 60, n_variants: int = 1, n_flat: int = 8000, margin: float = MARGIN,
-          flat: float = FLAT, sources=("mfifb", "sweep", "synthetic", "chart"), n_chart: int = 4800) -> dict:
+          flat: float = FLAT, sources=("mfifb", "sweep", "synthetic", "chart"), n_chart: int = 4800,
+          fit_radius: float = FIT_MIN_RADIUS, fit_corr: float = FIT_MIN_CORR) -> dict:
     """Build the tile set; returns its metadata dict."""
     rng = np.random.default_rng(seed)
     col = Collector()
     ctx = tile + 2 * 24  # context so a blur of radius <= 12 px sees real neighbours
     t0 = time.time()
     if "mfifb" in sources:
-        build_mfifb(col, data / "multifocus-pairs" / "mfifb", tile, rng, max_per_scene, margin, flat, ctx)
+        build_mfifb(col, data / "multifocus-pairs" / "mfifb", tile, rng, max_per_scene, margin, flat, ctx,
+                    fit_radius, fit_corr)
     if "sweep" in sources:
-        build_sweeps(col, data / "focus-sweeps", tile, rng, max_per_frame, ctx)
+        build_sweeps(col, data / "focus-sweeps", tile, rng, max_per_frame, ctx, fit_radius, fit_corr)
     if "synthetic" in sources:
         build_synthetic(col, tile, rng, n_variants, n_flat)
     if "chart" in sources:
@@ -580,7 +648,7 @@ def build(data: Path, out: Path, tile: int = 32, seed: int = 0, sheet=None, max_
     split = np.array(col.split)
     overlap = set(scene[split == "train"]) & set(scene[split == "val"])
     assert not overlap, f"scenes in both splits: {sorted(overlap)[:5]}"
-    meta = dict(tile_px=tile, seed=seed, margin=margin, flat=flat, peak_keep=PEAK_KEEP,
+    meta = dict(tile_px=tile, seed=seed, margin=margin, flat=flat, fit_radius=fit_radius, fit_corr=fit_corr, peak_keep=PEAK_KEEP,
                 sweep_out=SWEEP_OUT, sweep_min_range=SWEEP_MIN_RANGE, coc_in=COC_IN, coc_out=COC_OUT,
                 data=str(data), n=int(len(labels)), seconds=round(time.time() - t0, 1),
                 val_scenes=sorted(set(scene[split == "val"])),
@@ -605,6 +673,11 @@ def main(argv=None) -> int:
     p.add_argument("--sources", default="mfifb,sweep,synthetic,chart")
     p.add_argument("--margin", type=float, default=MARGIN, help="A/B energy ratio for a label")
     p.add_argument("--flat", type=float, default=FLAT, help="Laplacian variance below which tiles are flat")
+    p.add_argument("--fit-radius", type=float, default=FIT_MIN_RADIUS,
+                   help="MFIFB/sweeps: min. disk radius (px) mapping the sharper tile onto the blurrier "
+                        "(0 = off)")
+    p.add_argument("--fit-corr", type=float, default=FIT_MIN_CORR,
+                   help="MFIFB/sweeps: min. correlation of that fit; lower = misregistered/noisy, dropped (0 = off)")
     p.add_argument("--max-per-scene", type=int, default=400)
     p.add_argument("--max-per-frame", type=int, default=60)
     p.add_argument("--variants", type=int, default=1, help="synthetic variants per in-focus tile")
@@ -615,7 +688,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
     try:
         meta = build(a.data, a.out, a.tile, a.seed, a.sheet, a.max_per_scene, a.max_per_frame,
-                     a.variants, a.flat_tiles, a.margin, a.flat, tuple(a.sources.split(",")), a.chart_tiles)
+                     a.variants, a.flat_tiles, a.margin, a.flat, tuple(a.sources.split(",")), a.chart_tiles,
+                     a.fit_radius, a.fit_corr)
     except ConfigError as e:
         print(f"dataset: error: {e}", file=sys.stderr)
         return 2

@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--clip", type=float, default=ModelInfo.clip, help="normalization clip")
     p.add_argument("--weight", action="append", default=[], metavar="SOURCE=W",
                    help="loss weight of a source's training tiles, e.g. sweep=4 (repeatable)")
+    p.add_argument("--init", default=None, metavar="MODEL.keras",
+                   help="start from this trained model's weights (same arch and tile size): fine-tuning")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     p.add_argument("--out", default=None, help="output .keras (default build/ARCH.keras)")
     a = p.parse_args(argv)
@@ -182,6 +184,9 @@ def main(argv=None) -> int:
           f"val {len(set(data['scene'][va]))}", flush=True)
 
     model = build_model(a.arch, tile)
+    if a.init:
+        model.set_weights(keras.models.load_model(a.init, compile=False).get_weights())
+        print(f"initialized from {a.init}", flush=True)
     macs = count_macs(model)
     print(f"{a.arch}: {model.count_params()} parameters, {macs / 1e6:.2f} M MACs per tile", flush=True)
     steps = a.epochs * int(np.ceil(len(tr) / a.batch))
@@ -219,7 +224,7 @@ def main(argv=None) -> int:
     model.save(out)
     train_info = {"arch": a.arch, "tile_px": tile, "macs_per_tile": macs, "params": int(model.count_params()),
                   "epochs": a.epochs, "batch": a.batch, "lr": a.lr, "seed": a.seed,
-                  "max_train": a.max_train, "weights": a.weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "max_train": a.max_train, "weights": a.weight, "init": a.init, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "seconds": round(time.time() - t0, 1), "history": history,
