@@ -43,7 +43,8 @@ setup(
                   "tensorflow>=2.16; platform_machine != 'x86_64'",
                   "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
-        "dev": ["pytest>=7", "matplotlib>=3.5", "tqdm>=4.60"],
+        # Tests; selenium drives Debian's headless chromium for the web-page tests.
+        "dev": ["pytest>=7", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
     },
     entry_points={"console_scripts": ["pifocus = pifocus.cli:main"]},
     classifiers=[

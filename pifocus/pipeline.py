@@ -72,6 +72,7 @@ class Pipeline:
         self.error: Optional[str] = None
         self._stop = threading.Event()
         self._last_t = None
+        self._dt = None
 
     def add_listener(self, fn: Callable) -> None:
         """Call ``fn(frame, report)`` after every analysed frame (in the loop's thread:
@@ -129,9 +130,10 @@ class Pipeline:
         report = self.analyzer.analyze(frame)
         now = time.perf_counter()
         if self._last_t is not None:
+            # Smooth the frame interval, not its inverse: 1/dt jumps on every jittery frame.
             dt = now - self._last_t
-            inst = 1.0 / dt if dt > 0 else 0.0
-            self.fps = inst if self.fps == 0 else 0.9 * self.fps + 0.1 * inst
+            self._dt = dt if self._dt is None else 0.9 * self._dt + 0.1 * dt
+            self.fps = 1.0 / self._dt if self._dt > 0 else 0.0
         self._last_t = now
         self.frames += 1
         self.last_frame, self.last_report = frame, report

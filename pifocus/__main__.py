@@ -1,0 +1,7 @@
+"""``python -m pifocus`` is the ``pifocus`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
