@@ -59,6 +59,13 @@ def build_model(arch: str, tile: int, batch_size=None):
     import keras
     from keras import layers
     inp = keras.Input((tile, tile, 1), batch_size=batch_size, name="tile")
+
+    def cbr(x, f):
+        """3x3 conv (no bias) + batch norm + ReLU."""
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
     if arch == "baseline":
         x = inp
         for f in (16, 32, 64):
@@ -68,10 +75,6 @@ def build_model(arch: str, tile: int, batch_size=None):
         x = layers.Dense(128, activation="relu")(x)
         x = layers.Dropout(0.5)(x)
     elif arch == "focusnet":
-        def cbr(x, f):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            return layers.ReLU()(x)
         x = cbr(inp, 16)
         x = cbr(x, 16)
         x = layers.MaxPooling2D(2)(x)
@@ -82,10 +85,6 @@ def build_model(arch: str, tile: int, batch_size=None):
         x = layers.Dense(32, activation="relu")(x)
         x = layers.Dropout(0.2)(x)
     elif arch == "focusnet2":
-        def cbr(x, f):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            return layers.ReLU()(x)
         x = cbr(inp, 16)
         x = cbr(x, 16)
         x = layers.MaxPooling2D(2)(x)
