@@ -3,6 +3,7 @@
 import time
 
 from ..exc import DriveError
+from . import FocusDrive
 
 
 def output(pin: str, what: str, drive: str, pin_factory=None, active_high: bool = True,
@@ -56,3 +57,30 @@ def wait_until(t: float) -> None:
             return
         if left > 0.0015:
             time.sleep(left - 0.001)
+
+
+class StepMotorDrive(FocusDrive):
+    """Shared motion of the step-counting GPIO drives (step/dir stepper, ULN2003).
+
+    Subclasses provide ``_step_train(direction, steps, homing=False)`` (direction +1/-1,
+    ``homing`` = gentle homing speed, no ramp) and ``self.switch`` (limit switch input or
+    None); this class maps moves and homing steps onto it.
+    """
+
+    switch = None
+
+    def _step_train(self, direction: int, steps: int, homing: bool = False) -> None:
+        raise NotImplementedError
+
+    def _switch_active(self) -> bool:
+        if self.switch is None:
+            raise DriveError(f"drive {self.name!r}: homing = 'switch' needs limit_pin")
+        return bool(self.switch.is_active)
+
+    def _move_hw(self, start: float, target: float) -> None:
+        n = int(round(target - start))
+        if n:
+            self._step_train(1 if n > 0 else -1, abs(n))
+
+    def _raw_step(self, direction: int, steps: int) -> None:
+        self._step_train(direction, steps, homing=True)

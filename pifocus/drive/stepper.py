@@ -25,8 +25,8 @@ import math
 import time
 
 from ..exc import DriveError
-from . import DriveParams, FocusDrive, step_intervals
-from ._gpio import close_all, input_, output, wait_until
+from . import DriveParams, step_intervals
+from ._gpio import StepMotorDrive, close_all, input_, output, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _bcm(pin: str) -> int:
                          "lgpio backend (or set [drive] backend = 'gpiozero')") from None
 
 
-class StepperDrive(FocusDrive):
+class StepperDrive(StepMotorDrive):
     """A step/dir stepper driver.
 
     Args:
@@ -194,21 +194,8 @@ class StepperDrive(FocusDrive):
                 if d is not None:
                     d.off()
 
-    def _switch_active(self) -> bool:
-        if self.switch is None:
-            raise DriveError(f"drive {self.name!r}: homing = 'switch' needs limit_pin")
-        return bool(self.switch.is_active)
-
     # -- motion -----------------------------------------------------------------------
-    def _move_hw(self, start: float, target: float) -> None:
-        n = int(round(target - start))
-        if n:
-            self._pulse(1 if n > 0 else -1, abs(n))
-
-    def _raw_step(self, direction: int, steps: int) -> None:
-        self._pulse(direction, steps, homing=True)
-
-    def _pulse(self, direction: int, steps: int, homing: bool = False) -> None:
+    def _step_train(self, direction: int, steps: int, homing: bool = False) -> None:
         p = self.params
         if steps <= 0:
             return

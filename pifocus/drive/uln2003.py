@@ -14,8 +14,8 @@ has enough detent torque to hold a lens, and an energized 28BYJ-48 draws ~240 mA
 import logging
 import time
 
-from . import DriveParams, FocusDrive, step_intervals
-from ._gpio import close_all, input_, output, wait_until
+from . import DriveParams, step_intervals
+from ._gpio import StepMotorDrive, close_all, input_, output, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ HALF_STEP = ((1, 0, 0, 0), (1, 1, 0, 0), (0, 1, 0, 0), (0, 1, 1, 0),
 FULL_STEP = ((1, 1, 0, 0), (0, 1, 1, 0), (0, 0, 1, 1), (1, 0, 0, 1))
 
 
-class ULN2003Drive(FocusDrive):
+class ULN2003Drive(StepMotorDrive):
     """28BYJ-48 through a ULN2003 driver board.
 
     Args:
@@ -73,25 +73,11 @@ class ULN2003Drive(FocusDrive):
         """Any coil is on."""
         return any(c.value for c in self.coils)
 
-    def _switch_active(self) -> bool:
-        if self.switch is None:
-            from ..exc import DriveError
-            raise DriveError(f"drive {self.name!r}: homing = 'switch' needs limit_pin")
-        return bool(self.switch.is_active)
-
     def _set_phase(self, phase: int) -> None:
         for c, level in zip(self.coils, self.sequence[phase % len(self.sequence)]):
             c.value = bool(level)
 
-    def _move_hw(self, start: float, target: float) -> None:
-        n = int(round(target - start))
-        if n:
-            self._run(1 if n > 0 else -1, abs(n))
-
-    def _raw_step(self, direction: int, steps: int) -> None:
-        self._run(direction, steps, homing=True)
-
-    def _run(self, direction: int, steps: int, homing: bool = False) -> None:
+    def _step_train(self, direction: int, steps: int, homing: bool = False) -> None:
         p = self.params
         self._set_phase(self._phase)  # energize where the rotor is before stepping
         t = time.perf_counter()
