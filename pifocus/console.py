@@ -6,8 +6,20 @@ and errors on stderr.
 """
 
 import json
+import math
 import sys
 from typing import Iterable, Optional
+
+
+def _finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON ``null``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 class Console:
@@ -32,7 +44,11 @@ class Console:
     def result(self, obj: dict, text: Optional[str] = None) -> None:
         """One result: a JSON line in JSON mode, else ``text`` (or a key: value rendering)."""
         if self.json_mode:
-            self.stream.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+            try:
+                line = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+            except ValueError:  # NaN/inf (e.g. an AUC with one class) is not JSON: null
+                line = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+            self.stream.write(line + "\n")
         else:
             if text is None:
                 text = "\n".join(f"{k}: {v}" for k, v in obj.items())

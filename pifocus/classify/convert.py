@@ -25,7 +25,6 @@ Usage::
     python tools/convert.py build/focusnet.keras --calib build/tiles.npz --out focus.tflite
 """
 
-import argparse
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..exc import ConfigError, ModelError, PiFocusError
+from ..exc import ConfigError, ModelError
 from . import ModelInfo, metadata_path_for, normalize_tiles
 
 log = logging.getLogger(__name__)
@@ -427,16 +426,6 @@ def report_text(report: dict, out) -> str:
 
 
 def main(argv=None) -> int:
-    """``tools/convert.py``; returns the exit status."""
-    p = argparse.ArgumentParser(prog="pifocus convert", description="Convert a Keras/SavedModel "
-                                "focus model to full-int8 TFLite with metadata, and check it.")
-    add_arguments(p)
-    p.add_argument("--json", action="store_true", help="print the check report as JSON")
-    a = p.parse_args(argv)
-    try:
-        report = run_args(a)
-    except PiFocusError as e:
-        print(f"pifocus: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(report) if a.json else report_text(report, a.out))
-    return 0
+    """``tools/convert.py``: the ``pifocus convert`` command; returns the exit status."""
+    from ..cli import main as cli_main
+    return cli_main(["convert", *(sys.argv[1:] if argv is None else argv)])

@@ -18,8 +18,6 @@ Usage::
     pifocus evaluate --images DIR --json
 """
 
-import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..exc import ConfigError, ModelError, PiFocusError
+from ..exc import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -368,20 +366,9 @@ def report_text(res: dict, plot=None) -> str:
 
 
 def main(argv=None) -> int:
-    """``tools/evaluate.py``; returns the exit status."""
-    p = argparse.ArgumentParser(prog="pifocus evaluate", description="Evaluate a focus model "
-                                "against a tuned Laplacian-variance baseline (ROC AUC, accuracy, "
-                                "per source).")
-    add_arguments(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    a = p.parse_args(argv)
-    try:
-        res = run_args(a)
-    except PiFocusError as e:
-        print(f"pifocus: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(res) if a.json else report_text(res, a.plot))
-    return 0
+    """``tools/evaluate.py``: the ``pifocus evaluate`` command; returns the exit status."""
+    from ..cli import main as cli_main
+    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 __all__ = ["roc_auc", "roc_curve", "accuracy", "best_threshold", "laplacian_variance",
