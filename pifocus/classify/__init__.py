@@ -11,6 +11,15 @@
   focus but a flat tile stays near zero instead of having its noise blown up;
 * **output**: one value per tile, the probability that the tile is in focus (sigmoid);
 * **metadata JSON** beside the model (``model.tflite`` -> ``model.json``), see :class:`ModelInfo`.
+
+Modules:
+
+* ``__init__`` -- the contract: :class:`TileClassifier`, :class:`ModelInfo`,
+  :func:`normalize_tiles`, :func:`load_classifier`.
+* :mod:`.litert` -- :class:`~pifocus.classify.litert.LiteRTClassifier`, the runner on the Pi.
+* :mod:`.convert` -- quantize a desktop-trained Keras/SavedModel model to int8 TFLite
+  (``pifocus convert``; needs TensorFlow).
+* :mod:`.evaluate` -- ROC AUC / accuracy against the Laplacian baseline (``pifocus evaluate``).
 """
 
 import json

@@ -3,6 +3,7 @@
 * :mod:`.measures` -- pure numeric functions (tile grid, Laplacian variance, noise floor).
 * :mod:`.verdict`  -- hysteresis/dwell verdict and peak-hold meter state machines.
 * :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
+* :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
 """
 
 from .analyzer import DEFAULT_ROI, AnalysisParams, FocusAnalyzer  # noqa: F401

@@ -8,6 +8,12 @@ frame (``update``), when the camera is lost or back (``set_error``) and at the e
 Pins are BCM GPIO numbers (``GPIO17`` = header pin 11).  Off a Raspberry Pi the default
 pin factory (``"auto"``) drives gpiozero mock pins, so the demo and the tests run anywhere;
 ``import pifocus.outputs`` never imports a Pi-only library.
+
+Modules: ``__init__`` (:class:`OutputsParams`, :func:`make_outputs`, :class:`OutputGroup`);
+:mod:`.base` (the :class:`Indicator` base class and shared helpers); one module per output:
+:mod:`.led` (in-focus LED), :mod:`.meter` (PWM focus meter), :mod:`.rgb` (RGB status LED),
+:mod:`.buzzer` (focus buzzer), :mod:`.shutter` (shutter trigger / focus trap);
+:mod:`.pins` (choosing the gpiozero pin factory: real pins on a Pi, mock pins elsewhere).
 """
 
 import logging
