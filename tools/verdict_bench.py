@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Verdict bench: does the in-focus verdict light where a photographer would keep the frame?
+
+For every sweep in ``../shared/data/focus-sweeps`` the judged truth in
+``tests/data/sweep_truth.json`` gives the sharpest frame and the range a photographer
+checking critical focus at 100 % view would accept.  Two ways of looking, as in the issue:
+
+* **stills** -- every frame scored on its own (``pifocus score``: ``analyze(track=False)``);
+  ``in_focus`` frames against the accepted range give precision and recall, and the frame
+  with the highest sharpness is compared with the judged sharpest.
+* **pull** -- the sweep played 1 -> N -> 1 through one analyzer (``pifocus run``: hysteresis,
+  dwell and peak hold as configured), as a photographer racks the lens through focus and
+  back; counted: frames the LED is lit outside the accepted range, and whether it lit at all.
+
+``--upsample 2 3`` repeats everything on the frames enlarged bicubically (an oversampled
+sensor behind the same lens): the verdict should not change with the sampling.
+
+    python tools/verdict_bench.py                     # table on stderr-free stdout
+    python tools/verdict_bench.py --no-cnn --json     # Laplacian-only mode, JSON lines
+
+Prints one line (or JSON object) per sweep and a summary; exit status 0 unless the data is
+missing (then 0 with a note: there is nothing to measure).
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from dataset import read_gray, sweep_frames  # noqa: E402
+
+from pifocus.focus import AnalysisParams, FocusAnalyzer  # noqa: E402
+from pifocus.frames import Frame  # noqa: E402
+
+TRUTH = ROOT / "tests" / "data" / "sweep_truth.json"
+log = logging.getLogger("verdict_bench")
+
+
+def load_truth(path: Path = TRUTH) -> dict:
+    """The judged truth (see the file's ``note``)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sweep_luma(folder: Path, upsample: int = 1) -> List[np.ndarray]:
+    """The sweep's frames as luma, in focus order, optionally enlarged ``upsample`` x."""
+    import cv2
+    out = []
+    for f in sweep_frames(folder):
+        g = read_gray(f)
+        if upsample > 1:
+            g = cv2.resize(g, (g.shape[1] * upsample, g.shape[0] * upsample), interpolation=cv2.INTER_CUBIC)
+        out.append(g)
+    return out
+
+
+def precision_recall(lit: List[int], accepted: range) -> Dict[str, float]:
+    """Precision of the lit frames against the accepted range, and its recall."""
+    lit_set = set(lit)
+    hits = len(lit_set & set(accepted))
+    return {"precision": hits / len(lit_set) if lit_set else float("nan"),
+            "recall": hits / len(accepted) if len(accepted) else float("nan")}
+
+
+def score_stills(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
+    """One report per frame, each judged on its own (no hysteresis)."""
+    out = []
+    for i, g in enumerate(lumas):
+        rep = analyzer.analyze(Frame(luma=g, index=i, lens_position=float(i)), track=False)
+        d = rep.to_dict(tiles=False)
+        out.append({"frame": i, "sharpness": d.get("sharpness"), "p_in_focus": d.get("p_in_focus"),
+                    "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px")})
+    return out
+
+
+def live_pull(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
+    """Play the sweep 1 -> N -> 1 through one analyzer; the LED state per played frame."""
+    analyzer.reset()
+    order = list(range(len(lumas))) + list(range(len(lumas) - 2, -1, -1))
+    out = []
+    for k, i in enumerate(order):
+        rep = analyzer.analyze(Frame(luma=lumas[i], index=k, lens_position=float(i),
+                                     timestamp_ns=int(k * 1e9 / 30)), track=True)
+        out.append({"frame": i, "led": bool(rep.in_focus), "meter": float(rep.meter)})
+    return out
+
+
+def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool) -> dict:
+    """All numbers of one sweep at one sampling."""
+    t = truth["sweeps"][name]
+    roi = tuple(t.get("roi", region))
+    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn))
+    try:
+        lumas = sweep_luma(data / "focus-sweeps" / name, upsample)
+        stills = score_stills(analyzer, lumas)
+        pull = live_pull(analyzer, lumas)
+    finally:
+        analyzer.close()
+    acc = range(t["acceptable"][0], t["acceptable"][1] + 1)
+    lit = [s["frame"] for s in stills if s["in_focus"]]
+    sharp = [s["sharpness"] if s["sharpness"] is not None else -1.0 for s in stills]
+    pr = precision_recall(lit, acc)
+    led_out = [p["frame"] for p in pull if p["led"] and p["frame"] not in acc]
+    # "more than 1 frame outside": distance of each lit frame from the accepted range
+    led_dist = [min(abs(f - acc.start), abs(f - (acc.stop - 1))) for f in led_out]
+    return {"sweep": name, "upsample": upsample, "mode": "cnn" if use_cnn else "laplacian",
+            "frames": len(lumas), "sharpest_judged": t["sharpest"], "sharpest_measured": int(np.argmax(sharp)),
+            "accepted": [acc.start, acc.stop - 1], "in_focus": lit, **pr,
+            "pull_lit": sorted({p["frame"] for p in pull if p["led"]}),
+            "pull_lit_outside": len(led_out), "pull_max_outside_frames": max(led_dist, default=0),
+            "pull_lit_at_all": any(p["led"] for p in pull)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--sweeps", nargs="*", help="only these sweeps (default: every judged sweep)")
+    p.add_argument("--upsample", type=int, nargs="*", default=[1], help="samplings to run, e.g. 1 2 3")
+    p.add_argument("--no-cnn", action="store_true", help="Laplacian-only mode")
+    p.add_argument("--json", action="store_true", help="one JSON object per sweep and sampling")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not (a.data / "focus-sweeps").is_dir():
+        print(f"no focus sweeps under {a.data}: nothing to measure")
+        return 0
+    truth = load_truth()
+    names = a.sweeps or sorted(truth["sweeps"])
+    rows = []
+    for up in a.upsample:
+        for name in names:
+            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn)
+            rows.append(r)
+            if a.json:
+                print(json.dumps(r), flush=True)
+            else:
+                print(f"{name:24s} x{up} sharpest judged {r['sharpest_judged']:2d} measured {r['sharpest_measured']:2d}"
+                      f"  accepted {r['accepted']}  in_focus {r['in_focus']}  P {r['precision']:.2f} R {r['recall']:.2f}"
+                      f"  pull lit {r['pull_lit']} (outside: {r['pull_lit_outside']}, max {r['pull_max_outside_frames']})",
+                      flush=True)
+    for up in a.upsample:
+        rs = [r for r in rows if r["upsample"] == up]
+        ok_p = sum(1 for r in rs if r["precision"] >= 0.9)
+        ok_r = sum(1 for r in rs if r["recall"] >= 0.67)
+        ok_pull = sum(1 for r in rs if r["pull_max_outside_frames"] <= 1 and r["pull_lit_at_all"])
+        same = sum(1 for r in rs if abs(r["sharpest_measured"] - r["sharpest_judged"]) <= 1)
+        summary = {"summary": True, "upsample": up, "sweeps": len(rs), "precision_ge_0.9": ok_p,
+                   "recall_ge_0.67": ok_r, "pull_ok": ok_pull, "sharpest_within_1": same}
+        print(json.dumps(summary) if a.json else
+              f"x{up}: precision>=0.9 on {ok_p}/{len(rs)}, recall>=0.67 on {ok_r}/{len(rs)}, "
+              f"live pull ok on {ok_pull}/{len(rs)}, sharpest within 1 frame on {same}/{len(rs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
