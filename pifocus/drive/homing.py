@@ -21,7 +21,9 @@ from typing import Optional
 
 from ..exc import DriveError
 
-log = logging.getLogger(__name__)
+# Logged under the name these messages had before this module was split out of
+# drive/__init__.py, so log lines ("WARNING pifocus.drive: ...") and journal filters stay the same.
+log = logging.getLogger("pifocus.drive")
 
 
 def run_homing(drive) -> float:

@@ -130,7 +130,8 @@ class Picamera2Source(FrameSource):
                       timeout_s, controls)
         self.camera_num = camera
         self.name = f"picamera2:{camera}"
-        self.width, self.height = (round_even(width), round_even(height)) if width is not None else (None, None)
+        self.width, self.height = ((round_even(width), round_even(height)) if width is not None
+                                   else (None, None))
         self.sensor_mode_request = sensor_mode
         self.fps = float(fps) if fps is not None else None
         self.exposure_us = int(exposure_us) if exposure_us is not None else None

@@ -14,7 +14,10 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ..exc import ConfigError
 
-log = logging.getLogger(__name__)
+# Logged under the name these messages had before this module was split out of
+# sources/picamera2.py, so log lines ("WARNING pifocus.sources.picamera2: ...") and
+# journal filters stay the same.
+log = logging.getLogger("pifocus.sources.picamera2")
 
 Rect = Tuple[int, int, int, int]
 #: an explicit sensor mode: index into ``sensor_modes``, ``"WxH"`` or ``(w, h)``
