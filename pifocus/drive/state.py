@@ -10,7 +10,7 @@ The file is one JSON object (``version`` 1)::
   way (write-ahead record, with the ``target`` of that leg), so a process that dies mid-move
   leaves ``moving`` behind and the next open knows the position is uncertain;
 * ``homing``: true while homing (the position is unknown until it completes);
-* ``homed``: the drive has been homed since the file was last started from scratch;
+* ``homed``: the position was found by homing (kept across moves and restarts);
 * ``last_dir``: direction of the last leg (+1/-1, 0 = none): which side the slack is on;
 * ``time``: seconds since the epoch at the write.
 
