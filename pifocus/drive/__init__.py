@@ -1,15 +1,28 @@
 """Focus drives: what turns the lens.
 
-:class:`FocusDrive` is the base class; one module per implementation:
+:class:`FocusDrive` (here) is the base class of every drive and :func:`open_drive` (here)
+turns a drive string (``sim``, ``replay:DIR``, ``stepper``, ``uln2003``, ``libcamera``) into
+one.  The package's modules:
 
+* :mod:`.params`    -- :class:`DriveParams`, the validated ``[drive]`` table, and the
+  per-driver microstep settings (``MICROSTEPS``)
+* :mod:`.state`     -- state files: where the position is kept across restarts, the atomic
+  JSON write, reading it back (:func:`atomic_write_json`, :func:`read_state`,
+  :func:`default_state_dir`; the base class's persistence)
+* :mod:`.homing`    -- the homing algorithm (end stop or limit switch) behind
+  :meth:`FocusDrive.home`
+* :mod:`.timing`    -- :func:`step_intervals`, step pulse timing of the acceleration ramp
+* :mod:`.ringwatch` -- manual ring turn detection (:func:`curve_offset`, :class:`RingWatch`)
+* :mod:`._gpio`     -- gpiozero helpers of the GPIO drives (pin claiming with clear errors,
+  precise waits) and ``StepMotorDrive``, their shared move/homing plumbing
 * :mod:`.stepper`   -- step/dir drivers (A4988, DRV8825, TMC2209)
 * :mod:`.uln2003`   -- 28BYJ-48 4-phase motor on a ULN2003 board
 * :mod:`.libcamera` -- Camera Module 3 (or any libcamera lens) ``LensPosition``
 * :mod:`.simulated` -- a focus ring over the ``sim`` frame source (backlash, missed steps, settle)
 * :mod:`.replay`    -- a recorded sweep acting as a lens (``replay:DIR``)
 
-:func:`open_drive` turns a drive string (``sim``, ``replay:DIR``, ``stepper``, ``uln2003``,
-``libcamera``) into a drive.
+The helper modules (params, state, homing, timing, ringwatch) never import this package;
+the implementations do (and :func:`open_drive` imports them only when asked for one).
 
 Position safety, the same for every drive:
 
@@ -34,226 +47,22 @@ Position safety, the same for every drive:
   autofocus and report when the ring has been turned by hand.
 """
 
-import json
 import logging
 import math
-import os
-import tempfile
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ..exc import ConfigError, DriveError, LimitError
-from ..validate import require
+from .homing import run_homing
+from .params import DRIVE_KINDS, MICROSTEPS, DriveParams
+from .ringwatch import RingWatch, curve_offset
+from .state import PersistentPosition, atomic_write_json, default_state_dir, read_state
+from .timing import step_intervals
 
 log = logging.getLogger(__name__)
 
-DRIVE_KINDS = ("sim", "replay", "stepper", "uln2003", "libcamera")
 
-
-@dataclass(frozen=True)
-class DriveParams:
-    """Validated parameters of a focus drive (config table ``[drive]``).
-
-    Attributes:
-        name: drive string: ``sim``, ``replay:DIR``, ``stepper``, ``uln2003``, ``libcamera``.
-        min_position, max_position: soft limits in drive units; ``None`` = the drive's
-            native range (sim: 0..range_steps, replay: first..last recorded position,
-            stepper/uln2003: 0..travel_steps, libcamera: the camera's LensPosition limits).
-        on_limit: ``"clamp"`` a target outside the soft limits to the limit, or ``"error"``
-            (raise LimitError, do not move).
-        speed: top speed, units per second (steps/s; dioptres/s for libcamera).
-        acceleration: ramp, units/s² (0 = no ramp: start at full speed).
-        backlash: play in the focus train, units; moves end from the ``approach`` side.
-        backlash_margin: extra overshoot beyond ``backlash`` before the final approach.
-        approach: side of the final approach: ``"up"`` (towards higher positions) or ``"down"``.
-        state_file: where the position is kept across restarts; ``None`` = the default
-            (``$PIFOCUS_STATE_DIR`` or ``$XDG_STATE_HOME/pifocus`` or
-            ``~/.local/state/pifocus``, file ``<drive>-position.json``) for hardware drives
-            and no file for sim/replay; ``""`` or ``"none"`` = do not persist.
-        homing: ``"none"``, ``"endstop"`` (drive ``home_travel`` steps into the mechanical
-            stop on the ``home_side``, the motor slips at the stop) or ``"switch"`` (step
-            until ``limit_pin`` reads active).
-        home_on_open: home when the drive is opened (always when the restored position
-            is uncertain and homing is configured).
-        home_side: ``"min"`` or ``"max"``: which end the stop/switch is at.
-        home_travel: most steps to travel while homing; ``None`` = 1.2 x the native range.
-        home_speed: speed while homing, units/s (no ramp); ``None`` = speed / 4, gentle on
-            the end stop and slow enough to stop within a step of the switch.
-        limit_pin: GPIO of the limit switch (gpiozero name, e.g. ``"GPIO5"``), switch to GND.
-        limit_active_low: the switch pulls the pin low when made (internal pull-up used).
-        travel_steps: native range of stepper/uln2003 drives, steps.
-        settle_s: wait after each move before frames are trusted, seconds.
-        settle_frames: frames to discard after each move (pipelined camera frames).
-        step_pin, dir_pin, enable_pin: stepper GPIOs (``enable_pin = ""`` = none).
-        enable_active_low: the driver's EN input is active low (A4988/DRV8825/TMC2209: yes).
-        invert_dir: swap the meaning of the DIR level.
-        driver: ``"a4988"``, ``"drv8825"`` or ``"tmc2209"`` (sets pulse timing and the
-            allowed microstepping).
-        microsteps: microstepping set on the driver (by jumpers or ``ms_pins``).
-        ms_pins: MS1, MS2[, MS3] GPIOs to set the microstepping, empty = set by jumpers.
-        step_pulse_us: STEP high time, microseconds.
-        hold: keep the coils energized between moves while open (else de-energize after
-            each move; ``close()`` always de-energizes).
-        backend: ``"auto"`` (lgpio step trains on a Pi when available, else gpiozero),
-            ``"lgpio"`` or ``"gpiozero"``.
-        gpiochip: lgpio chip number (Pi 5: 0 on current kernels, 4 on older ones), -1 = auto.
-        coil_pins: ULN2003 IN1..IN4 GPIOs (default GPIO6, 13, 19, 26: clear of the default
-            outputs -- LED GPIO17, and GPIO18/27 suggested for meter/buzzer -- and of the
-            stepper's GPIO16/20/21).
-        half_step: 28BYJ-48 half stepping (8 phases) instead of full stepping (4 phases).
-    """
-
-    name: str = "sim"
-    min_position: Optional[float] = None
-    max_position: Optional[float] = None
-    on_limit: str = "clamp"
-    speed: float = 800.0
-    acceleration: float = 4000.0
-    backlash: float = 0.0
-    backlash_margin: float = 2.0
-    approach: str = "up"
-    state_file: Optional[str] = None
-    homing: str = "none"
-    home_on_open: bool = False
-    home_side: str = "min"
-    home_travel: Optional[float] = None
-    home_speed: Optional[float] = None
-    limit_pin: str = ""
-    limit_active_low: bool = True
-    travel_steps: int = 2000
-    settle_s: float = 0.0
-    settle_frames: int = 0
-    step_pin: str = "GPIO20"
-    dir_pin: str = "GPIO21"
-    enable_pin: str = "GPIO16"
-    enable_active_low: bool = True
-    invert_dir: bool = False
-    driver: str = "a4988"
-    microsteps: int = 1
-    ms_pins: Tuple[str, ...] = ()
-    step_pulse_us: float = 5.0
-    hold: bool = True
-    backend: str = "auto"
-    gpiochip: int = -1
-    coil_pins: Tuple[str, ...] = ("GPIO6", "GPIO13", "GPIO19", "GPIO26")
-    half_step: bool = True
-
-    def __post_init__(self):
-        s = "drive"
-        require(isinstance(self.name, str) and self.name.strip() != "", s, "name", self.name,
-                "sim, replay:DIR, stepper, uln2003, libcamera")
-        for key in ("min_position", "max_position"):
-            v = getattr(self, key)
-            require(v is None or math.isfinite(float(v)), s, key, v, "a finite number or unset")
-        if self.min_position is not None and self.max_position is not None:
-            require(self.min_position < self.max_position, s, "max_position", self.max_position,
-                    f"> min_position ({self.min_position})")
-        require(self.on_limit in ("clamp", "error"), s, "on_limit", self.on_limit, "clamp, error")
-        require(self.speed > 0, s, "speed", self.speed, "> 0 units/s")
-        require(self.acceleration >= 0, s, "acceleration", self.acceleration, ">= 0 units/s² (0 = no ramp)")
-        require(self.backlash >= 0, s, "backlash", self.backlash, ">= 0")
-        require(self.backlash_margin >= 0, s, "backlash_margin", self.backlash_margin, ">= 0")
-        require(self.approach in ("up", "down"), s, "approach", self.approach, "up, down")
-        require(self.homing in ("none", "endstop", "switch"), s, "homing", self.homing,
-                "none, endstop, switch")
-        require(self.home_side in ("min", "max"), s, "home_side", self.home_side, "min, max")
-        require(self.home_travel is None or self.home_travel > 0, s, "home_travel", self.home_travel, "> 0")
-        require(self.home_speed is None or self.home_speed > 0, s, "home_speed", self.home_speed, "> 0 units/s")
-        require(self.homing != "switch" or bool(self.limit_pin) or self.name.startswith("sim"), s,
-                "limit_pin", self.limit_pin, "a GPIO name such as 'GPIO5'",
-                "homing = 'switch' needs the pin the limit switch is wired to")
-        require(1 <= int(self.travel_steps) <= 10_000_000, s, "travel_steps", self.travel_steps, "1..10000000")
-        require(0 <= self.settle_s <= 10, s, "settle_s", self.settle_s, "0..10 s")
-        require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
-        require(self.driver in MICROSTEPS, s, "driver", self.driver, ", ".join(MICROSTEPS))
-        require(int(self.microsteps) in MICROSTEPS.get(self.driver, ()), s, "microsteps", self.microsteps,
-                f"{', '.join(map(str, MICROSTEPS.get(self.driver, ())))} for the {self.driver}")
-        require(len(self.ms_pins) in (0, 2, 3), s, "ms_pins", self.ms_pins, "[] or 2-3 GPIO names")
-        require(0.1 <= self.step_pulse_us <= 1000, s, "step_pulse_us", self.step_pulse_us, "0.1..1000 µs")
-        require(self.backend in ("auto", "lgpio", "gpiozero"), s, "backend", self.backend,
-                "auto, lgpio, gpiozero")
-        require(-1 <= int(self.gpiochip) <= 16, s, "gpiochip", self.gpiochip, "-1 (auto) or 0..16")
-        require(len(self.coil_pins) == 4, s, "coil_pins", self.coil_pins, "4 GPIO names (IN1..IN4)")
-
-    @property
-    def homing_speed(self) -> float:
-        """Speed used while homing."""
-        return self.home_speed if self.home_speed is not None else self.speed / 4
-
-    @property
-    def approach_sign(self) -> int:
-        """+1 when the final approach runs towards higher positions, else -1."""
-        return 1 if self.approach == "up" else -1
-
-
-#: Microstep settings each driver supports (by its MS pins / jumpers).
-MICROSTEPS = {
-    "a4988": (1, 2, 4, 8, 16),
-    "drv8825": (1, 2, 4, 8, 16, 32),
-    "tmc2209": (8, 16, 32, 64),
-}
-
-
-def default_state_dir() -> str:
-    """Directory for drive state files."""
-    d = os.environ.get("PIFOCUS_STATE_DIR")
-    if d:
-        return d
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "pifocus")
-
-
-def atomic_write_json(path: str, data: dict) -> None:
-    """Write JSON so that a crash at any point leaves the old or the new file, whole.
-
-    Temp file in the same directory, ``flush`` + ``fsync``, ``os.replace`` over the target,
-    then ``fsync`` of the directory so the rename itself is durable.
-    """
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
-def read_state(path: str) -> Optional[dict]:
-    """The saved drive state, or None when there is none or it cannot be read."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        log.warning("drive state file %s unreadable (%s); position unknown", path, e)
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("position"), (int, float)):
-        log.warning("drive state file %s has no position; ignoring it", path)
-        return None
-    return data
-
-
-class FocusDrive:
+class FocusDrive(PersistentPosition):
     """Base class of every focus drive.
 
     Subclasses set :attr:`kind` / :attr:`units`, give their native range to ``__init__``
@@ -272,6 +81,11 @@ class FocusDrive:
             mid-move and no homing is configured).
         resolution: smallest meaningful position change (1 step; replay: the smallest
             gap between recorded positions; libcamera: 0.01 dioptre).
+        state_path: the state file, or ``None`` when the position is not persisted.
+
+    The state file (write-ahead record before each leg, restore on open) is handled by
+    :class:`~pifocus.drive.state.PersistentPosition`; drives that show the position
+    somewhere else too extend ``_restore``.
     """
 
     kind = "drive"
@@ -483,9 +297,9 @@ class FocusDrive:
         """Find the reference position against the end stop or limit switch.
 
         ``homing = "endstop"``: drive ``home_travel`` steps towards ``home_side`` (the motor
-        slips at the stop).  ``"switch"``: step towards it until the switch is active (and
-        back off until it releases).  Then the position is the native end of that side, and
-        the drive moves to the nearest soft limit from the approach side.
+        slips at the stop).  ``"switch"``: step towards it until the switch is active.  Then
+        the position is the native end of that side, and the drive moves to the nearest soft
+        limit from the approach side (see :mod:`pifocus.drive.homing`).
 
         Returns:
             The drift found: old belief minus the true position (0 for a well-kept position;
@@ -494,105 +308,7 @@ class FocusDrive:
         Raises:
             DriveError: homing is not configured, or the switch never triggered.
         """
-        p = self.params
-        if p.homing == "none":
-            raise DriveError(f"drive {self.name!r}: homing is not configured; set [drive] homing = "
-                             "'endstop' or 'switch' (with limit_pin)")
-        if not self._opened:
-            self.open()
-        lo_n, hi_n = self.native_range
-        sign = -1 if p.home_side == "min" else 1
-        travel = p.home_travel if p.home_travel is not None else 1.2 * (hi_n - lo_n)
-        ref = lo_n if sign < 0 else hi_n
-        before = None if self.position_uncertain or self._position is None else float(self._position)
-        # Write-ahead: until homing completes the position is not known.
-        self._write_state({"position": float(self._position if self._position is not None else ref),
-                           "moving": True, "homing": True})
-        if p.homing == "endstop":
-            self._raw_step(sign, int(math.ceil(travel)))
-            moved = None
-        else:
-            moved = 0
-            chunk = 1
-            while not self._switch_active():
-                if moved >= travel:
-                    raise DriveError(
-                        f"drive {self.name!r}: limit switch on {p.limit_pin or 'the sim'} never triggered within "
-                        f"{travel:g} steps towards {p.home_side}; check the wiring, limit_active_low and home_side")
-                self._raw_step(sign, chunk)
-                moved += chunk
-        self._position = ref
-        self._last_dir = sign
-        self.position_uncertain = False
-        self._homed = True
-        self._save(moving=False)
-        drift = math.nan if before is None or moved is None else before - (ref - sign * moved)
-        if before is not None and moved is not None and abs(drift) > 0.5:
-            log.warning("drive %s: homing found the position off by %g %s (missed steps?); corrected",
-                        self.name, drift, self.units)
-        lo, hi = self.limits
-        self.move_to(lo if sign < 0 else hi, approach=True)
-        return drift
-
-    # -- state file -------------------------------------------------------------------
-    def _state_path(self) -> Optional[str]:
-        sf = self.params.state_file
-        if sf is None:
-            if not self.persistent_by_default:
-                return None
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.params.name)
-            return os.path.join(default_state_dir(), f"{safe}-position.json")
-        if sf.strip().lower() in ("", "none"):
-            return None
-        return os.path.expanduser(sf)
-
-    def _write_state(self, data: dict) -> None:
-        if not self.state_path:
-            return
-        data = dict(data, drive=self.kind, name=self.params.name, units=self.units,
-                    last_dir=self._last_dir, time=time.time(), version=1)
-        try:
-            atomic_write_json(self.state_path, data)
-        except OSError as e:
-            raise DriveError(f"drive {self.name!r}: cannot write state file {self.state_path}: {e}; "
-                             "make its folder writable or set drive.state_file") from e
-
-    def _save(self, moving: bool, target: Optional[float] = None) -> None:
-        if self._position is None:
-            return
-        data = {"position": float(self._position), "moving": bool(moving), "homed": self._homed}
-        if target is not None:
-            data["target"] = float(target)
-        self._write_state(data)
-
-    def _restore(self) -> None:
-        st = read_state(self.state_path) if self.state_path else None
-        if st is None:
-            if self._position is None:
-                self._position = self.clamp(self.default_position())
-            return
-        if st.get("drive") not in (None, self.kind):
-            log.warning("drive state file %s belongs to a %s drive, not %s; ignoring it",
-                        self.state_path, st.get("drive"), self.kind)
-            self._position = self.clamp(self.default_position())
-            return
-        pos = float(st["position"])
-        self._last_dir = int(st.get("last_dir", 0) or 0)
-        self._homed = bool(st.get("homed", False))
-        if st.get("moving"):
-            self.position_uncertain = True
-            target = st.get("target")
-            log.warning("drive %s: the last run stopped during a move (%g -> %s); the position is uncertain%s",
-                        self.name, pos, target,
-                        "; homing" if self.params.homing != "none" else
-                        "; configure homing or check the focus")
-        lo, hi = self.native_range
-        if not (lo - 1e-6 <= pos <= hi + 1e-6):
-            log.warning("drive %s: saved position %g is outside the range %g..%g; position uncertain",
-                        self.name, pos, lo, hi)
-            self.position_uncertain = True
-            pos = min(max(pos, lo), hi)
-        self._position = pos
+        return run_homing(self)
 
     # -- for subclasses ---------------------------------------------------------------
     def _open_hw(self) -> None:
@@ -613,129 +329,6 @@ class FocusDrive:
 
     def _switch_active(self) -> bool:
         raise DriveError(f"drive {self.name!r} has no limit switch")
-
-
-# ---------------------------------------------------------------------------------------
-# Motion profile (shared by the step/dir and ULN2003 drives)
-# ---------------------------------------------------------------------------------------
-
-def step_intervals(steps: int, max_rate: float, accel: float, start_rate: Optional[float] = None):
-    """Seconds between step pulses for a trapezoidal (or triangular) speed profile.
-
-    Args:
-        steps: number of steps.
-        max_rate: top speed, steps/s.
-        accel: acceleration, steps/s² (0 = constant ``max_rate``).
-        start_rate: speed of the first step (default ``min(max_rate, sqrt(accel))``, i.e.
-            what the motor can start at without stalling).
-
-    Returns:
-        A float array of ``steps`` intervals; symmetric ramps up and down.
-    """
-    import numpy as np
-
-    n = int(steps)
-    if n <= 0:
-        return np.zeros(0)
-    if accel <= 0:
-        return np.full(n, 1.0 / max_rate)
-    v0 = min(max_rate, start_rate if start_rate else max(math.sqrt(accel), 1.0))
-    k = np.arange(n, dtype=np.float64)
-    up = np.sqrt(v0 * v0 + 2.0 * accel * k)           # speed reachable after k steps
-    down = np.sqrt(v0 * v0 + 2.0 * accel * (n - 1 - k))  # speed from which we can still stop
-    v = np.minimum(np.minimum(up, down), max_rate)
-    return 1.0 / v
-
-
-# ---------------------------------------------------------------------------------------
-# Manual ring turn detection
-# ---------------------------------------------------------------------------------------
-
-def curve_offset(reference: Sequence[Sequence[float]], probe: Sequence[Sequence[float]],
-                 max_shift: Optional[float] = None, steps: int = 201) -> Tuple[float, float]:
-    """How far a focus curve has moved along the position axis.
-
-    Compares log-sharpness of ``probe`` samples ``[[position, score], ...]`` against the
-    ``reference`` curve (interpolated) shifted by candidate offsets.
-
-    Returns:
-        ``(offset, rms)``: the shift (probe position minus reference position of the same
-        feature; the ring was turned by ``-offset`` relative to the motor) and the RMS
-        log-residual at that shift.
-    """
-    import numpy as np
-
-    ref = np.asarray(sorted((float(p), float(s)) for p, s in reference), np.float64)
-    pr = np.asarray([(float(p), float(s)) for p, s in probe], np.float64)
-    if len(ref) < 3 or len(pr) < 2:
-        return 0.0, math.inf
-    span = ref[-1, 0] - ref[0, 0]
-    max_shift = span / 2 if max_shift is None else max_shift
-    lr = np.log(np.maximum(ref[:, 1], 1e-6))
-    lp = np.log(np.maximum(pr[:, 1], 1e-6))
-    best = (0.0, math.inf)
-    for off in np.linspace(-max_shift, max_shift, steps):
-        x = pr[:, 0] - off
-        ok = (x >= ref[0, 0]) & (x <= ref[-1, 0])
-        if ok.sum() < 2:
-            continue
-        pred = np.interp(x[ok], ref[:, 0], lr)
-        rms = float(np.sqrt(np.mean((lp[ok] - pred) ** 2)))
-        if rms < best[1] - 1e-12 or (abs(rms - best[1]) < 1e-12 and abs(off) < abs(best[0])):
-            best = (float(off), rms)
-    return best
-
-
-class RingWatch:
-    """Notice that the focus ring was turned by hand while the drive stood still.
-
-    Give it the AF curve and final position (:meth:`reset`); feed it the sharpness of frames
-    taken while the drive has not moved (:meth:`update`).  When the sharpness stays well
-    below what the curve says it should be at this position (``drop`` ratio for
-    ``frames`` frames in a row) the focus no longer matches the position: either the
-    subject moved or the ring was turned.  :meth:`locate` then tells them apart with a short
-    probe sweep: a curve of the same shape, shifted, means a manual turn of ``-offset``.
-    """
-
-    def __init__(self, drop: float = 0.5, frames: int = 5, tolerance: float = 0.0):
-        self.drop = drop
-        self.frames = frames
-        self.tolerance = tolerance
-        self.curve: List[Tuple[float, float]] = []
-        self.position: Optional[float] = None
-        self.expected = math.nan
-        self._low = 0
-
-    def reset(self, curve, position: float, expected: Optional[float] = None) -> None:
-        """Start watching after an AF run that ended at ``position``."""
-        import numpy as np
-
-        self.curve = sorted((float(p), float(s)) for p, s in curve)
-        self.position = float(position)
-        if expected is None and self.curve:
-            xs = np.array([c[0] for c in self.curve])
-            ys = np.array([c[1] for c in self.curve])
-            expected = float(np.interp(position, xs, ys))
-        self.expected = float(expected) if expected is not None else math.nan
-        self._low = 0
-
-    def update(self, score: float) -> bool:
-        """Feed one frame's sharpness; True once it has stayed low long enough."""
-        if not math.isfinite(self.expected) or self.expected <= 0:
-            return False
-        self._low = self._low + 1 if score < self.drop * self.expected else 0
-        return self._low >= self.frames
-
-    def locate(self, probe) -> dict:
-        """Classify a probe sweep ``[[position, score], ...]`` taken after :meth:`update` fired.
-
-        Returns:
-            ``{"manual_turn": bool, "offset": float, "rms": float}``; ``offset`` is where
-            the peak now is relative to where the drive believes it put it.
-        """
-        off, rms = curve_offset(self.curve, probe)
-        turned = math.isfinite(rms) and rms < 1.0 and abs(off) > max(self.tolerance, 1e-9)
-        return {"manual_turn": bool(turned), "offset": off, "rms": rms}
 
 
 # ---------------------------------------------------------------------------------------
@@ -793,4 +386,4 @@ def open_drive(spec: Optional[str] = None, source=None, params: Optional[DrivePa
 
 
 __all__ = ["DriveParams", "FocusDrive", "open_drive", "step_intervals", "curve_offset", "RingWatch",
-           "atomic_write_json", "read_state", "DRIVE_KINDS", "MICROSTEPS"]
+           "atomic_write_json", "read_state", "default_state_dir", "DRIVE_KINDS", "MICROSTEPS"]

@@ -1,11 +1,20 @@
 """Frame sources: where frames come from.
 
-:class:`FrameSource` is the base class; one module per implementation:
+:class:`FrameSource` (here) is the base class; one module per implementation:
 
 * :mod:`.picamera2` -- Raspberry Pi cameras (HQ Camera, Camera Module 3) through picamera2
+  (the adapter: the only module that imports picamera2, and only when a source opens)
 * :mod:`.recorded`  -- a folder of images (optionally with ``sweep.csv``) or a video file
 * :mod:`.opencv`    -- USB/V4L2 webcams and network streams through OpenCV
 * :mod:`.simulated` -- a simulated lens over a procedural focus chart or any image
+
+and helper modules (they never import this package's ``__init__``):
+
+* :mod:`.picamera2_config` -- picamera2 sensor mode choice, ``ScalerCrop``, output size,
+  control mapping and option checks, as pure functions (no picamera2 import)
+* :mod:`.files`     -- recorded frames on disk: folder/file listing in natural order,
+  ``sweep.csv`` parsing, image decoding to 8-bit luma (:func:`~.files.to_luma8`, also used
+  by the OpenCV source), opening video files
 
 :func:`open_source` turns a source string (``picamera2[:N]``, ``opencv:INDEX_OR_URL``, a
 folder, a video file, ``sim[:IMAGE]``) into a source.  Every source is a context manager and

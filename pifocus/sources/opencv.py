@@ -128,7 +128,7 @@ class OpenCVSource(FrameSource):
     def _read(self) -> Frame:
         import cv2
 
-        from .recorded import to_luma8
+        from .files import to_luma8
 
         ok, img = self._cap.read()
         t_ns = time.monotonic_ns()

@@ -47,19 +47,29 @@ High-resolution ROI (``scaler_crop``)
 
 The lens (``AfMode``, ``LensPosition``) is left to the focus drive (``drive/libcamera.py``),
 which uses :meth:`Picamera2Source.set_controls`.
+
+Mode choice, ``ScalerCrop``, output size, control mapping and option checks are pure functions
+in :mod:`pifocus.sources.picamera2_config` (re-exported here: :func:`choose_sensor_mode`,
+:func:`describe_modes`, :func:`scaler_crop_rect`); this module is the adapter that talks to
+picamera2: open, configure, capture, buffer lifetime, close.
 """
 
 import inspect
 import logging
-import math
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ..exc import ConfigError, SourceDisconnected, SourceError
 from ..frames import Frame
 from . import FrameSource
+from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
+                               describe_modes, full_field, plan_output, read_timeout, round_even,
+                               scaler_crop_rect, video_config_kwargs)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Picamera2Source", "INSTALL_HINT", "EXTRA_METADATA", "Rect", "choose_sensor_mode",
+           "describe_modes", "scaler_crop_rect"]
 
 INSTALL_HINT = ("picamera2 is not importable: on Raspberry Pi OS install it with "
                 "`sudo apt install python3-picamera2` and run pifocus from the system Python or a "
@@ -69,148 +79,6 @@ INSTALL_HINT = ("picamera2 is not importable: on Raspberry Pi OS install it with
 #: metadata keys copied into ``Frame.extra`` when the camera reports them
 EXTRA_METADATA = ("FocusFoM", "DigitalGain", "Lux", "FrameDuration", "ColourTemperature",
                   "SensorTemperature", "AfState", "LensPosition")
-
-Rect = Tuple[int, int, int, int]
-
-
-def _even(v: float) -> int:
-    return max(2, int(round(v / 2.0)) * 2)
-
-
-def _mode_size(mode: Dict) -> Tuple[int, int]:
-    return int(mode["size"][0]), int(mode["size"][1])
-
-
-def _mode_crop(mode: Dict, fallback: Optional[Rect] = None) -> Rect:
-    crop = mode.get("crop_limits")
-    if crop is not None and len(crop) == 4:
-        return tuple(int(v) for v in crop)
-    if fallback is not None:
-        return fallback
-    w, h = _mode_size(mode)
-    return (0, 0, w, h)
-
-
-def describe_modes(modes: Sequence[Dict]) -> str:
-    """``"0: 2028x1080@50.0, 1: 2028x1520@40.0, ..."`` for error messages."""
-    out = []
-    for i, m in enumerate(modes):
-        if "size" in m:
-            w, h = _mode_size(m)
-            out.append(f"{i}: {w}x{h}@{float(m.get('fps', 0)):.1f}")
-    return ", ".join(out) or "none"
-
-
-def choose_sensor_mode(modes: Sequence[Dict], width: Optional[int] = None, height: Optional[int] = None,
-                       fps: Optional[float] = None, sensor_mode: Union[None, int, str, Sequence[int]] = None,
-                       full_crop: Optional[Rect] = None) -> Optional[Dict]:
-    """Pick a sensor mode from ``Picamera2.sensor_modes`` (dicts with ``size``, ``fps``,
-    ``bit_depth``, ``crop_limits``, ``unpacked``...).
-
-    Args:
-        modes: the camera's sensor modes.
-        width, height: the output size wanted (pixels), or ``None``.
-        fps: the frame rate wanted (frames/s), or ``None``.
-        sensor_mode: an explicit choice: an index into ``modes``, ``"WxH"`` or ``(w, h)``.
-        full_crop: crop rectangle to assume for modes that do not report ``crop_limits``.
-
-    Returns:
-        The mode dict, or ``None`` when the camera reports no raw modes (e.g. a USB camera
-        through libcamera; picamera2 then chooses).
-
-    Raises:
-        ConfigError: ``sensor_mode`` names no mode, or no mode reaches ``fps``; the message
-            lists the modes.
-    """
-    raw = [m for m in modes if "size" in m]
-    if not raw:
-        return None
-    listing = describe_modes(modes)
-    if sensor_mode is not None:
-        if isinstance(sensor_mode, bool):
-            raise ConfigError(f"sensor_mode = {sensor_mode!r} is invalid; give an index or WxH ({listing})")
-        if isinstance(sensor_mode, int):
-            if not 0 <= sensor_mode < len(modes) or "size" not in modes[sensor_mode]:
-                raise ConfigError(f"sensor_mode = {sensor_mode} is not a mode of this camera; "
-                                  f"modes: {listing}")
-            chosen = modes[sensor_mode]
-        else:
-            try:
-                if isinstance(sensor_mode, str):
-                    w_s, h_s = sensor_mode.lower().split("@")[0].split("x")
-                    want = (int(w_s), int(h_s))
-                else:
-                    want = (int(sensor_mode[0]), int(sensor_mode[1]))
-            except (ValueError, TypeError, IndexError):
-                raise ConfigError(f"sensor_mode = {sensor_mode!r} is invalid; give an index or WxH, "
-                                  f"e.g. 2028x1520 (modes: {listing})") from None
-            same = [m for m in raw if _mode_size(m) == want]
-            if not same:
-                raise ConfigError(f"sensor_mode = {sensor_mode!r}: this camera has no {want[0]}x{want[1]} "
-                                  f"mode; modes: {listing}")
-            chosen = max(same, key=lambda m: (m.get("bit_depth", 0), m.get("fps", 0)))
-        if fps is not None and float(chosen.get("fps", math.inf)) + 1e-3 < fps:
-            w, h = _mode_size(chosen)
-            raise ConfigError(f"fps = {fps:g} is more than sensor mode {w}x{h} can do "
-                              f"({float(chosen['fps']):.1f} fps); lower fps or pick another mode "
-                              f"({listing})")
-        return chosen
-
-    cands = raw
-    if fps is not None:
-        cands = [m for m in raw if float(m.get("fps", math.inf)) + 1e-3 >= fps]
-        if not cands:
-            best = max(float(m.get("fps", 0)) for m in raw)
-            raise ConfigError(f"fps = {fps:g} is more than any sensor mode can do (at most {best:.1f} "
-                              f"fps); modes: {listing}")
-    if width is not None and height is not None:
-        big = [m for m in cands if _mode_size(m)[0] >= width and _mode_size(m)[1] >= height]
-        if big:
-            cands = big
-        else:
-            chosen = max(cands, key=lambda m: _mode_size(m)[0] * _mode_size(m)[1])
-            log.warning("no sensor mode covers %dx%d%s; using %dx%d (the ISP upscales)", width, height,
-                        f" at {fps:g} fps" if fps else "", *_mode_size(chosen))
-            return chosen
-
-    def key(m):
-        _, _, cw, ch = _mode_crop(m, full_crop)
-        w, h = _mode_size(m)
-        return (-cw * ch, w * h, -float(m.get("fps", 0)), -int(m.get("bit_depth", 0)))
-
-    return min(cands, key=key)
-
-
-def scaler_crop_rect(roi: Sequence[float], limits: Rect) -> Rect:
-    """The ``ScalerCrop`` rectangle (sensor pixels) for a normalized ROI inside ``limits``.
-
-    Args:
-        roi: ``(x, y, w, h)`` in 0..1 of the field of view the mode covers.
-        limits: ``(x0, y0, W, H)`` the crop rectangle of the whole field of view in sensor
-            pixels (the mode's ``crop_limits`` or ``ScalerCropMaximum``).
-
-    Coordinates are rounded to even pixels (Bayer pairs); the result stays inside ``limits``.
-    """
-    x0, y0, W, H = limits
-    rx, ry, rw, rh = (float(v) for v in roi)
-    w = min(W, _even(rw * W))
-    h = min(H, _even(rh * H))
-    x = x0 + min(W - w, max(0, int(round(rx * W / 2.0)) * 2))
-    y = y0 + min(H - h, max(0, int(round(ry * H / 2.0)) * 2))
-    return (int(x), int(y), int(w), int(h))
-
-
-def _check_roi(roi) -> Tuple[float, float, float, float]:
-    try:
-        x, y, w, h = (float(v) for v in roi)
-    except (TypeError, ValueError):
-        raise ConfigError(f"scaler_crop = {roi!r} is invalid; give x,y,w,h in normalized 0..1 "
-                          "coordinates, e.g. (0.375, 0.375, 0.25, 0.25)") from None
-    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1 and x + w <= 1 + 1e-9
-            and y + h <= 1 + 1e-9):
-        raise ConfigError(f"scaler_crop = {roi!r} is invalid; need 0 <= x, y; 0 < w, h; "
-                          "x + w <= 1 and y + h <= 1 (normalized coordinates)")
-    return (x, y, w, h)
 
 
 class _NoMap:
@@ -258,35 +126,17 @@ class Picamera2Source(FrameSource):
                  zero_copy: bool = True, queue: bool = False, timeout_s: Optional[float] = None,
                  controls: Optional[Dict[str, Any]] = None):
         super().__init__()
-        if isinstance(camera, bool) or not isinstance(camera, int) or camera < 0:
-            raise ConfigError(f"picamera2 camera = {camera!r} is invalid; give 0, 1, ...")
-        if (width is None) != (height is None):
-            raise ConfigError("picamera2: give both width and height (or neither); got "
-                              f"width={width!r}, height={height!r}")
-        if width is not None and not (64 <= int(width) <= 16384 and 64 <= int(height) <= 16384):
-            raise ConfigError(f"picamera2: size {width}x{height} is invalid; allowed 64..16384 pixels each")
-        if fps is not None and not (0 < float(fps) <= 1000):
-            raise ConfigError(f"picamera2: fps = {fps!r} is invalid; allowed 0 < fps <= 1000")
-        if exposure_us is not None and not (1 <= int(exposure_us) <= 1_000_000_000):
-            raise ConfigError(f"picamera2: exposure_us = {exposure_us!r} is invalid; allowed 1..1e9 us")
-        if analogue_gain is not None and not (1.0 <= float(analogue_gain) <= 64.0):
-            raise ConfigError(f"picamera2: analogue_gain = {analogue_gain!r} is invalid; allowed 1..64")
-        if not (isinstance(buffer_count, int) and 2 <= buffer_count <= 32) or (zero_copy and buffer_count < 3):
-            raise ConfigError(f"picamera2: buffer_count = {buffer_count!r} is invalid; allowed "
-                              f"{3 if zero_copy else 2}..32 (zero_copy holds one buffer)")
-        if timeout_s is not None and not (0 < float(timeout_s) <= 3600):
-            raise ConfigError(f"picamera2: timeout_s = {timeout_s!r} is invalid; allowed 0..3600 s")
-        if controls is not None and not isinstance(controls, dict):
-            raise ConfigError(f"picamera2: controls = {controls!r} is invalid; give a table of "
-                              "libcamera control names and values")
+        check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer_count, zero_copy,
+                      timeout_s, controls)
         self.camera_num = camera
         self.name = f"picamera2:{camera}"
-        self.width, self.height = (_even(width), _even(height)) if width is not None else (None, None)
+        self.width, self.height = ((round_even(width), round_even(height)) if width is not None
+                                   else (None, None))
         self.sensor_mode_request = sensor_mode
         self.fps = float(fps) if fps is not None else None
         self.exposure_us = int(exposure_us) if exposure_us is not None else None
         self.analogue_gain = float(analogue_gain) if analogue_gain is not None else None
-        self.roi = _check_roi(scaler_crop) if scaler_crop is not None else None
+        self.roi = check_roi(scaler_crop) if scaler_crop is not None else None
         self.buffer_count = buffer_count
         self.zero_copy = bool(zero_copy)
         self.queue = bool(queue)
@@ -378,58 +228,16 @@ class Picamera2Source(FrameSource):
                  f", {self.fps:g} fps" if self.fps else "")
 
     def _configure(self, cam) -> None:
-        props = dict(getattr(cam, "camera_properties", {}) or {})
-        pixel_array = props.get("PixelArraySize")
-        full: Optional[Rect] = None
-        if props.get("ScalerCropMaximum") is not None and len(props["ScalerCropMaximum"]) == 4:
-            full = tuple(int(v) for v in props["ScalerCropMaximum"])
-        elif pixel_array is not None:
-            full = (0, 0, int(pixel_array[0]), int(pixel_array[1]))
-
+        full = full_field(dict(getattr(cam, "camera_properties", {}) or {}))
         modes = list(cam.sensor_modes or [])
         mode = choose_sensor_mode(modes, self.width, self.height, self.fps, self.sensor_mode_request, full)
         self.sensor_mode = mode
-
-        # Output size: asked for, else the ROI at the mode's pixel scale, else the mode size.
-        if mode is not None:
-            mw, mh = _mode_size(mode)
-            limits = _mode_crop(mode, full)
-        else:
-            mw, mh = (self.width or 1280, self.height or 720)
-            limits = full or (0, 0, mw, mh)
-        controls: Dict[str, Any] = {}
-        if self.roi is not None:
-            self.scaler_crop = scaler_crop_rect(self.roi, limits)
-            controls["ScalerCrop"] = self.scaler_crop
-            scale_x, scale_y = limits[2] / float(mw), limits[3] / float(mh)
-            default_size = (_even(self.scaler_crop[2] / scale_x), _even(self.scaler_crop[3] / scale_y))
-        else:
-            self.scaler_crop = None
-            default_size = (_even(mw), _even(mh))
-        size = (self.width, self.height) if self.width is not None else default_size
-
-        if self.fps is not None:
-            frame_us = int(round(1e6 / self.fps))
-            controls["FrameDurationLimits"] = (frame_us, frame_us)
-        if self.exposure_us is not None:
-            controls["ExposureTime"] = self.exposure_us
-        if self.analogue_gain is not None:
-            controls["AnalogueGain"] = self.analogue_gain
-        if self.exposure_us is not None and self.analogue_gain is not None:
-            controls["AeEnable"] = False
-        controls.update(self.extra_controls)
-
-        kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=self.buffer_count,
-                                      controls=controls, queue=self.queue, display=None, encode=None)
+        sensor_size, self.scaler_crop, size = plan_output(mode, full, self.width, self.height, self.roi)
+        controls = camera_controls(self.scaler_crop, self.fps, self.exposure_us, self.analogue_gain,
+                                   self.extra_controls)
         params = inspect.signature(cam.create_video_configuration).parameters
-        if mode is not None:
-            if "sensor" in params:  # newer picamera2: choose the mode by sensor output size
-                kwargs["sensor"] = {"output_size": (mw, mh)}
-                if mode.get("bit_depth"):
-                    kwargs["sensor"]["bit_depth"] = int(mode["bit_depth"])
-            else:                   # older: a raw stream of the mode's size and format
-                kwargs["raw"] = {"size": (mw, mh), "format": str(mode.get("unpacked", mode.get("format")))}
-        config = cam.create_video_configuration(**{k: v for k, v in kwargs.items() if k in params})
+        config = cam.create_video_configuration(**video_config_kwargs(
+            params, mode, sensor_size, size, self.buffer_count, controls, self.queue))
         cam.configure(config)
 
         main = cam.camera_config["main"]
@@ -447,12 +255,7 @@ class Picamera2Source(FrameSource):
                      "(upgrade python3-picamera2 for zero copy)", self.name, allocator)
         cparams = inspect.signature(cam.capture_request).parameters
         self._capture_kwargs = {"wait": "wait" in cparams, "flush": "flush" in cparams}
-        if self.timeout_s is not None:
-            self._timeout = self.timeout_s
-        else:
-            frame_s = 1.0 / self.fps if self.fps else 1.0 / 10
-            exp_s = (self.exposure_us or 0) / 1e6
-            self._timeout = max(2.0, 4 * max(frame_s, exp_s))
+        self._timeout = read_timeout(self.timeout_s, self.fps, self.exposure_us)
 
     @staticmethod
     def _safe_close(cam) -> None:

@@ -42,13 +42,15 @@ For a replay drive (``drive/replay.py``): :attr:`RecordedSource.positions`,
 :meth:`RecordedSource.index_nearest`, :meth:`RecordedSource.seek` and the
 :attr:`RecordedSource.lens_position` setter (seek to the frame recorded nearest a position and
 hold the lens there, as a real lens stays where the drive put it).
+
+Listing, ``sweep.csv`` parsing, natural sort and image decoding are in
+:mod:`pifocus.sources.files` (re-exported here); this module is the source itself: frame
+order, seek/hold, caching, skipping unreadable frames, video reading.
 """
 
-import csv
 import logging
 import math
 import os
-import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -56,169 +58,32 @@ import numpy as np
 from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
+from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
+                    list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
+                    resize_luma, to_luma8)
 
 log = logging.getLogger(__name__)
 
-#: Image file types a folder may hold (lower case, with the dot).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-#: Name of the sweep description file in a recorded folder.
-SWEEP_CSV = "sweep.csv"
-#: The columns ``sweep.csv`` understands; ``file`` and ``position`` are required.
-SWEEP_COLUMNS = ("file", "position", "timestamp_ns", "exposure_us", "gain")
+#: The old private name of :func:`~pifocus.sources.files.is_image` (tools and tests import it).
+_is_image = is_image
 
-_DIGITS = re.compile(r"(\d+)")
+__all__ = ["RecordedSource", "IMAGE_EXTENSIONS", "SWEEP_CSV", "SWEEP_COLUMNS", "natural_key",
+           "natural_sorted", "read_sweep_csv", "to_luma8"]
 
 
-def natural_key(name: str) -> Tuple:
-    """Sort key that orders embedded numbers by value: ``img2`` < ``img10`` < ``IMG11``.
-
-    Text parts compare case-insensitively; the original string breaks ties so the order is
-    total and deterministic.
-    """
-    parts = _DIGITS.split(name)
-    # re.split with one capture group alternates text, digits, text, ...: even indices are
-    # text, odd are digits, so element-wise comparison never mixes str and int.
-    key = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
-    return (key, name)
-
-
-def natural_sorted(names: Sequence[str]) -> List[str]:
-    """``names`` in natural sort order (see :func:`natural_key`)."""
-    return sorted(names, key=natural_key)
-
-
-def to_luma8(img: np.ndarray, bit_depth: Optional[int] = None) -> np.ndarray:
-    """Convert a decoded image (as ``cv2.imread(..., IMREAD_UNCHANGED)`` gives it) to 2-D uint8 luma.
-
-    Args:
-        img: 2-D (grey) or 3-D (BGR / BGRA) array of uint8, uint16 or float.
-        bit_depth: for 16-bit data, the number of significant bits (e.g. 12 for raw sensor data
-            stored in 16-bit words); ``None`` means full 16-bit range.
-
-    Raises:
-        ValueError: an array shape or dtype that is not an image.
-    """
-    import cv2
-
-    if img.ndim == 3:
-        channels = img.shape[2]
-        if channels == 1:
-            img = img[:, :, 0]
-        elif channels == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        elif channels == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
-        else:
-            raise ValueError(f"image has {channels} channels; expected 1, 3 or 4")
-    elif img.ndim != 2:
-        raise ValueError(f"image array has shape {img.shape}; expected 2-D or 3-D")
-    if img.dtype == np.uint8:
-        return np.ascontiguousarray(img)
-    if img.dtype == np.uint16:
-        full = (1 << int(bit_depth)) - 1 if bit_depth else 65535
-        out = img.astype(np.float32) * np.float32(255.0 / full) + np.float32(0.5)
-        return np.clip(out, 0, 255).astype(np.uint8)
-    if img.dtype == np.int8 or img.dtype == np.int16:
-        raise ValueError(f"signed {img.dtype} images are not supported")
-    if np.issubdtype(img.dtype, np.floating):
-        out = np.nan_to_num(img.astype(np.float32)) * np.float32(255.0) + np.float32(0.5)
-        return np.clip(out, 0, 255).astype(np.uint8)
-    raise ValueError(f"image dtype {img.dtype} is not supported; use 8- or 16-bit images")
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
-
-
-def _truncated_jpeg(data: np.ndarray) -> bool:
-    """True when JPEG bytes lack the end-of-image marker (trailing padding is tolerated)."""
-    tail = data[-4096:].tobytes().rstrip(b"\x00\r\n ")
-    return not tail.endswith(b"\xff\xd9")
-
-
-class _Entry:
-    """One recorded frame: file and what the csv says about it."""
-
-    __slots__ = ("path", "position", "timestamp_ns", "exposure_us", "gain", "extra")
-
-    def __init__(self, path, position, timestamp_ns=None, exposure_us=None, gain=None, extra=None):
-        self.path = path
-        self.position = position
-        self.timestamp_ns = timestamp_ns
-        self.exposure_us = exposure_us
-        self.gain = gain
-        self.extra = extra or {}
-
-
-def read_sweep_csv(csv_path: str) -> List[_Entry]:
-    """Parse ``sweep.csv`` (see the module doc) into entries, checking every line.
-
-    Raises:
-        SourceError: missing header columns, a row naming a file that does not exist, a bad
-            number, or no rows at all -- naming the csv file and line.
-    """
-    folder = os.path.dirname(os.path.abspath(csv_path))
-    entries: List[_Entry] = []
-    try:
-        fh = open(csv_path, newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise SourceError(f"cannot read {csv_path}: {e.strerror or e}") from e
-    with fh:
-        reader = csv.reader(fh)
-        header = None
-        for row in reader:
-            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                continue
-            header = [c.strip().lower() for c in row]
-            break
-        if header is None:
-            raise SourceError(f"{csv_path} is empty; it needs a header row 'file,position' and one "
-                              "row per frame (or delete it to replay the folder in name order)")
-        missing = [c for c in ("file", "position") if c not in header]
-        if missing:
-            raise SourceError(f"{csv_path} line {reader.line_num}: header {','.join(header)!r} lacks "
-                              f"column(s) {', '.join(missing)}; the header must name at least "
-                              f"'file,position' (optional: timestamp_ns,exposure_us,gain)")
-        col = {name: i for i, name in enumerate(header)}
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                continue
-            cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
-
-            def number(name, kind, required=False):
-                text = cells.get(name, "")
-                if text == "":
-                    if required:
-                        raise SourceError(f"{csv_path} line {line}: column {name!r} is empty; "
-                                          f"give a number")
-                    return None
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise SourceError(f"{csv_path} line {line}: {name} = {text!r} is not a number; "
-                                      f"fix or remove that row") from None
-                if not math.isfinite(value):
-                    raise SourceError(f"{csv_path} line {line}: {name} = {text!r} is not finite; "
-                                      "give a finite number")
-                return int(round(value)) if kind is int else value
-
-            name = cells["file"]
-            if not name:
-                raise SourceError(f"{csv_path} line {line}: column 'file' is empty; give the image "
-                                  "file name (relative to the folder)")
-            path = name if os.path.isabs(name) else os.path.join(folder, name)
-            if not os.path.isfile(path):
-                raise SourceError(f"{csv_path} line {line}: file {name!r} does not exist in "
-                                  f"{folder}; fix the name or remove the row")
-            extra = {k: v for k, v in cells.items() if k not in SWEEP_COLUMNS}
-            entries.append(_Entry(path, number("position", float, required=True),
-                                  number("timestamp_ns", int), number("exposure_us", int),
-                                  number("gain", float), extra))
-    if not entries:
-        raise SourceError(f"{csv_path} has a header but no frame rows; add one row per image "
-                          "('file,position') or delete it to replay the folder in name order")
-    return entries
+def _check_options(fps, bit_depth, width, height) -> None:
+    """Raise ConfigError for a bad ``fps``, ``bit_depth`` or resize of :class:`RecordedSource`."""
+    if not (isinstance(fps, (int, float)) and 0 < fps <= 10000):
+        raise ConfigError(f"recorded source: fps = {fps!r} is invalid; allowed: 0 < fps <= 10000")
+    if bit_depth is not None and not (isinstance(bit_depth, int) and 1 <= bit_depth <= 16):
+        raise ConfigError(f"recorded source: bit_depth = {bit_depth!r} is invalid; allowed: 1..16 "
+                          "(significant bits of 16-bit images) or unset for full range")
+    if (width is None) != (height is None):
+        raise ConfigError("recorded source: give both width and height (or neither) to resize "
+                          f"frames; got width={width!r}, height={height!r}")
+    if width is not None and not (16 <= int(width) <= 16384 and 16 <= int(height) <= 16384):
+        raise ConfigError(f"recorded source: size {width}x{height} is invalid; allowed 16..16384 "
+                          "pixels each")
 
 
 class RecordedSource(FrameSource):
@@ -253,17 +118,7 @@ class RecordedSource(FrameSource):
                  loop: bool = False, fps: float = 30.0, bit_depth: Optional[int] = None,
                  width: Optional[int] = None, height: Optional[int] = None):
         super().__init__()
-        if not (isinstance(fps, (int, float)) and 0 < fps <= 10000):
-            raise ConfigError(f"recorded source: fps = {fps!r} is invalid; allowed: 0 < fps <= 10000")
-        if bit_depth is not None and not (isinstance(bit_depth, int) and 1 <= bit_depth <= 16):
-            raise ConfigError(f"recorded source: bit_depth = {bit_depth!r} is invalid; allowed: 1..16 "
-                              "(significant bits of 16-bit images) or unset for full range")
-        if (width is None) != (height is None):
-            raise ConfigError("recorded source: give both width and height (or neither) to resize "
-                              f"frames; got width={width!r}, height={height!r}")
-        if width is not None and not (16 <= int(width) <= 16384 and 16 <= int(height) <= 16384):
-            raise ConfigError(f"recorded source: size {width}x{height} is invalid; allowed 16..16384 "
-                              "pixels each")
+        _check_options(fps, bit_depth, width, height)
         self.loop = bool(loop)
         self.finite = not self.loop
         self.fps = float(fps)
@@ -271,7 +126,7 @@ class RecordedSource(FrameSource):
         self.size = (int(width), int(height)) if width is not None else None
         self.skipped_files: List[Tuple[str, str]] = []
         self.csv_path: Optional[str] = None
-        self._entries: List[_Entry] = []
+        self._entries: List[SweepEntry] = []
         self._video_path: Optional[str] = None
         self._cap = None
         self._pos = 0                  # file/frame index of the next frame
@@ -280,7 +135,7 @@ class RecordedSource(FrameSource):
         self._cache: Optional[Tuple[int, np.ndarray]] = None
 
         if isinstance(path, (list, tuple)):
-            self._init_files([os.fspath(p) for p in path])
+            self._entries = list_files([os.fspath(p) for p in path])
             self.name = f"{len(self._entries)} file(s)"
         else:
             path = os.fspath(path)
@@ -288,8 +143,8 @@ class RecordedSource(FrameSource):
             if os.path.isdir(path):
                 self._init_folder(path)
             elif os.path.isfile(path):
-                if _is_image(path):
-                    self._init_files([path])
+                if is_image(path):
+                    self._entries = list_files([path])
                 else:
                     self._video_path = path
             else:
@@ -301,32 +156,9 @@ class RecordedSource(FrameSource):
 
     # -- construction -----------------------------------------------------------------
     def _init_folder(self, folder: str) -> None:
-        csv_path = os.path.join(folder, SWEEP_CSV)
-        if os.path.isfile(csv_path):
-            self.csv_path = csv_path
-            self._entries = read_sweep_csv(csv_path)
+        self.csv_path, self._entries = list_folder(folder)
+        if self.csv_path is not None:
             log.info("%s: %d frames from %s", folder, len(self._entries), SWEEP_CSV)
-            return
-        try:
-            names = [n for n in os.listdir(folder)
-                     if _is_image(n) and os.path.isfile(os.path.join(folder, n))]
-        except OSError as e:
-            raise SourceError(f"cannot list folder {folder!r}: {e.strerror or e}") from e
-        if not names:
-            raise SourceError(
-                f"folder {folder!r} holds no images; accepted file types: "
-                f"{', '.join(IMAGE_EXTENSIONS)} (any case), optionally with {SWEEP_CSV} "
-                "('file,position' header); or give a video file")
-        self._entries = [_Entry(os.path.join(folder, n), float(i))
-                         for i, n in enumerate(natural_sorted(names))]
-
-    def _init_files(self, files: List[str]) -> None:
-        if not files:
-            raise SourceError("recorded source: empty list of image files; give at least one file")
-        for f in files:
-            if not os.path.isfile(f):
-                raise SourceError(f"recorded source: image file {f!r} does not exist; check the path")
-        self._entries = [_Entry(f, float(i)) for i, f in enumerate(files)]
 
     # -- replay-drive API -------------------------------------------------------------
     @property
@@ -428,18 +260,8 @@ class RecordedSource(FrameSource):
         self._cache = None
         if not self.is_video:
             return
-        import cv2
-
         path = self._video_path
-        cap = cv2.VideoCapture(path)
-        if not cap.isOpened():
-            cap.release()
-            raise SourceError(f"cannot open video {path!r}: OpenCV has no decoder for it or the file "
-                              "is damaged; convert it (e.g. ffmpeg -i IN -c:v mjpeg OUT.avi) or "
-                              "extract its frames to a folder")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.length = count if count > 0 else None
-        self._cap = cap
+        self._cap, self.length = open_video(path)
         self._video_next = 0  # frame index the decoder is at (seeks happen lazily in _read_video)
         log.info("video %s: %s frames", path, self.length if self.length else "unknown number of")
 
@@ -450,39 +272,14 @@ class RecordedSource(FrameSource):
             cap, self._cap = self._cap, None
             cap.release()
 
-    def _resize(self, luma: np.ndarray) -> np.ndarray:
-        if self.size is None or (luma.shape[1], luma.shape[0]) == self.size:
-            return luma
-        import cv2
-        return cv2.resize(luma, self.size, interpolation=cv2.INTER_AREA)
-
     def _skip(self, path: str, reason: str) -> None:
         self.skipped += 1
         self.skipped_files.append((path, reason))
         log.warning("skipping %s: %s", path, reason)
 
     def _decode_file(self, path: str) -> Tuple[Optional[np.ndarray], str]:
-        """(luma, "") or (None, reason) for one image file."""
-        import cv2
-
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as e:
-            return None, f"cannot read file ({e.strerror or e})"
-        if data.size == 0:
-            return None, "empty file"
-        if path.lower().endswith((".jpg", ".jpeg")) and _truncated_jpeg(data):
-            return None, "truncated JPEG (no end-of-image marker)"
-        try:
-            img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        except cv2.error as e:
-            return None, f"cannot decode ({str(e).strip().splitlines()[-1]})"
-        if img is None:
-            return None, "not a decodable image (corrupt or truncated)"
-        try:
-            return self._resize(to_luma8(img, self.bit_depth)), ""
-        except ValueError as e:
-            return None, str(e)
+        """(luma, "") or (None, reason) for one image file (a method so tests can count decodes)."""
+        return decode_image_file(path, self.bit_depth, self.size)
 
     def _read(self) -> Frame:
         if self.is_video:
@@ -573,7 +370,7 @@ class RecordedSource(FrameSource):
         if self._hold is None:
             self._pos = i + 1
         try:
-            luma = self._resize(to_luma8(img, self.bit_depth))
+            luma = resize_luma(to_luma8(img, self.bit_depth), self.size)
         except ValueError as e:
             raise SourceError(f"video {self._video_path!r} frame {i}: {e}") from e
         if self._hold is not None:

@@ -1,0 +1,172 @@
+"""Drive state files: where a drive keeps its position across restarts, and how it is
+written so that a crash never leaves a torn file.
+
+The file is one JSON object (``version`` 1)::
+
+    {"position": 512.0, "moving": false, "homed": true, "drive": "stepper",
+     "name": "stepper", "units": "steps", "last_dir": 1, "time": 1733050000.0, "version": 1}
+
+* ``position``: the logical position, drive units; ``moving``: true while a move is under
+  way (write-ahead record, with the ``target`` of that leg), so a process that dies mid-move
+  leaves ``moving`` behind and the next open knows the position is uncertain;
+* ``homing``: true while homing (the position is unknown until it completes);
+* ``homed``: the position was found by homing (kept across moves and restarts);
+* ``last_dir``: direction of the last leg (+1/-1, 0 = none): which side the slack is on;
+* ``time``: seconds since the epoch at the write.
+
+:class:`PersistentPosition` is the part of :class:`~pifocus.drive.FocusDrive` that reads and
+writes the file; the functions here do not know about drives.
+"""
+
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Optional
+
+from ..exc import DriveError
+
+# Logged under the name these messages had before this module was split out of
+# drive/__init__.py, so log lines ("WARNING pifocus.drive: ...") and journal filters stay the same.
+log = logging.getLogger("pifocus.drive")
+
+
+def default_state_dir() -> str:
+    """Directory for drive state files: ``$PIFOCUS_STATE_DIR``, else
+    ``$XDG_STATE_HOME/pifocus``, else ``~/.local/state/pifocus``."""
+    d = os.environ.get("PIFOCUS_STATE_DIR")
+    if d:
+        return d
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "pifocus")
+
+
+def atomic_write_json(path: str, data: dict) -> None:
+    """Write JSON so that a crash at any point leaves the old or the new file, whole.
+
+    Temp file in the same directory, ``flush`` + ``fsync``, ``os.replace`` over the target,
+    then ``fsync`` of the directory so the rename itself is durable.
+    """
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def read_state(path: str) -> Optional[dict]:
+    """The saved drive state, or None when there is none or it cannot be read."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("drive state file %s unreadable (%s); position unknown", path, e)
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("position"), (int, float)):
+        log.warning("drive state file %s has no position; ignoring it", path)
+        return None
+    return data
+
+
+class PersistentPosition:
+    """Keeps a drive's position in its state file (mixed into :class:`~pifocus.drive.FocusDrive`).
+
+    The drive writes a write-ahead record (``moving``) before each leg and the new position
+    after it (:meth:`_save`), and reads the file back on open (:meth:`_restore`).  It relies
+    on the drive's ``params``, ``name``, ``kind``, ``units``, ``native_range``,
+    ``persistent_by_default``, ``state_path`` (``None`` = no file), ``_position``,
+    ``_last_dir``, ``_homed``, ``position_uncertain``, ``clamp()`` and ``default_position()``.
+    """
+
+    def _state_path(self) -> Optional[str]:
+        """The state file: ``params.state_file`` (``""``/``"none"``: none), else for drives
+        that persist by default ``<name>-position.json`` in :func:`default_state_dir`."""
+        sf = self.params.state_file
+        if sf is None:
+            if not self.persistent_by_default:
+                return None
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.params.name)
+            return os.path.join(default_state_dir(), f"{safe}-position.json")
+        if sf.strip().lower() in ("", "none"):
+            return None
+        return os.path.expanduser(sf)
+
+    def _write_state(self, data: dict) -> None:
+        """Write ``data`` with the drive's identity and ``last_dir`` to the state file (atomic).
+
+        Raises:
+            DriveError: the file cannot be written (the message names it and the fix).
+        """
+        if not self.state_path:
+            return
+        data = dict(data, drive=self.kind, name=self.params.name, units=self.units,
+                    last_dir=self._last_dir, time=time.time(), version=1)
+        try:
+            atomic_write_json(self.state_path, data)
+        except OSError as e:
+            raise DriveError(f"drive {self.name!r}: cannot write state file {self.state_path}: {e}; "
+                             "make its folder writable or set drive.state_file") from e
+
+    def _save(self, moving: bool, target: Optional[float] = None) -> None:
+        """Record the current position; ``moving=True`` is the write-ahead record of a leg to
+        ``target`` (nothing is written while the position is still unknown)."""
+        if self._position is None:
+            return
+        data = {"position": float(self._position), "moving": bool(moving), "homed": self._homed}
+        if target is not None:
+            data["target"] = float(target)
+        self._write_state(data)
+
+    def _restore(self) -> None:
+        """Take the position from the state file on open (else the default position); a
+        record left ``moving`` or outside the native range makes it uncertain."""
+        st = read_state(self.state_path) if self.state_path else None
+        if st is None:
+            if self._position is None:
+                self._position = self.clamp(self.default_position())
+            return
+        if st.get("drive") not in (None, self.kind):
+            log.warning("drive state file %s belongs to a %s drive, not %s; ignoring it",
+                        self.state_path, st.get("drive"), self.kind)
+            self._position = self.clamp(self.default_position())
+            return
+        pos = float(st["position"])
+        self._last_dir = int(st.get("last_dir", 0) or 0)
+        self._homed = bool(st.get("homed", False))
+        if st.get("moving"):
+            self.position_uncertain = True
+            target = st.get("target")
+            log.warning("drive %s: the last run stopped during a move (%g -> %s); the position is uncertain%s",
+                        self.name, pos, target,
+                        "; homing" if self.params.homing != "none" else
+                        "; configure homing or check the focus")
+        lo, hi = self.native_range
+        if not (lo - 1e-6 <= pos <= hi + 1e-6):
+            log.warning("drive %s: saved position %g is outside the range %g..%g; position uncertain",
+                        self.name, pos, lo, hi)
+            self.position_uncertain = True
+            pos = min(max(pos, lo), hi)
+        self._position = pos
