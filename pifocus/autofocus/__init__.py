@@ -56,7 +56,7 @@ from .engine import autofocus, frame_limit, search_budget
 from .fit import fit_eval, fit_peak
 from .model import ModelStrategy
 from .params import AutofocusParams, ContinuousParams, GateParams, ModelParams, SweepParams
-from .run import Sample, _Run, multiscale
+from .run import Sample, _Run, multiscale  # noqa: F401  (_Run: pifocus calibrate, tests)
 from .sweep import SweepStrategy
 
 # The order here is the order of STRATEGIES (and of "use one of ..." in error messages).

@@ -115,9 +115,8 @@ class _CoarseScan:
                 return x
             nxt = run.snap(x)
             if run.find(nxt) is not None:
-                # Known issue (issue tracker; left as is): with fractional soft limits the
-                # snapped probe never equals run.lo/run.hi, so _past_range_end keeps
-                # proposing the same sampled end and this loop spins without reading frames.
+                # KNOWN BUG (left as is, see _past_range_end): with fractional soft limits
+                # this `continue` spins forever without reading a frame.
                 if v.significant:
                     return v.best.position
                 self.scan_pos = nxt
@@ -211,6 +210,9 @@ class _CoarseScan:
         (continuing beyond the samples on the other side).  None: scanned both ways."""
         run, res = self.run, self.run.res
         lo, hi = run.lo, run.hi
+        # KNOWN BUG (left as is): with fractional soft limits (e.g. 20.5..979.5) scan_pos is
+        # snapped to a whole step (979) and never equals the limit (979.5): this returns the
+        # limit again, it snaps to the sampled 979, and _scan loops forever (no frames read).
         if self.scan_pos != (hi if self.direction > 0 else lo):
             return hi if self.direction > 0 else lo  # look at the end of the range too
         if self.turned:
