@@ -161,6 +161,7 @@ class _Run:
         return self._score(self.read(), self.drive.position)
 
     def _score(self, frame, position: float) -> Sample:
+        """Analyze ``frame`` taken at ``position``, remember and return its :class:`Sample`."""
         rep = self.analyzer.analyze(frame, track=False)
         sc, fl, mean = multiscale(frame.luma, self.roi, rep.noise_sigma_dn)
         p = rep.p_in_focus if rep.mode == "cnn" else math.nan  # the CNN's, never the Laplacian mapping
