@@ -1,0 +1,73 @@
+"""Autofocus: turn the focus verdict into focus.
+
+Strategies (selectable by name, one parameter object each; :data:`STRATEGIES`):
+
+* ``model`` (:class:`ModelParams`) -- model-guided: uses the *shape* of the focus measure.
+  Laplacian variance of a frame reduced 8x is, near focus, a Gaussian of the lens position
+  whose width is ~8x that of the full-resolution measure, so it sees the peak from far
+  away: three samples of it give the peak position and the curve width by a log-parabola
+  fit; the jump goes straight there, the width sets the spacing of the fine samples, and a
+  full-resolution fit through three samples around the peak finishes.  ~10 frames.
+* ``sweep`` (:class:`SweepParams`) -- the contrast-detect baseline: a coarse sweep over the
+  whole range, a fine sweep around the best sample, a peak fit (Gaussian = parabola in
+  log-sharpness, or a plain parabola) through the best samples, all approached from one
+  side.  Several dozen frames.
+* ``continuous`` (:class:`ContinuousAF`, :class:`ContinuousParams`) -- watch the ROI; search
+  locally only when sharpness drops and stays down (not a one-frame flicker, not a scene
+  cut), without hunting while focus is good.
+
+Every run ends with the **quality gate** (:class:`GateParams`): too little light or
+texture, a flat curve, a peak at the edge of the range or a poor fit make the run fail with
+the reason, and the drive is returned to the best position seen -- never left wandering.
+The :class:`AutofocusResult` carries final position, frames used, moves, time, the sampled
+curve (``[[position, score], ...]``), success, reason and the fit.
+
+The score is the analyzer's noise-corrected Laplacian variance of the ROI
+(:attr:`~pifocus.focus.FocusReport.sharpness`).  The CNN's ``p_in_focus`` (when a model is
+loaded) is recorded per sample, reported for the final frame and used by continuous AF to
+decide whether a new scene needs focusing; everything works in Laplacian-only mode.
+
+Modules of the package (each imports only the ones above it in this list):
+
+* ``base`` -- :class:`Strategy` (the interface: ``name``, ``params_field``,
+  ``search(run) -> (fit, target)``), :data:`REGISTRY` and :func:`register`,
+  :class:`AutofocusResult`, :data:`SCALES`;
+* ``params`` -- :class:`AutofocusParams` and its sub-tables :class:`SweepParams`,
+  :class:`ModelParams`, :class:`ContinuousParams`, :class:`GateParams`;
+* ``run`` -- the bookkeeping of one run: :class:`Sample`, :func:`multiscale` (the measure),
+  ``_Run`` (move, settle, read, score, count), ``_grid``;
+* ``fit`` -- peak fits: :func:`fit_peak` (with R²), :func:`fit_eval`, neighbourhood helpers;
+* ``gate`` -- the quality gate and its R² check (``_gate``, ``_quality_r2``);
+* ``engine`` -- :func:`autofocus`: set up, search with the registered strategy, gate,
+  final approach, verify;
+* ``sweep`` -- the ``sweep`` strategy (:class:`SweepStrategy`);
+* ``model`` -- the ``model`` strategy (:class:`ModelStrategy`): coarse scan, fine search,
+  look further if flat, refit;
+* ``continuous`` -- the ``continuous`` strategy (:class:`LocalSearchStrategy`, a local
+  hill-climb) and :class:`ContinuousAF`.
+
+This module registers the built-in strategies (a new one: a module with a
+:class:`Strategy` subclass, plus one entry in the tuple below) and re-exports the API.
+"""
+
+from .base import REGISTRY, SCALES, AutofocusResult, Strategy, register
+from .continuous import ContinuousAF, LocalSearchStrategy
+from .engine import autofocus, frame_limit, search_budget
+from .fit import fit_eval, fit_peak
+from .model import ModelStrategy
+from .params import AutofocusParams, ContinuousParams, GateParams, ModelParams, SweepParams
+from .run import Sample, _Run, multiscale  # noqa: F401  (_Run: pifocus calibrate, tests)
+from .sweep import SweepStrategy
+
+# The order here is the order of STRATEGIES (and of "use one of ..." in error messages).
+for _cls in (ModelStrategy, SweepStrategy, LocalSearchStrategy):
+    register(_cls)
+del _cls
+
+#: Names of the registered strategies (``[autofocus] strategy`` values).
+STRATEGIES = tuple(REGISTRY)
+
+__all__ = ["AutofocusParams", "SweepParams", "ModelParams", "ContinuousParams", "GateParams",
+           "AutofocusResult", "autofocus", "ContinuousAF", "fit_peak", "fit_eval", "multiscale", "STRATEGIES",
+           "SCALES", "Strategy", "REGISTRY", "register", "Sample", "SweepStrategy", "ModelStrategy",
+           "LocalSearchStrategy", "search_budget", "frame_limit"]

@@ -1,0 +1,86 @@
+"""The quality gate every AF run ends with.
+
+:func:`_gate` fails a run, with the reason a person can act on, for too little light or
+texture, a flat curve, a peak at the edge of the range, no peak fit or a poor one (judged
+by :func:`_quality_r2`); :func:`~pifocus.autofocus.autofocus` then returns the drive to the
+best position seen.
+"""
+
+from typing import Optional, Tuple
+
+from .fit import fit_peak
+from .params import GateParams
+from .run import _Run
+
+
+def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
+    """R² of a Gaussian through the wide-range measure near the peak (None: too few samples).
+
+    The full-resolution measure is cusp-shaped at the peak, so three points fit it exactly
+    and more do not fit a parabola at all; the 8x-reduced measure is a clean Gaussian over
+    +-2 sigma, and a noisy, flat or multi-peaked curve shows there as a poor fit.
+    """
+    top = max(u.score for u in run.samples)
+    # The main lobe only: side lobes of a strong defocus (and far tails) are not the peak.
+    U = [u for u in run.unique_sorted() if u.coarse_ok(scale, 5.0) and u.score >= 0.01 * top]
+    # Prefer samples approached from the same side: with uncalibrated play the others sit
+    # up to the backlash away from where the drive thinks they are.
+    same_side = [u for u in U if u.approached]
+    if len(same_side) >= 4:
+        U = same_side
+    elif any(u.approached for u in run.samples) and run.drive.params.backlash <= 0:
+        return None  # mixed approach directions with unknown play: R² would measure the play
+    if len(U) < 4:
+        return None
+    near = sorted(U, key=lambda u: abs(u.position - peak))[:7]
+
+    def r2_of(value) -> float:
+        f = fit_peak([u.position for u in near], [value(u) for u in near], "gaussian")
+        if f is None:
+            return 0.0
+        inner = [u for u in near if abs(u.position - peak) <= 2.0 * f["sigma"]]
+        if 4 <= len(inner) < len(near):
+            f2 = fit_peak([u.position for u in inner], [value(u) for u in inner], "gaussian")
+            return f2["r2"] if f2 is not None else 0.0
+        return f["r2"]
+
+    # Samples bunched close to the peak see the wide measure's flat top (noise decides its
+    # curvature) but the curve value's sharp peak: a real peak fits well on one of the two,
+    # a jumbled or noise-only curve on neither.
+    return max(r2_of(lambda u: u.coarse[scale]), r2_of(lambda u: u.score))
+
+
+def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
+    """Judge the samples of ``run`` and the peak ``fit`` against ``gate``.
+
+    Returns ``(ok, reason)``: ``(True, "ok")``, or False and why, with what to do about
+    it.  Sets ``fit["r2"]`` to the quality R² (:func:`_quality_r2`) when there are enough
+    samples for it.
+    """
+    samples = run.unique_sorted()
+    best = max(samples, key=lambda s: s.score)
+    brightest = max(s.brightness for s in samples)
+    if brightest < gate.min_brightness_dn:
+        return False, (f"too little light: ROI mean {brightest:.1f} DN < {gate.min_brightness_dn:g}; "
+                       "add light or raise exposure/gain")
+    if max(s.informative for s in samples) < gate.min_informative:
+        return False, ("too little texture: no part of the ROI has detail above the noise at any "
+                       "position; aim at a detailed subject or move the ROI (--roi)")
+    lo_score = min(s.score for s in samples)
+    ratio = (best.score + 1.0) / (lo_score + 1.0)
+    if len(samples) >= 3 and ratio < gate.flat_ratio:
+        return False, (f"flat focus curve: best/worst score {ratio:.2f} < {gate.flat_ratio:g}; "
+                       "nothing in the ROI changes with focus")
+    at_lo = best.position <= samples[0].position + run.res / 2 and samples[0].position <= run.lo + run.res / 2
+    at_hi = best.position >= samples[-1].position - run.res / 2 and samples[-1].position >= run.hi - run.res / 2
+    if at_lo or at_hi:
+        return False, (f"peak at the {'near' if at_lo else 'far'} edge of the range ({best.position:g}): "
+                       "focus may lie beyond the limits; widen drive.min_position/max_position or move the camera")
+    if fit is None:
+        return False, "no peak fit: the curve around the best sample is not peaked"
+    r2 = _quality_r2(run, fit["peak"])
+    if r2 is not None:
+        fit["r2"] = r2
+    if fit.get("r2", 1.0) < gate.min_r2:
+        return False, f"poor peak fit: R² {fit['r2']:.2f} < {gate.min_r2:g}; noisy or multi-peaked curve"
+    return True, "ok"

@@ -1,0 +1,208 @@
+"""Autofocus parameters: :class:`AutofocusParams` (config table ``[autofocus]``) and its
+sub-tables, one per strategy plus the quality gate (:class:`SweepParams`,
+:class:`ModelParams`, :class:`ContinuousParams`, :class:`GateParams`).
+
+All are frozen dataclasses validated on construction (:class:`~pifocus.exc.ConfigError`
+names the offending key).  They live together because :class:`AutofocusParams` holds one
+of each.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..exc import ConfigError
+from ..validate import require
+from .base import REGISTRY, SCALES
+
+
+def _sub(cls, value, section):
+    """Nested params from a TOML sub-table (dict) or an instance."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        from ..config import build
+        return build(cls, value, section)
+    raise ConfigError(f"{section} must be a table of {cls.__name__} keys, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """Quality gate of every AF run (``[autofocus.gate]``).
+
+    Attributes:
+        min_brightness_dn: ROI mean luma at the best sample below this -> "too little light".
+        min_informative: weighted share of ROI tiles with real texture at the best sample
+            below this -> "too little texture".
+        flat_ratio: (best + 1) / (worst + 1) score of the curve below this -> "flat curve".
+        min_r2: R² of the peak fit (log domain) below this -> "poor fit".
+        edge_margin: the peak counts as at the edge when the best sample is the first or
+            last position of the range and the fit does not put the peak inside.
+        verify_ratio: the final frame's score must reach this share of the best sample's,
+            else the run moves back to the best sample (and fails if that does not hold either).
+    """
+
+    min_brightness_dn: float = 12.0
+    min_informative: float = 0.05
+    flat_ratio: float = 2.0
+    min_r2: float = 0.6
+    verify_ratio: float = 0.5
+
+    def __post_init__(self):
+        s = "autofocus.gate"
+        require(0 <= self.min_brightness_dn <= 255, s, "min_brightness_dn", self.min_brightness_dn, "0..255")
+        require(0 <= self.min_informative <= 1, s, "min_informative", self.min_informative, "0..1")
+        require(1 <= self.flat_ratio <= 1000, s, "flat_ratio", self.flat_ratio, "1..1000")
+        require(-1 <= self.min_r2 <= 1, s, "min_r2", self.min_r2, "-1..1")
+        require(0 <= self.verify_ratio <= 1, s, "verify_ratio", self.verify_ratio, "0..1")
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    """Coarse-to-fine contrast sweep (``[autofocus.sweep]``).
+
+    Attributes:
+        coarse_points: samples spread over the whole range.
+        fine_points: samples over +-1 coarse step around the best coarse sample.
+        fit: ``"gaussian"`` (parabola through log-scores) or ``"parabola"`` (through scores).
+        fit_points: samples around the best used in the fit (odd, >= 3).
+    """
+
+    coarse_points: int = 17
+    fine_points: int = 9
+    fit: str = "gaussian"
+    fit_points: int = 5
+
+    def __post_init__(self):
+        s = "autofocus.sweep"
+        require(3 <= int(self.coarse_points) <= 1000, s, "coarse_points", self.coarse_points, "3..1000")
+        require(0 <= int(self.fine_points) <= 1000, s, "fine_points", self.fine_points, "0..1000")
+        require(self.fit in ("gaussian", "parabola"), s, "fit", self.fit, "gaussian, parabola")
+        require(int(self.fit_points) >= 3 and int(self.fit_points) % 2 == 1, s, "fit_points",
+                self.fit_points, "odd, >= 3")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Model-guided search (``[autofocus.model]``).
+
+    Attributes:
+        coarse_scale: down-scaling of the wide-range focus measure (2, 4 or 8).
+        first_step: first probe distance, as a fraction of the range.
+        informative_factor: a coarse score counts once it is this many times its noise floor.
+        significance: the coarse peak must exceed the lowest coarse score this many times
+            before it is trusted (defocus side lobes ripple by less).
+        fine_factor: fine sample spacing as a fraction of the coarse curve's sigma.
+        max_frames: hard cap on frames for one run.
+        exhaustive_below: ranges with at most this many distinct positions are simply all
+            sampled (short recorded sweeps).
+        cnn_confident: when the CNN is loaded and a frame's ``p_in_focus`` reaches this, the
+            wide-range search stops and the fine search starts around that frame (0 = never).
+    """
+
+    coarse_scale: int = 8
+    first_step: float = 0.125
+    informative_factor: float = 5.0
+    significance: float = 20.0
+    fine_factor: float = 0.35
+    max_frames: int = 40
+    exhaustive_below: int = 12
+    cnn_confident: float = 0.9
+
+    def __post_init__(self):
+        s = "autofocus.model"
+        require(int(self.coarse_scale) in SCALES, s, "coarse_scale", self.coarse_scale, "2, 4, 8")
+        require(0 < self.first_step <= 1, s, "first_step", self.first_step, "0 < x <= 1")
+        require(1 <= self.informative_factor <= 1000, s, "informative_factor", self.informative_factor, "1..1000")
+        require(1 <= self.significance <= 1000, s, "significance", self.significance, "1..1000")
+        require(0.05 <= self.fine_factor <= 2, s, "fine_factor", self.fine_factor, "0.05..2")
+        require(6 <= int(self.max_frames) <= 1000, s, "max_frames", self.max_frames, "6..1000")
+        require(0 <= int(self.exhaustive_below) <= 1000, s, "exhaustive_below", self.exhaustive_below, "0..1000")
+        require(0 <= self.cnn_confident <= 1, s, "cnn_confident", self.cnn_confident, "0..1 (0 = off)")
+
+
+@dataclass(frozen=True)
+class ContinuousParams:
+    """Continuous AF (``[autofocus.continuous]``).
+
+    Attributes:
+        drop_ratio: sharpness below this share of the in-focus reference counts as a drop.
+        drop_frames: frames the drop must last before searching (ignores flicker).
+        scene_cut: relative change of ROI brightness between frames that marks a scene cut
+            (no search for it; the reference is re-learnt).
+        relearn_frames: frames to re-learn the reference after a cut or a search.
+        search_step: first local search step, as a fraction of the range.
+        search_frames: most frames one local search may use.
+        cnn_out_of_focus: after a scene cut, search only if the CNN's p_in_focus stays
+            below this (Laplacian-only mode: never search just because of a cut).
+        initial_search: start with one full (model-guided) autofocus run, so watching
+            begins from focus.
+        turn_tolerance: a refocus that finds the peak moved by more than this share of the
+            range, with a curve of the same shape, is reported as a manual ring turn (or the
+            subject moved along the axis).
+    """
+
+    drop_ratio: float = 0.6
+    drop_frames: int = 4
+    scene_cut: float = 0.25
+    relearn_frames: int = 3
+    search_step: float = 0.04
+    search_frames: int = 16
+    cnn_out_of_focus: float = 0.3
+    initial_search: bool = True
+    turn_tolerance: float = 0.02
+
+    def __post_init__(self):
+        s = "autofocus.continuous"
+        require(0 < self.drop_ratio < 1, s, "drop_ratio", self.drop_ratio, "0 < x < 1")
+        require(1 <= int(self.drop_frames) <= 1000, s, "drop_frames", self.drop_frames, "1..1000")
+        require(0 < self.scene_cut <= 10, s, "scene_cut", self.scene_cut, "0 < x <= 10")
+        require(1 <= int(self.relearn_frames) <= 100, s, "relearn_frames", self.relearn_frames, "1..100")
+        require(0 < self.search_step <= 0.5, s, "search_step", self.search_step, "0 < x <= 0.5")
+        require(4 <= int(self.search_frames) <= 200, s, "search_frames", self.search_frames, "4..200")
+        require(0 <= self.cnn_out_of_focus <= 1, s, "cnn_out_of_focus", self.cnn_out_of_focus, "0..1")
+        require(0 <= self.turn_tolerance <= 1, s, "turn_tolerance", self.turn_tolerance, "0..1")
+
+
+@dataclass(frozen=True)
+class AutofocusParams:
+    """Autofocus configuration (config table ``[autofocus]``, sub-tables per strategy).
+
+    Attributes:
+        strategy: ``model`` (default), ``sweep`` or ``continuous`` (a name in
+            :data:`~pifocus.autofocus.STRATEGIES`).
+        score: the focus measure of the curve: ``multiscale`` (default: geometric mean of
+            the noise-corrected Laplacian variance at full resolution and reduced 2x, 4x and
+            8x -- every frequency band counts, so a small very sharp edge in a 3-D scene does
+            not outvote the subject) or ``laplacian`` (the analyzer's sharpness alone).
+        settle_frames: frames discarded after each move in addition to the drive's own.
+        approach_overshoot: fine samples and the final position are approached from the
+            drive's ``approach`` side after overshooting at least this share of the range
+            (more when the drive's backlash is larger), so play that was never calibrated
+            drops out too.  Costs travel, not frames.  0 = the drive's backlash only.
+        start: position to start from (``None`` = wherever the drive is).
+        sweep, model, continuous, gate: the per-strategy parameters and the quality gate.
+    """
+
+    strategy: str = "model"
+    score: str = "multiscale"
+    settle_frames: int = 0
+    approach_overshoot: float = 0.05
+    start: Optional[float] = None
+    sweep: SweepParams = field(default_factory=SweepParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    continuous: ContinuousParams = field(default_factory=ContinuousParams)
+    gate: GateParams = field(default_factory=GateParams)
+
+    def __post_init__(self):
+        s = "autofocus"
+        # Any registered strategy (pifocus.autofocus registers them all on import).
+        require(self.strategy in REGISTRY, s, "strategy", self.strategy, ", ".join(REGISTRY))
+        require(self.score in ("multiscale", "laplacian"), s, "score", self.score, "multiscale, laplacian")
+        require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
+        require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
+        require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
+        for name, cls in (("sweep", SweepParams), ("model", ModelParams),
+                          ("continuous", ContinuousParams), ("gate", GateParams)):
+            object.__setattr__(self, name, _sub(cls, getattr(self, name), f"autofocus.{name}"))
+

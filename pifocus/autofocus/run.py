@@ -1,0 +1,214 @@
+"""The bookkeeping of one AF run and its measure.
+
+* :class:`Sample` -- one measured frame (position, curve score, multi-scale scores, ...);
+* :func:`multiscale` -- the noise-corrected Laplacian variance of the ROI at each of
+  :data:`~pifocus.autofocus.SCALES`;
+* :class:`_Run` -- move, settle, read, score, count frames against the budget, remember
+  every sample (also used by ``pifocus calibrate``);
+* :func:`_grid` -- evenly spaced positions snapped to the drive's resolution.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..exc import AutofocusError, SourceExhausted
+from .base import SCALES
+from .params import AutofocusParams
+
+
+@dataclass
+class Sample:
+    """One measured frame of an AF run."""
+
+    position: float
+    score: float                       # the curve value (see AutofocusParams.score)
+    coarse: Dict[int, float]           # noise-corrected Laplacian variance at each scale
+    coarse_floor: Dict[int, float]     # noise contribution at each scale
+    brightness: float
+    informative: float
+    p_in_focus: float
+    frame_index: int = 0
+    sharpness: float = 0.0             # the analyzer's sharpness
+    approached: bool = False           # reached from the drive's approach side
+
+    def coarse_ok(self, scale: int, factor: float) -> bool:
+        """The coarse score at ``scale`` is clearly above its noise floor."""
+        return self.coarse[scale] > factor * (self.coarse_floor[scale] + 0.5)
+
+
+def multiscale(luma: np.ndarray, roi, noise_sigma: float) -> Tuple[Dict[int, float], Dict[int, float], float]:
+    """Laplacian variance of the ROI reduced by each of :data:`SCALES`, noise-corrected.
+
+    Returns ``(scores, floors, mean)``: per scale the variance minus the noise term
+    (``20 sigma² / s²`` for the 4-neighbour Laplacian of white noise averaged over s x s),
+    that noise term, and the ROI mean luma.
+    """
+    import cv2
+
+    h, w = luma.shape
+    x, y, rw, rh = roi
+    x0, y0 = int(round(x * w)), int(round(y * h))
+    x1, y1 = max(x0 + 8, int(round((x + rw) * w))), max(y0 + 8, int(round((y + rh) * h)))
+    a = luma[y0:y1, x0:x1].astype(np.float32)
+    scores, floors = {}, {}
+    var_n = float(noise_sigma) ** 2
+    for s in SCALES:
+        ww, hh = max(3, a.shape[1] // s), max(3, a.shape[0] // s)
+        b = cv2.resize(a, (ww, hh), interpolation=cv2.INTER_AREA)
+        lap = cv2.Laplacian(b, cv2.CV_32F, ksize=1)
+        noise = 20.0 * var_n / (s * s)
+        scores[s] = max(float(lap[1:-1, 1:-1].var()) - noise, 1e-3)
+        floors[s] = noise
+    return scores, floors, float(a.mean())
+
+
+class _Run:
+    """Shared machinery of one AF run: move, settle, measure, count, remember.
+
+    Attributes:
+        samples: every :class:`Sample` taken, in order (the result's curve).
+        frames: frames read so far (settling frames included); reading past
+            ``max_frames`` raises :class:`_OutOfFrames`.
+        lo, hi, res: the drive's soft limits and resolution (drive units).
+        settle: frames discarded after each move (AF's, the drive's and the pipeline's).
+        overshoot: the approach overshoot (drive units).
+    """
+
+    def __init__(self, drive, source, analyzer, params: AutofocusParams, max_frames: int = 400):
+        self.drive = drive
+        self.source = source
+        self.analyzer = analyzer
+        self.params = params
+        self.max_frames = max_frames
+        self.samples: List[Sample] = []
+        self.frames = 0
+        self.t0 = time.perf_counter()
+        self.moves0 = drive.moves
+        lo, hi = drive.limits
+        self.lo, self.hi = lo, hi
+        self.res = max(float(getattr(drive, "resolution", 1.0)), 1e-9)
+        self.settle = (int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
+                       + int(getattr(drive, "pipeline_frames", 0)))
+        roi = analyzer.params.effective_roi
+        self.roi = roi
+        self.overshoot = params.approach_overshoot * (hi - lo)
+
+    @property
+    def span(self) -> float:
+        """Width of the drive's range (drive units)."""
+        return self.hi - self.lo
+
+    def snap(self, x: float) -> float:
+        """``x`` as the drive would reach it (clamped to the limits, rounded to steps)."""
+        return self.drive.clamp(x)
+
+    def find(self, x: float, tol: Optional[float] = None, approached: bool = False) -> Optional[Sample]:
+        """The first sample within ``tol`` of ``x`` (default half a resolution step; never
+        less); ``approached``: only samples reached from the approach side.  None if none."""
+        tol = self.res / 2 if tol is None else max(tol, self.res / 2)
+        for s in self.samples:
+            if abs(s.position - x) <= tol and (s.approached or not approached):
+                return s
+        return None
+
+    def read(self):
+        """Read one frame, counted against the budget.
+
+        Raises:
+            _OutOfFrames: the budget (``max_frames``) is used up.
+            AutofocusError: the source ran dry.
+        """
+        if self.frames >= self.max_frames:
+            raise _OutOfFrames()
+        self.frames += 1
+        try:
+            return self.source.read()
+        except SourceExhausted as e:
+            raise AutofocusError(f"the frame source ran out during autofocus ({e})") from e
+
+    def measure(self, x: float, approach: Optional[bool] = None, reuse: bool = True,
+                tol: Optional[float] = None) -> Sample:
+        """Move to ``x`` (snapped to the drive), settle, read a frame, score it; a sample
+        already taken within ``tol`` (default half a resolution step) is reused."""
+        x = self.snap(x)
+        if reuse:
+            s = self.find(x, tol, approached=bool(approach))
+            if s is not None:
+                return s
+        if x != self.drive.position or approach:
+            before = self.drive.moves
+            self.drive.move_to(x, approach=approach, overshoot=self.overshoot if approach else None)
+            if self.drive.moves != before:
+                self.fresh()
+                for _ in range(self.settle):
+                    self.read()
+        s = self._score(self.read(), self.drive.position)
+        s.approached = bool(approach)
+        return s
+
+    def fresh(self) -> None:
+        """Ask a live camera for a frame exposed after the move (picamera2: flush)."""
+        fresh = getattr(self.source, "request_fresh", None)
+        if fresh is not None:
+            fresh()
+
+    def here(self) -> Sample:
+        """Score a frame at the current position without moving."""
+        return self._score(self.read(), self.drive.position)
+
+    def _score(self, frame, position: float) -> Sample:
+        """Analyze ``frame`` taken at ``position``, remember and return its :class:`Sample`."""
+        rep = self.analyzer.analyze(frame, track=False)
+        sc, fl, mean = multiscale(frame.luma, self.roi, rep.noise_sigma_dn)
+        p = rep.p_in_focus if rep.mode == "cnn" else math.nan  # the CNN's, never the Laplacian mapping
+        s = Sample(position=float(position), score=float(rep.sharpness), coarse=sc, coarse_floor=fl,
+                   brightness=mean, informative=float(rep.informative_fraction),
+                   p_in_focus=float(p) if p is not None and not math.isnan(p) else math.nan,
+                   frame_index=frame.index, sharpness=float(rep.sharpness))
+        if self.params.score == "multiscale":
+            vals = [max(s.sharpness, 1e-3)] + [sc[k] for k in SCALES]
+            s.score = float(np.exp(np.mean(np.log(vals))))
+        self.samples.append(s)
+        return s
+
+    def best(self) -> Sample:
+        """The highest-scoring sample so far."""
+        return max(self.samples, key=lambda s: s.score)
+
+    def unique_sorted(self, approached: bool = False) -> List[Sample]:
+        """One sample per position (the best), sorted; ``approached``: only samples reached
+        from the approach side (consistent positions even with uncalibrated play), when
+        there are at least three of them."""
+        pool = self.samples
+        if approached:
+            same = [s for s in pool if s.approached]
+            if len({round(s.position / self.res) for s in same}) >= 3:
+                pool = same
+        by = {}
+        for s in pool:
+            k = round(s.position / self.res)
+            if k not in by or s.score > by[k].score:
+                by[k] = s
+        return [by[k] for k in sorted(by)]
+
+
+class _OutOfFrames(Exception):
+    """The run's frame budget is used up (the run finishes with what it has)."""
+
+
+def _grid(lo: float, hi: float, n: int, res: float) -> List[float]:
+    """``n`` (at least 2) evenly spaced positions over ``lo..hi``, snapped to multiples of
+    ``res`` from ``lo``; positions closer than half a step to the previous are dropped."""
+    pts = np.linspace(lo, hi, max(2, n))
+    out = []
+    for v in pts:
+        v = lo + round((v - lo) / res) * res
+        v = min(max(v, lo), hi)
+        if not out or v - out[-1] >= res / 2:
+            out.append(float(v))
+    return out
+
