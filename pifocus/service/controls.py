@@ -31,9 +31,8 @@ class ServiceControls:
     """The controls of one running :class:`~pifocus.service.Service` (see
     :class:`pifocus.controls.Controls` for each method's contract).
 
-    The daemon owns one and hands it to the web server.  Besides the controls it has two
-    hooks the daemon calls: :meth:`serve_captures` (frame loop, every frame) and
-    :meth:`fail_captures` (shutdown).
+    The daemon owns one and hands it to the web server; the daemon also feeds
+    :attr:`captures` (every frame) and ends it on shutdown.
 
     Args:
         svc: the daemon.  Read: ``pipeline``, ``source``, ``hub``, ``drive``,
@@ -44,14 +43,14 @@ class ServiceControls:
     Attributes:
         af_state: the autofocus state shown in the status (``{"state": "idle"}`` at first).
         af_thread: the thread waiting for the current/last autofocus run, or None.
+        captures: the :class:`CaptureQueue` of :meth:`capture` requests.
     """
 
     def __init__(self, svc):
         self._svc = svc
         self.af_state = {"state": "idle"}
         self.af_thread: Optional[threading.Thread] = None
-        self._captures = []
-        self._captures_lock = threading.Lock()
+        self.captures = CaptureQueue()
 
     @property
     def hub(self):
@@ -247,14 +246,7 @@ class ServiceControls:
     def _on_af_frame(self, frame) -> None:
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
         svc = self._svc
-        now = time.monotonic()
-        fields = []
-        if svc.heartbeat.watchdog_due(now):
-            fields.append("WATCHDOG=1")
-        if svc.heartbeat.status_due(now):
-            fields.append("STATUS=autofocus running")
-        if fields:
-            svc.notifier.notify(*fields)
+        svc.heartbeat.autofocus_frame(time.monotonic())
         if svc.hub is not None:
             svc.hub.offer(frame, svc.pipeline.last_report)
 
@@ -274,43 +266,52 @@ class ServiceControls:
             fmt = "jpg"
         if fmt not in ("png", "jpg"):
             raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
-        frame = self._next_frame(timeout)
+        frame = self.captures.next_frame(timeout)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
 
-    def _next_frame(self, timeout: float):
-        """The next frame the loop analyses (a copy), via :meth:`serve_captures`.
+
+class CaptureQueue:
+    """Captures waiting for the next frame: an HTTP thread waits in :meth:`next_frame`, the
+    frame loop hands over a copy of its frame in :meth:`serve`."""
+
+    def __init__(self):
+        self._waiting = []
+        self._lock = threading.Lock()
+
+    def next_frame(self, timeout: float):
+        """A copy of the next frame the loop analyses.
 
         Raises:
             ServiceError: (503) none within ``timeout`` seconds, or the service is stopping.
         """
         req = {"event": threading.Event()}
-        with self._captures_lock:
-            self._captures.append(req)
+        with self._lock:
+            self._waiting.append(req)
         if not req["event"].wait(timeout):
-            with self._captures_lock:
-                if req in self._captures:
-                    self._captures.remove(req)
+            with self._lock:
+                if req in self._waiting:
+                    self._waiting.remove(req)
             raise ServiceError("no frame from the camera to capture", 503)
         if "error" in req:
             raise ServiceError(req["error"], 503)
         return req["frame"]
 
-    def serve_captures(self, frame) -> None:
-        """Daemon hook (frame loop thread, every frame): hand ``frame`` to waiting captures."""
-        if not self._captures:
+    def serve(self, frame) -> None:
+        """Frame loop thread, every frame: hand ``frame`` to the waiting captures."""
+        if not self._waiting:
             return  # the common case, without taking the lock
-        with self._captures_lock:
-            reqs, self._captures = self._captures, []
+        with self._lock:
+            reqs, self._waiting = self._waiting, []
         if reqs:
             snap = frame.with_luma(frame.luma.copy())  # the loop reuses its buffer
             for r in reqs:
                 r["frame"] = snap
                 r["event"].set()
 
-    def fail_captures(self, why: str) -> None:
-        """Daemon hook (shutdown): end every waiting capture with ``ServiceError(why)``."""
-        with self._captures_lock:
-            reqs, self._captures = self._captures, []
+    def fail(self, why: str) -> None:
+        """Shutdown: end every waiting capture with ``ServiceError(why)`` (503)."""
+        with self._lock:
+            reqs, self._waiting = self._waiting, []
         for r in reqs:
             r["error"] = why
             r["event"].set()
@@ -401,3 +402,48 @@ def _af_result_dict(result) -> dict:
         d = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
     keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s")
     return {k: d[k] for k in keep if k in d}
+
+
+class ControlShortcuts:
+    """The controls on the :class:`~pifocus.service.Service` itself, as they were before
+    :class:`ServiceControls` existed (``svc.set_roi(...)``, ``svc.status()``...): each
+    forwards to ``self.controls``.  Front ends get ``svc.controls``, not the service."""
+
+    controls: ServiceControls
+
+    @property
+    def af_state(self) -> dict:
+        """The autofocus state (``{"state": "idle" | "running" | "done" | ...}``)."""
+        return self.controls.af_state
+
+    def status(self) -> dict:
+        """The status document: :meth:`ServiceControls.status`."""
+        return self.controls.status()
+
+    def set_roi(self, roi) -> tuple:
+        """Set the subject region: :meth:`ServiceControls.set_roi`."""
+        return self.controls.set_roi(roi)
+
+    def set_analysis_mode(self, mode: str) -> str:
+        """Switch the analysis: :meth:`ServiceControls.set_analysis_mode`."""
+        return self.controls.set_analysis_mode(mode)
+
+    def set_peaking(self, on: bool) -> bool:
+        """Preview focus peaking on/off: :meth:`ServiceControls.set_peaking`."""
+        return self.controls.set_peaking(on)
+
+    def set_outputs(self, on: bool) -> bool:
+        """GPIO outputs on/off: :meth:`ServiceControls.set_outputs`."""
+        return self.controls.set_outputs(on)
+
+    def nudge(self, steps: int) -> dict:
+        """Move the focus drive: :meth:`ServiceControls.nudge`."""
+        return self.controls.nudge(steps)
+
+    def start_autofocus(self, strategy: Optional[str] = None) -> dict:
+        """Start an autofocus run: :meth:`ServiceControls.start_autofocus`."""
+        return self.controls.start_autofocus(strategy)
+
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+        """Save a full-resolution still: :meth:`ServiceControls.capture`."""
+        return self.controls.capture(fmt, timeout)

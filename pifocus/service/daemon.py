@@ -19,18 +19,19 @@ worker thread and ties it to the rest of the rig:
   lock is ever held around a frame.
 """
 
-import dataclasses
+import contextlib
 import logging
 import signal
 import threading
 import time
 from typing import Callable, Optional
 
-from ..exc import ConfigError, ModelError, PiFocusError, ServiceError, SourceError
+from ..exc import PiFocusError
 from ..pipeline import Pipeline, ReconnectParams
 from . import parts
 from .actions import LoopActions
-from .controls import ServiceControls
+from .controls import ControlShortcuts, ServiceControls
+from .reload import Reloader
 from .sdnotify import Heartbeat, SdNotifier
 from .source import WatchedSource
 from .status import FrameRate, describe_outputs, status_line
@@ -39,7 +40,23 @@ from .status import FrameRate, describe_outputs, status_line
 log = logging.getLogger("pifocus.service")
 
 
-class Service:
+@contextlib.contextmanager
+def _signal_handlers(svc):
+    """SIGTERM/SIGINT stop ``svc``, SIGHUP reloads it; the previous handlers come back on
+    exit.  Main thread only (Python delivers signals there)."""
+    old = {}
+    for sig, fn in ((signal.SIGTERM, lambda *_: svc.request_stop()),
+                    (signal.SIGINT, lambda *_: svc.request_stop()),
+                    (signal.SIGHUP, lambda *_: svc.request_reload())):
+        old[sig] = signal.signal(sig, fn)
+    try:
+        yield
+    finally:
+        for sig, fn in old.items():
+            signal.signal(sig, fn)
+
+
+class Service(ControlShortcuts):
     """The ``serve`` daemon: pipeline + systemd + signals + web + drive/autofocus.
 
     Args:
@@ -56,7 +73,8 @@ class Service:
     Attributes:
         pipeline: the running :class:`~pifocus.pipeline.Pipeline`.
         controls: the :class:`~pifocus.service.controls.ServiceControls` (what the web
-            server gets).  The control methods below delegate to it.
+            server gets).  ``status()``, ``set_roi()``, ``nudge()``... on the service
+            itself delegate to it (:class:`~pifocus.service.controls.ControlShortcuts`).
         hub: the :class:`~pifocus.web.preview.PreviewHub` (None without web).
         web: the :class:`~pifocus.web.server.WebServer` (None without web).
         drive: the open focus drive, or None (then ``drive_error`` may say why).
@@ -96,6 +114,7 @@ class Service:
         self.frame_size = None
         self.actions = LoopActions()
         self.controls = ServiceControls(self)
+        self._reloader = Reloader(self, given_source=source is not None)
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._ready = threading.Event()
@@ -124,7 +143,7 @@ class Service:
         inner = self._given_source if self._given_source is not None else parts.make_source(cfg)
         analyzer = outputs = None
         try:
-            analyzer = self._first_analyzer(cfg)
+            analyzer, self.analysis_error = parts.make_first_analyzer(cfg)
             outputs = parts.make_outputs(cfg, self.outputs_enabled)
             self.source = WatchedSource(inner)
             self.pipeline = Pipeline(self.source, analyzer, outputs, self._reconnect_params(cfg))
@@ -142,19 +161,6 @@ class Service:
         log.info("serving: source %s, analysis %s, outputs %s, web %s", inner.name, analyzer.mode,
                  describe_outputs(outputs), self.web.url if self.web else "off")
         return self
-
-    def _first_analyzer(self, cfg):
-        """The configured analyzer; Laplacian-only (with ``analysis_error`` set) when the CNN
-        model cannot be loaded."""
-        try:
-            return parts.make_analyzer(cfg)
-        except ModelError as e:
-            if cfg.analysis is None or not cfg.analysis.use_cnn:
-                raise
-            # An unattended rig keeps judging focus rather than restart-looping.
-            self.analysis_error = f"CNN unavailable, running Laplacian-only: {e}"
-            log.error("%s", self.analysis_error)
-            return parts.make_analyzer(cfg.replace(analysis=dataclasses.replace(cfg.analysis, use_cnn=False)))
 
     def _start_web(self, cfg) -> None:
         """The preview hub and the web server, when ``[web] enabled`` (and not ``--no-web``)."""
@@ -222,22 +228,15 @@ class Service:
         Raises:
             PiFocusError: the frame loop failed for good (e.g. the camera never came back).
         """
-        old = {}
-        if install_signals:
-            for sig, fn in ((signal.SIGTERM, lambda *_: self.request_stop()),
-                            (signal.SIGINT, lambda *_: self.request_stop()),
-                            (signal.SIGHUP, lambda *_: self.request_reload())):
-                old[sig] = signal.signal(sig, fn)
-        try:
-            self.start()
-            while not self._stop.wait(0.1):
-                if self._reload_requested.is_set():
-                    self._reload_requested.clear()
-                    self.reload()
-        finally:
-            self.shutdown()
-            for sig, fn in old.items():
-                signal.signal(sig, fn)
+        with _signal_handlers(self) if install_signals else contextlib.nullcontext():
+            try:
+                self.start()
+                while not self._stop.wait(0.1):
+                    if self._reload_requested.is_set():
+                        self._reload_requested.clear()
+                        self.reload()
+            finally:
+                self.shutdown()
         if self._loop_error is not None:
             self.exit_code = 1
             if isinstance(self._loop_error, PiFocusError):
@@ -269,7 +268,7 @@ class Service:
         self._close_drive()
         if self.pipeline is not None:
             self.pipeline.close()
-        self.controls.fail_captures("service stopping")
+        self.controls.captures.fail("service stopping")
         self.notifier.close()
         log.info("stopped after %.2f s", time.monotonic() - t0)
 
@@ -284,23 +283,14 @@ class Service:
         now = time.monotonic()
         self._rate.tick(now)
         self.frame_size = (frame.width, frame.height)
-        fields = []
-        if not self._ready.is_set():
+        first = not self._ready.is_set()
+        if first:
             self._ready.set()
-            fields.append("READY=1")
             log.info("first frame analysed (%dx%d, %s); ready", frame.width, frame.height, report.mode)
-        if self.heartbeat.watchdog_due(now):
-            fields.append("WATCHDOG=1")
-        if "READY=1" in fields:
-            self.heartbeat.status_sent(now)  # systemctl status shows the first line at once
-            fields.append("STATUS=" + self.status_line(report))
-        elif self.heartbeat.status_due(now):
-            fields.append("STATUS=" + self.status_line(report))
-        if fields:
-            self.notifier.notify(*fields)
+        self.heartbeat.frame(now, first, lambda: self.status_line(report))
         if self.hub is not None:
             self.hub.offer(frame, report)
-        self.controls.serve_captures(frame)
+        self.controls.captures.serve(frame)
 
     def _supervise(self) -> None:
         """Watchdog pings while a lost camera is being reopened (the loop is alive and
@@ -314,13 +304,7 @@ class Service:
             now = time.monotonic()
             opening = self.source.opening_since
             hung = opening is not None and now - opening > (wd / 2 if wd else 5.0)
-            fields = []
-            if not hung and self.heartbeat.watchdog_due(now):
-                fields.append("WATCHDOG=1")
-            if self.heartbeat.status_due(now):
-                fields.append(f"STATUS={p.error}; reopening (reconnects so far: {p.reconnects})")
-            if fields:
-                self.notifier.notify(*fields)
+            self.heartbeat.reconnecting(now, hung, f"{p.error}; reopening (reconnects so far: {p.reconnects})")
 
     @property
     def fps(self) -> float:
@@ -333,151 +317,6 @@ class Service:
 
     # -- reload ------------------------------------------------------------------------------------
     def reload(self) -> bool:
-        """Re-read the config file and apply it; on any error log it and keep the old one.
-
-        Returns True when the new config is in use.
-        """
-        from .. import config as cfgmod
-
-        path = self.config_path
-        self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
-                             "STATUS=reloading config")
-        try:
-            if not path:
-                raise ConfigError("no config file to reload (started without --config)")
-            new = (self.reload_fn or cfgmod.load)(path)
-            self._apply(new)
-        except Exception as e:  # whatever went wrong, the running config stays
-            if not isinstance(e, PiFocusError):
-                log.exception("unexpected error while reloading")
-                e = f"unexpected {type(e).__name__}: {e}"
-            self.reload_error = str(e)
-            log.error("reload failed, keeping the running config: %s", e)
-            self.notifier.notify("READY=1", f"STATUS=reload failed (old config kept): {e}")
-            return False
-        self.reloads += 1
-        self.reload_error = None
-        log.info("config reloaded from %s", path)
-        self.notifier.notify("READY=1", "STATUS=" + self.status_line())
-        return True
-
-    def _apply(self, new) -> None:
-        """Swap in what changed between the running config and ``new``.
-
-        Raises:
-            ConfigError, ModelError, SourceError, OutputError: the new part could not be made
-                (the running parts stay).
-        """
-        old = self.cfg
-        analyzer = parts.make_analyzer(new) if new.analysis != old.analysis else None
-        new_source = None
-        if new.source != old.source and self._given_source is None:
-            new_source = parts.make_source(new)
-        outputs_changed = new.outputs != old.outputs and not self.outputs_muted
-        try:
-            self.actions.call(lambda: self._swap_parts(old, new, new_source, analyzer, outputs_changed),
-                              timeout=3.0, queue_on_timeout=True)
-        except ServiceError:
-            log.warning("no frames right now: the new config applies when frames return")
-        except BaseException:
-            if analyzer is not None:
-                analyzer.close()
-            raise
-        self._apply_web(old, new)
-        self.cfg = self._apply_drive(old, new)
-
-    def _swap_parts(self, old, new, new_source, analyzer, outputs_changed: bool) -> None:
-        """Frame loop thread: put the new source, analyzer and outputs in place.
-
-        Raises:
-            SourceError, PiFocusError: the new source or outputs would not open (the old ones
-                are back).
-        """
-        p = self.pipeline
-        if new_source is not None:
-            current = self.source.inner
-            current.close()
-            try:
-                new_source.open()
-            except SourceError:
-                current.open()
-                raise
-            self.source.inner = new_source
-        if analyzer is not None:
-            old_an, p.analyzer = p.analyzer, analyzer
-            old_an.close()
-            self.analysis_error = None
-        if outputs_changed:
-            old_out = p.outputs
-            if old_out is not None:
-                old_out.close()  # free the pins before claiming them again
-            try:
-                p.outputs = parts.make_outputs(new, self.outputs_enabled)
-            except PiFocusError:
-                p.outputs = parts.make_outputs(old, self.outputs_enabled)
-                raise
-            if p.outputs is not None and p.error:
-                p.outputs.set_error(True)
-
-    def _apply_web(self, old, new) -> None:
-        """The new ``[web]`` options, except host/port/enabled (they need a restart)."""
-        if new.web != old.web and self.hub is not None and new.web is not None:
-            if (new.web.host, new.web.port, new.web.enabled) != (old.web.host, old.web.port, old.web.enabled):
-                log.warning("web host/port/enabled changes need a restart; the rest of [web] is applied")
-            self.hub.params = new.web
-            self.hub.peaking = new.web.peaking
-            if self.web is not None:
-                self.web.params = new.web
-
-    def _apply_drive(self, old, new):
-        """Reopen the drive when ``[drive]`` changed; returns ``new``, or ``new`` with the
-        old ``[drive]`` when the drive was busy and kept."""
-        if getattr(new, "drive", None) == getattr(old, "drive", None):
-            return new
-        if not self.drive_lock.acquire(timeout=2.0):
-            log.warning("drive busy (autofocus running): the [drive] change was not applied; reload again")
-            return new.replace(drive=old.drive)
-        try:
-            self._close_drive()
-            self.drive, self.drive_error = parts.open_drive(new, self.source.inner)
-        finally:
-            self.drive_lock.release()
-        return new
-
-    # -- controls: thin delegations to self.controls (see pifocus.controls.Controls) ---------------
-    @property
-    def af_state(self) -> dict:
-        """The autofocus state (``{"state": "idle" | "running" | "done" | ...}``)."""
-        return self.controls.af_state
-
-    def status(self) -> dict:
-        """The status document: :meth:`ServiceControls.status`."""
-        return self.controls.status()
-
-    def set_roi(self, roi) -> tuple:
-        """Set the subject region: :meth:`ServiceControls.set_roi`."""
-        return self.controls.set_roi(roi)
-
-    def set_analysis_mode(self, mode: str) -> str:
-        """Switch the analysis: :meth:`ServiceControls.set_analysis_mode`."""
-        return self.controls.set_analysis_mode(mode)
-
-    def set_peaking(self, on: bool) -> bool:
-        """Preview focus peaking on/off: :meth:`ServiceControls.set_peaking`."""
-        return self.controls.set_peaking(on)
-
-    def set_outputs(self, on: bool) -> bool:
-        """GPIO outputs on/off: :meth:`ServiceControls.set_outputs`."""
-        return self.controls.set_outputs(on)
-
-    def nudge(self, steps: int) -> dict:
-        """Move the focus drive: :meth:`ServiceControls.nudge`."""
-        return self.controls.nudge(steps)
-
-    def start_autofocus(self, strategy: Optional[str] = None) -> dict:
-        """Start an autofocus run: :meth:`ServiceControls.start_autofocus`."""
-        return self.controls.start_autofocus(strategy)
-
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
-        """Save a full-resolution still: :meth:`ServiceControls.capture`."""
-        return self.controls.capture(fmt, timeout)
+        """Re-read the config file and apply it (:class:`~pifocus.service.reload.Reloader`);
+        on any error log it and keep the old one.  Returns True when the new config is in use."""
+        return self._reloader.reload()

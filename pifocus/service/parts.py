@@ -4,10 +4,11 @@ Optional parts (outputs, drive) are imported when first made, so a build without
 machine without their libraries) still serves.
 """
 
+import dataclasses
 import logging
 from typing import Optional, Tuple
 
-from ..exc import PiFocusError
+from ..exc import ModelError, PiFocusError
 from .status import drive_position
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
@@ -32,6 +33,26 @@ def make_analyzer(cfg):
     """
     from ..commands._common import make_analyzer as make
     return make(cfg)
+
+
+def make_first_analyzer(cfg) -> Tuple[object, Optional[str]]:
+    """The configured analyzer for a starting service, and why it is not the configured one.
+
+    A CNN model that cannot be loaded does not stop the service: then this returns a
+    Laplacian-only analyzer and the reason (for the log and ``/api/status`` ``errors``).
+
+    Raises:
+        ConfigError, ModelError: bad analysis options; a model error without the CNN on.
+    """
+    try:
+        return make_analyzer(cfg), None
+    except ModelError as e:
+        if cfg.analysis is None or not cfg.analysis.use_cnn:
+            raise
+        # An unattended rig keeps judging focus rather than restart-looping.
+        why = f"CNN unavailable, running Laplacian-only: {e}"
+        log.error("%s", why)
+        return make_analyzer(cfg.replace(analysis=dataclasses.replace(cfg.analysis, use_cnn=False))), why
 
 
 def make_outputs(cfg, enabled: bool = True):

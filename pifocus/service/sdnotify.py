@@ -5,7 +5,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
 log = logging.getLogger("pifocus.service")
@@ -115,6 +115,35 @@ class Heartbeat:
             return True
         return False
 
-    def status_sent(self, now: float) -> None:
-        """Record a ``STATUS=`` sent out of schedule (e.g. with ``READY=1``)."""
-        self.last_status = now
+    def frame(self, now: float, first: bool, status: Callable[[], str]) -> None:
+        """The frame loop analysed a frame at ``now``: ``READY=1`` on the ``first``, and the
+        watchdog ping and ``STATUS=`` line (``status()``) when due -- with ``READY=1`` at once."""
+        fields = ["READY=1"] if first else []
+        if self.watchdog_due(now):
+            fields.append("WATCHDOG=1")
+        if first or self.status_due(now):
+            self.last_status = now
+            fields.append("STATUS=" + status())
+        if fields:
+            self.notifier.notify(*fields)
+
+    def autofocus_frame(self, now: float) -> None:
+        """An autofocus run read a frame at ``now`` (the frame loop waits for the run)."""
+        fields = []
+        if self.watchdog_due(now):
+            fields.append("WATCHDOG=1")
+        if self.status_due(now):
+            fields.append("STATUS=autofocus running")
+        if fields:
+            self.notifier.notify(*fields)
+
+    def reconnecting(self, now: float, hung: bool, status: str) -> None:
+        """The camera is lost and being reopened: ping unless the reopen ``hung`` (then
+        systemd's watchdog restarts us), and send ``STATUS=status`` when due."""
+        fields = []
+        if not hung and self.watchdog_due(now):
+            fields.append("WATCHDOG=1")
+        if self.status_due(now):
+            fields.append("STATUS=" + status)
+        if fields:
+            self.notifier.notify(*fields)
