@@ -3,7 +3,9 @@
 Modules:
 
 * :mod:`.daemon` -- :class:`Service`: start, run, stop, signals, watchdog and supervision
-  of a lost camera, reload (``SIGHUP``) and applying a new config.
+  of a lost camera; it owns every part below.
+* :mod:`.reload` -- ``SIGHUP``: re-read the config and swap in what changed (the old config
+  stays on any error).
 * :mod:`.controls` -- :class:`~.controls.ServiceControls`: what the page (and later MQTT)
   may ask -- ROI, analysis mode, peaking, outputs on/off, nudge, autofocus and its worker,
   capture, status.  Its contract is :class:`pifocus.controls.Controls`; the daemon owns one

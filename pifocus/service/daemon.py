@@ -9,8 +9,8 @@ worker thread and ties it to the rest of the rig:
   service); ``STATUS=`` lines with fps and verdict; ``RELOADING=1``/``STOPPING=1`` around
   reloads and shutdown.
 * **signals**: ``SIGHUP`` reloads the config (analyzer, outputs, ROI, source, drive, web
-  options; a bad new config is logged and the old one kept); ``SIGTERM``/``SIGINT`` stop
-  within 2 s: LED off, motor de-energized, drive position saved.
+  options, see :mod:`.reload`; a bad new config is logged and the old one kept);
+  ``SIGTERM``/``SIGINT`` stop within 2 s: LED off, motor de-energized, drive position saved.
 * **camera loss**: the pipeline shows the error pattern on the LED and reopens the source
   with exponential backoff; the service keeps running and resumes when frames return.
 * **controls**: the daemon owns one :class:`~pifocus.service.controls.ServiceControls`
