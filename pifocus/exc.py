@@ -44,3 +44,16 @@ class AutofocusError(PiFocusError):
 
 class OutputError(PiFocusError):
     """An output device (LED, buzzer, trigger) could not be set up, e.g. a pin already in use."""
+
+
+class ServiceError(PiFocusError):
+    """A control request to the running service (web page, later MQTT) that cannot be
+    carried out now.
+
+    Attributes:
+        status: the HTTP status that fits (400 bad value, 409 conflict, 503 unavailable).
+    """
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status

@@ -4,8 +4,12 @@
 * :mod:`.preview` -- :class:`~pifocus.web.preview.PreviewHub`: one encoder thread turns the
   newest frame into one JPEG (downscaled, with focus peaking) that every client shares
   ("encode once, fan out"), so clients never slow the frame loop.
-* :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the page (``static/``), the MJPEG
-  stream and the JSON API documented in ``API.md``.
+* :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the route tables for the page
+  (``static/``), the MJPEG stream and the JSON API documented in ``API.md``.  It talks to
+  the service only through a :class:`pifocus.controls.Controls`.
+* :mod:`.request` -- reading and checking requests: JSON body, Origin, token.
+* :mod:`.files` -- the page's files and the saved stills (safe names only).
+* :mod:`.stream` -- the MJPEG stream of the shared preview JPEGs.
 
 Only the standard library, numpy and OpenCV are used: nothing to build or install on a Pi.
 """

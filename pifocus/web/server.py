@@ -4,15 +4,13 @@ The routes are documented in ``API.md`` next to this file.  Every answer to ``/a
 JSON; a bad request gets a 4xx with ``{"ok": false, "error": "..."}`` and an unexpected
 failure a 500 with a one-line message (the traceback goes to the log, never to the client).
 
-The server calls into a *controller* -- the :class:`~pifocus.service.Service` -- for status
-and controls, and into its :class:`~pifocus.web.preview.PreviewHub` for images.
+The server knows the service only as a :class:`pifocus.controls.Controls` -- status and
+controls, and its preview hub for images.  It never imports :mod:`pifocus.service`.
+Request parsing and checks are in :mod:`.request`, the page and stills in :mod:`.files`,
+the MJPEG stream in :mod:`.stream`.
 """
 
-import hmac
-import json
 import logging
-import re
-import select
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,46 +18,57 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from . import WebParams
+from ..controls import Controls
+from ..exc import ServiceError
+from . import WebParams, files, request
+from .files import CONTENT_TYPES, STATIC_DIR
+from .request import MAX_BODY, HTTPError, only
+from .stream import BOUNDARY, serve_stream
+
+# The constants kept their old home here too (they were defined in this module).
+__all__ = ["WebServer", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
-BOUNDARY = "pifocusframe"
-MAX_BODY = 16 * 1024
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
-                 ".ico": "image/x-icon", ".json": "application/json"}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
-
-
-class HTTPError(Exception):
-    """An error answer: HTTP ``status`` and a message for the JSON body."""
-
-    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-
-
-def _json_body(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str).encode()
+#: Paths that answer GET only: a POST to them is a 405, any other unknown POST a 404.
+GET_ONLY = ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures")
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One HTTP connection: dispatch to the route tables, answer JSON, never crash.
+
+    ``GET_ROUTES``/``POST_ROUTES`` map a path to a method name; ``GET_PREFIXES`` map a path
+    prefix to a method that takes the rest of the path.
+    """
+
     server_version = "pifocus"
     sys_version = ""
     protocol_version = "HTTP/1.1"
 
+    GET_ROUTES = {"/": "_get_page", "/index.html": "_get_page", "/stream.mjpg": "_get_stream",
+                  "/api/stream.mjpg": "_get_stream", "/api/preview.jpg": "_get_preview",
+                  "/api/status": "_get_status", "/api/captures": "_get_captures",
+                  "/favicon.ico": "_get_favicon"}
+    GET_PREFIXES = (("/static/", "_get_static"), ("/captures/", "_get_capture_file"))
+    POST_ROUTES = {"/api/roi": "_post_roi", "/api/autofocus": "_post_autofocus",
+                   "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode"}
+
     # -- plumbing -----------------------------------------------------------------------------
     @property
     def web(self) -> "WebServer":
+        """The :class:`WebServer` this connection belongs to."""
         return self.server.pifocus_web
+
+    @property
+    def controls(self) -> Controls:
+        """The service's controls."""
+        return self.web.controls
 
     def log_message(self, fmt, *args):  # noqa: D102 - route http.server's log to logging
         log.debug("%s %s", self.address_string(), fmt % args)
 
     def setup(self):
+        """Connection set-up: a silent client is dropped after 15 s."""
         super().setup()
         self.connection.settimeout(15)
 
@@ -76,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, obj, headers: Optional[dict] = None) -> None:
-        self._send(status, _json_body(obj), "application/json", headers)
+        self._send(status, request.json_body(obj), "application/json", headers)
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -91,9 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     raise HTTPError(405, f"method {method} is not allowed", {"Allow": "GET, POST"})
             except HTTPError as e:
+                if e.close:
+                    self.close_connection = True
                 self._drain()
                 self._json(e.status, {"ok": False, "error": str(e)}, e.headers)
-            except _service_error() as e:
+            except ServiceError as e:
                 self._json(getattr(e, "status", 400), {"ok": False, "error": str(e)})
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
@@ -105,18 +116,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
 
     def do_GET(self):  # noqa: N802
+        """Answer a GET."""
         self._dispatch("GET")
 
     def do_POST(self):  # noqa: N802
+        """Answer a POST."""
         self._dispatch("POST")
 
     def do_PUT(self):  # noqa: N802
+        """Refuse a PUT (405)."""
         self._dispatch("PUT")
 
     def do_DELETE(self):  # noqa: N802
+        """Refuse a DELETE (405)."""
         self._dispatch("DELETE")
 
     def do_PATCH(self):  # noqa: N802
+        """Refuse a PATCH (405)."""
         self._dispatch("PATCH")
 
     # -- request helpers ------------------------------------------------------------------------
@@ -124,97 +140,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Read an unread request body so the connection stays usable."""
         if getattr(self, "_body_read", False):
             return
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            n = 0
-        if 0 < n <= MAX_BODY:
-            self.rfile.read(n)
-        elif n > MAX_BODY:
+        if not request.drain(self.headers, self.rfile):
             self.close_connection = True
         self._body_read = True
 
     def _body(self) -> dict:
+        """The JSON object the request sent (see :func:`.request.read_json_body`)."""
         self._body_read = True
-        te = self.headers.get("Transfer-Encoding")
-        if te:
-            self.close_connection = True
-            raise HTTPError(411, "send the body with a Content-Length (no chunked encoding)")
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            raise HTTPError(400, "bad Content-Length") from None
-        if n < 0:
-            self.close_connection = True
-            raise HTTPError(400, "bad Content-Length")
-        if n > MAX_BODY:
-            self.close_connection = True
-            raise HTTPError(413, f"request body too large ({n} bytes; at most {MAX_BODY})")
-        raw = self.rfile.read(n) if n else b""
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise HTTPError(415, "send Content-Type: application/json (also for an empty body)")
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise HTTPError(400, f"body is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise HTTPError(400, "body must be a JSON object, e.g. {\"steps\": 10}")
-        return data
-
-    def _check_origin(self) -> None:
-        """Refuse cross-site requests: a browser's Origin must match the Host it talks to."""
-        origin = self.headers.get("Origin")
-        if not origin:
-            return
-        host = self.headers.get("Host", "")
-        if urlsplit(origin).netloc.lower() != host.lower():
-            raise HTTPError(403, "cross-origin request refused")
-
-    def _check_token(self) -> None:
-        token = self.web.params.token
-        if token is None:
-            return
-        given = None
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        elif "token" in self.query:
-            given = self.query["token"][-1]
-        if given is None:
-            raise HTTPError(401, "this control needs the token: send 'Authorization: Bearer TOKEN' "
-                                 "or add ?token=TOKEN", {"WWW-Authenticate": 'Bearer realm="pifocus"'})
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPError(403, "wrong token")
-
-    # -- GET -------------------------------------------------------------------------------------
-    def _get(self, path: str) -> None:
-        svc = self.web.controller
-        if path in ("/", "/index.html"):
-            return self._static("index.html")
-        if path.startswith("/static/"):
-            return self._static(path[len("/static/"):])
-        if path in ("/stream.mjpg", "/api/stream.mjpg"):
-            return self._stream()
-        if path == "/api/preview.jpg":
-            hub = self._hub()
-            pf = hub.snapshot(2.0)
-            if pf is None:
-                raise HTTPError(503, "no preview frame yet (camera not delivering frames)")
-            return self._send(200, pf.jpeg, "image/jpeg", {"X-Frame-Index": str(pf.frame_index),
-                                                            "X-Timestamp-Ns": str(pf.timestamp_ns)})
-        if path == "/api/status":
-            return self._json(200, svc.status())
-        if path == "/api/captures":
-            return self._json(200, {"ok": True, "captures": self._captures()})
-        if path.startswith("/captures/"):
-            return self._capture_file(path[len("/captures/"):])
-        if path == "/favicon.ico":
-            return self._send(204, b"", "image/x-icon")
-        raise HTTPError(404, f"no such page: {path}")
+        return request.read_json_body(self.headers, self.rfile)
 
     def _hub(self):
         hub = self.web.hub
@@ -222,148 +155,119 @@ class _Handler(BaseHTTPRequestHandler):
             raise HTTPError(503, "the preview is not running")
         return hub
 
-    def _static(self, name: str) -> None:
-        if not _SAFE_NAME.match(name):
-            raise HTTPError(404, "no such file")
-        f = STATIC_DIR / name
-        try:
-            body = f.read_bytes()
-        except OSError:
-            raise HTTPError(404, f"no such file: {name}") from None
-        ctype = CONTENT_TYPES.get(f.suffix, "application/octet-stream")
-        self._send(200, body, ctype, {"Cache-Control": "no-cache"})
-
-    def _stream(self) -> None:
-        hub = self._hub()
-        if not hub.try_join():
-            raise HTTPError(503, f"too many preview clients (web.max_clients = {hub.params.max_clients})")
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            for pf in hub.stream():
-                if self.web.stopping or self._client_gone():
-                    break
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(pf.jpeg)}\r\n"
-                        f"X-Frame-Index: {pf.frame_index}\r\nX-Timestamp-Ns: {pf.timestamp_ns}\r\n"
-                        f"X-Seq: {pf.seq}\r\n\r\n").encode()
-                self.wfile.write(head + pf.jpeg + b"\r\n")
-        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
-            pass
-        finally:
-            hub.leave()
-
-    def _client_gone(self) -> bool:
-        """True when the client closed its end (a stream client sends nothing after the
-        request, so a readable socket means EOF or a reset)."""
-        try:
-            r, _, _ = select.select([self.connection], [], [], 0)
-            return bool(r) and self.connection.recv(1, socket.MSG_PEEK) == b""
-        except (OSError, ValueError):
-            return True
-
     def _captures_dir(self) -> Path:
         return Path(self.web.params.captures_dir)
 
-    def _captures(self) -> list:
-        d = self._captures_dir()
-        try:
-            files = sorted((p for p in d.iterdir() if p.suffix in (".png", ".jpg") and p.is_file()),
-                           key=lambda p: p.name, reverse=True)
-        except OSError:
-            return []
-        return [{"file": p.name, "bytes": p.stat().st_size, "url": f"/captures/{p.name}"} for p in files[:200]]
+    # -- GET -------------------------------------------------------------------------------------
+    def _get(self, path: str) -> None:
+        name = self.GET_ROUTES.get(path)
+        if name is not None:
+            return getattr(self, name)()
+        for prefix, name in self.GET_PREFIXES:
+            if path.startswith(prefix):
+                return getattr(self, name)(path[len(prefix):])
+        raise HTTPError(404, f"no such page: {path}")
 
-    def _capture_file(self, name: str) -> None:
-        if not _SAFE_NAME.match(name) or not name.endswith((".png", ".jpg")):
-            raise HTTPError(404, "no such capture")
-        try:
-            body = (self._captures_dir() / name).read_bytes()
-        except OSError:
-            raise HTTPError(404, f"no such capture: {name}") from None
-        self._send(200, body, "image/png" if name.endswith(".png") else "image/jpeg",
-                   {"Content-Disposition": f'attachment; filename="{name}"'})
+    def _get_page(self) -> None:
+        self._get_static("index.html")
+
+    def _get_static(self, name: str) -> None:
+        body, ctype = files.static_file(name)
+        self._send(200, body, ctype, {"Cache-Control": "no-cache"})
+
+    def _get_stream(self) -> None:
+        serve_stream(self, self._hub(), lambda: self.web.stopping)
+
+    def _get_preview(self) -> None:
+        pf = self._hub().snapshot(2.0)
+        if pf is None:
+            raise HTTPError(503, "no preview frame yet (camera not delivering frames)")
+        self._send(200, pf.jpeg, "image/jpeg", {"X-Frame-Index": str(pf.frame_index),
+                                                "X-Timestamp-Ns": str(pf.timestamp_ns)})
+
+    def _get_status(self) -> None:
+        self._json(200, self.controls.status())
+
+    def _get_captures(self) -> None:
+        self._json(200, {"ok": True, "captures": files.list_captures(self._captures_dir())})
+
+    def _get_capture_file(self, name: str) -> None:
+        body, ctype = files.capture_file(self._captures_dir(), name)
+        self._send(200, body, ctype, {"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def _get_favicon(self) -> None:
+        self._send(204, b"", "image/x-icon")
 
     # -- POST ------------------------------------------------------------------------------------
     def _post(self, path: str) -> None:
-        routes = {"/api/roi": self._post_roi, "/api/autofocus": self._post_autofocus,
-                  "/api/nudge": self._post_nudge, "/api/capture": self._post_capture,
-                  "/api/mode": self._post_mode}
-        fn = routes.get(path)
-        if fn is None:
-            if path in ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures"):
+        name = self.POST_ROUTES.get(path)
+        if name is None:
+            if path in GET_ONLY:
                 raise HTTPError(405, f"{path} takes GET", {"Allow": "GET"})
             raise HTTPError(404, f"no such API: POST {path}")
-        self._check_origin()
-        self._check_token()
+        request.check_origin(self.headers)
+        request.check_token(self.headers, self.query, self.web.params.token)
         body = self._body()
-        fn(body)
-
-    @staticmethod
-    def _only(body: dict, allowed) -> None:
-        extra = sorted(set(body) - set(allowed))
-        if extra:
-            raise HTTPError(400, f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(allowed) or 'none'}")
+        getattr(self, name)(body)
 
     def _post_roi(self, body: dict) -> None:
-        self._only(body, ("roi",))
+        only(body, ("roi",))
         if "roi" not in body:
             raise HTTPError(400, "give {\"roi\": [x, y, w, h]} in normalized frame coordinates (0..1), "
                                  "or {\"roi\": null} for the default region")
-        roi = self.web.controller.set_roi(body["roi"])
+        roi = self.controls.set_roi(body["roi"])
         self._json(200, {"ok": True, "roi": [round(float(v), 5) for v in roi]})
 
     def _post_autofocus(self, body: dict) -> None:
-        self._only(body, ("strategy",))
+        only(body, ("strategy",))
         strategy = body.get("strategy")
         if strategy is not None and (not isinstance(strategy, str) or not strategy.strip()):
             raise HTTPError(400, "strategy must be a strategy name string")
-        state = self.web.controller.start_autofocus(strategy)
+        state = self.controls.start_autofocus(strategy)
         self._json(202, {"ok": True, "autofocus": state})
 
     def _post_nudge(self, body: dict) -> None:
-        self._only(body, ("steps",))
+        only(body, ("steps",))
         if "steps" not in body:
             raise HTTPError(400, "give {\"steps\": N} (signed integer; + moves towards far)")
-        out = self.web.controller.nudge(body["steps"])
+        out = self.controls.nudge(body["steps"])
         self._json(200, {"ok": True, **out})
 
     def _post_capture(self, body: dict) -> None:
-        self._only(body, ("format",))
+        only(body, ("format",))
         fmt = body.get("format")
         if fmt is not None and not isinstance(fmt, str):
             raise HTTPError(400, "format must be 'png' or 'jpg'")
-        out = self.web.controller.capture(fmt)
+        out = self.controls.capture(fmt)
         out["url"] = f"/captures/{out['file']}"
         self._json(201, {"ok": True, **out})
 
     def _post_mode(self, body: dict) -> None:
-        self._only(body, ("analysis", "peaking", "outputs"))
+        only(body, ("analysis", "peaking", "outputs"))
         if not body:
             raise HTTPError(400, "give {\"analysis\": \"cnn\"|\"laplacian\"}, {\"peaking\": true|false} "
                                  "and/or {\"outputs\": true|false}")
         out = {}
         if "outputs" in body:
-            if not isinstance(body["outputs"], bool):
-                raise HTTPError(400, "outputs must be true or false")
-            out["outputs"] = self.web.controller.set_outputs(body["outputs"])
+            out["outputs"] = self.controls.set_outputs(_flag(body, "outputs", "outputs must be true or false"))
         if "peaking" in body:
-            if not isinstance(body["peaking"], bool):
-                raise HTTPError(400, "peaking must be true or false")
-            out["peaking"] = self.web.controller.set_peaking(body["peaking"])
+            out["peaking"] = self.controls.set_peaking(_flag(body, "peaking", "peaking must be true or false"))
         if "analysis" in body:
             if not isinstance(body["analysis"], str):
                 raise HTTPError(400, "analysis must be 'cnn' or 'laplacian'")
-            out["analysis"] = self.web.controller.set_analysis_mode(body["analysis"])
+            out["analysis"] = self.controls.set_analysis_mode(body["analysis"])
         self._json(200, {"ok": True, **out})
 
 
-def _service_error():
-    from ..service import ServiceError
-    return ServiceError
+def _flag(body: dict, key: str, message: str) -> bool:
+    """``body[key]`` when it is a JSON boolean.
+
+    Raises:
+        HTTPError: 400 ``message`` otherwise.
+    """
+    if not isinstance(body[key], bool):
+        raise HTTPError(400, message)
+    return body[key]
 
 
 class _Server(ThreadingHTTPServer):
@@ -379,26 +283,30 @@ class WebServer:
     """The preview/API server in a background thread.
 
     Args:
-        controller: the object behind the API (a :class:`~pifocus.service.Service`): needs
-            ``status()``, ``set_roi()``, ``start_autofocus()``, ``nudge()``, ``capture()``,
-            ``set_analysis_mode()``, ``set_peaking()`` and a ``hub`` attribute.
+        controls: the service's :class:`~pifocus.controls.Controls` -- everything the API
+            does goes through it (status, the controls, its ``hub`` for images).
         params: :class:`~pifocus.web.WebParams`.
 
     Raises:
         ConfigError: (on :meth:`start`) the address cannot be bound.
     """
 
-    def __init__(self, controller, params: WebParams):
-        self.controller = controller
+    def __init__(self, controls: Controls, params: WebParams):
+        self.controls = controls
         self.params = params
         self.stopping = False
         self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
     @property
+    def controller(self) -> Controls:
+        """The former name of :attr:`controls`."""
+        return self.controls
+
+    @property
     def hub(self):
-        """The controller's preview hub."""
-        return getattr(self.controller, "hub", None)
+        """The controls' preview hub (None when the preview is not running)."""
+        return getattr(self.controls, "hub", None)
 
     @property
     def address(self):

@@ -1,0 +1,153 @@
+"""``SIGHUP``: re-read the config file and swap in what changed, keeping the old config on
+any error.
+
+What a reload can change: the analysis (a new analyzer), the source (reopened), the outputs
+(pins released, then claimed again), ``[web]`` except host/port/enabled (those need a
+restart) and the focus drive (reopened when it is not moving).  Source, analyzer and outputs
+are swapped in the frame loop's thread between two frames.
+"""
+
+import logging
+import time
+
+from ..exc import ConfigError, PiFocusError, ServiceError, SourceError
+from . import parts
+
+# One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
+log = logging.getLogger("pifocus.service")
+
+
+class Reloader:
+    """Reloads for one :class:`~pifocus.service.Service`.
+
+    Args:
+        svc: the daemon.  Read: ``config_path``, ``reload_fn``, ``notifier``,
+            ``outputs_enabled``, ``outputs_muted``, ``pipeline``, ``source``, ``hub``,
+            ``web``, ``drive_lock``, ``actions``; written: ``cfg``, ``drive``,
+            ``drive_error``, ``analysis_error``, ``reloads``, ``reload_error``.
+        given_source: True when the service runs on a ready-made source (tests): then a
+            changed ``[source]`` is not applied.
+    """
+
+    def __init__(self, svc, given_source: bool = False):
+        self._svc = svc
+        self._given_source = given_source
+
+    def reload(self) -> bool:
+        """Re-read the config file and apply it; on any error log it and keep the old one.
+
+        Sends ``RELOADING=1`` first and ``READY=1`` with a ``STATUS=`` line after, either way.
+        Returns True when the new config is in use.
+        """
+        from .. import config as cfgmod
+
+        svc = self._svc
+        path = svc.config_path
+        svc.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+                            "STATUS=reloading config")
+        try:
+            if not path:
+                raise ConfigError("no config file to reload (started without --config)")
+            new = (svc.reload_fn or cfgmod.load)(path)
+            self.apply(new)
+        except Exception as e:  # whatever went wrong, the running config stays
+            if not isinstance(e, PiFocusError):
+                log.exception("unexpected error while reloading")
+                e = f"unexpected {type(e).__name__}: {e}"
+            svc.reload_error = str(e)
+            log.error("reload failed, keeping the running config: %s", e)
+            svc.notifier.notify("READY=1", f"STATUS=reload failed (old config kept): {e}")
+            return False
+        svc.reloads += 1
+        svc.reload_error = None
+        log.info("config reloaded from %s", path)
+        svc.notifier.notify("READY=1", "STATUS=" + svc.status_line())
+        return True
+
+    def apply(self, new) -> None:
+        """Swap in what changed between the running config and ``new``.
+
+        Raises:
+            ConfigError, ModelError, SourceError, OutputError: the new part could not be made
+                (the running parts stay).
+        """
+        svc = self._svc
+        old = svc.cfg
+        analyzer = parts.make_analyzer(new) if new.analysis != old.analysis else None
+        new_source = None
+        if new.source != old.source and not self._given_source:
+            new_source = parts.make_source(new)
+        outputs_changed = new.outputs != old.outputs and not svc.outputs_muted
+        try:
+            svc.actions.call(lambda: self._swap_parts(old, new, new_source, analyzer, outputs_changed),
+                             timeout=3.0, queue_on_timeout=True)
+        except ServiceError:
+            log.warning("no frames right now: the new config applies when frames return")
+        except BaseException:
+            if analyzer is not None:
+                analyzer.close()
+            raise
+        self._apply_web(old, new)
+        svc.cfg = self._apply_drive(old, new)
+
+    def _swap_parts(self, old, new, new_source, analyzer, outputs_changed: bool) -> None:
+        """Frame loop thread: put the new source, analyzer and outputs in place.
+
+        Raises:
+            SourceError, PiFocusError: the new source or outputs would not open (the old ones
+                are back).
+        """
+        svc = self._svc
+        p = svc.pipeline
+        if new_source is not None:
+            current = svc.source.inner
+            current.close()
+            try:
+                new_source.open()
+            except SourceError:
+                current.open()
+                raise
+            svc.source.inner = new_source
+        if analyzer is not None:
+            old_an, p.analyzer = p.analyzer, analyzer
+            old_an.close()
+            svc.analysis_error = None
+        if outputs_changed:
+            old_out = p.outputs
+            if old_out is not None:
+                old_out.close()  # free the pins before claiming them again
+            try:
+                p.outputs = parts.make_outputs(new, svc.outputs_enabled)
+            except PiFocusError:
+                p.outputs = parts.make_outputs(old, svc.outputs_enabled)
+                raise
+            if p.outputs is not None and p.error:
+                p.outputs.set_error(True)
+
+    def _apply_web(self, old, new) -> None:
+        """The new ``[web]`` options, except host/port/enabled (they need a restart)."""
+        svc = self._svc
+        if new.web != old.web and svc.hub is not None and new.web is not None:
+            if (new.web.host, new.web.port, new.web.enabled) != (old.web.host, old.web.port, old.web.enabled):
+                log.warning("web host/port/enabled changes need a restart; the rest of [web] is applied")
+            svc.hub.params = new.web
+            svc.hub.peaking = new.web.peaking
+            if svc.web is not None:
+                svc.web.params = new.web
+
+    def _apply_drive(self, old, new):
+        """Reopen the drive when ``[drive]`` changed; returns ``new``, or ``new`` with the
+        old ``[drive]`` when the drive was busy and kept."""
+        svc = self._svc
+        if getattr(new, "drive", None) == getattr(old, "drive", None):
+            return new
+        if not svc.drive_lock.acquire(timeout=2.0):
+            log.warning("drive busy (autofocus running): the [drive] change was not applied; reload again")
+            return new.replace(drive=old.drive)
+        try:
+            d, svc.drive = svc.drive, None
+            parts.close_drive(d)
+            svc.drive, svc.drive_error = parts.open_drive(new, svc.source.inner)
+        finally:
+            svc.drive_lock.release()
+        return new

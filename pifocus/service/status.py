@@ -1,0 +1,144 @@
+"""What the service says about itself: the status document (``GET /api/status``, fields in
+``pifocus/web/API.md``), the one-line ``STATUS=`` for systemd, and the frame rate behind both.
+
+The functions read a running :class:`~pifocus.service.Service` (its public attributes:
+``pipeline``, ``source``, ``hub``, ``drive``, ``drive_lock``, ``cfg``, ``fps``, ``ready``,
+``frame_size``, ``started`` and the ``*_error`` texts) and change nothing.
+"""
+
+import collections
+import time
+from typing import Optional
+
+from .. import __version__
+
+#: Fields of a focus report copied into the status document.
+REPORT_FIELDS = ("in_focus", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
+                 "in_focus_fraction", "informative_fraction", "noise_sigma_dn", "roi", "frame",
+                 "lens_position", "timestamp_ns", "timings_ms")
+
+
+class FrameRate:
+    """Frames analysed per second over the last ~2 s, from the frames' arrival times."""
+
+    def __init__(self):
+        self._times = collections.deque(maxlen=256)
+
+    def tick(self, now: float) -> None:
+        """Count one frame analysed at ``now`` (``time.monotonic()`` seconds)."""
+        self._times.append(now)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over the last ~2 s (0 when none); robust to the odd late or
+        early frame, unlike an average of 1/dt."""
+        ts = list(self._times)
+        if len(ts) < 2 or time.monotonic() - ts[-1] > 2.0:
+            return 0.0
+        recent = [t for t in ts if t >= ts[-1] - 2.0]
+        if len(recent) < 2:
+            recent = ts[-2:]
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+def verdict_text(report) -> str:
+    """``"waiting"`` (no report yet), ``"no detail"``, ``"in focus"`` or ``"out of focus"``."""
+    if report is None:
+        return "waiting"
+    if not report.judgeable:
+        return "no detail"
+    return "in focus" if report.in_focus else "out of focus"
+
+
+def describe_outputs(outputs) -> str:
+    """One line naming the outputs (``"none"`` without); never raises."""
+    if outputs is None:
+        return "none"
+    fn = getattr(outputs, "describe", None)
+    try:
+        d = fn() if callable(fn) else type(outputs).__name__
+        return "; ".join(map(str, d)) if isinstance(d, (list, tuple)) else str(d)
+    except Exception:  # a status page must not fail on a device's description
+        return type(outputs).__name__
+
+
+def drive_position(drive) -> Optional[float]:
+    """The drive's position in steps (rounded to 0.001), or None (no drive, not homed)."""
+    if drive is None:
+        return None
+    pos = getattr(drive, "position", None)
+    if callable(pos):
+        pos = pos()
+    try:
+        return round(float(pos), 3) if pos is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def status_line(svc, report=None) -> str:
+    """One line for systemd's ``STATUS=`` (shown by ``systemctl status``); ``report``
+    defaults to the pipeline's latest."""
+    p = svc.pipeline
+    report = report if report is not None else (p.last_report if p else None)
+    if p is not None and p.error:
+        return f"{p.error}; reopening"
+    if report is None:
+        return "starting"
+    parts = [f"{svc.fps:.1f} fps", verdict_text(report), f"meter {report.meter:.2f}",
+             f"sharpness {report.sharpness:.0f}", report.mode]
+    if svc.hub is not None and svc.hub.clients:
+        parts.append(f"{svc.hub.clients} viewer(s)")
+    return ", ".join(parts)
+
+
+def status_document(svc, autofocus: dict) -> dict:
+    """Everything the page shows, JSON-ready (see ``pifocus/web/API.md``).
+
+    Args:
+        svc: the running service.
+        autofocus: the autofocus state (``{"state": "idle" | "running" | ...}``).
+    """
+    p = svc.pipeline
+    report = p.last_report if p else None
+    d = {
+        "version": __version__,
+        "uptime_s": round(time.time() - svc.started, 1),
+        "ready": svc.ready,
+        "fps": round(svc.fps, 2) if p and not p.error else 0.0,  # no frames while the camera is lost
+        "frames": p.frames if p else 0,
+        "reconnects": p.reconnects if p else 0,
+        "error": p.error if p else None,
+        "errors": [e for e in (p.error if p else None, svc.drive_error, svc.analysis_error,
+                               svc.reload_error and f"reload failed: {svc.reload_error}") if e],
+        "verdict": verdict_text(report),
+        "source": svc.source.name if svc.source else None,
+        "frame_size": list(svc.frame_size) if svc.frame_size else None,
+        "mode": p.analyzer.mode if p else None,
+        "outputs": describe_outputs(p.outputs) if p else None,
+        "outputs_on": bool(p and p.outputs is not None),
+        "outputs_available": bool(svc.outputs_enabled and svc.cfg.outputs is not None),
+    }
+    d.update(_report_fields(report, svc.frame_size))
+    drive = svc.drive
+    d["drive"] = {"available": drive is not None, "position": drive_position(drive) if drive else None,
+                  "busy": svc.drive_lock.locked(), "error": svc.drive_error}
+    d["autofocus"] = dict(autofocus)
+    d["preview"] = svc.hub.stats() if svc.hub else None
+    d["clients"] = svc.hub.clients if svc.hub else 0
+    return d
+
+
+def _report_fields(report, frame_size) -> dict:
+    """The focus report's part of the status document (placeholders before the first)."""
+    if report is None:
+        return dict(in_focus=False, sharpness=None, meter=0.0, roi=None, tiles=None)
+    r = report.to_dict(tiles=True)
+    d = {k: r.get(k) for k in REPORT_FIELDS}
+    tiles = r["tiles"]
+    if frame_size:
+        # The page draws the grid over the preview, so it wants fractions, not sensor px.
+        w, h = frame_size
+        x, y, cw, ch = tiles["grid_px"]
+        tiles["grid"] = [round(x / w, 5), round(y / h, 5), round(cw / w, 5), round(ch / h, 5)]
+    d["tiles"] = tiles
+    return d
