@@ -2,6 +2,7 @@
 
 * :mod:`.measures` -- pure numeric functions (tile grid, Laplacian variance, noise floor).
 * :mod:`.verdict`  -- hysteresis/dwell verdict and peak-hold meter state machines.
+* :mod:`.blur`     -- blur-based judgement: subject blur radius, verdict category, absolute meter.
 * :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
 * :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
 """

@@ -10,6 +10,16 @@ Stages (each timed into ``report.timings_ms``):
    (Laplacian-only mode) each tile's probability comes from its Laplacian variance instead.
 3. **verdict** -- weighted share of informative tiles in focus, hysteresis + dwell, and the
    peak-hold meter.
+
+With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
+<pifocus.classify.ModelInfo.has_blur>`), a tile is in focus when its estimated defocus
+radius is within ``coc_px`` and it is not motion-blurred; the subject's ``blur_px`` is the
+radius that ``on_fraction`` of the informative weight is at or below (so ``blur_px <= coc_px``
+is the in-focus rule itself), the verdict category (:data:`~pifocus.focus.blur.CATEGORIES`)
+follows from it, and the meter is capped by ``coc_px / blur_px`` so a soft first frame of a
+pass cannot read 100 %.  A frame with too little detail at the analysis scale is judged again
+on a reduced copy (``coarse_levels``): a strongly defocused subject is ``out_of_focus`` with
+a large ``blur_px``, not ``no_detail``.  Models without the heads keep the binary rule.
 """
 
 import logging
@@ -22,6 +32,7 @@ import numpy as np
 
 from ..frames import Frame
 from ..validate import require
+from . import blur as b
 from . import measures as m
 from .report import FocusReport
 from .verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams
@@ -55,6 +66,18 @@ class AnalysisParams:
             variance at which a tile is even odds in focus (DN²).
         centre_sigma: width of the centre weighting (fraction of the ROI); used only when
             ``roi`` is None; a configured rectangle weights its tiles equally.
+        coc_px: circle of confusion: the largest defocus blur *radius* (pixels at the
+            analysis scale) still called in focus.  1.0 = critical focus at 100 % view; raise
+            it for a looser "acceptably sharp".  Used with a model that has the blur head.
+        near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
+        motion_fraction: weighted share of judged tiles flagged as motion-blurred above
+            which the frame is ``motion_blur`` (never in focus).
+        analysis_scale: sensor pixels per analysis pixel (1 = full resolution).  Set 2 or 3
+            for an oversampled rig (a macro lens, a microscope, the HQ Camera's 4056 x 3040
+            mode behind a soft lens), where detail spans several pixels even at best focus.
+        coarse_levels: a frame with too little detail at the analysis scale is judged again
+            reduced 2x, 4x, ... up to this factor, so a strongly defocused subject reads
+            ``out_of_focus`` (with its blur) instead of ``no_detail``.  1 = never.
         verdict, peak: the verdict and peak-hold parameters.
     """
 
@@ -73,6 +96,11 @@ class AnalysisParams:
     threshold: Optional[float] = None
     laplacian_threshold_dn2: float = 300.0
     centre_sigma: float = 0.6
+    coc_px: float = 1.0
+    near_factor: float = 2.5
+    motion_fraction: float = 0.5
+    analysis_scale: int = 1
+    coarse_levels: int = 8
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)
 
@@ -98,11 +126,60 @@ class AnalysisParams:
         require(self.threshold is None or 0 < self.threshold < 1, s, "threshold", self.threshold, "0 < x < 1")
         require(self.laplacian_threshold_dn2 > 0, s, "laplacian_threshold_dn2", self.laplacian_threshold_dn2, "> 0")
         require(0.05 <= self.centre_sigma <= 10, s, "centre_sigma", self.centre_sigma, "0.05..10")
+        require(0.25 <= self.coc_px <= 8, s, "coc_px", self.coc_px,
+                "0.25..8 px (blur radius; 1.0 = critical focus at 100 % view)")
+        require(1 < self.near_factor <= 20, s, "near_factor", self.near_factor, "1 < x <= 20")
+        require(0 < self.motion_fraction <= 1, s, "motion_fraction", self.motion_fraction, "0 < x <= 1")
+        require(int(self.analysis_scale) in (1, 2, 3, 4), s, "analysis_scale", self.analysis_scale,
+                "1, 2, 3 or 4 sensor pixels per analysis pixel")
+        require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,
+                "1 (off), 2, 4, 8 or 16")
 
     @property
     def effective_roi(self) -> Tuple[float, float, float, float]:
         """The ROI actually analysed."""
         return self.roi if self.roi is not None else DEFAULT_ROI
+
+
+class _Level:
+    """One pyramid level's geometry, weights and buffers (rebuilt when the frame size or the
+    ROI changes)."""
+
+    def __init__(self, params: "AnalysisParams", h: int, w: int):
+        self.key = (h, w, params.effective_roi, params.rows, params.cols)
+        roi_px = m.roi_pixels(params.effective_roi, w, h)
+        self.geom = m.grid_geometry(roi_px, params.rows, params.cols, params.block_px)
+        g = self.geom
+        self.weights = (m.centre_weights(g.rows, g.cols, params.centre_sigma) if params.roi is None
+                        else np.ones((g.rows, g.cols), np.float32))
+        self.workspace = m.Workspace()
+
+
+class _Judged:
+    """What one pyramid level concluded (arrays of shape ``(rows, cols)``)."""
+
+    def __init__(self, level: _Level, st, k: float, floor, informative, factor: int):
+        self.level, self.st, self.k, self.floor, self.informative = level, st, k, floor, informative
+        self.factor = factor          # sensor pixels per pixel of this level
+        shape = informative.shape
+        self.p = np.full(shape, np.nan, np.float32)
+        self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
+        self.motion = np.full(shape, np.nan, np.float32)
+        self.n_cnn = 0
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Tiles that carry a verdict (informative and classified)."""
+        return self.informative & ~np.isnan(self.p)
+
+
+def _reduce(luma: np.ndarray, factor: int) -> np.ndarray:
+    """The frame reduced ``factor`` x by area averaging (what one analysis pixel integrates)."""
+    if factor == 1:
+        return luma
+    import cv2
+    h, w = luma.shape
+    return cv2.resize(luma, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
 
 
 class FocusAnalyzer:
@@ -128,16 +205,20 @@ class FocusAnalyzer:
             self.classifier = classifier
         self.verdict = Verdict(params.verdict)
         self.peak = PeakHold(params.peak)
-        self._geom_key = None
-        self._geom = None
-        self._weights = None
+        self._levels = {}
         self._noise_k = None
-        self._workspace = m.Workspace()
+        self._t_ms = {}
 
     @property
     def mode(self) -> str:
         """``"cnn"`` or ``"laplacian"``."""
         return "cnn" if self.classifier is not None else "laplacian"
+
+    @property
+    def has_blur(self) -> bool:
+        """The loaded model estimates blur radius and motion (else the binary rule)."""
+        info = getattr(self.classifier, "info", None)
+        return bool(getattr(info, "has_blur", False))
 
     @property
     def threshold(self) -> float:
@@ -154,7 +235,7 @@ class FocusAnalyzer:
             ConfigError: the rectangle is outside the frame or empty.
         """
         self.params = replace(self.params, roi=roi)
-        self._geom_key = None
+        self._levels = {}
         self.reset()
 
     def reset(self) -> None:
@@ -163,19 +244,77 @@ class FocusAnalyzer:
         self.peak.reset()
         self._noise_k = None
 
-    def _geometry(self, h: int, w: int):
-        key = (h, w, self.params.effective_roi, self.params.rows, self.params.cols)
-        if key != self._geom_key:
-            p = self.params
-            roi_px = m.roi_pixels(p.effective_roi, w, h)
-            self._geom = m.grid_geometry(roi_px, p.rows, p.cols, p.block_px)
-            g = self._geom
-            if p.roi is None:
-                self._weights = m.centre_weights(g.rows, g.cols, p.centre_sigma)
-            else:
-                self._weights = np.ones((g.rows, g.cols), np.float32)
-            self._geom_key = key
-        return self._geom, self._weights
+    def _level(self, factor: int, h: int, w: int) -> _Level:
+        lv = self._levels.get(factor)
+        if lv is None or lv.key != (h, w, self.params.effective_roi, self.params.rows, self.params.cols):
+            lv = self._levels[factor] = _Level(self.params, h, w)
+        return lv
+
+    def _prefilter(self, luma: np.ndarray, factor: int, track: bool) -> _Judged:
+        """Tile statistics, noise model and texture gate of one pyramid level."""
+        p = self.params
+        lv = self._level(factor, *luma.shape)
+        st = m.tile_stats(luma, lv.geom, lv.workspace)
+        k = m.noise_model(st.noise_var, st.mean, percentile=p.noise_percentile,
+                          offset_dn=p.noise_offset_dn, min_sigma_dn=p.min_noise_sigma_dn)
+        if track and factor == p.analysis_scale:
+            # Noise changes with gain, not from frame to frame: smooth it, but follow fast.
+            k = k if self._noise_k is None else 0.7 * self._noise_k + 0.3 * k
+            self._noise_k = k
+        floor = m.noise_floor(k, st.mean, p.noise_offset_dn)
+        return _Judged(lv, st, k, floor, m.texture_gate(st.lap_var, floor, p.gate_factor), factor)
+
+    def _classify(self, luma: np.ndarray, j: _Judged) -> None:
+        """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles."""
+        p = self.params
+        if not j.informative.any():
+            return
+        if self.classifier is None:
+            excess = np.maximum(j.st.lap_var - j.floor, 1e-6)
+            lp = 1.0 / (1.0 + (p.laplacian_threshold_dn2 / excess) ** 2)
+            j.p[j.informative] = lp[j.informative]
+            return
+        g, weights = j.level.geom, j.level.weights
+        idx = np.flatnonzero(j.informative)
+        if len(idx) > p.max_cnn_tiles:
+            # Keep the tiles that matter most: weight x detail.
+            score = (weights.ravel() * j.st.lap_var.ravel())[idx]
+            idx = np.sort(idx[np.argsort(score)[::-1][:p.max_cnn_tiles]])
+        tile = self.classifier.tile_px
+        origins = m.crop_origins(j.st.block_energy, g, tile, luma.shape[1], luma.shape[0])
+        tiles = m.extract_tiles(luma, origins.reshape(-1, 2)[idx], tile)
+        if self.has_blur:
+            pred = self.classifier.predict_all(tiles)
+            j.p.ravel()[idx] = pred.p_in_focus
+            j.blur.ravel()[idx] = pred.blur_px * j.factor
+            j.motion.ravel()[idx] = pred.p_motion
+        else:
+            j.p.ravel()[idx] = self.classifier.predict(tiles)
+        j.n_cnn = len(idx)
+
+    def _judge_levels(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
+        """``(base, judging)``: the analysis-scale level (sharpness, noise) and the level whose
+        tiles carry the verdict -- the same one unless the frame had to be reduced further."""
+        p = self.params
+        s = int(p.analysis_scale)
+        t0 = time.perf_counter()
+        base_luma = _reduce(luma, s)
+        base = self._prefilter(base_luma, s, track)
+        t1 = time.perf_counter()
+        self._classify(base_luma, base)
+        self._t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
+        j, f = base, 2
+        while (self.has_blur and int(j.judged.sum()) < p.verdict.min_informative_tiles
+               and f <= p.coarse_levels):
+            small = _reduce(luma, s * f)
+            if min(small.shape) < 2 * self.classifier.tile_px:
+                break
+            j = self._prefilter(small, s * f, False)
+            self._classify(small, j)
+            f *= 2
+        if j is not base:
+            self._t_ms["coarse"] = (time.perf_counter() - t0) * 1e3 - sum(self._t_ms.values())
+        return base, j
 
     def analyze(self, frame: Frame, track: bool = True) -> FocusReport:
         """Judge one frame.
@@ -187,89 +326,55 @@ class FocusAnalyzer:
         """
         p = self.params
         t0 = time.perf_counter()
-        luma = frame.luma
-        g, weights = self._geometry(*luma.shape)
-
-        # 1. prefilter: one vectorized pass, then the noise model and the texture gate.
-        st = m.tile_stats(luma, g, self._workspace)
-        k = m.noise_model(st.noise_var, st.mean, percentile=p.noise_percentile,
-                          offset_dn=p.noise_offset_dn, min_sigma_dn=p.min_noise_sigma_dn)
-        if track:
-            # Noise changes with gain, not from frame to frame: smooth it, but follow fast.
-            k = k if self._noise_k is None else 0.7 * self._noise_k + 0.3 * k
-            self._noise_k = k
-        floor = m.noise_floor(k, st.mean, p.noise_offset_dn)
-        informative = m.texture_gate(st.lap_var, floor, p.gate_factor)
-        t1 = time.perf_counter()
-
-        # 2. classify the informative tiles.
-        tile_p = np.full(informative.shape, np.nan, np.float32)
-        n_cnn = 0
-        if informative.any():
-            if self.classifier is not None:
-                idx = np.flatnonzero(informative)
-                if len(idx) > p.max_cnn_tiles:
-                    # Keep the tiles that matter most: weight x detail.
-                    score = (weights.ravel() * st.lap_var.ravel())[idx]
-                    idx = np.sort(idx[np.argsort(score)[::-1][:p.max_cnn_tiles]])
-                tile = self.classifier.tile_px
-                origins = m.crop_origins(st.block_energy, g, tile, luma.shape[1], luma.shape[0])
-                tiles = m.extract_tiles(luma, origins.reshape(-1, 2)[idx], tile)
-                tile_p.ravel()[idx] = self.classifier.predict(tiles)
-                n_cnn = len(idx)
-            else:
-                excess = np.maximum(st.lap_var - floor, 1e-6)
-                lp = 1.0 / (1.0 + (p.laplacian_threshold_dn2 / excess) ** 2)
-                tile_p[informative] = lp[informative]
+        base, j = self._judge_levels(frame.luma, track)
         t2 = time.perf_counter()
-
-        # 3. verdict.
-        judged = informative & ~np.isnan(tile_p)
+        weights = base.level.weights
+        judged = j.judged
         w_all = float(weights.sum())
         w_inf = float(weights[judged].sum())
-        thr = self.threshold
         if w_inf > 0:
-            p_focus = float((tile_p[judged] * weights[judged]).sum() / w_inf)
-            frac = float(weights[judged & (tile_p >= thr)].sum() / w_inf)
+            p_focus = float((j.p[judged] * weights[judged]).sum() / w_inf)
         else:
-            p_focus, frac = math.nan, 0.0
+            p_focus = math.nan
+        scale = float(p.analysis_scale)
+        blur_an = j.blur / scale                         # radius in analysis pixels
+        subject_blur = b.weighted_quantile(blur_an[judged], weights[judged], p.verdict.on_fraction)
+        motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged]) >= p.motion_fraction
+        if self.has_blur:
+            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px,
+                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= 0.5)
+        else:
+            frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
-        raw = judgeable and frac >= p.verdict.on_fraction
-        sharp = m.sharpness(st.lap_var, floor, weights)
+        raw = judgeable and not motion and frac >= p.verdict.on_fraction
+        sharp = m.sharpness(base.st.lap_var, base.floor, weights)
         if track:
-            in_focus = self.verdict.update(frac, judgeable)
-            meter, peak, changed = self.peak.update(sharp, st.mean)
+            in_focus = self.verdict.update(0.0 if motion else frac, judgeable)
+            meter, peak, changed = self.peak.update(sharp, base.st.mean)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
+        absolute = b.blur_meter(subject_blur, p.coc_px)
+        if not math.isnan(absolute):
+            meter = min(meter, absolute)
         t3 = time.perf_counter()
-
+        g = base.level.geom
         return FocusReport(
-            frame_index=frame.index,
-            timestamp_ns=frame.timestamp_ns,
-            lens_position=frame.lens_position,
-            roi=p.effective_roi,
-            grid_px=(g.x, g.y, g.cell_w, g.cell_h),
-            tile_lap_var=st.lap_var,
-            tile_floor=floor,
-            tile_informative=informative,
-            tile_p=tile_p,
-            tile_weight=weights,
-            noise_sigma_dn=math.sqrt(k * (128.0 + p.noise_offset_dn)),
-            sharpness=sharp,
-            p_in_focus=p_focus,
-            in_focus_fraction=frac,
+            frame_index=frame.index, timestamp_ns=frame.timestamp_ns, lens_position=frame.lens_position,
+            roi=p.effective_roi, grid_px=(g.x * p.analysis_scale, g.y * p.analysis_scale,
+                                          g.cell_w * p.analysis_scale, g.cell_h * p.analysis_scale),
+            tile_lap_var=base.st.lap_var, tile_floor=base.floor, tile_informative=j.informative,
+            tile_p=j.p, tile_weight=weights,
+            noise_sigma_dn=math.sqrt(base.k * (128.0 + p.noise_offset_dn)),
+            sharpness=sharp, p_in_focus=p_focus, in_focus_fraction=frac,
             informative_fraction=w_inf / w_all if w_all > 0 else 0.0,
-            judgeable=judgeable,
-            raw_in_focus=raw,
-            in_focus=in_focus,
-            meter=meter,
-            peak_sharpness=peak,
-            scene_changed=changed,
-            mode=self.mode,
-            tiles_to_cnn=n_cnn,
-            timings_ms={"prefilter": (t1 - t0) * 1e3, "cnn": (t2 - t1) * 1e3,
-                        "verdict": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
+            judgeable=judgeable, raw_in_focus=raw, in_focus=in_focus, meter=meter, peak_sharpness=peak,
+            scene_changed=changed, mode=self.mode, tiles_to_cnn=base.n_cnn + (j.n_cnn if j is not base else 0),
+            timings_ms={**self._t_ms, "verdict": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
             path=frame.path,
+            verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion),
+            blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
+            analysis_scale=int(p.analysis_scale), judged_scale=int(j.factor), coc_px=p.coc_px,
+            tile_blur_px=blur_an, tile_p_motion=j.motion,
         )
 
     def close(self) -> None:

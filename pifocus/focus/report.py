@@ -36,7 +36,20 @@ class FocusReport:
         scene_changed: this frame started a new focusing pass (scene cut).
         mode: ``"cnn"`` or ``"laplacian"``.
         tiles_to_cnn: tiles sent to the classifier for this frame.
-        timings_ms: ``prefilter``, ``cnn``, ``verdict``, ``total`` milliseconds.
+        timings_ms: ``prefilter``, ``cnn``, ``verdict``, ``total`` milliseconds (and
+            ``coarse`` when the frame was judged again reduced).
+        verdict: ``in_focus``, ``near``, ``out_of_focus``, ``motion_blur`` or ``no_detail``
+            (:data:`~pifocus.focus.blur.CATEGORIES`); agrees with ``in_focus`` and ``judgeable``.
+        blur_px: the subject's defocus blur radius in pixels at the analysis scale (the
+            radius ``on_fraction`` of the informative weight is at or below); NaN without the
+            model's blur head.
+        blur_px_sensor: the same in sensor pixels (``blur_px * analysis_scale``).
+        motion_blur: the subject is motion-blurred (never in focus then).
+        analysis_scale: sensor pixels per analysis pixel; judged_scale: the reduction that
+            carried the verdict (larger than ``analysis_scale`` for a strongly defocused frame).
+        coc_px: the circle of confusion the verdict used (blur radius, analysis pixels).
+        tile_blur_px: per-tile blur radius (analysis pixels; NaN where not judged).
+        tile_p_motion: per-tile motion-blur probability (NaN where not judged).
     """
 
     frame_index: int
@@ -64,6 +77,20 @@ class FocusReport:
     tiles_to_cnn: int = 0
     timings_ms: Dict[str, float] = field(default_factory=dict)
     path: Optional[str] = None
+    verdict: str = ""
+    blur_px: float = math.nan
+    blur_px_sensor: float = math.nan
+    motion_blur: bool = False
+    analysis_scale: int = 1
+    judged_scale: int = 1
+    coc_px: float = 1.0
+    tile_blur_px: Optional[np.ndarray] = None
+    tile_p_motion: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if not self.verdict:
+            self.verdict = ("no_detail" if not self.judgeable else
+                            "in_focus" if self.in_focus else "out_of_focus")
 
     @property
     def rows(self) -> int:
@@ -88,6 +115,13 @@ class FocusReport:
             "sharpness": num(self.sharpness, 2),
             "p_in_focus": num(self.p_in_focus),
             "in_focus": bool(self.in_focus),
+            "verdict": self.verdict,
+            "blur_px": num(self.blur_px, 3),
+            "blur_px_sensor": num(self.blur_px_sensor, 3),
+            "motion_blur": bool(self.motion_blur),
+            "coc_px": num(self.coc_px, 3),
+            "analysis_scale": int(self.analysis_scale),
+            "judged_scale": int(self.judged_scale),
             "raw_in_focus": bool(self.raw_in_focus),
             "judgeable": bool(self.judgeable),
             "in_focus_fraction": num(self.in_focus_fraction),
@@ -112,4 +146,8 @@ class FocusReport:
                 "textured": [[bool(v) for v in row] for row in self.tile_informative],
                 "lap_var": [[num(v, 1) for v in row] for row in self.tile_lap_var],
             }
+            if self.tile_blur_px is not None:
+                d["tiles"]["blur_px"] = [[num(v, 2) for v in row] for row in self.tile_blur_px]
+            if self.tile_p_motion is not None:
+                d["tiles"]["p_motion"] = [[num(v, 3) for v in row] for row in self.tile_p_motion]
         return d

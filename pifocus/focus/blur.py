@@ -1,0 +1,100 @@
+"""Blur-based judgement: the subject's blur radius, the verdict category, the meter.
+
+Pure functions on tile arrays (tested on literal arrays).  The model's blur head estimates,
+per tile, the radius in pixels of the defocus disk (pillbox) that would blur a sharp tile
+into this one, and its motion head the probability that the tile is motion-blurred.  From
+those:
+
+* :func:`weighted_quantile` -- the subject's blur: the radius that ``on_fraction`` of the
+  informative tile weight is at or below, so "the subject blur is within the circle of
+  confusion" and "enough of the subject is sharp" are one and the same statement;
+* :func:`sharp_fraction` -- that share, which the hysteresis verdict runs on;
+* :func:`category` -- ``in_focus``, ``near``, ``out_of_focus``, ``motion_blur``, ``no_detail``;
+* :func:`blur_meter` -- an absolute 0..1 closeness to focus (``coc / blur``), so the peak-hold
+  meter cannot read 100 % on a soft first frame.
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+
+#: The verdict categories, from best to worst (``verdict`` in reports and JSON).
+CATEGORIES = ("in_focus", "near", "out_of_focus", "motion_blur", "no_detail")
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value ``v`` such that the weight of values ``<= v`` is at least ``q`` of
+    the total (NaN values and zero weights ignored); NaN when nothing is left.
+
+    Args:
+        values: any shape; weights: the same shape, >= 0; q: 0..1.
+    """
+    v = np.asarray(values, np.float64).ravel()
+    w = np.asarray(weights, np.float64).ravel()
+    ok = ~np.isnan(v) & (w > 0)
+    if not ok.any():
+        return math.nan
+    v, w = v[ok], w[ok]
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(w[order])
+    i = int(np.searchsorted(cum, q * cum[-1] - 1e-12 * cum[-1], side="left"))
+    return float(v[order][min(i, len(v) - 1)])
+
+
+def sharp_fraction(blur_px: np.ndarray, weights: np.ndarray, coc_px: float,
+                   exclude: Optional[np.ndarray] = None) -> float:
+    """Weighted share of the judged tiles (non-NaN blur) whose blur is within ``coc_px``.
+
+    Tiles in ``exclude`` (motion-blurred) count as judged but not sharp: a streaked tile is
+    never "in focus", however small its defocus estimate.
+    """
+    b = np.asarray(blur_px, np.float64)
+    w = np.asarray(weights, np.float64)
+    judged = ~np.isnan(b)
+    total = float(w[judged].sum())
+    if total <= 0:
+        return 0.0
+    sharp = judged & (b <= coc_px)
+    if exclude is not None:
+        sharp &= ~np.asarray(exclude, bool)
+    return float(w[sharp].sum() / total)
+
+
+def motion_share(p_motion: np.ndarray, weights: np.ndarray, p_threshold: float = 0.5) -> float:
+    """Weighted share of the judged tiles (non-NaN ``p_motion``) flagged as motion-blurred."""
+    p = np.asarray(p_motion, np.float64)
+    w = np.asarray(weights, np.float64)
+    judged = ~np.isnan(p)
+    total = float(w[judged].sum())
+    if total <= 0:
+        return 0.0
+    return float(w[judged & (p >= p_threshold)].sum() / total)
+
+
+def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, near_factor: float,
+             motion: bool) -> str:
+    """The verdict category of one frame (see :data:`CATEGORIES`).
+
+    ``in_focus`` is the debounced verdict (what the LED shows), so the category and the LED
+    never disagree; the other categories describe a frame that is not in focus.
+    NaN ``blur_px`` (a model without the blur head, or Laplacian-only mode) gives
+    ``out_of_focus`` for a judgeable frame that is not in focus.
+    """
+    if not judgeable:
+        return "no_detail"
+    if motion:
+        return "motion_blur"
+    if in_focus:
+        return "in_focus"
+    if not math.isnan(blur_px) and blur_px <= near_factor * coc_px:
+        return "near"
+    return "out_of_focus"
+
+
+def blur_meter(blur_px: float, coc_px: float) -> float:
+    """Absolute closeness to focus, 0..1: 1 within the circle of confusion, ``coc / blur``
+    beyond (half-way at twice the acceptable blur); NaN blur gives NaN."""
+    if math.isnan(blur_px):
+        return math.nan
+    return float(min(1.0, coc_px / max(blur_px, 1e-6)))
