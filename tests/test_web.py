@@ -142,7 +142,7 @@ def test_status(svc):
                 "roi", "tiles", "mode", "autofocus", "preview", "frame_size"):
         assert key in s, key
     assert s["ready"] and s["fps"] > 5 and s["mode"] == "laplacian"
-    assert s["verdict"] in ("in focus", "out of focus", "no detail")
+    assert s["verdict"] in ("in focus", "near", "out of focus", "motion blur", "no detail")
     assert s["drive"]["available"] and s["drive"]["position"] is not None
     assert s["tiles"]["rows"] == 6 and len(s["tiles"]["grid"]) == 4
     assert s["frame_size"] == [320, 240]

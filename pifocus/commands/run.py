@@ -36,14 +36,14 @@ def meter_bar(meter: float, width: int = 20) -> str:
 def frame_line(frame, report, led_text: str = "") -> str:
     """One human-readable line per frame."""
     pos = "   -" if frame.lens_position is None else f"{frame.lens_position:6.0f}"
-    if not report.judgeable:
-        verdict = "no detail"
-    else:
-        verdict = "IN FOCUS" if report.in_focus else "soft"
+    from ..focus.blur import CATEGORY_TEXT
+    verdict = "IN FOCUS" if report.in_focus else CATEGORY_TEXT.get(report.verdict, report.verdict)
+    if report.blur_px == report.blur_px:  # not NaN: the model estimates blur
+        verdict += f" {report.blur_px:4.1f}px"
     n_inf = int(report.tile_informative.sum())
     return (f"frame {frame.index:5d}  pos {pos}  sharp {report.sharpness:9.1f}  "
             f"meter {meter_bar(report.meter)} {report.meter * 100:3.0f}%  "
-            f"tiles {n_inf:2d}/{report.tile_informative.size}  {verdict:9s}{led_text}")
+            f"tiles {n_inf:2d}/{report.tile_informative.size}  {verdict:12s}{led_text}")
 
 
 def run(args, console) -> int:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from . import _common
 from ..exc import SourceError
+from ..focus.blur import CATEGORY_TEXT
 
 HELP = "judge still images or folders: sharpness, in-focus probability, tile grid"
 DESCRIPTION = """\
@@ -83,10 +84,12 @@ def run(args, console) -> int:
                     in_focus += int(report.in_focus)
                     d = report.to_dict(tiles=True)
                     obj = {"path": frame.path, "sharpness": d["sharpness"], "p_in_focus": d["p_in_focus"],
-                           "in_focus": d["in_focus"], "judgeable": d["judgeable"],
+                           "in_focus": d["in_focus"], "verdict": d["verdict"], "blur_px": d["blur_px"],
+                           "blur_px_sensor": d["blur_px_sensor"], "motion_blur": d["motion_blur"],
+                           "judgeable": d["judgeable"],
                            "in_focus_fraction": d["in_focus_fraction"], "mode": d["mode"], "tiles": d["tiles"]}
                     p = "  n/a" if obj["p_in_focus"] is None else f"{obj['p_in_focus']:.2f}"
-                    verdict = "IN FOCUS" if report.in_focus else ("soft" if report.judgeable else "no detail")
+                    verdict = "IN FOCUS" if report.in_focus else CATEGORY_TEXT.get(report.verdict, report.verdict)
                     console.result(obj, f"{verdict:9s} p={p}  sharpness {report.sharpness:9.1f}  "
                                         f"tiles {int(report.tile_informative.sum())}/{report.tile_informative.size}"
                                         f"  {frame.path}")

@@ -21,6 +21,9 @@ import numpy as np
 
 #: The verdict categories, from best to worst (``verdict`` in reports and JSON).
 CATEGORIES = ("in_focus", "near", "out_of_focus", "motion_blur", "no_detail")
+#: How each category reads to a person (CLI lines, systemd STATUS, the page).
+CATEGORY_TEXT = {"in_focus": "in focus", "near": "near", "out_of_focus": "out of focus",
+                 "motion_blur": "motion blur", "no_detail": "no detail"}
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

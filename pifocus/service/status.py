@@ -13,7 +13,7 @@ from typing import Optional
 from .. import __version__
 
 #: Fields of a focus report copied into the status document.
-REPORT_FIELDS = ("in_focus", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
+REPORT_FIELDS = ("in_focus", "blur_px", "blur_px_sensor", "motion_blur", "coc_px", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
                  "in_focus_fraction", "informative_fraction", "noise_sigma_dn", "roi", "frame",
                  "lens_position", "timestamp_ns", "timings_ms")
 
@@ -42,12 +42,12 @@ class FrameRate:
 
 
 def verdict_text(report) -> str:
-    """``"waiting"`` (no report yet), ``"no detail"``, ``"in focus"`` or ``"out of focus"``."""
+    """``"waiting"`` (no report yet), else the report's verdict as a person reads it:
+    ``"in focus"``, ``"near"``, ``"out of focus"``, ``"motion blur"``, ``"no detail"``."""
     if report is None:
         return "waiting"
-    if not report.judgeable:
-        return "no detail"
-    return "in focus" if report.in_focus else "out of focus"
+    from ..focus.blur import CATEGORY_TEXT
+    return CATEGORY_TEXT.get(report.verdict, report.verdict)
 
 
 def describe_outputs(outputs) -> str:
@@ -131,9 +131,10 @@ def status_document(svc, autofocus: dict) -> dict:
 def _report_fields(report, frame_size) -> dict:
     """The focus report's part of the status document (placeholders before the first)."""
     if report is None:
-        return dict(in_focus=False, sharpness=None, meter=0.0, roi=None, tiles=None)
+        return dict(in_focus=False, verdict_code=None, blur_px=None, sharpness=None, meter=0.0, roi=None, tiles=None)
     r = report.to_dict(tiles=True)
     d = {k: r.get(k) for k in REPORT_FIELDS}
+    d["verdict_code"] = r.get("verdict")  # "verdict" itself is the human text (verdict_text)
     tiles = r["tiles"]
     if frame_size:
         # The page draws the grid over the preview, so it wants fractions, not sensor px.
