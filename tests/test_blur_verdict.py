@@ -82,3 +82,30 @@ def test_bad_blur_params_name_the_key(key, value):
     from pifocus.focus import AnalysisParams
     with pytest.raises(ConfigError, match=key):
         AnalysisParams(use_cnn=False, **{key: value})
+
+
+def test_rgb_tells_the_verdicts_story():
+    """near -> amber, out_of_focus (with a blur estimate) -> red whatever the meter says."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from pifocus.focus.report import FocusReport
+    from pifocus.outputs.rgb import AMBER, GREEN, OFF, RED, FocusRGB
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    led = FocusRGB((22, 23, 24), pin_factory=factory)
+    try:
+        def rep(**kw):
+            z = np.zeros((2, 2), np.float32)
+            base = dict(frame_index=0, timestamp_ns=0, lens_position=None, roi=(0, 0, 1, 1), grid_px=(0, 0, 8, 8),
+                        tile_lap_var=z, tile_floor=z, tile_informative=z > 0, tile_p=z, tile_weight=z + 1,
+                        noise_sigma_dn=1.0, sharpness=1.0, p_in_focus=0.1, in_focus_fraction=0.0,
+                        informative_fraction=1.0, judgeable=True, raw_in_focus=False, meter=0.95)
+            base.update(kw)
+            return FocusReport(**base)
+        assert led.colour_for(rep(verdict="near", blur_px=2.0)) == AMBER
+        assert led.colour_for(rep(verdict="out_of_focus", blur_px=5.0)) == RED   # meter 0.95 notwithstanding
+        assert led.colour_for(rep(in_focus=True, verdict="in_focus", blur_px=0.5)) == GREEN
+        assert led.colour_for(rep(judgeable=False, verdict="no_detail")) == OFF
+        assert led.colour_for(rep()) == AMBER   # binary model: the meter rule as before
+    finally:
+        led.close()
+        factory.reset()

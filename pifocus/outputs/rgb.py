@@ -21,8 +21,9 @@ class FocusRGB(Indicator):
     """An RGB LED (PWM on each channel) showing how close focus is.
 
     * green  - ``report.in_focus`` (the debounced verdict);
-    * amber  - not in focus but the peak-hold meter is at least ``amber_at``;
-    * red    - judgeable but far from focus;
+    * amber  - not in focus but close: the verdict is ``near`` (with the blur model), or the
+      peak-hold meter is at least ``amber_at`` (without it);
+    * red    - judgeable but far from focus (``out_of_focus``, ``motion_blur``);
     * off    - nothing to judge in the subject region (flat or noise-only).
 
     In the error state it repeats red flashes followed by a blue pause (the same rhythm as
@@ -81,6 +82,11 @@ class FocusRGB(Indicator):
             return OFF
         if report.in_focus:
             return GREEN
+        verdict = getattr(report, "verdict", "")
+        if verdict == "near":
+            return AMBER  # the same story as the JSON and the page: close, not yet sharp
+        if verdict in ("out_of_focus", "motion_blur") and report.blur_px == report.blur_px:
+            return RED    # the blur model says so: the meter's peak hold cannot make it amber
         meter = float(report.meter)
         return AMBER if meter >= self.amber_at else RED
 
