@@ -402,3 +402,17 @@ def test_record_drive_without_sweep(capsys, tmp_path):
     rc = cli.main(["record", "--drive", "sim", "--size", "160x120", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "needs --sweep FROM:TO:STEP" in err[0]
+
+
+def test_fit_v_finds_the_centre_of_a_literal_v():
+    from pifocus.autofocus import fit_v
+    xs = [100.0, 180.0, 420.0, 500.0]
+    blur = [0.3 + 0.02 * abs(x - 300.0) for x in xs]      # slope 0.02 px/step, focus at 300
+    c, a, rms = fit_v(xs, blur, 0.3, 0.0, 1000.0, n_grid=1001)
+    assert c == pytest.approx(300.0, abs=1.0) and a == pytest.approx(0.02, rel=0.02) and rms < 0.01
+    # one side only: the fit puts the centre beyond the sharper sample
+    c1, a1, _ = fit_v([100.0, 180.0, 250.0], [0.3 + 0.02 * (300 - x) for x in (100.0, 180.0, 250.0)],
+                      0.3, 0.0, 1000.0, n_grid=1001)
+    assert c1 == pytest.approx(300.0, abs=2.0)
+    assert fit_v([1.0], [2.0], 0.3, 0, 10) is None
+    assert fit_v([1.0, 2.0], [float("nan"), 1.0], 0.3, 0, 10) is None

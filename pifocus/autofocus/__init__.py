@@ -33,7 +33,7 @@ Modules of the package (each imports only the ones above it in this list):
   ``search(run) -> (fit, target)``), :data:`REGISTRY` and :func:`register`,
   :class:`AutofocusResult`, :data:`SCALES`;
 * ``params`` -- :class:`AutofocusParams` and its sub-tables :class:`SweepParams`,
-  :class:`ModelParams`, :class:`ContinuousParams`, :class:`GateParams`;
+  :class:`ModelParams`, :class:`ContinuousParams`, :class:`BlurParams`, :class:`GateParams`;
 * ``run`` -- the bookkeeping of one run: :class:`Sample`, :func:`multiscale` (the measure),
   ``_Run`` (move, settle, read, score, count), ``_grid``;
 * ``fit`` -- peak fits: :func:`fit_peak` (with R²), :func:`fit_eval`, neighbourhood helpers;
@@ -43,6 +43,8 @@ Modules of the package (each imports only the ones above it in this list):
 * ``sweep`` -- the ``sweep`` strategy (:class:`SweepStrategy`);
 * ``model`` -- the ``model`` strategy (:class:`ModelStrategy`): coarse scan, fine search,
   look further if flat, refit;
+* ``blur`` -- the ``blur`` strategy (:class:`BlurStrategy`): depth from defocus with the
+  model's blur estimate -- probe, jump to the V's centre, fine fit (about 6 frames);
 * ``continuous`` -- the ``continuous`` strategy (:class:`LocalSearchStrategy`, a local
   hill-climb) and :class:`ContinuousAF`.
 
@@ -51,16 +53,17 @@ This module registers the built-in strategies (a new one: a module with a
 """
 
 from .base import REGISTRY, SCALES, AutofocusResult, Strategy, register
+from .blur import BlurStrategy, fit_v
 from .continuous import ContinuousAF, LocalSearchStrategy
 from .engine import autofocus, frame_limit, search_budget
 from .fit import fit_eval, fit_peak
 from .model import ModelStrategy
-from .params import AutofocusParams, ContinuousParams, GateParams, ModelParams, SweepParams
+from .params import AutofocusParams, BlurParams, ContinuousParams, GateParams, ModelParams, SweepParams
 from .run import Sample, _Run, multiscale  # noqa: F401  (_Run: pifocus calibrate, tests)
 from .sweep import SweepStrategy
 
 # The order here is the order of STRATEGIES (and of "use one of ..." in error messages).
-for _cls in (ModelStrategy, SweepStrategy, LocalSearchStrategy):
+for _cls in (ModelStrategy, SweepStrategy, LocalSearchStrategy, BlurStrategy):
     register(_cls)
 del _cls
 
@@ -70,4 +73,4 @@ STRATEGIES = tuple(REGISTRY)
 __all__ = ["AutofocusParams", "SweepParams", "ModelParams", "ContinuousParams", "GateParams",
            "AutofocusResult", "autofocus", "ContinuousAF", "fit_peak", "fit_eval", "multiscale", "STRATEGIES",
            "SCALES", "Strategy", "REGISTRY", "register", "Sample", "SweepStrategy", "ModelStrategy",
-           "LocalSearchStrategy", "search_budget", "frame_limit"]
+           "LocalSearchStrategy", "BlurStrategy", "BlurParams", "fit_v", "search_budget", "frame_limit"]

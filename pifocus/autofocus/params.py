@@ -122,6 +122,38 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
+class BlurParams:
+    """Blur-guided search, depth from defocus (``[autofocus.blur]``).
+
+    Attributes:
+        probe_step: distance of the first probe from the start, as a fraction of the range.
+        blur_floor_px: the blur radius the model reads at best focus (its floor); the
+            V-shaped model of blur against position is ``a |x - x*| + floor``.
+        min_change_px: a probe whose blur differs from the start by less than this gives no
+            slope: probe again twice as far.
+        max_jumps: most jumps to the predicted focus before the fine step.
+        near_factor: a jump that lands within this many ``coc_px`` of focus ends the jumps.
+        fine_factor: fine samples at +-(this x the depth of focus) around the predicted focus.
+    """
+
+    probe_step: float = 0.08
+    blur_floor_px: float = 0.3
+    min_change_px: float = 0.3
+    max_jumps: int = 3
+    near_factor: float = 2.0
+    fine_factor: float = 1.0
+
+    def __post_init__(self):
+        s = "autofocus.blur"
+        require(0 < self.probe_step <= 0.5, s, "probe_step", self.probe_step, "0 < x <= 0.5")
+        require(0 <= self.blur_floor_px <= 3, s, "blur_floor_px", self.blur_floor_px, "0..3 px")
+        require(0 < self.min_change_px <= 5, s, "min_change_px", self.min_change_px, "0 < x <= 5 px")
+        require(1 <= int(self.max_jumps) <= 10, s, "max_jumps", self.max_jumps, "1..10")
+        require(1 <= self.near_factor <= 10, s, "near_factor", self.near_factor, "1..10")
+        require(0.1 <= self.fine_factor <= 10, s, "fine_factor", self.fine_factor, "0.1..10")
+
+
+@dataclass(frozen=True)
 class ContinuousParams:
     """Continuous AF (``[autofocus.continuous]``).
 
@@ -181,7 +213,7 @@ class AutofocusParams:
             (more when the drive's backlash is larger), so play that was never calibrated
             drops out too.  Costs travel, not frames.  0 = the drive's backlash only.
         start: position to start from (``None`` = wherever the drive is).
-        sweep, model, continuous, gate: the per-strategy parameters and the quality gate.
+        sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
     strategy: str = "model"
@@ -193,6 +225,7 @@ class AutofocusParams:
     model: ModelParams = field(default_factory=ModelParams)
     continuous: ContinuousParams = field(default_factory=ContinuousParams)
     gate: GateParams = field(default_factory=GateParams)
+    blur: BlurParams = field(default_factory=BlurParams)
 
     def __post_init__(self):
         s = "autofocus"
@@ -203,6 +236,6 @@ class AutofocusParams:
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
-                          ("continuous", ContinuousParams), ("gate", GateParams)):
+                          ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name), f"autofocus.{name}"))
 

@@ -34,6 +34,7 @@ class Sample:
     frame_index: int = 0
     sharpness: float = 0.0             # the analyzer's sharpness
     approached: bool = False           # reached from the drive's approach side
+    blur: float = math.nan             # subject blur radius, px at the analysis scale (blur model)
 
     def coarse_ok(self, scale: int, factor: float) -> bool:
         """The coarse score at ``scale`` is clearly above its noise floor."""
@@ -168,7 +169,8 @@ class _Run:
         s = Sample(position=float(position), score=float(rep.sharpness), coarse=sc, coarse_floor=fl,
                    brightness=mean, informative=float(rep.informative_fraction),
                    p_in_focus=float(p) if p is not None and not math.isnan(p) else math.nan,
-                   frame_index=frame.index, sharpness=float(rep.sharpness))
+                   frame_index=frame.index, sharpness=float(rep.sharpness),
+                   blur=float(getattr(rep, "blur_px", math.nan)))
         if self.params.score == "multiscale":
             vals = [max(s.sharpness, 1e-3)] + [sc[k] for k in SCALES]
             s.score = float(np.exp(np.mean(np.log(vals))))

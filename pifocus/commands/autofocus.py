@@ -134,8 +134,11 @@ def add_arguments(p):
     _common.add_source_args(p)
     _common.add_analysis_args(p)
     add_drive_args(p)
-    p.add_argument("--strategy", choices=("model", "sweep", "continuous"),
-                   help="AF strategy [default: the config's, else model]")
+    from ..autofocus import STRATEGIES
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="AF strategy: model (contrast, shape of the curve), sweep (coarse-to-fine), "
+                        "blur (depth from defocus with the model's blur estimate, ~6 frames), "
+                        "continuous [default: the config's, else model]")
     p.add_argument("--start", type=float, metavar="POS", help="move here first [stay where the lens is]")
     p.add_argument("--frames", type=int, default=300, metavar="N",
                    help="continuous strategy: frames to watch [300]")
