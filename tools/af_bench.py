@@ -98,6 +98,9 @@ def summarize(rows):
         "max_error_dof": round(float(errs.max()), 4),
         "median_moves": float(np.median([r["moves"] for r in rows])) if rows else 0,
         "gate_failures": sum(1 for r in rows if not r["success"]),
+        # The success flag tells the truth: success <=> the lens ends within the depth of focus.
+        "flag_agreement": round(sum(1 for r in rows if r["success"] == (abs(r["err_dof"]) <= 1.0))
+                                / max(1, len(rows)), 4),
     }
 
 
@@ -265,48 +268,82 @@ def replay_folder(src_dir: Path, exclude, tmp: Path) -> Path:
     return out
 
 
+TRUTH = ROOT / "tests" / "data" / "sweep_truth.json"
+
+
+def load_truth():
+    """The judged truth of every sweep (sharpest frame, accepted range, own ROI), or {}."""
+    try:
+        return json.loads(TRUTH.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def replay_bench(strategies, verbose=False, use_cnn=False):
+    """Every strategy from every start position of every judged sweep.
+
+    Counted per sweep and strategy: runs ending within +-1 frame of the judged sharpest
+    frame (``within_1``), within the range a photographer accepts (``within_accepted``, from
+    ``tests/data/sweep_truth.json``), the frames used, and whether the success flag told the
+    truth (``flag_agreement``: success <=> the final frame is in the accepted range).
+    """
     if not SWEEPS.is_dir():
         return {"skipped": f"{SWEEPS} not present"}
     judged, region = load_judgements()
-    an = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, roi=tuple(region)))
+    truth = load_truth().get("sweeps", {})
     tmp = Path(tempfile.mkdtemp(prefix="af-replay-"))
     out = {}
     try:
         for name in sorted(os.listdir(SWEEPS)):
-            if name not in judged:
+            t = truth.get(name)
+            if name not in judged and t is None:
                 out[name] = {"skipped": "no judgement"}
                 continue
-            j = judged[name]
+            j = judged.get(name, {"exclude": sorted(n for n in _listdir(SWEEPS / name) if n.startswith("expected")),
+                                  "source": TRUTH.name})
+            if t is not None:
+                j = dict(j, sharpest=t["sharpest_file"], source=TRUTH.name)
             folder = replay_folder(SWEEPS / name, set(j.get("exclude", [])), tmp)
-            d = open_drive(f"replay:{folder}")
-            files = [os.path.basename(e.path) for e in d.source._entries]
-            target = files.index(j["sharpest"])
-            res = {}
-            for strat in strategies:
-                n_ok, frames, errs = 0, [], []
-                for start_i, pos in enumerate(d.positions):
-                    with open_drive(f"replay:{folder}") as dr:
-                        r = autofocus(dr, an, AutofocusParams(strategy=strat), start=pos)
-                        idx = dr.nearest_index(r.final_position)
-                        e = idx - target
-                        ok = abs(e) <= 1
-                        n_ok += ok
-                        frames.append(r.frames_used)
-                        errs.append(e)
-                        if verbose and not ok:
-                            print(f"  FAIL replay {name} {strat} start {start_i}: final {files[idx]} "
-                                  f"(judged {j['sharpest']}) {r.reason}", file=sys.stderr)
-                res[strat] = {"starts": len(d.positions), "within_1": n_ok,
-                              "rate": round(n_ok / len(d.positions), 4),
-                              "median_frames": float(np.median(frames)),
-                              "max_abs_error_frames": int(max(abs(e) for e in errs))}
-            res["judged"] = j["sharpest"]
-            res["judged_in"] = j["source"]
-            out[name] = res
+            an = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, roi=tuple((t or {}).get("roi", region))))
+            out[name] = _replay_sweep(name, folder, j, t, an, strategies, verbose)
+            an.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _replay_sweep(name, folder, j, t, an, strategies, verbose):
+    d = open_drive(f"replay:{folder}")
+    files = [os.path.basename(e.path) for e in d.source._entries]
+    target = files.index(j["sharpest"])
+    accepted = range(t["acceptable"][0], t["acceptable"][1] + 1) if t else range(target - 1, target + 2)
+    res = {}
+    for strat in strategies:
+        n_ok = n_acc = n_agree = 0
+        frames, errs = [], []
+        for start_i, pos in enumerate(d.positions):
+            with open_drive(f"replay:{folder}") as dr:
+                r = autofocus(dr, an, AutofocusParams(strategy=strat), start=pos)
+                idx = dr.nearest_index(r.final_position)
+            e = idx - target
+            ok, acc = abs(e) <= 1, idx in accepted
+            n_ok += ok
+            n_acc += acc
+            n_agree += (r.success == acc)
+            frames.append(r.frames_used)
+            errs.append(e)
+            if verbose and not (acc and r.success):
+                print(f"  {'FAIL' if not acc else 'FLAG'} replay {name} {strat} start {start_i}: final {files[idx]} "
+                      f"(judged {j['sharpest']}, accepted {accepted.start}..{accepted.stop - 1}) "
+                      f"success={r.success} {r.reason}", file=sys.stderr)
+        n = len(d.positions)
+        res[strat] = {"starts": n, "within_1": n_ok, "rate": round(n_ok / n, 4),
+                      "within_accepted": n_acc, "flag_agreement": round(n_agree / n, 4),
+                      "median_frames": float(np.median(frames)), "p95_frames": float(np.percentile(frames, 95)),
+                      "max_abs_error_frames": int(max(abs(e) for e in errs))}
+    res["judged"] = j["sharpest"]
+    res["judged_in"] = j["source"]
+    return res
 
 
 def main(argv=None):
@@ -355,10 +392,11 @@ def main(argv=None):
           f"{W}x{H}, Laplacian-only analysis)")
     print("\nSimulated scenes (success = AF ok and lens within depth of focus):" if report["sim"] else "")
     print(f"  {'strategy':10s} {'success':>8s} {'median fr':>10s} {'p95 fr':>7s} {'med err/DOF':>12s} "
-          f"{'p95 err/DOF':>12s} {'gate fails':>10s}")
+          f"{'p95 err/DOF':>12s} {'gate fails':>10s} {'flag true':>9s}")
     for s, v in report["sim"].items():
         print(f"  {s:10s} {v['success_rate']:8.1%} {v['median_frames']:10.1f} {v['p95_frames']:7.1f} "
-              f"{v['median_error_dof']:12.3f} {v['p95_error_dof']:12.3f} {v['gate_failures']:10d}")
+              f"{v['median_error_dof']:12.3f} {v['p95_error_dof']:12.3f} {v['gate_failures']:10d} "
+              f"{v['flag_agreement']:9.1%}")
     if report.get("sim_cnn"):
         v = report["sim_cnn"].get("model")
         if v is None:
@@ -394,13 +432,19 @@ def main(argv=None):
                 if "skipped" in v:
                     print(f"  {name:20s} skipped ({v['skipped']})")
                     continue
-                cells = "  ".join(f"{s}: {v[s]['within_1']}/{v[s]['starts']} ({v[s]['median_frames']:.0f} fr)"
+                cells = "  ".join(f"{s}: {v[s]['within_1']}/{v[s]['starts']}, accepted {v[s]['within_accepted']}, "
+                                  f"flag {v[s]['flag_agreement']:.0%} ({v[s]['median_frames']:.0f} fr)"
                                   for s in strategies)
                 print(f"  {name:20s} judged {v['judged']:34s} {cells}  [{v['judged_in']}]")
             for s in strategies:
                 tot = sum(v[s]["starts"] for v in rp.values() if s in v)
                 okn = sum(v[s]["within_1"] for v in rp.values() if s in v)
-                print(f"  all sweeps, {s}: {okn}/{tot} = {okn / max(1, tot):.1%}")
+                acc = sum(v[s]["within_accepted"] for v in rp.values() if s in v)
+                agree = sum(v[s]["flag_agreement"] * v[s]["starts"] for v in rp.values() if s in v)
+                fr = [v[s]["median_frames"] for v in rp.values() if s in v]
+                print(f"  all sweeps, {s}: within 1 {okn}/{tot} = {okn / max(1, tot):.1%}, accepted "
+                      f"{acc / max(1, tot):.1%}, success flag true {agree / max(1, tot):.1%}, "
+                      f"median of sweep medians {np.median(fr) if fr else 0:.0f} frames")
     rc = report.get("replay_cnn")
     if rc and "skipped" not in rc:
         tot = sum(v["model"]["starts"] for v in rc.values() if "model" in v)

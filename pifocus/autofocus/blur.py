@@ -68,9 +68,11 @@ class BlurStrategy(Strategy):
         """Probe, jump to the V's centre, fine fit (see the module doc)."""
         p: BlurParams = self.params
         coc = float(getattr(run.analyzer.params, "coc_px", 1.0))
-        first = run.here()
-        if not getattr(run.analyzer, "has_blur", False) or math.isnan(first.blur):
-            log.info("autofocus: no blur estimate (binary model or Laplacian-only); using the model strategy")
+        first = run.here() if getattr(run.analyzer, "has_blur", False) else None
+        if first is None or math.isnan(first.blur):
+            # No blur estimate (a binary model, Laplacian-only mode, or a frame with nothing
+            # to judge): the contrast search; the model strategy reuses the frame just read.
+            log.info("autofocus: no blur estimate; using the model strategy")
             from .model import ModelStrategy
             return ModelStrategy(run.params.model).search(run)
         _probe(run, p, first)
