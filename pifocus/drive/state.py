@@ -10,6 +10,8 @@ The file is one JSON object (``version`` 1)::
   way (write-ahead record, with the ``target`` of that leg), so a process that dies mid-move
   leaves ``moving`` behind and the next open knows the position is uncertain;
 * ``homing``: true while homing (the position is unknown until it completes);
+* ``uncertain``: (only when true) the position was not known when written -- a move was
+  interrupted earlier, or the drive never homed since; it stays until homing;
 * ``homed``: the position was found by homing (kept across moves and restarts);
 * ``last_dir``: direction of the last leg (+1/-1, 0 = none): which side the slack is on;
 * ``time``: seconds since the epoch at the write.
@@ -136,6 +138,8 @@ class PersistentPosition:
         if self._position is None:
             return
         data = {"position": float(self._position), "moving": bool(moving), "homed": self._homed}
+        if self.position_uncertain:
+            data["uncertain"] = True  # stays until homing finds the position again
         if target is not None:
             data["target"] = float(target)
         self._write_state(data)
@@ -163,6 +167,11 @@ class PersistentPosition:
                         self.name, pos, target,
                         "; homing" if self.params.homing != "none" else
                         "; configure homing or check the focus")
+        elif st.get("uncertain"):
+            self.position_uncertain = True
+            log.warning("drive %s: the saved position %g is marked uncertain (an interrupted move or "
+                        "an unknown start); %s", self.name, pos,
+                        "homing" if self.params.homing != "none" else "configure homing or check the focus")
         lo, hi = self.native_range
         if not (lo - 1e-6 <= pos <= hi + 1e-6):
             log.warning("drive %s: saved position %g is outside the range %g..%g; position uncertain",
