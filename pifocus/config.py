@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from .exc import ConfigError
+from .exc import ConfigError, FileRefusedError
+from .safeio import CONFIG_MAX_BYTES, read_limited
 
 try:  # Python 3.11+
     import tomllib
@@ -207,12 +208,13 @@ def load(path) -> Config:
     """
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_limited(p, "config file", CONFIG_MAX_BYTES).decode("utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"config file {str(p)!r} not found; copy systemd/pifocus.toml as a start") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from e
+    except FileRefusedError as e:
+        raise ConfigError(f"--config / config file: {e}") from e
     except OSError as e:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {e}") from e
     try:

@@ -28,6 +28,7 @@ import time
 from typing import Optional
 
 from ..exc import DriveError
+from ..safeio import STATE_MAX_BYTES, check_replaceable, read_limited
 
 # Logged under the name these messages had before this module was split out of
 # drive/__init__.py, so log lines ("WARNING pifocus.drive: ...") and journal filters stay the same.
@@ -49,7 +50,12 @@ def atomic_write_json(path: str, data: dict) -> None:
 
     Temp file in the same directory, ``flush`` + ``fsync``, ``os.replace`` over the target,
     then ``fsync`` of the directory so the rename itself is durable.
+
+    Raises:
+        FileRefusedError: ``path`` is a device, FIFO, socket or directory (an ``OSError``).
+        OSError: the file cannot be written.
     """
+    check_replaceable(path, "state file")  # never rename over /dev/null, a FIFO, ...
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
@@ -80,8 +86,7 @@ def atomic_write_json(path: str, data: dict) -> None:
 def read_state(path: str) -> Optional[dict]:
     """The saved drive state, or None when there is none or it cannot be read."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(read_limited(path, "drive state file", STATE_MAX_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:

@@ -13,6 +13,7 @@ OpenCV is imported inside the functions that need it.
 """
 
 import csv
+import io
 import math
 import os
 import re
@@ -20,7 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..exc import SourceError
+from ..exc import FileRefusedError, SourceError
+from ..safeio import SWEEP_CSV_MAX_BYTES, read_limited
 
 #: Image file types a folder may hold (lower case, with the dot).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -128,10 +130,15 @@ def read_sweep_csv(csv_path: str) -> List[SweepEntry]:
     folder = os.path.dirname(os.path.abspath(csv_path))
     entries: List[SweepEntry] = []
     try:
-        fh = open(csv_path, newline="", encoding="utf-8-sig")
+        text = read_limited(csv_path, "sweep file", SWEEP_CSV_MAX_BYTES).decode("utf-8-sig")
+    except FileRefusedError as e:
+        raise SourceError(f"recorded source: {e}") from e
     except OSError as e:
         raise SourceError(f"cannot read {csv_path}: {e.strerror or e}") from e
-    with fh:
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{csv_path} is not UTF-8 text ({e}); write sweep.csv as plain text "
+                          "'file,position' rows") from e
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         col = _sweep_header(reader, csv_path)
         for row in reader:
