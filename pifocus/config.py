@@ -36,10 +36,13 @@ class SourceConfig:
         options: keyword options for that source (e.g. ``width``, ``height``, ``fps``,
             ``sensor_mode``, ``exposure_us``); every other key of the table lands here and
             is checked by the source itself when it is made.
+        max_pixels: recorded images whose header announces more pixels are skipped
+            unread (decompression bombs); default 50 000 000.
     """
 
     name: str = "sim"
     options: Dict[str, Any] = field(default_factory=dict)
+    max_pixels: int = 50_000_000
 
     @classmethod
     def from_table(cls, table: dict) -> "SourceConfig":
@@ -49,7 +52,11 @@ class SourceConfig:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"source.name = {name!r} is invalid; allowed: a source string such as "
                               "'sim', 'picamera2', 'opencv:0', or a folder path")
-        return cls(name=name, options=table)
+        mp = table.pop("max_pixels", cls.max_pixels)
+        if isinstance(mp, bool) or not isinstance(mp, int) or not 1 <= mp <= 4_000_000_000:
+            raise ConfigError(f"source.max_pixels = {mp!r} is invalid; allowed: an integer 1..4000000000 "
+                              f"(default {cls.max_pixels}; the HQ Camera's full frame is 12.3 MP)")
+        return cls(name=name, options=table, max_pixels=mp)
 
 
 #: table name -> "module:Class" of the dataclass that holds it.  Sections whose module is
