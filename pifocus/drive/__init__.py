@@ -224,13 +224,20 @@ class FocusDrive(PersistentPosition):
     # -- position ---------------------------------------------------------------------
     @property
     def position(self) -> float:
-        """Where the lens is, in drive units."""
+        """Where the lens is, in drive units.
+
+        Raises:
+            DriveError: the position is unknown (nothing saved, no homing, no
+                ``assume_position``; see :meth:`_require_position`).
+        """
         if self._position is None:
             self.open()
+        self._require_position()
         return float(self._position)
 
-    def default_position(self) -> float:
-        """Position assumed when nothing is saved (subclasses may know better)."""
+    def default_position(self) -> Optional[float]:
+        """Position assumed when nothing is saved (subclasses may know better); ``None``:
+        the drive cannot know it (step counters) -- see ``assume_position``."""
         return self.limits[0]
 
     def move_to(self, target: float, approach: Optional[bool] = None,
@@ -251,6 +258,7 @@ class FocusDrive(PersistentPosition):
         """
         if not self._opened:
             self.open()
+        self._require_position()
         t = self._legal(target)
         cur = float(self._position)
         p = self.params
@@ -308,13 +316,6 @@ class FocusDrive(PersistentPosition):
         self.travel += abs(target - cur)
         if self._opened:  # a move that ends after close() (abandon_move) must not write
             self._save(moving=False)
-
-    def abandon_move(self) -> None:
-        """A move running in another thread will not be waited for (shutdown): mark the
-        position uncertain so that :meth:`close` keeps the write-ahead record on disk."""
-        self.position_uncertain = True
-        if self._interrupted is None:
-            self._interrupted = (float(self._position) if self._position is not None else math.nan, math.nan)
 
     # -- homing -----------------------------------------------------------------------
     def home(self) -> float:

@@ -22,6 +22,7 @@ writes the file; the functions here do not know about drives.
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -149,18 +150,63 @@ class PersistentPosition:
             data["target"] = float(target)
         self._write_state(data)
 
+    @property
+    def position_known(self) -> bool:
+        """False while the drive has no idea where the lens is (it refuses to move)."""
+        return self._position is not None
+
+    def _require_position(self) -> None:
+        """Raise :class:`DriveError` (with the fix) while the position is unknown."""
+        if self._position is None:
+            raise DriveError(
+                f"drive {self.name!r}: the lens position is unknown (nothing saved"
+                f"{' in ' + self.state_path if self.state_path else ''}); home it first "
+                "([drive] homing = 'endstop' or 'switch', then `pifocus calibrate`), or say where it is: "
+                "--assume-position POS ([drive] assume_position)")
+
+    def abandon_move(self) -> None:
+        """A move running in another thread will not be waited for (shutdown): mark the
+        position uncertain so that :meth:`close` keeps the write-ahead record on disk."""
+        self.position_uncertain = True
+        if self._interrupted is None:
+            self._interrupted = (float(self._position) if self._position is not None else math.nan, math.nan)
+
+    def _start_unknown(self) -> None:
+        """Nothing saved: ``params.assume_position`` when given; else the drive's own
+        :meth:`default_position` when it knows one (sim, replay, libcamera); else (step-counting
+        drives) the position stays unknown -- open() homes when homing is configured, and
+        moves raise DriveError until it is known."""
+        assumed = self.params.assume_position
+        if assumed is not None:
+            lo, hi = self.native_range
+            if not lo <= float(assumed) <= hi:
+                raise DriveError(f"drive {self.name!r}: assume_position = {assumed:g} is outside the drive's "
+                                 f"range {lo:g}..{hi:g}; give the position the lens is really at")
+            self._position = float(assumed)
+            return
+        default = self.default_position()
+        if default is not None:
+            self._position = self.clamp(default)
+            return
+        self._position = None
+        self.position_uncertain = True
+        log.warning("drive %s: no saved position%s; the position is unknown%s", self.name,
+                    f" in {self.state_path}" if self.state_path else "",
+                    "; homing" if self.params.homing != "none" else
+                    " -- moves are refused until it is known (home it, or give --assume-position POS)")
+
     def _restore(self) -> None:
         """Take the position from the state file on open (else the default position); a
         record left ``moving`` or outside the native range makes it uncertain."""
         st = read_state(self.state_path) if self.state_path else None
         if st is None:
             if self._position is None:
-                self._position = self.clamp(self.default_position())
+                self._start_unknown()
             return
         if st.get("drive") not in (None, self.kind):
             log.warning("drive state file %s belongs to a %s drive, not %s; ignoring it",
                         self.state_path, st.get("drive"), self.kind)
-            self._position = self.clamp(self.default_position())
+            self._start_unknown()
             return
         pos = float(st["position"])
         self._last_dir = int(st.get("last_dir", 0) or 0)
