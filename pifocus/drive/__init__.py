@@ -211,6 +211,8 @@ class FocusDrive(PersistentPosition):
             self._close_hw()
         except Exception:
             log.exception("drive %s: error while closing", self.name)
+        log.info("drive %s: closed (de-energized) at %s%s", self.name, self._position,
+                 " (position uncertain)" if self.position_uncertain else "")
 
     def __enter__(self) -> "FocusDrive":
         return self.open()
