@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import List, Optional
 
@@ -98,8 +99,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     setup_logging(args.verbose, args.debug)
     console = Console(json_mode=args.json)
+    old_term = _terminate_like_ctrl_c()
     try:
         return int(modules[args.command].run(args, console) or 0)
+    except Terminated:
+        console.note("pifocus: terminated (SIGTERM); motor de-energized, position saved or marked uncertain")
+        return 143
     except KeyboardInterrupt:
         console.note("pifocus: interrupted")
         return 130
@@ -115,6 +120,29 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         sys.stderr.write(f"pifocus: error: unexpected {type(e).__name__}: {e} (run with --debug for details)\n")
         return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``systemctl stop``, ``kill``): unwinds like Ctrl-C, so every
+    ``with drive:`` de-energizes the motor and saves the position (or, mid-move, leaves it
+    marked uncertain)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _terminate_like_ctrl_c():
+    """Make SIGTERM raise :class:`Terminated` while a command runs (``run`` and ``serve``
+    install their own handlers on top).  Returns the previous handler, or None when not in
+    the main thread."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

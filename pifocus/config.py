@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from .exc import ConfigError
+from .exc import ConfigError, FileRefusedError
+from .safeio import CONFIG_MAX_BYTES, read_limited
 
 try:  # Python 3.11+
     import tomllib
@@ -35,10 +36,13 @@ class SourceConfig:
         options: keyword options for that source (e.g. ``width``, ``height``, ``fps``,
             ``sensor_mode``, ``exposure_us``); every other key of the table lands here and
             is checked by the source itself when it is made.
+        max_pixels: recorded images whose header announces more pixels are skipped
+            unread (decompression bombs); default 50 000 000.
     """
 
     name: str = "sim"
     options: Dict[str, Any] = field(default_factory=dict)
+    max_pixels: int = 50_000_000
 
     @classmethod
     def from_table(cls, table: dict) -> "SourceConfig":
@@ -48,7 +52,11 @@ class SourceConfig:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"source.name = {name!r} is invalid; allowed: a source string such as "
                               "'sim', 'picamera2', 'opencv:0', or a folder path")
-        return cls(name=name, options=table)
+        mp = table.pop("max_pixels", cls.max_pixels)
+        if isinstance(mp, bool) or not isinstance(mp, int) or not 1 <= mp <= 4_000_000_000:
+            raise ConfigError(f"source.max_pixels = {mp!r} is invalid; allowed: an integer 1..4000000000 "
+                              f"(default {cls.max_pixels}; the HQ Camera's full frame is 12.3 MP)")
+        return cls(name=name, options=table, max_pixels=mp)
 
 
 #: table name -> "module:Class" of the dataclass that holds it.  Sections whose module is
@@ -207,12 +215,13 @@ def load(path) -> Config:
     """
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_limited(p, "config file", CONFIG_MAX_BYTES).decode("utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"config file {str(p)!r} not found; copy systemd/pifocus.toml as a start") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from e
+    except FileRefusedError as e:
+        raise ConfigError(f"--config / config file: {e}") from e
     except OSError as e:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {e}") from e
     try:

@@ -57,3 +57,9 @@ class ServiceError(PiFocusError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+class FileRefusedError(PiFocusError, OSError):
+    """A path that should name a small regular file (state, config, ``sweep.csv``, model
+    metadata) names a device, FIFO, socket or directory, or a file larger than allowed.
+    Also an ``OSError``, so callers that report unreadable files report this one too."""

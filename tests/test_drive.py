@@ -68,6 +68,7 @@ def make(tmp_path, sweep_dir, mock_factory):
             kw.setdefault("travel_steps", 400)
             kw.setdefault("speed", 50000.0)
             kw.setdefault("acceleration", 0.0)
+            kw.setdefault("assume_position", 50.0)  # a step counter cannot know it: the test says
             d = open_drive(kind, pin_factory=mock_factory, **kw)
         elif kind == "libcamera":
             kw.setdefault("min_position", 1.0)
@@ -554,7 +555,7 @@ def test_stepper_lgpio_step_trains_are_exact(monkeypatch, tmp_path):
     import sys
     fake = FakeLgpio()
     monkeypatch.setitem(sys.modules, "lgpio", fake)
-    d = open_drive("stepper", backend="lgpio", state_file=str(tmp_path / "s.json"), speed=2000.0,
+    d = open_drive("stepper", backend="lgpio", state_file=str(tmp_path / "s.json"), speed=2000.0, assume_position=0.0,
                    acceleration=20000.0, travel_steps=4000)
     with d:
         d.move_to(1000)

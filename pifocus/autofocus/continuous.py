@@ -39,6 +39,7 @@ def _local_search(run: _Run, p: ContinuousParams) -> Tuple[Optional[dict], Optio
     run.max_frames = run.frames + p.search_frames
     cur = run.here()
     while True:
+        run.tick()  # the climb strictly improves, but a bound that cannot be skipped is cheap
         a = run.measure(cur.position - step, approach=True) if cur.position - step >= run.lo - res / 2 else None
         b = run.measure(cur.position + step, approach=True) if cur.position + step <= run.hi + res / 2 else None
         cands = [s for s in (a, b) if s is not None and s.position != cur.position]

@@ -14,7 +14,7 @@ from ..exc import AutofocusError, ConfigError
 from .base import REGISTRY, AutofocusResult, Strategy
 from .gate import _gate
 from .params import AutofocusParams, GateParams
-from .run import Sample, _OutOfFrames, _Run
+from .run import Sample, _OutOfFrames, _Run, _SearchStalled
 
 # One logger for the whole package (as before it was split): lines read "pifocus.autofocus: ...".
 log = logging.getLogger("pifocus.autofocus")
@@ -98,6 +98,8 @@ def _search(run: _Run, strategy: Strategy) -> Tuple[Optional[dict], Optional[flo
     fit, target = None, None
     try:
         fit, target = strategy.search(run)
+    except _SearchStalled as e:
+        log.warning("%s; finishing with the best sample", e)
     except _OutOfFrames:
         log.warning("autofocus: frame budget exhausted; finishing with the best sample")
     if not run.samples:

@@ -98,6 +98,7 @@ class _CoarseScan:
         whole range was scanned, or the frames ran out)."""
         run, p, res = self.run, self.p, self.run.res
         while run.frames < p.max_frames - 5:
+            run.tick()
             last = run.samples[-1]
             if p.cnn_confident > 0 and last.p_in_focus >= p.cnn_confident:
                 # The CNN (when loaded) is sure this frame is in focus: refine right here.
@@ -115,11 +116,12 @@ class _CoarseScan:
                 return x
             nxt = run.snap(x)
             if run.find(nxt) is not None:
-                # KNOWN BUG (left as is, see _past_range_end): with fractional soft limits
-                # this `continue` spins forever without reading a frame.
+                # Sampled already (e.g. the drive only stops at recorded positions): the scan
+                # moves on from the position it asked for, not from the snapped one, so it
+                # always progresses towards the end of the range.
                 if v.significant:
                     return v.best.position
-                self.scan_pos = nxt
+                self.scan_pos = min(max(float(x), run.lo), run.hi)
                 if self.turned and (nxt <= run.lo + res / 2 or nxt >= run.hi - res / 2):
                     return None
                 continue
@@ -210,10 +212,10 @@ class _CoarseScan:
         (continuing beyond the samples on the other side).  None: scanned both ways."""
         run, res = self.run, self.run.res
         lo, hi = run.lo, run.hi
-        # KNOWN BUG (left as is): with fractional soft limits (e.g. 20.5..979.5) scan_pos is
-        # snapped to a whole step (979) and never equals the limit (979.5): this returns the
-        # limit again, it snaps to the sampled 979, and _scan loops forever (no frames read).
-        if self.scan_pos != (hi if self.direction > 0 else lo):
+        # Compared as the drive reaches them: with fractional soft limits (20.5..979.5) on a
+        # step drive the end is reached at the whole step 979, never at 979.5.
+        end = hi if self.direction > 0 else lo
+        if run.snap(self.scan_pos) != run.snap(end):
             return hi if self.direction > 0 else lo  # look at the end of the range too
         if self.turned:
             return None  # whole range scanned
@@ -281,6 +283,7 @@ def _walk_to_bracket(run: _Run, h: float) -> float:
     lo, hi, res = run.lo, run.hi, run.res
     hx, walked = h, 0
     while walked < 10 and run.frames < run.max_frames - 2:
+        run.tick()
         U = run.unique_sorted(approached=True)
         best = max(U, key=lambda u: u.score)
         i = U.index(best)

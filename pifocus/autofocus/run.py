@@ -87,6 +87,9 @@ class _Run:
         self.max_frames = max_frames
         self.samples: List[Sample] = []
         self.frames = 0
+        #: search-loop passes so far (see :meth:`tick`) and their cap, independent of frames
+        self.steps = 0
+        self.max_steps = 10 * int(max_frames) + 100
         self.t0 = time.perf_counter()
         self.moves0 = drive.moves
         lo, hi = drive.limits
@@ -116,6 +119,21 @@ class _Run:
                 return s
         return None
 
+    def tick(self) -> None:
+        """Count one pass of a search loop (every :meth:`measure` is one too).
+
+        A loop that keeps choosing positions already sampled reads no frame, so the frame
+        budget alone cannot end it; this cap (``max_steps``, ten passes per budgeted frame)
+        always does.
+
+        Raises:
+            _SearchStalled: the cap is reached (the run finishes with what it has).
+        """
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise _SearchStalled(f"autofocus: search stopped after {self.max_steps} passes without "
+                                 f"progress ({self.frames} frames read)")
+
     def read(self):
         """Read one frame, counted against the budget.
 
@@ -135,6 +153,7 @@ class _Run:
                 tol: Optional[float] = None) -> Sample:
         """Move to ``x`` (snapped to the drive), settle, read a frame, score it; a sample
         already taken within ``tol`` (default half a resolution step) is reused."""
+        self.tick()
         x = self.snap(x)
         if reuse:
             s = self.find(x, tol, approached=bool(approach))
@@ -200,6 +219,10 @@ class _Run:
 
 class _OutOfFrames(Exception):
     """The run's frame budget is used up (the run finishes with what it has)."""
+
+
+class _SearchStalled(_OutOfFrames):
+    """A search loop passed :attr:`_Run.max_steps` times (the run finishes with what it has)."""
 
 
 def _grid(lo: float, hi: float, n: int, res: float) -> List[float]:

@@ -31,7 +31,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..exc import ModelError
+from ..exc import FileRefusedError, ModelError
+from ..safeio import METADATA_MAX_BYTES, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,12 @@ class ModelInfo:
         """
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_limited(path, "model metadata", METADATA_MAX_BYTES).decode("utf-8"))
         except FileNotFoundError as e:
             raise ModelError(f"model metadata {str(path)!r} not found; every .tflite needs a .json "
                              "beside it (tools/convert.py writes both)") from e
+        except FileRefusedError as e:
+            raise ModelError(f"{e}; give the .json written beside the .tflite") from e
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"model metadata {str(path)!r} is not valid JSON: {e}") from e
         return cls.from_dict(data, source=f"model metadata {str(path)!r}")

@@ -131,7 +131,7 @@ def load_config(args) -> cfgmod.Config:
 def make_source(cfg: cfgmod.Config):
     """The configured :class:`~pifocus.sources.FrameSource` (not yet opened)."""
     from ..sources import open_source
-    return open_source(cfg.source.name, **cfg.source.options)
+    return open_source(cfg.source.name, max_pixels=cfg.source.max_pixels, **cfg.source.options)
 
 
 def make_analyzer(cfg: cfgmod.Config):

@@ -41,6 +41,9 @@ def add_drive_args(p, default_drive=None) -> None:
     p.add_argument("--approach", choices=("up", "down"), help="side of the final approach [up]")
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
+    p.add_argument("--assume-position", type=float, metavar="POS",
+                   help="stepper/uln2003 with no saved position and no homing: where the lens is now "
+                        "(drive units); without it such a drive refuses to move")
     p.add_argument("--sim-focus", type=float, metavar="POS",
                    help="sim drive: lens position at which the simulated scene is sharp")
     p.add_argument("--sim-backlash", type=float, metavar="STEPS",
@@ -72,6 +75,8 @@ def drive_params(cfg, args):
         ch["min_position"], ch["max_position"] = parse_limits(args.limits)
     if getattr(args, "state_file", None):
         ch["state_file"] = args.state_file
+    if getattr(args, "assume_position", None) is not None:
+        ch["assume_position"] = args.assume_position
     try:
         return dataclasses.replace(dp, **ch) if ch else dp
     except ConfigError as e:

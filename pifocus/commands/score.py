@@ -52,19 +52,19 @@ def heatmap(luma, report):
     return img
 
 
-def _sources(paths):
-    """Yield (label, source) for files and folders."""
+def _sources(paths, max_pixels=None):
+    """Yield (label, source) for files and folders (``max_pixels``: ``[source] max_pixels``)."""
     from ..sources.recorded import RecordedSource
 
     files = [p for p in paths if not os.path.isdir(p)]
     for p in paths:
         if os.path.isdir(p):
-            yield p, RecordedSource(p)
+            yield p, RecordedSource(p, max_pixels=max_pixels)
     if files:
         missing = [f for f in files if not os.path.exists(f)]
         if missing:
             raise SourceError(f"no such file or folder: {missing[0]!r}")
-        yield "files", RecordedSource(files)
+        yield "files", RecordedSource(files, max_pixels=max_pixels)
 
 
 def run(args, console) -> int:
@@ -76,7 +76,7 @@ def run(args, console) -> int:
         Path(args.heatmap).mkdir(parents=True, exist_ok=True)
     n = skipped = in_focus = 0
     try:
-        for label, src in _sources(args.paths):
+        for label, src in _sources(args.paths, cfg.source.max_pixels):
             with src:
                 for frame in console.progress(src, total=src.length, desc=label, unit="image"):
                     report = analyzer.analyze(frame, track=False)

@@ -105,6 +105,8 @@ class FocusDrive(PersistentPosition):
         self.moves = 0
         self.travel = 0.0
         self.position_uncertain = False
+        #: (from, to) of a leg interrupted part-way (None: every move completed)
+        self._interrupted: Optional[Tuple[float, float]] = None
         self._position = None  # logical position, units
         self._last_dir = 0     # direction of the last leg: slack is taken up on that side
         self._opened = False
@@ -194,7 +196,11 @@ class FocusDrive(PersistentPosition):
             return
         self._opened = False
         try:
-            self._save(moving=False)
+            if self._interrupted is None:
+                self._save(moving=False)
+            else:  # never overwrite the write-ahead record with a position nobody reached
+                log.warning("drive %s: closing after an interrupted move; the state file keeps it "
+                            "marked as moving (position uncertain)", self.name)
         except Exception:
             log.exception("drive %s: could not save the position", self.name)
         try:
@@ -205,6 +211,8 @@ class FocusDrive(PersistentPosition):
             self._close_hw()
         except Exception:
             log.exception("drive %s: error while closing", self.name)
+        log.info("drive %s: closed (de-energized) at %s%s", self.name, self._position,
+                 " (position uncertain)" if self.position_uncertain else "")
 
     def __enter__(self) -> "FocusDrive":
         return self.open()
@@ -218,13 +226,20 @@ class FocusDrive(PersistentPosition):
     # -- position ---------------------------------------------------------------------
     @property
     def position(self) -> float:
-        """Where the lens is, in drive units."""
+        """Where the lens is, in drive units.
+
+        Raises:
+            DriveError: the position is unknown (nothing saved, no homing, no
+                ``assume_position``; see :meth:`_require_position`).
+        """
         if self._position is None:
             self.open()
+        self._require_position()
         return float(self._position)
 
-    def default_position(self) -> float:
-        """Position assumed when nothing is saved (subclasses may know better)."""
+    def default_position(self) -> Optional[float]:
+        """Position assumed when nothing is saved (subclasses may know better); ``None``:
+        the drive cannot know it (step counters) -- see ``assume_position``."""
         return self.limits[0]
 
     def move_to(self, target: float, approach: Optional[bool] = None,
@@ -245,6 +260,7 @@ class FocusDrive(PersistentPosition):
         """
         if not self._opened:
             self.open()
+        self._require_position()
         t = self._legal(target)
         cur = float(self._position)
         p = self.params
@@ -283,14 +299,25 @@ class FocusDrive(PersistentPosition):
         if self.on_move is not None:
             self.on_move(self, cur, target)   # (tests and the bench hook in here)
         self._save(moving=True, target=target)
-        if self.on_moving is not None:
-            self.on_moving(self, cur, target)
-        self._move_hw(cur, target)
+        try:
+            if self.on_moving is not None:
+                self.on_moving(self, cur, target)
+            self._move_hw(cur, target)
+        except BaseException as e:
+            # Ctrl-C, SIGTERM or a hardware error part-way: the lens is somewhere between cur
+            # and target.  The write-ahead record (moving=true) stays the truth on disk.
+            self._interrupted = (cur, target)
+            self.position_uncertain = True
+            log.warning("drive %s: move %g -> %g interrupted (%s); the position is uncertain until "
+                        "homed (pifocus calibrate, or [drive] homing)", self.name, cur, target,
+                        type(e).__name__)
+            raise
         self._last_dir = 1 if target > cur else -1
         self._position = target
         self.moves += 1
         self.travel += abs(target - cur)
-        self._save(moving=False)
+        if self._opened:  # a move that ends after close() (abandon_move) must not write
+            self._save(moving=False)
 
     # -- homing -----------------------------------------------------------------------
     def home(self) -> float:

@@ -69,6 +69,10 @@ class StepMotorDrive(FocusDrive):
 
     switch = None
 
+    def default_position(self):
+        """None: a step counter does not know where the lens is until it homes (or is told)."""
+        return None
+
     def _step_train(self, direction: int, steps: int, homing: bool = False) -> None:
         raise NotImplementedError
 

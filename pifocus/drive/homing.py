@@ -51,7 +51,14 @@ def run_homing(drive) -> float:
     # Write-ahead: until homing completes the position is not known.
     drive._write_state({"position": float(drive._position if drive._position is not None else ref),
                         "moving": True, "homing": True})
-    moved = _seek_reference(drive, sign, travel)
+    try:
+        moved = _seek_reference(drive, sign, travel)
+    except BaseException:
+        # Interrupted or failed: the homing record (moving) stays; close() must not overwrite it.
+        drive._interrupted = (drive._position, ref)
+        drive.position_uncertain = True
+        raise
+    drive._interrupted = None
     drive._position = ref
     drive._last_dir = sign
     drive.position_uncertain = False

@@ -34,6 +34,9 @@ class DriveParams:
         homing: ``"none"``, ``"endstop"`` (drive ``home_travel`` steps into the mechanical
             stop on the ``home_side``, the motor slips at the stop) or ``"switch"`` (step
             until ``limit_pin`` reads active).
+        assume_position: where the lens is when nothing is saved (no state file yet), drive
+            units; ``None`` = unknown: stepper/uln2003 drives then home (when homing is
+            configured) or refuse to move.  ``pifocus ... --assume-position POS``.
         home_on_open: home when the drive is opened (always when the restored position
             is uncertain and homing is configured).
         home_side: ``"min"`` or ``"max"``: which end the stop/switch is at.
@@ -75,6 +78,7 @@ class DriveParams:
     approach: str = "up"
     state_file: Optional[str] = None
     homing: str = "none"
+    assume_position: Optional[float] = None
     home_on_open: bool = False
     home_side: str = "min"
     home_travel: Optional[float] = None
@@ -109,6 +113,9 @@ class DriveParams:
         if self.min_position is not None and self.max_position is not None:
             require(self.min_position < self.max_position, s, "max_position", self.max_position,
                     f"> min_position ({self.min_position})")
+        require(self.assume_position is None or (not isinstance(self.assume_position, bool)
+                                                  and math.isfinite(float(self.assume_position))),
+                s, "assume_position", self.assume_position, "a finite position in drive units, or unset")
         require(self.on_limit in ("clamp", "error"), s, "on_limit", self.on_limit, "clamp, error")
         require(self.speed > 0, s, "speed", self.speed, "> 0 units/s")
         require(self.acceleration >= 0, s, "acceleration", self.acceleration, ">= 0 units/s² (0 = no ramp)")

@@ -10,6 +10,8 @@ The file is one JSON object (``version`` 1)::
   way (write-ahead record, with the ``target`` of that leg), so a process that dies mid-move
   leaves ``moving`` behind and the next open knows the position is uncertain;
 * ``homing``: true while homing (the position is unknown until it completes);
+* ``uncertain``: (only when true) the position was not known when written -- a move was
+  interrupted earlier, or the drive never homed since; it stays until homing;
 * ``homed``: the position was found by homing (kept across moves and restarts);
 * ``last_dir``: direction of the last leg (+1/-1, 0 = none): which side the slack is on;
 * ``time``: seconds since the epoch at the write.
@@ -20,12 +22,14 @@ writes the file; the functions here do not know about drives.
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
 from typing import Optional
 
 from ..exc import DriveError
+from ..safeio import STATE_MAX_BYTES, check_replaceable, read_limited
 
 # Logged under the name these messages had before this module was split out of
 # drive/__init__.py, so log lines ("WARNING pifocus.drive: ...") and journal filters stay the same.
@@ -47,7 +51,12 @@ def atomic_write_json(path: str, data: dict) -> None:
 
     Temp file in the same directory, ``flush`` + ``fsync``, ``os.replace`` over the target,
     then ``fsync`` of the directory so the rename itself is durable.
+
+    Raises:
+        FileRefusedError: ``path`` is a device, FIFO, socket or directory (an ``OSError``).
+        OSError: the file cannot be written.
     """
+    check_replaceable(path, "state file")  # never rename over /dev/null, a FIFO, ...
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
@@ -78,8 +87,7 @@ def atomic_write_json(path: str, data: dict) -> None:
 def read_state(path: str) -> Optional[dict]:
     """The saved drive state, or None when there is none or it cannot be read."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(read_limited(path, "drive state file", STATE_MAX_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -136,9 +144,56 @@ class PersistentPosition:
         if self._position is None:
             return
         data = {"position": float(self._position), "moving": bool(moving), "homed": self._homed}
+        if self.position_uncertain:
+            data["uncertain"] = True  # stays until homing finds the position again
         if target is not None:
             data["target"] = float(target)
         self._write_state(data)
+
+    @property
+    def position_known(self) -> bool:
+        """False while the drive has no idea where the lens is (it refuses to move)."""
+        return self._position is not None
+
+    def _require_position(self) -> None:
+        """Raise :class:`DriveError` (with the fix) while the position is unknown."""
+        if self._position is None:
+            raise DriveError(
+                f"drive {self.name!r}: the lens position is unknown (nothing saved"
+                f"{' in ' + self.state_path if self.state_path else ''}); home it first "
+                "([drive] homing = 'endstop' or 'switch', then `pifocus calibrate`), or say where it is: "
+                "--assume-position POS ([drive] assume_position)")
+
+    def abandon_move(self) -> None:
+        """A move running in another thread will not be waited for (shutdown): mark the
+        position uncertain so that :meth:`close` keeps the write-ahead record on disk."""
+        self.position_uncertain = True
+        if self._interrupted is None:
+            self._interrupted = (float(self._position) if self._position is not None else math.nan, math.nan)
+
+    def _start_unknown(self) -> None:
+        """Nothing saved: ``params.assume_position`` when given; else the drive's own
+        :meth:`default_position` when it knows one (sim, replay, libcamera); else (step-counting
+        drives) the position stays unknown -- open() homes when homing is configured, and
+        moves raise DriveError until it is known."""
+        assumed = self.params.assume_position
+        if assumed is not None:
+            lo, hi = self.native_range
+            if not lo <= float(assumed) <= hi:
+                raise DriveError(f"drive {self.name!r}: assume_position = {assumed:g} is outside the drive's "
+                                 f"range {lo:g}..{hi:g}; give the position the lens is really at")
+            self._position = float(assumed)
+            return
+        default = self.default_position()
+        if default is not None:
+            self._position = self.clamp(default)
+            return
+        self._position = None
+        self.position_uncertain = True
+        log.warning("drive %s: no saved position%s; the position is unknown%s", self.name,
+                    f" in {self.state_path}" if self.state_path else "",
+                    "; homing" if self.params.homing != "none" else
+                    " -- moves are refused until it is known (home it, or give --assume-position POS)")
 
     def _restore(self) -> None:
         """Take the position from the state file on open (else the default position); a
@@ -146,12 +201,12 @@ class PersistentPosition:
         st = read_state(self.state_path) if self.state_path else None
         if st is None:
             if self._position is None:
-                self._position = self.clamp(self.default_position())
+                self._start_unknown()
             return
         if st.get("drive") not in (None, self.kind):
             log.warning("drive state file %s belongs to a %s drive, not %s; ignoring it",
                         self.state_path, st.get("drive"), self.kind)
-            self._position = self.clamp(self.default_position())
+            self._start_unknown()
             return
         pos = float(st["position"])
         self._last_dir = int(st.get("last_dir", 0) or 0)
@@ -163,6 +218,11 @@ class PersistentPosition:
                         self.name, pos, target,
                         "; homing" if self.params.homing != "none" else
                         "; configure homing or check the focus")
+        elif st.get("uncertain"):
+            self.position_uncertain = True
+            log.warning("drive %s: the saved position %g is marked uncertain (an interrupted move or "
+                        "an unknown start); %s", self.name, pos,
+                        "homing" if self.params.homing != "none" else "configure homing or check the focus")
         lo, hi = self.native_range
         if not (lo - 1e-6 <= pos <= hi + 1e-6):
             log.warning("drive %s: saved position %g is outside the range %g..%g; position uncertain",

@@ -57,7 +57,7 @@ class ULN2003Drive(StepMotorDrive):
 
     def _restore(self) -> None:
         super()._restore()
-        self._phase = int(round(self._position)) % len(self.sequence)
+        self._phase = int(round(self._position or 0)) % len(self.sequence)  # unknown: homing sets it
 
     def _close_hw(self) -> None:
         close_all(self.coils + [self.switch])

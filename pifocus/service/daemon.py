@@ -265,12 +265,28 @@ class Service(ControlShortcuts):
                 t.join(max(0.05, timeout - (time.monotonic() - t0) - 0.2))
         if self._loop_thread is not None and self._loop_thread.is_alive():
             log.warning("frame loop did not stop in time (camera read hung?); closing anyway")
-        self._close_drive()
+        self._close_drive_when_idle(max(0.3, timeout - (time.monotonic() - t0)))
         if self.pipeline is not None:
             self.pipeline.close()
         self.controls.captures.fail("service stopping")
         self.notifier.close()
         log.info("stopped after %.2f s", time.monotonic() - t0)
+
+    def _close_drive_when_idle(self, wait: float) -> None:
+        """Close the drive once no move holds :attr:`drive_lock` (a nudge in an HTTP thread,
+        an autofocus run), waiting up to ``wait`` seconds.  A move still running then is
+        abandoned: the drive keeps it recorded as in flight (position uncertain) instead of
+        saving a position the lens may not be at."""
+        got = self.drive_lock.acquire(timeout=wait)
+        try:
+            if not got and self.drive is not None:
+                log.warning("a drive move (nudge or autofocus) is still running after %.1f s; closing the "
+                            "drive with its position marked uncertain", wait)
+                self.drive.abandon_move()
+            self._close_drive()
+        finally:
+            if got:
+                self.drive_lock.release()
 
     def _close_drive(self) -> None:
         d, self.drive = self.drive, None

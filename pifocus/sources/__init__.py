@@ -15,6 +15,8 @@ and helper modules (they never import this package's ``__init__``):
 * :mod:`.files`     -- recorded frames on disk: folder/file listing in natural order,
   ``sweep.csv`` parsing, image decoding to 8-bit luma (:func:`~.files.to_luma8`, also used
   by the OpenCV source), opening video files
+* :mod:`.imagehdr`  -- image width and height from the file header (PNG, JPEG, BMP, TIFF,
+  WebP, PNM), so decompression bombs are refused before decoding (``max_pixels``)
 
 :func:`open_source` turns a source string (``picamera2[:N]``, ``opencv:INDEX_OR_URL``, a
 folder, a video file, ``sim[:IMAGE]``) into a source.  Every source is a context manager and
@@ -124,7 +126,7 @@ class FrameSource:
         pass
 
 
-def open_source(spec: str, **options) -> FrameSource:
+def open_source(spec: str, max_pixels: Optional[int] = None, **options) -> FrameSource:
     """Make a :class:`FrameSource` from a source string (not yet opened).
 
     Args:
@@ -132,6 +134,8 @@ def open_source(spec: str, **options) -> FrameSource:
             ``opencv:INDEX_OR_URL``, a folder of images, or a video file.
         options: keyword options for the source class (e.g. ``width``, ``height`` for
             ``sim``); unknown options raise :class:`ConfigError`.
+        max_pixels: for recorded images: skip files whose header announces more pixels
+            (``[source] max_pixels``); ignored by live sources.
 
     Raises:
         ConfigError: the string names no known source.
@@ -161,14 +165,14 @@ def open_source(spec: str, **options) -> FrameSource:
             return OpenCVSource(arg, **options)
         if kind_l == "replay":
             from .recorded import RecordedSource
-            return RecordedSource(arg, **options)
+            return RecordedSource(arg, max_pixels=max_pixels, **options)
     except TypeError as e:
         raise ConfigError(f"source {spec!r}: {e}") from e
 
     if os.path.isdir(spec) or spec.lower().endswith(VIDEO_EXTENSIONS) or os.path.isfile(spec):
         from .recorded import RecordedSource
         try:
-            return RecordedSource(spec, **options)
+            return RecordedSource(spec, max_pixels=max_pixels, **options)
         except TypeError as e:
             raise ConfigError(f"source {spec!r}: {e}") from e
     if os.path.sep in spec or spec.startswith("."):

@@ -13,14 +13,18 @@ OpenCV is imported inside the functions that need it.
 """
 
 import csv
+import io
 import math
 import os
 import re
+import stat
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..exc import SourceError
+from ..exc import FileRefusedError, SourceError
+from ..safeio import SWEEP_CSV_MAX_BYTES, read_limited
+from .imagehdr import DEFAULT_MAX_PIXELS, image_size
 
 #: Image file types a folder may hold (lower case, with the dot).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -128,10 +132,15 @@ def read_sweep_csv(csv_path: str) -> List[SweepEntry]:
     folder = os.path.dirname(os.path.abspath(csv_path))
     entries: List[SweepEntry] = []
     try:
-        fh = open(csv_path, newline="", encoding="utf-8-sig")
+        text = read_limited(csv_path, "sweep file", SWEEP_CSV_MAX_BYTES).decode("utf-8-sig")
+    except FileRefusedError as e:
+        raise SourceError(f"recorded source: {e}") from e
     except OSError as e:
         raise SourceError(f"cannot read {csv_path}: {e.strerror or e}") from e
-    with fh:
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{csv_path} is not UTF-8 text ({e}); write sweep.csv as plain text "
+                          "'file,position' rows") from e
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         col = _sweep_header(reader, csv_path)
         for row in reader:
@@ -261,23 +270,41 @@ def resize_luma(luma: np.ndarray, size: Optional[Tuple[int, int]]) -> np.ndarray
     return cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
 
 
+#: Image files larger than this (bytes) are not read at all.
+MAX_IMAGE_FILE_BYTES = 512 * 1024 * 1024
+
+
 def decode_image_file(path: str, bit_depth: Optional[int] = None,
-                      size: Optional[Tuple[int, int]] = None) -> Tuple[Optional[np.ndarray], str]:
+                      size: Optional[Tuple[int, int]] = None,
+                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
     """Read one image file as 2-D uint8 luma (see :func:`to_luma8`, :func:`resize_luma`).
 
+    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): an image
+    whose header announces more pixels is refused before decoding (a decompression bomb).
+
     Returns:
-        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is empty, is a
-        truncated JPEG, cannot be decoded or has an unsupported format -- never raises for a
-        bad file, so a replay can skip it.
+        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is not a regular
+        file, is empty, too large, a truncated JPEG, cannot be decoded or has an unsupported
+        format -- never raises for a bad file, so a replay can skip it.
     """
     import cv2
 
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file (a device, FIFO or folder)"
+        if st.st_size > MAX_IMAGE_FILE_BYTES:
+            return None, f"file of {st.st_size} bytes is above the {MAX_IMAGE_FILE_BYTES}-byte limit"
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as e:
         return None, f"cannot read file ({e.strerror or e})"
     if data.size == 0:
         return None, "empty file"
+    dims = image_size(data[:65536].tobytes())
+    if dims is not None and dims[0] * dims[1] > limit:
+        return None, (f"{dims[0]}x{dims[1]} = {dims[0] * dims[1] / 1e6:.1f} MP is above source.max_pixels = "
+                      f"{limit} ({limit / 1e6:.1f} MP); raise [source] max_pixels if the image is genuine")
     if path.lower().endswith((".jpg", ".jpeg")) and truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"
     try:

@@ -58,6 +58,7 @@ import numpy as np
 from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
+from .imagehdr import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
                     list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
                     resize_luma, to_luma8)
@@ -69,6 +70,16 @@ _is_image = is_image
 
 __all__ = ["RecordedSource", "IMAGE_EXTENSIONS", "SWEEP_CSV", "SWEEP_COLUMNS", "natural_key",
            "natural_sorted", "read_sweep_csv", "to_luma8"]
+
+
+def _check_max_pixels(max_pixels) -> int:
+    """``max_pixels`` (None: the default) checked; raises ConfigError."""
+    if max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 1 <= max_pixels <= MAX_PIXELS_LIMIT:
+        raise ConfigError(f"source.max_pixels = {max_pixels!r} is invalid; allowed: an integer 1..{MAX_PIXELS_LIMIT} "
+                          f"(default {DEFAULT_MAX_PIXELS})")
+    return max_pixels
 
 
 def _check_options(fps, bit_depth, width, height) -> None:
@@ -116,9 +127,11 @@ class RecordedSource(FrameSource):
 
     def __init__(self, path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
                  loop: bool = False, fps: float = 30.0, bit_depth: Optional[int] = None,
-                 width: Optional[int] = None, height: Optional[int] = None):
+                 width: Optional[int] = None, height: Optional[int] = None,
+                 max_pixels: Optional[int] = None):
         super().__init__()
         _check_options(fps, bit_depth, width, height)
+        self.max_pixels = _check_max_pixels(max_pixels)
         self.loop = bool(loop)
         self.finite = not self.loop
         self.fps = float(fps)
@@ -279,7 +292,7 @@ class RecordedSource(FrameSource):
 
     def _decode_file(self, path: str) -> Tuple[Optional[np.ndarray], str]:
         """(luma, "") or (None, reason) for one image file (a method so tests can count decodes)."""
-        return decode_image_file(path, self.bit_depth, self.size)
+        return decode_image_file(path, self.bit_depth, self.size, self.max_pixels)
 
     def _read(self) -> Frame:
         if self.is_video:

@@ -1,0 +1,61 @@
+"""Issue 14: the state file never lies about the lens -- an interrupted move stays
+"uncertain" on disk until a move is known complete (or the drive homes)."""
+
+import json
+
+import pytest
+
+from test_drive import KINDS, make, sweep_dir  # noqa: F401  (fixtures)
+
+
+def _interrupt_during_move(d, exc):
+    lo, hi = d.limits
+    d.open()
+    d.move_to(d.clamp(lo + 0.2 * (hi - lo)))
+    start = d.position
+
+    def boom(*_):
+        raise exc
+    d.on_moving = boom
+    with pytest.raises(type(exc)):
+        d.move_to(d.clamp(lo + 0.8 * (hi - lo)))
+    d.on_moving = None
+    return start
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("driver fault")],
+                         ids=["ctrl-c", "exception"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_close_after_an_interrupted_move_keeps_it_uncertain(make, kind, exc):  # noqa: F811
+    d = make(kind)
+    _interrupt_during_move(d, exc)
+    assert d.position_uncertain
+    d.close()                                   # the normal cleanup path (finally / with)
+    st = json.loads(open(d.state_path).read())
+    assert st["moving"] is True                 # the write-ahead record is still there
+    d2 = make(kind)
+    with d2:
+        assert d2.position_uncertain
+
+
+@pytest.mark.parametrize("kind", ["sim", "stepper"])
+def test_moves_after_an_interrupted_one_stay_uncertain_on_disk(make, kind):  # noqa: F811
+    d = make(kind)
+    _interrupt_during_move(d, KeyboardInterrupt())
+    lo, hi = d.limits
+    d.move_to(d.clamp(lo + 0.5 * (hi - lo)))    # relative to an unknown start: still unknown
+    d.close()
+    st = json.loads(open(d.state_path).read())
+    assert st.get("uncertain") is True
+    with make(kind) as d2:
+        assert d2.position_uncertain
+
+
+def test_homing_clears_the_uncertain_mark(make):  # noqa: F811
+    d = make("sim", homing="switch")
+    _interrupt_during_move(d, KeyboardInterrupt())
+    d.home()
+    assert not d.position_uncertain
+    d.close()
+    st = json.loads(open(d.state_path).read())
+    assert st["moving"] is False and not st.get("uncertain")
