@@ -7,6 +7,8 @@
 * :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the route tables for the page
   (``static/``), the MJPEG stream and the JSON API documented in ``API.md``.  It talks to
   the service only through a :class:`pifocus.controls.Controls`.
+* :mod:`.httpd` -- the listening socket: tracks its connections (closed on stop or
+  rebind) and caps them (``max_connections``).
 * :mod:`.request` -- reading and checking requests: JSON body, Origin, token.
 * :mod:`.files` -- the page's files and the saved stills (safe names only).
 * :mod:`.stream` -- the MJPEG stream of the shared preview JPEGs.

@@ -10,23 +10,24 @@ Request parsing and checks are in :mod:`.request`, the page and stills in :mod:`
 the MJPEG stream in :mod:`.stream`.
 """
 
+import errno
 import logging
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 from ..controls import Controls
-from ..exc import ServiceError
-from . import WebParams, files, request
+from ..exc import ConfigError, ServiceError
+from . import WebParams, files, is_loopback, request
 from .files import CONTENT_TYPES, STATIC_DIR
+from .httpd import HTTPServer, HTTPServer6
 from .request import MAX_BODY, HTTPError, only
 from .stream import BOUNDARY, serve_stream
 
 # The constants kept their old home here too (they were defined in this module).
-__all__ = ["WebServer", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
+__all__ = ["WebServer", "check_exposure", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -270,15 +271,6 @@ def _flag(body: dict, key: str, message: str) -> bool:
     return body[key]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):  # noqa: D102 - log, don't print
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
 class WebServer:
     """The preview/API server in a background thread.
 
@@ -287,15 +279,20 @@ class WebServer:
             does goes through it (status, the controls, its ``hub`` for images).
         params: :class:`~pifocus.web.WebParams`.
 
+    The token rule -- reachable beyond this machine means a token is required -- is checked
+    against the address actually bound (:func:`check_exposure`), on :meth:`bind` and on
+    every :meth:`rebind`.
+
     Raises:
-        ConfigError: (on :meth:`start`) the address cannot be bound.
+        ConfigError: (on :meth:`start`) the address cannot be bound, or is bound beyond
+            localhost without a token.
     """
 
     def __init__(self, controls: Controls, params: WebParams):
         self.controls = controls
         self.params = params
         self.stopping = False
-        self._httpd: Optional[_Server] = None
+        self._httpd: Optional[HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -314,6 +311,11 @@ class WebServer:
         return self._httpd.server_address[:2] if self._httpd else (self.params.host, self.params.port)
 
     @property
+    def exposed(self) -> bool:
+        """True when the bound address is reachable from other machines."""
+        return not is_loopback(str(self.address[0]))
+
+    @property
     def url(self) -> str:
         """Base URL of the page."""
         host, port = self.address
@@ -324,35 +326,122 @@ class WebServer:
         """Bind and serve in a daemon thread.
 
         Raises:
-            ConfigError: the port is taken or the address is not local.
+            ConfigError: the port is taken, or the address is not local and there is no token.
         """
-        from ..exc import ConfigError
+        return self.bind().serve()
 
-        p = self.params
-        cls = _Server
-        if ":" in p.host:
-            class _Server6(_Server):
-                address_family = socket.AF_INET6
-            cls = _Server6
-        try:
-            self._httpd = cls((p.host, p.port), _Handler)
-        except OSError as e:
-            raise ConfigError(f"web: cannot listen on {p.host}:{p.port}: {e.strerror or e}; "
-                              "pick another web.port or stop what uses it") from None
+    def bind(self) -> "WebServer":
+        """Bind the socket (not serving yet; :meth:`serve` starts that).
+
+        Raises:
+            ConfigError: the port is taken, or the address is not local and there is no token.
+        """
+        self._httpd = _bind(self.params)
+        return self
+
+    def serve(self) -> "WebServer":
+        """Serve the bound socket in a daemon thread."""
+        self.stopping = False
         self._httpd.pifocus_web = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="pifocus-web", daemon=True)
         self._thread.start()
-        if p.exposed:
+        if self.exposed:
             log.warning("web page reachable from the network at %s (controls need the token)", self.url)
         else:
             log.info("web page at %s (this machine only)", self.url)
         return self
 
+    def prepare(self, params: WebParams) -> Optional[HTTPServer]:
+        """First half of a move to ``params``' host/port: bind the new socket now, while the
+        old one still serves.
+
+        Returns the bound (not yet serving) socket for :meth:`rebind`, or None when the new
+        address overlaps the old one (same port) and can only be bound once the old is closed.
+
+        Raises:
+            ConfigError: the new address cannot be bound, or would be reachable beyond
+                localhost without a token.
+        """
+        try:
+            return _bind(params)
+        except _AddressInUse:
+            if int(params.port) == int(self.address[1]):
+                return None
+            raise ConfigError(f"web: cannot listen on {params.host}:{params.port}: address in use; "
+                              "pick another web.port or stop what uses it") from None
+
+    def rebind(self, params: WebParams, httpd: Optional[HTTPServer] = None) -> None:
+        """Move to ``params``' host/port: stop the old socket, end its connections, serve on
+        ``httpd`` (from :meth:`prepare`) or bind the new address now.  When that fails the
+        old address is bound again and the error raised.
+
+        Raises:
+            ConfigError: the new address cannot be bound (the old one serves again).
+        """
+        old_params = self.params
+        self._close_socket()
+        if httpd is None:
+            try:
+                httpd = _bind(params)
+            except ConfigError:
+                log.error("web: cannot move to %s:%s; listening on %s:%s again", params.host, params.port,
+                          old_params.host, old_params.port)
+                self._httpd = _bind(old_params)
+                self.serve()
+                raise
+        self.params = params
+        self._httpd = httpd
+        self.serve()
+        log.info("web server moved to %s", self.url)
+
     def stop(self) -> None:
-        """Stop serving and close the listening socket (streams end with the hub)."""
+        """Stop serving, close the listening socket and end open connections (streams end)."""
         self.stopping = True
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            self.stopping = True
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_connections()
+
+
+class _AddressInUse(ConfigError):
+    """The address is taken (maybe by this very server, before a rebind)."""
+
+
+def check_exposure(host: str, port: int, token: Optional[str]) -> None:
+    """The token rule against the address actually bound.
+
+    Raises:
+        ConfigError: ``host`` is reachable beyond this machine and ``token`` is None.
+    """
+    if token is None and not is_loopback(str(host)):
+        raise ConfigError(f"web: the server would listen on {host}:{port}, reachable from the network, "
+                          "without a token; set web.token, or bind web.host = \"127.0.0.1\" and use an SSH tunnel")
+
+
+def _bind(params: WebParams) -> HTTPServer:
+    """A socket bound to ``params``' host/port, listening, checked by :func:`check_exposure`.
+
+    Raises:
+        ConfigError: cannot listen there (:class:`_AddressInUse` when it is taken), or the
+            token rule is broken.
+    """
+    cls = HTTPServer6 if ":" in params.host else HTTPServer
+    try:
+        httpd = cls((params.host, params.port), _Handler)
+    except OSError as e:
+        err = _AddressInUse if e.errno == errno.EADDRINUSE else ConfigError
+        raise err(f"web: cannot listen on {params.host}:{params.port}: {e.strerror or e}; "
+                  "pick another web.port or stop what uses it") from None
+    host, port = httpd.server_address[:2]
+    try:
+        check_exposure(host, port, params.token)
+    except ConfigError:
+        httpd.server_close()
+        raise
+    return httpd
