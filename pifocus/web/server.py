@@ -10,9 +10,12 @@ Request parsing and checks are in :mod:`.request`, the page and stills in :mod:`
 the MJPEG stream in :mod:`.stream`.
 """
 
-import errno
+import functools
+import io
 import logging
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Optional
@@ -22,7 +25,7 @@ from ..controls import Controls
 from ..exc import ConfigError, ServiceError
 from . import WebParams, files, is_loopback, request
 from .files import CONTENT_TYPES, STATIC_DIR
-from .httpd import HTTPServer, HTTPServer6
+from .httpd import AddressInUse, DeadlineReader, HTTPServer, bind, check_exposure
 from .request import MAX_BODY, HTTPError, only
 from .stream import BOUNDARY, serve_stream
 
@@ -30,6 +33,11 @@ from .stream import BOUNDARY, serve_stream
 __all__ = ["WebServer", "check_exposure", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a connection may stay silent (a read or a write).
+IO_TIMEOUT_S = 15.0
+#: Seconds a request body may take to arrive (at most 16 KB).
+BODY_TIMEOUT_S = 10.0
 
 #: Paths that answer GET only: a POST to them is a 405, any other unknown POST a 404.
 GET_ONLY = ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures")
@@ -65,13 +73,24 @@ class _Handler(BaseHTTPRequestHandler):
         """The service's controls."""
         return self.web.controls
 
-    def log_message(self, fmt, *args):  # noqa: D102 - route http.server's log to logging
-        log.debug("%s %s", self.address_string(), fmt % args)
+    def log_message(self, fmt, *args):  # noqa: D102 - route http.server's log to logging; no token
+        log.debug("%s %s", self.address_string(), request.redact(fmt % args, self.web.params.token))
 
     def setup(self):
-        """Connection set-up: a silent client is dropped after 15 s."""
+        """Connection set-up: reads go through a :class:`~.httpd.DeadlineReader` (a request
+        head must arrive within ``header_timeout_s``, a body within :data:`BODY_TIMEOUT_S`);
+        a client silent for :data:`IO_TIMEOUT_S` is dropped."""
         super().setup()
-        self.connection.settimeout(15)
+        self.rfile.close()  # replaced: the stdlib's buffered socket file has no deadline
+        self._reader = DeadlineReader(self.connection, IO_TIMEOUT_S)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self):
+        """One request on the connection, its head (request line and headers) within
+        ``header_timeout_s``; an idle keep-alive connection is closed after as long."""
+        self._body_read = False
+        self._reader.deadline = time.monotonic() + float(self.web.params.header_timeout_s)
+        super().handle_one_request()
 
     def _send(self, status: int, body: bytes, ctype: str, headers: Optional[dict] = None) -> None:
         self.send_response(status)
@@ -89,11 +108,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, request.json_body(obj), "application/json", headers)
 
     def _dispatch(self, method: str) -> None:
+        self._reader.deadline = time.monotonic() + BODY_TIMEOUT_S
+        self._framing_ok = False
         url = urlsplit(self.path)
         self.query = parse_qs(url.query, keep_blank_values=True)
         path = url.path
         try:
             try:
+                request.check_framing(method, self.headers)
+                self._framing_ok = True
+                request.check_host(self.headers, self._addresses(), self.web.params.allowed_hosts)
                 if method == "GET":
                     self._get(path)
                 elif method == "POST":
@@ -137,9 +161,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     # -- request helpers ------------------------------------------------------------------------
+    def _addresses(self):
+        """This server's own names for the Host check: the bound address, the one this
+        client connected to (they differ on a wildcard bind) and the machine's host name
+        (``rig`` and ``rig.local``, mDNS)."""
+        out = [str(self.server.server_address[0]), *own_host_names()]
+        try:
+            local = str(self.connection.getsockname()[0])
+        except OSError:
+            return out
+        out.append(local)
+        if local.startswith("::ffff:"):
+            out.append(local[7:])  # IPv4 client on an IPv6 socket
+        return out
+
     def _drain(self) -> None:
-        """Read an unread request body so the connection stays usable."""
+        """Read an unread request body so the connection stays usable (not when its length
+        is in doubt: then the connection is closed unread)."""
         if getattr(self, "_body_read", False):
+            return
+        if not getattr(self, "_framing_ok", False):
+            self.close_connection = True
             return
         if not request.drain(self.headers, self.rfile):
             self.close_connection = True
@@ -260,6 +302,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True, **out})
 
 
+@functools.lru_cache(maxsize=1)
+def own_host_names() -> tuple:
+    """This machine's host name, also with ``.local`` (how a phone reaches it by mDNS)."""
+    name = socket.gethostname().lower().rstrip(".")
+    return (name, f"{name}.local") if name and "." not in name else (name,)
+
+
 def _flag(body: dict, key: str, message: str) -> bool:
     """``body[key]`` when it is a JSON boolean.
 
@@ -290,10 +339,22 @@ class WebServer:
 
     def __init__(self, controls: Controls, params: WebParams):
         self.controls = controls
+        self._httpd: Optional[HTTPServer] = None
         self.params = params
         self.stopping = False
-        self._httpd: Optional[HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+
+    @property
+    def params(self) -> WebParams:
+        """The running :class:`~pifocus.web.WebParams` (set by a reload: the connection cap
+        follows at once; host/port only move with :meth:`rebind`)."""
+        return self._params
+
+    @params.setter
+    def params(self, params: WebParams) -> None:
+        self._params = params
+        if self._httpd is not None:
+            self._httpd.max_connections = int(params.max_connections)
 
     @property
     def controller(self) -> Controls:
@@ -336,7 +397,7 @@ class WebServer:
         Raises:
             ConfigError: the port is taken, or the address is not local and there is no token.
         """
-        self._httpd = _bind(self.params)
+        self._httpd = bind(self.params, _Handler)
         return self
 
     def serve(self) -> "WebServer":
@@ -364,8 +425,8 @@ class WebServer:
                 localhost without a token.
         """
         try:
-            return _bind(params)
-        except _AddressInUse:
+            return bind(params, _Handler)
+        except AddressInUse:
             if int(params.port) == int(self.address[1]):
                 return None
             raise ConfigError(f"web: cannot listen on {params.host}:{params.port}: address in use; "
@@ -383,15 +444,15 @@ class WebServer:
         self._close_socket()
         if httpd is None:
             try:
-                httpd = _bind(params)
+                httpd = bind(params, _Handler)
             except ConfigError:
                 log.error("web: cannot move to %s:%s; listening on %s:%s again", params.host, params.port,
                           old_params.host, old_params.port)
-                self._httpd = _bind(old_params)
+                self._httpd = bind(old_params, _Handler)
                 self.serve()
                 raise
-        self.params = params
         self._httpd = httpd
+        self.params = params
         self.serve()
         log.info("web server moved to %s", self.url)
 
@@ -407,41 +468,3 @@ class WebServer:
             httpd.shutdown()
             httpd.server_close()
             httpd.close_connections()
-
-
-class _AddressInUse(ConfigError):
-    """The address is taken (maybe by this very server, before a rebind)."""
-
-
-def check_exposure(host: str, port: int, token: Optional[str]) -> None:
-    """The token rule against the address actually bound.
-
-    Raises:
-        ConfigError: ``host`` is reachable beyond this machine and ``token`` is None.
-    """
-    if token is None and not is_loopback(str(host)):
-        raise ConfigError(f"web: the server would listen on {host}:{port}, reachable from the network, "
-                          "without a token; set web.token, or bind web.host = \"127.0.0.1\" and use an SSH tunnel")
-
-
-def _bind(params: WebParams) -> HTTPServer:
-    """A socket bound to ``params``' host/port, listening, checked by :func:`check_exposure`.
-
-    Raises:
-        ConfigError: cannot listen there (:class:`_AddressInUse` when it is taken), or the
-            token rule is broken.
-    """
-    cls = HTTPServer6 if ":" in params.host else HTTPServer
-    try:
-        httpd = cls((params.host, params.port), _Handler)
-    except OSError as e:
-        err = _AddressInUse if e.errno == errno.EADDRINUSE else ConfigError
-        raise err(f"web: cannot listen on {params.host}:{params.port}: {e.strerror or e}; "
-                  "pick another web.port or stop what uses it") from None
-    host, port = httpd.server_address[:2]
-    try:
-        check_exposure(host, port, params.token)
-    except ConfigError:
-        httpd.server_close()
-        raise
-    return httpd
