@@ -88,7 +88,8 @@ def _resolve(spec: str):
 def _coerce(section: str, key: str, value, annotation, default):
     """Coerce a TOML value to the field's type; raise ConfigError naming the key."""
     def bad(allowed):
-        return ConfigError(f"{section}.{key} = {value!r} has the wrong type; allowed: {allowed}")
+        shown = "***" if key == "token" else repr(value)  # a secret never goes into a message or log
+        return ConfigError(f"{section}.{key} = {shown} has the wrong type; allowed: {allowed}")
 
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)

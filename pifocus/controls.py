@@ -64,7 +64,8 @@ class Controls(Protocol):
         full-resolution luma frame into ``[web] captures_dir`` and returns ``{"file": name,
         "path": absolute path, "width": px, "height": px, "frame": index, "lens_position":
         float | None, "bytes": file size}``.  Raises 400 unknown format; 503 no frame within
-        ``timeout`` or the file cannot be written.
+        ``timeout`` or the file cannot be written; 507 the disk is full (no partial file
+        is left).
 
     Presets (save/recall a drive position with its ROI) will join this list; nothing else
     should.

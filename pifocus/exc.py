@@ -51,7 +51,8 @@ class ServiceError(PiFocusError):
     carried out now.
 
     Attributes:
-        status: the HTTP status that fits (400 bad value, 409 conflict, 503 unavailable).
+        status: the HTTP status that fits (400 bad value, 409 conflict, 503 unavailable,
+            507 disk full).
     """
 
     def __init__(self, message: str, status: int = 400):
@@ -63,3 +64,20 @@ class FileRefusedError(PiFocusError, OSError):
     """A path that should name a small regular file (state, config, ``sweep.csv``, model
     metadata) names a device, FIFO, socket or directory, or a file larger than allowed.
     Also an ``OSError``, so callers that report unreadable files report this one too."""
+
+
+class StorageError(PiFocusError, OSError):
+    """A file could not be written: the disk is full, or the folder is not writable.
+
+    Attributes:
+        disk_full: True when the filesystem ran out of space (``ENOSPC``/``EDQUOT``).
+        path: the file that could not be written.
+    """
+
+    def __init__(self, message: str, path=None, disk_full: bool = False):
+        super().__init__(message)
+        self.path = path
+        self.disk_full = disk_full
+
+    def __str__(self) -> str:  # OSError would format its args as "[Errno ...]"
+        return str(self.args[0]) if self.args else ""

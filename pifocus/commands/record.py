@@ -1,11 +1,14 @@
 """``pifocus record``: save frames (and their lens positions) in the replay format."""
 
 import csv
-import os
+import io
 from pathlib import Path
 
 from . import _common
-from ..exc import ConfigError
+from .. import storage
+from ..exc import ConfigError, StorageError
+
+CSV_HEADER = ["file", "position", "timestamp_ns", "exposure_us", "gain"]
 
 HELP = "record frames from a source into a folder (images + sweep.csv, the replay format)"
 DESCRIPTION = """\
@@ -14,6 +17,10 @@ file, position, timestamp_ns, exposure_us, gain -- the folder format `--source D
 replay focus drive read back.
 
   pifocus record --source picamera2 --frames 50 --out rig-frames/
+
+Frames and sweep.csv are written atomically: when the disk fills up the recording stops
+with "disk full" and the path, and the folder keeps the complete frames, listed in
+sweep.csv (no partial file is left).
 
 With a focus drive, record a sweep: one frame at each lens position FROM, FROM+STEP, ... TO
 (each approached from the drive's approach side, after its settle frames), in the replay
@@ -37,31 +44,64 @@ def add_arguments(p):
 def write_frames(frames, out_dir, fmt="png", console=None, total=None) -> int:
     """Write frames and sweep.csv into ``out_dir``; returns the number written.
 
-    ``sweep.csv`` is rewritten atomically after every frame, so an interrupted recording
-    is still a valid replay folder.
+    Every frame is encoded in memory and written atomically (``.part`` + rename), and
+    ``sweep.csv`` is rewritten atomically before the first frame and after every frame, so
+    an interrupted recording -- or one that fills the disk -- is still a valid replay folder
+    listing exactly the complete frames in it.
+
+    Raises:
+        StorageError: a frame or sweep.csv could not be written (``disk full`` with the path);
+            what was recorded so far stays, valid, and no partial file is left.
+        ConfigError: a frame cannot be encoded as ``fmt``.
     """
     import cv2
 
     out = Path(out_dir)
     rows = []
-    header = ["file", "position", "timestamp_ns", "exposure_us", "gain"]
+    _write_csv(out, rows, 0)
     it = console.progress(frames, total=total, desc="record") if console is not None else frames
     for i, frame in enumerate(it):
         name = f"frame_{i:05d}.{fmt}"
-        if not cv2.imwrite(str(out / name), frame.luma):
-            raise ConfigError(f"record: cannot write {out / name}; check --out and free space")
+        ok, buf = cv2.imencode("." + fmt, frame.luma)
+        if not ok:
+            raise ConfigError(f"record: cannot encode frame {i} as {fmt}; try --format png")
+        try:
+            storage.atomic_write(out / name, buf.tobytes(), what="record: ")
+        except StorageError as e:
+            raise _kept(e, out, i) from None
         rows.append([name, "" if frame.lens_position is None else f"{frame.lens_position:g}",
                      frame.timestamp_ns, "" if frame.exposure_us is None else frame.exposure_us,
                      "" if frame.analogue_gain is None else f"{frame.analogue_gain:g}"])
-        tmp = out / ".sweep.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out / "sweep.csv")
+        try:
+            _write_csv(out, rows, i + 1)
+        except StorageError:
+            rows.pop()
+            storage.remove_quietly(out / name)  # complete, but not listed: it goes too
+            raise
     return len(rows)
+
+
+def _write_csv(out: Path, rows, n: int) -> None:
+    """Rewrite ``out/sweep.csv`` atomically with ``rows``.
+
+    Raises:
+        StorageError: it could not be written; the message says how many frames the folder
+            keeps (the previous sweep.csv, valid, stays).
+    """
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(CSV_HEADER)
+    w.writerows(rows)
+    try:
+        storage.atomic_write(out / "sweep.csv", text.getvalue().encode(), what="record: ")
+    except StorageError as e:
+        raise _kept(e, out, max(0, n - 1)) from None
+
+
+def _kept(e: StorageError, out: Path, n: int) -> StorageError:
+    """``e`` with what the folder still holds."""
+    listed = ", listed in sweep.csv" if (out / "sweep.csv").exists() else ""
+    return StorageError(f"{e} ({n} complete frame(s) kept in {out}{listed})", path=e.path, disk_full=e.disk_full)
 
 
 def prepare_out(path) -> Path:
@@ -69,7 +109,10 @@ def prepare_out(path) -> Path:
     out = Path(path)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"record: --out {str(out)!r} is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage.storage_error(e, out, what="record: --out: ") from None
     return out
 
 

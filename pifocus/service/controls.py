@@ -12,13 +12,13 @@ import dataclasses
 import datetime
 import logging
 import math
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
+from .. import storage
+from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError, StorageError
 from . import parts
 from .source import Cancelled
 from .status import drive_position, status_document
@@ -359,30 +359,31 @@ def _checked_roi(roi) -> tuple:
 
 def write_capture(frame, folder: Path, fmt: str) -> dict:
     """Write ``frame``'s luma into ``folder`` as ``fmt`` (``"png"`` or ``"jpg"``), atomically
-    (a ``.part`` file renamed once synced).
+    (:func:`pifocus.storage.atomic_write`: a ``.part`` file renamed once synced, removed
+    again on any error).
 
     Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes"}``.
 
     Raises:
-        ServiceError: (503) the folder or file cannot be written.
+        ServiceError: (507) the disk is full (the message names the file); (503) the folder
+            or file cannot be written otherwise.
     """
     import cv2
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     name = f"pifocus-{stamp}-f{frame.index}.{fmt}"
+    ok, buf = cv2.imencode("." + fmt, frame.luma, [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [])
+    if not ok:
+        raise ServiceError(f"cannot encode the capture as {fmt}; use 'png'", 503)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        ok, buf = cv2.imencode("." + fmt, frame.luma, [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [])
-        if not ok:
-            raise OSError("encoding failed")
-        tmp = folder / (name + ".part")
-        with open(tmp, "wb") as f:
-            f.write(buf.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)
-    except OSError as e:
-        raise ServiceError(f"cannot write the capture into {str(folder)!r}: {e}", 503) from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage.storage_error(e, folder) from None
+        storage.atomic_write(folder / name, buf.tobytes())
+    except StorageError as e:
+        log.error("capture failed: %s", e)
+        raise ServiceError(f"capture not saved: {e}", 507 if e.disk_full else 503) from None
     log.info("captured %s", folder / name)
     return {"file": name, "path": str((folder / name).resolve()), "width": frame.width,
             "height": frame.height, "frame": frame.index, "lens_position": frame.lens_position,

@@ -2,8 +2,10 @@
 any error.
 
 What a reload can change: the analysis (a new analyzer), the source (reopened), the outputs
-(pins released, then claimed again), ``[web]`` except host/port/enabled (those need a
-restart) and the focus drive (reopened when it is not moving).  Source, analyzer and outputs
+(pins released, then claimed again), ``[web]`` (a new host or port rebinds the server, a
+new ``enabled`` starts or stops it) and the focus drive (reopened when it is not moving).
+The web token rule -- a server reachable beyond localhost needs a token -- is checked
+against the address actually bound; a reload that would break it is refused.  Source, analyzer and outputs
 are swapped in the frame loop's thread between two frames.
 """
 
@@ -79,6 +81,12 @@ class Reloader:
             new_source = parts.make_source(new)
         outputs_changed = new.outputs != old.outputs and not svc.outputs_muted
         try:
+            web_plan = self._prepare_web(old, new)
+        except BaseException:
+            if analyzer is not None:
+                analyzer.close()
+            raise
+        try:
             svc.actions.call(lambda: self._swap_parts(old, new, new_source, analyzer, outputs_changed),
                              timeout=3.0, queue_on_timeout=True)
         except ServiceError:
@@ -86,8 +94,9 @@ class Reloader:
         except BaseException:
             if analyzer is not None:
                 analyzer.close()
+            web_plan.abort()
             raise
-        self._apply_web(old, new)
+        web_plan.commit()
         svc.cfg = self._apply_drive(old, new)
 
     def _swap_parts(self, old, new, new_source, analyzer, outputs_changed: bool) -> None:
@@ -124,16 +133,30 @@ class Reloader:
             if p.outputs is not None and p.error:
                 p.outputs.set_error(True)
 
-    def _apply_web(self, old, new) -> None:
-        """The new ``[web]`` options, except host/port/enabled (they need a restart)."""
+    def _prepare_web(self, old, new) -> "_WebPlan":
+        """Check the new ``[web]`` against the running server and bind a new address early.
+
+        Raises:
+            ConfigError: the new address cannot be bound, or the server would stay reachable
+                beyond localhost without a token (the running config stays).
+        """
+        from ..web.server import check_exposure
+
         svc = self._svc
-        if new.web != old.web and svc.hub is not None and new.web is not None:
-            if (new.web.host, new.web.port, new.web.enabled) != (old.web.host, old.web.port, old.web.enabled):
-                log.warning("web host/port/enabled changes need a restart; the rest of [web] is applied")
-            svc.hub.params = new.web
-            svc.hub.peaking = new.web.peaking
-            if svc.web is not None:
-                svc.web.params = new.web
+        plan = _WebPlan(svc, new.web)
+        if new.web is None or new.web == old.web:
+            return plan
+        if svc.web is not None and not new.web.enabled:
+            plan.action = "stop"
+        elif svc.web is not None and (new.web.host, new.web.port) != (old.web.host, old.web.port):
+            plan.action, plan.httpd = "move", svc.web.prepare(new.web)
+        elif svc.web is not None:
+            host, port = svc.web.address
+            check_exposure(host, port, new.web.token)
+        elif new.web.enabled and svc.web_enabled:
+            from ..web.server import WebServer
+            plan.action, plan.server = "start", WebServer(svc.controls, new.web).bind()
+        return plan
 
     def _apply_drive(self, old, new):
         """Reopen the drive when ``[drive]`` changed; returns ``new``, or ``new`` with the
@@ -151,3 +174,51 @@ class Reloader:
         finally:
             svc.drive_lock.release()
         return new
+
+
+class _WebPlan:
+    """What a reload does to the web server: ``action`` is None (new options only),
+    ``"move"`` (rebind), ``"stop"`` or ``"start"``; ``httpd`` is a socket bound early for a
+    move, ``server`` the bound new server for a start."""
+
+    def __init__(self, svc, params):
+        self.svc = svc
+        self.params = params
+        self.action = None
+        self.httpd = None
+        self.server = None
+
+    def abort(self) -> None:
+        """The reload failed elsewhere: close what was bound early."""
+        if self.httpd is not None:
+            self.httpd.server_close()
+            self.httpd = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def commit(self) -> None:
+        """Apply the new ``[web]``.
+
+        Raises:
+            ConfigError: the new address could not be bound after all (the old one serves).
+        """
+        svc, params = self.svc, self.params
+        if params is None:
+            return
+        if svc.hub is not None:
+            svc.hub.params = params
+            svc.hub.peaking = params.peaking
+        if self.action == "stop":
+            log.warning("web server stopped: web.enabled = false")
+            svc.web.stop()
+            svc.web = None
+        elif self.action == "move":
+            svc.web.rebind(params, self.httpd)
+        elif self.action == "start":
+            if svc.hub is None:
+                from ..web.preview import PreviewHub
+                svc.hub = PreviewHub(params).start()
+            svc.web = self.server.serve()
+        elif svc.web is not None:
+            svc.web.params = params

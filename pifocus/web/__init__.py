@@ -7,6 +7,8 @@
 * :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the route tables for the page
   (``static/``), the MJPEG stream and the JSON API documented in ``API.md``.  It talks to
   the service only through a :class:`pifocus.controls.Controls`.
+* :mod:`.httpd` -- the listening socket: tracks its connections (closed on stop or
+  rebind) and caps them (``max_connections``).
 * :mod:`.request` -- reading and checking requests: JSON body, Origin, token.
 * :mod:`.files` -- the page's files and the saved stills (safe names only).
 * :mod:`.stream` -- the MJPEG stream of the shared preview JPEGs.
@@ -15,8 +17,9 @@ Only the standard library, numpy and OpenCV are used: nothing to build or instal
 """
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Optional
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
 
 from ..validate import require
 
@@ -26,6 +29,20 @@ PEAKING_COLOURS = {
 }
 CAPTURE_FORMATS = ("png", "jpg")
 MIN_TOKEN_CHARS = 8
+#: A host name (or IP literal) as ``allowed_hosts`` takes it: no port, no scheme, no path.
+_HOST_NAME = re.compile(r"^\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
+
+
+def host_name_ok(name) -> bool:
+    """True for a host name (``rig.local``, ``.example.org``) or an IP address, no port."""
+    if not isinstance(name, str):
+        return False
+    h = name.strip().lower()
+    try:
+        ipaddress.ip_address(h.strip("[]"))
+        return True
+    except ValueError:
+        return _HOST_NAME.match(h) is not None
 
 
 def is_loopback(host: str) -> bool:
@@ -69,12 +86,22 @@ class WebParams:
         encoder_nice: how much lower than the frame loop the preview encoder runs (Linux
             nice levels, 0..19): when the CPU is short the preview drops frames, the focus
             loop does not.
+        allowed_hosts: host names (no port) a request's ``Host`` header may carry besides
+            the bound address, the address the client connected to, ``localhost``, the
+            loopback addresses and the machine's host name (``rig``, ``rig.local``) --
+            e.g. ``["rig.example.org"]``.  A name starting with ``.`` also allows its
+            subdomains.  Anything else is refused (403): this stops DNS rebinding, a web
+            page of another site reaching the API through a name that resolves to the Pi.
+        max_connections: most connections served at once (each holds a thread, preview
+            streams included); one more is answered 503 at once.  More than ``max_clients``.
+        header_timeout_s: seconds a client has to send a complete request line and headers
+            (and an idle keep-alive connection is kept); a slower one is dropped.
     """
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
-    token: Optional[str] = None
+    token: Optional[str] = field(default=None, repr=False)  # never in a log line or a repr
     preview_width: int = 640
     jpeg_quality: int = 70
     max_fps: float = 20.0
@@ -86,6 +113,9 @@ class WebParams:
     capture_format: str = "png"
     nudge_max_steps: int = 1000
     encoder_nice: int = 10
+    allowed_hosts: Tuple[str, ...] = ()
+    max_connections: int = 32
+    header_timeout_s: float = 5.0
 
     def __post_init__(self):
         s = "web"
@@ -114,6 +144,15 @@ class WebParams:
         require(1 <= int(self.nudge_max_steps) <= 1_000_000, s, "nudge_max_steps", self.nudge_max_steps,
                 "1..1000000 steps")
         require(0 <= int(self.encoder_nice) <= 19, s, "encoder_nice", self.encoder_nice, "0..19")
+        hosts = self.allowed_hosts
+        require(isinstance(hosts, (list, tuple)), s, "allowed_hosts", hosts, 'a list of host names, e.g. ["rig.local"]')
+        for h in hosts:
+            require(host_name_ok(h), s, "allowed_hosts", h,
+                    "host names or IP addresses without port or scheme, e.g. \"rig.local\" or \".example.org\"")
+        object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower().strip("[]").rstrip(".") for h in hosts))
+        require(int(self.max_clients) < int(self.max_connections) <= 1024, s, "max_connections",
+                self.max_connections, f"more than max_clients ({self.max_clients}) and at most 1024")
+        require(0.5 <= self.header_timeout_s <= 60, s, "header_timeout_s", self.header_timeout_s, "0.5..60 s")
 
     @property
     def exposed(self) -> bool:

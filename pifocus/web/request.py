@@ -1,15 +1,20 @@
-"""Reading and checking API requests: the JSON body, the Origin check, the token.
+"""Reading and checking API requests: framing, the Host and Origin checks, the JSON body,
+the token.
 
 The functions take the parts of a request they need (headers, the body stream, the query)
 rather than the handler, so each rule of ``API.md`` "Conventions" sits in one small place.
 """
 
 import hmac
+import ipaddress
 import json
-from typing import Optional, Sequence
+import re
+from typing import Iterable, Optional, Sequence
 from urllib.parse import urlsplit
 
 MAX_BODY = 16 * 1024
+_DIGITS = re.compile(r"[0-9]{1,15}")
+_TOKEN_IN_TEXT = re.compile(r"(?i)(token=)[^&\s'\"]*")
 
 
 class HTTPError(Exception):
@@ -43,6 +48,87 @@ def drain(headers, rfile) -> bool:
     if 0 < n <= MAX_BODY:
         rfile.read(n)
     return n <= MAX_BODY
+
+
+def check_framing(method: str, headers) -> None:
+    """Refuse a request whose body length is ambiguous, or a body where none belongs.
+
+    At most one ``Content-Length``, decimal digits only; a GET (or HEAD) carries no body (a
+    GET with a body was once read as the next request on the connection: request
+    smuggling).  Other methods' bodies are drained before their answer.
+
+    Raises:
+        HTTPError: 400 duplicate or invalid ``Content-Length``, or a body on a GET; ``close``
+            is set (the connection is not reused).
+    """
+    lengths = headers.get_all("Content-Length") or []
+    if len(lengths) > 1:
+        raise HTTPError(400, "more than one Content-Length header; send exactly one", close=True)
+    if lengths and not _DIGITS.fullmatch(lengths[0].strip(" \t")):
+        raise HTTPError(400, f"bad Content-Length {lengths[0][:40]!r}: give the body size in bytes", close=True)
+    if method in ("GET", "HEAD"):
+        if headers.get("Transfer-Encoding") or (lengths and int(lengths[0]) > 0):
+            raise HTTPError(400, f"a {method} request takes no body; send data with POST", close=True)
+
+
+def host_name(value: str) -> Optional[str]:
+    """The host part of a ``Host`` header (``name``, ``name:port``, ``[v6]:port``),
+    lower-case, without brackets or port; None when malformed."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        if end < 0 or (v[end + 1:] and not re.fullmatch(r":[0-9]{1,5}", v[end + 1:])):
+            return None
+        return v[1:end] or None
+    name, _, port = v.partition(":")
+    if (port and not port.isdigit()) or not name or ":" in port:
+        return None
+    if not re.fullmatch(r"[a-z0-9_.-]+", name):
+        return None
+    return name.rstrip(".")
+
+
+def _is_loopback_ip(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(headers, addresses: Iterable[str], allowed: Sequence[str]) -> None:
+    """Refuse a ``Host`` that does not name this server (DNS rebinding).
+
+    Allowed: ``localhost``, a loopback address, one of ``addresses`` (the bound address and
+    the one the client connected to) and the names in ``allowed`` (``[web]
+    allowed_hosts``; ``.example.org`` also allows its subdomains).  The port is ignored
+    (an SSH tunnel may use another one).
+
+    Raises:
+        HTTPError: 400 no or several ``Host`` headers, or a malformed one; 403 a name that is
+            not allowed.
+    """
+    values = headers.get_all("Host") or []
+    if len(values) != 1:
+        raise HTTPError(400, "send exactly one Host header", close=True)
+    name = host_name(values[0])
+    if name is None:
+        raise HTTPError(400, f"bad Host header {values[0][:60]!r}", close=True)
+    if name == "localhost" or _is_loopback_ip(name) or name in {a.lower().strip("[]") for a in addresses}:
+        return
+    for a in allowed:
+        if name == a or (a.startswith(".") and (name.endswith(a) or name == a[1:])):
+            return
+    raise HTTPError(403, f"Host {name!r} is not allowed: requests must name this server (its address or "
+                         "localhost); add the name to web.allowed_hosts to use it")
+
+
+def redact(text: str, token: Optional[str]) -> str:
+    """``text`` with ``token=...`` query values and the token itself replaced by ``***``
+    (for log lines)."""
+    text = _TOKEN_IN_TEXT.sub(r"\1***", text)
+    if token:
+        text = text.replace(token, "***")
+    return text
 
 
 def read_json_body(headers, rfile) -> dict:
@@ -79,7 +165,8 @@ def read_json_body(headers, rfile) -> dict:
 
 
 def check_origin(headers) -> None:
-    """Refuse cross-site requests: a browser's Origin must match the Host it talks to.
+    """Refuse cross-site requests: a browser's Origin must match the Host it talks to
+    (which :func:`check_host` has checked).
 
     Raises:
         HTTPError: 403 cross-origin.

@@ -10,25 +10,34 @@ Request parsing and checks are in :mod:`.request`, the page and stills in :mod:`
 the MJPEG stream in :mod:`.stream`.
 """
 
+import functools
+import io
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 from ..controls import Controls
-from ..exc import ServiceError
-from . import WebParams, files, request
+from ..exc import ConfigError, ServiceError
+from . import WebParams, files, is_loopback, request
 from .files import CONTENT_TYPES, STATIC_DIR
+from .httpd import AddressInUse, DeadlineReader, HTTPServer, bind, check_exposure
 from .request import MAX_BODY, HTTPError, only
 from .stream import BOUNDARY, serve_stream
 
 # The constants kept their old home here too (they were defined in this module).
-__all__ = ["WebServer", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
+__all__ = ["WebServer", "check_exposure", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a connection may stay silent (a read or a write).
+IO_TIMEOUT_S = 15.0
+#: Seconds a request body may take to arrive (at most 16 KB).
+BODY_TIMEOUT_S = 10.0
 
 #: Paths that answer GET only: a POST to them is a 405, any other unknown POST a 404.
 GET_ONLY = ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures")
@@ -64,13 +73,24 @@ class _Handler(BaseHTTPRequestHandler):
         """The service's controls."""
         return self.web.controls
 
-    def log_message(self, fmt, *args):  # noqa: D102 - route http.server's log to logging
-        log.debug("%s %s", self.address_string(), fmt % args)
+    def log_message(self, fmt, *args):  # noqa: D102 - route http.server's log to logging; no token
+        log.debug("%s %s", self.address_string(), request.redact(fmt % args, self.web.params.token))
 
     def setup(self):
-        """Connection set-up: a silent client is dropped after 15 s."""
+        """Connection set-up: reads go through a :class:`~.httpd.DeadlineReader` (a request
+        head must arrive within ``header_timeout_s``, a body within :data:`BODY_TIMEOUT_S`);
+        a client silent for :data:`IO_TIMEOUT_S` is dropped."""
         super().setup()
-        self.connection.settimeout(15)
+        self.rfile.close()  # replaced: the stdlib's buffered socket file has no deadline
+        self._reader = DeadlineReader(self.connection, IO_TIMEOUT_S)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self):
+        """One request on the connection, its head (request line and headers) within
+        ``header_timeout_s``; an idle keep-alive connection is closed after as long."""
+        self._body_read = False
+        self._reader.deadline = time.monotonic() + float(self.web.params.header_timeout_s)
+        super().handle_one_request()
 
     def _send(self, status: int, body: bytes, ctype: str, headers: Optional[dict] = None) -> None:
         self.send_response(status)
@@ -88,11 +108,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, request.json_body(obj), "application/json", headers)
 
     def _dispatch(self, method: str) -> None:
+        self._reader.deadline = time.monotonic() + BODY_TIMEOUT_S
+        self._framing_ok = False
         url = urlsplit(self.path)
         self.query = parse_qs(url.query, keep_blank_values=True)
         path = url.path
         try:
             try:
+                request.check_framing(method, self.headers)
+                self._framing_ok = True
+                request.check_host(self.headers, self._addresses(), self.web.params.allowed_hosts)
                 if method == "GET":
                     self._get(path)
                 elif method == "POST":
@@ -136,9 +161,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     # -- request helpers ------------------------------------------------------------------------
+    def _addresses(self):
+        """This server's own names for the Host check: the bound address, the one this
+        client connected to (they differ on a wildcard bind) and the machine's host name
+        (``rig`` and ``rig.local``, mDNS)."""
+        out = [str(self.server.server_address[0]), *own_host_names()]
+        try:
+            local = str(self.connection.getsockname()[0])
+        except OSError:
+            return out
+        out.append(local)
+        if local.startswith("::ffff:"):
+            out.append(local[7:])  # IPv4 client on an IPv6 socket
+        return out
+
     def _drain(self) -> None:
-        """Read an unread request body so the connection stays usable."""
+        """Read an unread request body so the connection stays usable (not when its length
+        is in doubt: then the connection is closed unread)."""
         if getattr(self, "_body_read", False):
+            return
+        if not getattr(self, "_framing_ok", False):
+            self.close_connection = True
             return
         if not request.drain(self.headers, self.rfile):
             self.close_connection = True
@@ -259,6 +302,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True, **out})
 
 
+@functools.lru_cache(maxsize=1)
+def own_host_names() -> tuple:
+    """This machine's host name, also with ``.local`` (how a phone reaches it by mDNS)."""
+    name = socket.gethostname().lower().rstrip(".")
+    return (name, f"{name}.local") if name and "." not in name else (name,)
+
+
 def _flag(body: dict, key: str, message: str) -> bool:
     """``body[key]`` when it is a JSON boolean.
 
@@ -270,15 +320,6 @@ def _flag(body: dict, key: str, message: str) -> bool:
     return body[key]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):  # noqa: D102 - log, don't print
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
 class WebServer:
     """The preview/API server in a background thread.
 
@@ -287,16 +328,33 @@ class WebServer:
             does goes through it (status, the controls, its ``hub`` for images).
         params: :class:`~pifocus.web.WebParams`.
 
+    The token rule -- reachable beyond this machine means a token is required -- is checked
+    against the address actually bound (:func:`check_exposure`), on :meth:`bind` and on
+    every :meth:`rebind`.
+
     Raises:
-        ConfigError: (on :meth:`start`) the address cannot be bound.
+        ConfigError: (on :meth:`start`) the address cannot be bound, or is bound beyond
+            localhost without a token.
     """
 
     def __init__(self, controls: Controls, params: WebParams):
         self.controls = controls
+        self._httpd: Optional[HTTPServer] = None
         self.params = params
         self.stopping = False
-        self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
+
+    @property
+    def params(self) -> WebParams:
+        """The running :class:`~pifocus.web.WebParams` (set by a reload: the connection cap
+        follows at once; host/port only move with :meth:`rebind`)."""
+        return self._params
+
+    @params.setter
+    def params(self, params: WebParams) -> None:
+        self._params = params
+        if self._httpd is not None:
+            self._httpd.max_connections = int(params.max_connections)
 
     @property
     def controller(self) -> Controls:
@@ -314,6 +372,11 @@ class WebServer:
         return self._httpd.server_address[:2] if self._httpd else (self.params.host, self.params.port)
 
     @property
+    def exposed(self) -> bool:
+        """True when the bound address is reachable from other machines."""
+        return not is_loopback(str(self.address[0]))
+
+    @property
     def url(self) -> str:
         """Base URL of the page."""
         host, port = self.address
@@ -324,35 +387,84 @@ class WebServer:
         """Bind and serve in a daemon thread.
 
         Raises:
-            ConfigError: the port is taken or the address is not local.
+            ConfigError: the port is taken, or the address is not local and there is no token.
         """
-        from ..exc import ConfigError
+        return self.bind().serve()
 
-        p = self.params
-        cls = _Server
-        if ":" in p.host:
-            class _Server6(_Server):
-                address_family = socket.AF_INET6
-            cls = _Server6
-        try:
-            self._httpd = cls((p.host, p.port), _Handler)
-        except OSError as e:
-            raise ConfigError(f"web: cannot listen on {p.host}:{p.port}: {e.strerror or e}; "
-                              "pick another web.port or stop what uses it") from None
+    def bind(self) -> "WebServer":
+        """Bind the socket (not serving yet; :meth:`serve` starts that).
+
+        Raises:
+            ConfigError: the port is taken, or the address is not local and there is no token.
+        """
+        self._httpd = bind(self.params, _Handler)
+        return self
+
+    def serve(self) -> "WebServer":
+        """Serve the bound socket in a daemon thread."""
+        self.stopping = False
         self._httpd.pifocus_web = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="pifocus-web", daemon=True)
         self._thread.start()
-        if p.exposed:
+        if self.exposed:
             log.warning("web page reachable from the network at %s (controls need the token)", self.url)
         else:
             log.info("web page at %s (this machine only)", self.url)
         return self
 
+    def prepare(self, params: WebParams) -> Optional[HTTPServer]:
+        """First half of a move to ``params``' host/port: bind the new socket now, while the
+        old one still serves.
+
+        Returns the bound (not yet serving) socket for :meth:`rebind`, or None when the new
+        address overlaps the old one (same port) and can only be bound once the old is closed.
+
+        Raises:
+            ConfigError: the new address cannot be bound, or would be reachable beyond
+                localhost without a token.
+        """
+        try:
+            return bind(params, _Handler)
+        except AddressInUse:
+            if int(params.port) == int(self.address[1]):
+                return None
+            raise ConfigError(f"web: cannot listen on {params.host}:{params.port}: address in use; "
+                              "pick another web.port or stop what uses it") from None
+
+    def rebind(self, params: WebParams, httpd: Optional[HTTPServer] = None) -> None:
+        """Move to ``params``' host/port: stop the old socket, end its connections, serve on
+        ``httpd`` (from :meth:`prepare`) or bind the new address now.  When that fails the
+        old address is bound again and the error raised.
+
+        Raises:
+            ConfigError: the new address cannot be bound (the old one serves again).
+        """
+        old_params = self.params
+        self._close_socket()
+        if httpd is None:
+            try:
+                httpd = bind(params, _Handler)
+            except ConfigError:
+                log.error("web: cannot move to %s:%s; listening on %s:%s again", params.host, params.port,
+                          old_params.host, old_params.port)
+                self._httpd = bind(old_params, _Handler)
+                self.serve()
+                raise
+        self._httpd = httpd
+        self.params = params
+        self.serve()
+        log.info("web server moved to %s", self.url)
+
     def stop(self) -> None:
-        """Stop serving and close the listening socket (streams end with the hub)."""
+        """Stop serving, close the listening socket and end open connections (streams end)."""
         self.stopping = True
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            self.stopping = True
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_connections()
