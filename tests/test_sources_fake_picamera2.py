@@ -14,9 +14,20 @@ The camera keeps a pool of ``buffer_count`` buffers: a request not released remo
 the pool and a capture with an empty pool raises, as a real camera would stall -- so a test
 catches an adapter that leaks requests.  No test functions live here; other test modules load
 it with :func:`install`.
+
+Buffer lifetime follows picamera2's ``allocators/dmaallocator.py``: ``DmaAllocator.allocate``
+maps every buffer once (``mmap.mmap(fd, buffersize, MAP_SHARED, ...)``); here each buffer is a
+real anonymous ``mmap.mmap(-1, size)``, and ``MappedArray`` gives a numpy view of it (as
+``request.py`` ``MappedArray.__enter__`` does with ``np.array(b, copy=False)``).
+``Picamera2.close()`` (``picamera2/picamera2.py``) ends with ``del self.allocator``, whose
+``DmaAllocator.__del__`` -> ``close()`` -> ``cleanup()`` calls ``mmap.close()`` on every map:
+with a numpy view still alive that raises ``BufferError`` inside ``__del__`` (Python only
+prints "Exception ignored"), the remaining maps and the dma-buf fds are never closed.  The
+fake swallows the error the same way and counts it in ``Picamera2.leaked_buffers``.
 """
 
 import math
+import mmap
 import sys
 import types
 
@@ -42,15 +53,42 @@ def _hq_modes():
 
 
 class DmaAllocator:
-    """Named like picamera2's allocator that keeps buffers mapped (what zero copy relies on)."""
+    """picamera2's allocator that keeps buffers mapped (what zero copy relies on).
+
+    Follows ``picamera2/allocators/dmaallocator.py``: ``allocate()`` maps each buffer once,
+    ``close()`` (from ``__del__``) closes every map via ``cleanup()`` and then the fds.
+    """
+
+    def __init__(self):
+        self.maps = []
+        self.fds_open = 0
+
+    def allocate(self, count, size):
+        self.close()
+        self.maps = [mmap.mmap(-1, size) for _ in range(count)]
+        self.fds_open = count
+
+    def close(self):
+        # DmaAllocator.cleanup(): v.close() on each map -- BufferError while a view exports it
+        for m in self.maps:
+            m.close()
+        self.maps = []
+        self.fds_open = 0  # "Close our copies of fds": only reached when every map closed
 
 
 class FakeRequest:
-    def __init__(self, cam, buf, metadata):
+    def __init__(self, cam, slot, shape, metadata):
         self.cam = cam
-        self.buf = buf
+        self.slot = slot
+        self.shape = shape
         self.metadata = metadata
         self.released = False
+
+    @property
+    def buf(self):
+        """A fresh numpy view of this request's mmap'd buffer (drop it after use)."""
+        return np.frombuffer(self.cam.buffer_maps[self.slot], np.uint8,
+                             self.shape[0] * self.shape[1]).reshape(self.shape)
 
     def get_metadata(self):
         assert not self.released, "metadata of a released request"
@@ -58,7 +96,7 @@ class FakeRequest:
 
     def make_array(self, name):
         assert name == "main"
-        return self.buf.copy()  # the real make_array copies the whole buffer too
+        return np.array(self.buf)  # the real make_buffer is np.array(mmap): a copy
 
     def release(self):
         assert not self.released, "request released twice"
@@ -77,7 +115,7 @@ class MappedArray:
 
     def __enter__(self):
         assert not self.request.released, "mapping a released request"
-        self.array = self.request.buf  # a view, as np.array(mmap, copy=False) is
+        self.array = self.request.buf  # a view of the mmap, as np.array(mmap, copy=False) is
         self.request.cam.open_maps += 1
         return self
 
@@ -116,7 +154,12 @@ class Picamera2:
         self.cancelled = 0
         self.last_config_kwargs = None
         self.allocator = DmaAllocator()
+        self.leaked_buffers = 0   # dma-bufs left open by close() (BufferError in __del__)
         type(self).instances.append(self)
+
+    @property
+    def buffer_maps(self):
+        return self.allocator.maps
 
     @property
     def sensor_modes(self):
@@ -142,6 +185,10 @@ class Picamera2:
                                        "framesize": stride * h * 3 // 2},
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
+        self._allocate(config["buffer_count"], stride * h * 3 // 2)
+
+    def _allocate(self, count, size):
+        self.allocator.allocate(count, size)
 
     def start(self):
         assert self.camera_config is not None, "start before configure"
@@ -151,11 +198,26 @@ class Picamera2:
         self.started = False
 
     def close(self):
+        # picamera2.py Picamera2.close(): stop(), camera.release(), ..., ``del self.allocator``
+        # -> DmaAllocator.__del__ -> close(): an exception there is ignored by Python.
         self.stop()
         self.closed = True
+        alloc = getattr(self, "allocator", None)
+        if alloc is not None:
+            n = len(alloc.maps)
+            try:
+                alloc.close()
+            except BufferError:
+                self.leaked_buffers += n
+            self.allocator = type(alloc)()
 
     def set_controls(self, controls):
         self.controls_set.update(controls)
+
+    def free_order(self):
+        """Buffer slots in the order the camera refills them (round robin)."""
+        k = self.captures % len(self.buffer_maps)
+        return list(range(k, len(self.buffer_maps))) + list(range(k))
 
     def cancel_all_and_flush(self):
         self.cancelled += 1
@@ -173,10 +235,15 @@ class Picamera2:
         cfg = self.camera_config["main"]
         w, h = cfg["size"]
         stride = cfg["stride"]
-        buf = np.full((h * 3 // 2, stride), PAD, np.uint8)
+        busy = {r.slot for r in self.outstanding}
+        slot = next(i for i in self.free_order() if i not in busy)
+        req = FakeRequest(self, slot, (h * 3 // 2, stride), {})
+        buf = req.buf
+        buf[:] = PAD
         yy, xx = np.mgrid[0:h, 0:w]
         buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
         buf[h:, :] = 128  # chroma
+        del buf  # no view of ours outlives the capture
         ctrl = self.controls_set
         frame_us = ctrl.get("FrameDurationLimits", (33333, 33333))[0]
         md = {"SensorTimestamp": 1_000_000_000 + n * frame_us * 1000,
@@ -186,7 +253,7 @@ class Picamera2:
         if "LensPosition" in ctrl:
             md["LensPosition"] = float(ctrl["LensPosition"])
         self.captures += 1
-        req = FakeRequest(self, buf, md)
+        req.metadata = md
         self.outstanding.append(req)
         self.last_request = req
         return req
@@ -199,6 +266,14 @@ class OldPicamera2(Picamera2):
     def __init__(self, camera_num=0):
         super().__init__(camera_num)
         del self.allocator
+        self._maps = []
+
+    @property
+    def buffer_maps(self):
+        return self._maps
+
+    def _allocate(self, count, size):
+        self._maps = [mmap.mmap(-1, size) for _ in range(count)]
 
     def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
                                    buffer_count=6, controls={}, display="main", encode="main",
