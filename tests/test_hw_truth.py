@@ -75,3 +75,54 @@ def test_pipeline_reconnect_and_close_free_every_buffer(fake):
     cams = fake.Picamera2.instances
     assert len(cams) == 2 and all(c.closed for c in cams)
     assert [c.leaked_buffers for c in cams] == [0, 0]
+
+
+# -- 2. LensPosition takes effect several frames late --------------------------------------
+
+def _cm3(fake, focus_at=None):
+    fake.Picamera2.lens = True
+    fake.Picamera2.focus_at = focus_at
+    from pifocus.drive import open_drive
+    src = Picamera2Source(width=160, height=120, buffer_count=4)
+    src.open()
+    return src, open_drive("libcamera", source=src, state_file="none")
+
+
+def test_af_scores_only_frames_exposed_at_the_sample_position(fake):
+    from pifocus.autofocus import AutofocusParams
+    from pifocus.autofocus.run import _Run
+    from pifocus.focus import AnalysisParams, FocusAnalyzer
+
+    src, drive = _cm3(fake)
+    with src, drive:
+        cam = src.camera
+        run = _Run(drive, src, FocusAnalyzer(AnalysisParams(use_cnn=False)), AutofocusParams(),
+                   max_frames=300)
+        for x in (9.0, 3.0, 3.5, 12.0, 0.5):     # big jumps slew over several frames
+            s = run.measure(x, reuse=False)
+            assert s.position == pytest.approx(x)
+            assert cam.exposed[s.frame_index] == pytest.approx(x), cam.exposed
+        assert run.frames == cam.captures        # every frame waited for is charged to AF
+
+
+def test_libcamera_wait_is_bounded_when_the_lens_never_arrives(fake):
+    from pifocus.exc import DriveError
+    src, drive = _cm3(fake)
+    with src, drive:
+        src.camera.max_slew = 0.0                  # a lens that never moves
+        drive.move_to(6.0)
+        with pytest.raises(DriveError, match="LensPosition"):
+            drive.wait_settled(src.read)
+
+
+def test_libcamera_autofocus_finds_the_peak_on_a_pipelined_camera(fake):
+    from pifocus.autofocus import AutofocusParams, autofocus
+    from pifocus.focus import AnalysisParams, FocusAnalyzer
+
+    src, drive = _cm3(fake, focus_at=7.3)
+    with src, drive:
+        r = autofocus(drive, FocusAnalyzer(AnalysisParams(use_cnn=False)), AutofocusParams(),
+                      source=src, start=1.0)
+        assert r.success, r.reason
+        assert abs(r.final_position - 7.3) < 0.75
+        assert r.frames_used == src.camera.captures

@@ -24,8 +24,21 @@ real anonymous ``mmap.mmap(-1, size)``, and ``MappedArray`` gives a numpy view o
 with a numpy view still alive that raises ``BufferError`` inside ``__del__`` (Python only
 prints "Exception ignored"), the remaining maps and the dma-buf fds are never closed.  The
 fake swallows the error the same way and counts it in ``Picamera2.leaked_buffers``.
+
+Lens timing (``Picamera2.lens = True``: a Camera Module 3, imx708) follows
+``picamera2/picamera2.py`` ``Picamera2.recycle_request``: controls from ``set_controls`` are
+set on the next *recycled* request, which joins the back of libcamera's queue behind the
+``buffer_count - 1`` requests already in flight; and libcamera's
+``src/ipa/rpi/controller/rpi/af.cpp``: ``Af::setLensPosition`` (manual mode only, clamped to
+the map's domain) and ``Af::prepare`` each call ``updateLensPosition``, which moves
+``fsmooth_`` at most ``max_slew`` towards the target (1.5 D per frame, ``imx708.json``
+``rpi.af.speeds.normal.max_slew``); ``getLensPosition`` reports ``fsmooth_``.  So a frame's
+metadata ``LensPosition`` is the position *after* that frame's update while its pixels were
+exposed at the position before it (``Picamera2.exposed[n]``, per capture).  A (re)opened
+camera starts at the tuning default, 1.0 D (``ranges.normal.default``).
 """
 
+import collections
 import math
 import mmap
 import sys
@@ -41,6 +54,15 @@ HQ_MODES = [
     {"size": (1332, 990), "fps": 120.05, "crop_limits": (696, 528, 2664, 1980)},
     {"size": (4056, 3040), "fps": 10.0, "crop_limits": (0, 0, 4056, 3040)},
 ]
+
+
+def _scene(w, h, defocus):
+    """A textured test scene blurred by ``defocus`` dioptres (lens cameras with focus_at)."""
+    import cv2
+    rng = np.random.default_rng(7)
+    base = cv2.GaussianBlur(rng.normal(128, 60, (h, w)).astype(np.float32), (0, 0), 1.2)
+    out = cv2.GaussianBlur(base, (0, 0), 0.3 + 1.5 * defocus)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _hq_modes():
@@ -103,6 +125,7 @@ class FakeRequest:
         self.released = True
         self.cam.outstanding.remove(self)
         self.cam.released += 1
+        self.cam.recycle_request()
 
 
 class MappedArray:
@@ -128,6 +151,8 @@ class Picamera2:
     """Fake camera.  Class attributes let a test inject faults before the source opens it."""
 
     n_cameras = 1
+    lens = False              # True: a Camera Module 3 (imx708) with its focus lens
+    focus_at = None           # lens cameras: dioptres where the test scene is sharp
     fail_init = None          # exception instance raised by __init__
     fail_capture_after = None  # capture number from which capture_request raises RuntimeError
     timeout_capture_after = None  # ... raises TimeoutError
@@ -139,8 +164,18 @@ class Picamera2:
         if self.fail_init is not None:
             raise self.fail_init
         self.camera_num = camera_num
-        self.camera_properties = {"Model": "imx477", "PixelArraySize": (4056, 3040),
-                                  "ColorFilterArrangement": 0}
+        self.camera_properties = {"Model": "imx708" if self.lens else "imx477",
+                                  "PixelArraySize": (4056, 3040), "ColorFilterArrangement": 0}
+        self.camera_controls = {"ExposureTime": (31, 667234896, None)}
+        if self.lens:
+            self.camera_controls.update({"LensPosition": (0.0, 15.0, 1.0), "AfMode": (0, 2, 0)})
+        # libcamera state (af.cpp): manual mode, lens at the tuning default after open
+        self.af_mode = 0
+        self.ftarget = self.fsmooth = 1.0
+        self.max_slew = 1.5
+        self.exposed = []        # lens position each capture was exposed at (lens cameras)
+        self.pending = {}        # Picamera2.controls: set_controls not yet on a request
+        self.inflight = collections.deque()  # controls riding on each queued request
         self.camera_config = None
         self.controls_set = {}
         self.started = False
@@ -193,6 +228,34 @@ class Picamera2:
     def start(self):
         assert self.camera_config is not None, "start before configure"
         self.started = True
+        self._apply(dict(self.camera_config["controls"]), initial=True)  # start controls
+        self.inflight = collections.deque({} for _ in range(self.camera_config["buffer_count"]))
+
+    def recycle_request(self):
+        """picamera2.py Picamera2.recycle_request: the pending controls ride on this request,
+        queued behind every request already in flight."""
+        self.inflight.append(self.pending)
+        self.pending = {}
+
+    def _apply(self, ctrl, initial=False):
+        """af.cpp: setMode / setLensPosition for one request's controls, then prepare()."""
+        if not self.lens:
+            return
+        if "AfMode" in ctrl:
+            self.af_mode = int(ctrl["AfMode"])
+        if "LensPosition" in ctrl and self.af_mode == 0:
+            lo, hi, _ = self.camera_controls["LensPosition"]
+            self.ftarget = min(max(float(ctrl["LensPosition"]), lo), hi)
+            self._slew(jump=initial)
+        if not initial:
+            self._slew()  # Af::prepare -> updateLensPosition, every frame
+
+    def _slew(self, jump=False):
+        """af.cpp Af::updateLensPosition: at most max_slew per call from a known position."""
+        if jump:
+            self.fsmooth = self.ftarget
+        else:
+            self.fsmooth = min(max(self.ftarget, self.fsmooth - self.max_slew), self.fsmooth + self.max_slew)
 
     def stop(self):
         self.started = False
@@ -213,6 +276,7 @@ class Picamera2:
 
     def set_controls(self, controls):
         self.controls_set.update(controls)
+        self.pending.update(controls)
 
     def free_order(self):
         """Buffer slots in the order the camera refills them (round robin)."""
@@ -230,7 +294,7 @@ class Picamera2:
             raise RuntimeError("Camera frontend has timed out!")
         if self.timeout_capture_after is not None and n >= self.timeout_capture_after:
             raise TimeoutError()
-        if len(self.outstanding) >= self.camera_config["buffer_count"]:
+        if len(self.outstanding) >= self.camera_config["buffer_count"] or not self.inflight:
             raise RuntimeError("no free buffers: the application holds every request (leak)")
         cfg = self.camera_config["main"]
         w, h = cfg["size"]
@@ -241,7 +305,10 @@ class Picamera2:
         buf = req.buf
         buf[:] = PAD
         yy, xx = np.mgrid[0:h, 0:w]
-        buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
+        if self.lens and self.focus_at is not None:
+            buf[:h, :w] = _scene(w, h, abs(self.fsmooth - self.focus_at))  # at the exposed position
+        else:
+            buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
         buf[h:, :] = 128  # chroma
         del buf  # no view of ours outlives the capture
         ctrl = self.controls_set
@@ -250,8 +317,11 @@ class Picamera2:
               "ExposureTime": int(ctrl.get("ExposureTime", 10000)),
               "AnalogueGain": float(ctrl.get("AnalogueGain", 1.5)),
               "DigitalGain": 1.0, "FocusFoM": 1234 + n, "FrameDuration": frame_us}
-        if "LensPosition" in ctrl:
-            md["LensPosition"] = float(ctrl["LensPosition"])
+        request_controls = self.inflight.popleft()
+        if self.lens:
+            self.exposed.append(self.fsmooth)      # pixels: the lens before this frame's update
+            self._apply(request_controls)
+            md["LensPosition"] = float(self.fsmooth)  # af.cpp getLensPosition(): fsmooth_
         self.captures += 1
         req.metadata = md
         self.outstanding.append(req)
