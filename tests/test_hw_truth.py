@@ -126,3 +126,87 @@ def test_libcamera_autofocus_finds_the_peak_on_a_pipelined_camera(fake):
         assert r.success, r.reason
         assert abs(r.final_position - 7.3) < 0.75
         assert r.frames_used == src.camera.captures
+
+
+# -- 3. a camera reopen resets the lens ----------------------------------------------------
+
+def _drain(src, n=8):
+    return [src.read().lens_position for _ in range(n)]
+
+
+def test_fake_reopened_camera_starts_at_the_tuning_default(fake):
+    fake.Picamera2.lens = True
+    src = Picamera2Source(width=64, height=64)
+    with src:
+        src.set_controls({"LensPosition": 6.0})
+        assert _drain(src)[-1] == 6.0
+    with src:
+        assert src.read().lens_position == 1.0    # af.cpp ranges.normal.default
+
+
+def test_drive_position_is_resent_after_a_camera_reconnect(fake):
+    src, drive = _cm3(fake)
+    with drive:
+        drive.move_to(6.0)
+        drive.wait_settled(src.read)
+        fake.Picamera2.fail_capture_after = src.camera.captures + 2
+        p = Pipeline(src, _Analyzer())
+        p.reconnect = type(p.reconnect)(initial_s=0.01, max_s=0.02)
+        real_open = src._open
+
+        def reopen():
+            fake.Picamera2.fail_capture_after = None
+            real_open()
+        src._open = reopen
+        assert p.run(max_frames=12) == 12 and p.reconnects == 1
+        new = src.camera
+        assert new is not fake.Picamera2.instances[0]
+        assert new.af_mode == 0 and new.ftarget == 6.0 and new.fsmooth == 6.0
+        assert drive.position == 6.0 and p.last_frame.lens_position == 6.0
+    p.close()
+
+
+PICAM_TOML = """\
+[source]
+name = "picamera2"
+width = {w}
+height = 120
+
+[analysis]
+use_cnn = false
+
+[drive]
+name = "libcamera"
+state_file = "none"
+"""
+
+
+def test_reload_with_a_new_source_rebinds_the_libcamera_drive(fake, tmp_path, monkeypatch):
+    import time
+    from pifocus import config as cfgmod
+    from pifocus.service import Service
+    from pifocus.service.sdnotify import SdNotifier
+
+    fake.Picamera2.lens = True
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pifocus.toml"
+    path.write_text(PICAM_TOML.format(w=160))
+    svc = Service(cfgmod.load(path), notifier=SdNotifier(""), web_enabled=False, outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20) and svc.drive is not None, svc.drive_error
+        svc.nudge(5)                                   # 1.0 -> 6.0 D
+        old = svc.source.inner
+        path.write_text(PICAM_TOML.format(w=192))
+        assert svc.reload()
+        time.sleep(0.3)
+        new = svc.source.inner
+        assert new is not old and new.camera is not None and old.camera is None
+        assert svc.drive.source is new
+        cam = new.camera
+        assert cam.ftarget == 6.0 and cam.af_mode == 0  # the lens went back to where it was
+        svc.nudge(-2)                                   # drives the new camera
+        time.sleep(0.3)
+        assert cam.ftarget == 4.0
+    finally:
+        svc.shutdown()

@@ -106,6 +106,56 @@ class LibcameraDrive(FocusDrive):
             self._src.open()
         self._read_range()
         self._set({"AfMode": 0})  # manual focus: we own LensPosition now
+        self._hook(self._src)
+
+    def open(self) -> "LibcameraDrive":
+        """Open (see :meth:`FocusDrive.open`), then put the lens where the drive believes it
+        is: a freshly opened camera has it at the tuning default."""
+        was_open = not self.closed
+        super().open()
+        if not was_open:
+            self._resend()
+        return self
+
+    def _hook(self, src) -> None:
+        add = getattr(src, "add_open_hook", None)
+        if add is not None:
+            add(self._on_source_open)
+
+    def _unhook(self, src) -> None:
+        remove = getattr(src, "remove_open_hook", None)
+        if remove is not None:
+            remove(self._on_source_open)
+
+    def _resend(self) -> None:
+        """Manual focus and the drive's position, again (after a camera (re)open)."""
+        if self._position is None:
+            return
+        self._set({"AfMode": 0, "LensPosition": float(self._position)})
+        self._awaiting = (self.default_position(), float(self._position))
+
+    def _on_source_open(self, src) -> None:
+        """The camera was reopened (reconnect): its lens is back at the default."""
+        if not self.closed:
+            log.info("drive libcamera: camera reopened; lens back to %.3g D", self._position)
+            self._resend()
+
+    def rebind(self, source) -> None:
+        """Drive the lens of ``source`` (an open ``Picamera2Source``) from now on -- after a
+        config reload replaced the camera source -- and put the lens at the drive's position.
+
+        Raises:
+            DriveError: the new camera has no lens control.
+        """
+        if source is self._src:
+            return
+        self._unhook(self._src)
+        self._src = self.source = source
+        self._cam_obj = None
+        self._read_range()
+        self._hook(source)
+        if not self.closed:
+            self._resend()
 
     def default_position(self) -> float:
         return getattr(self, "_default", self.native_range[0])
@@ -176,4 +226,4 @@ class LibcameraDrive(FocusDrive):
         pass  # the camera keeps the lens where it is; nothing to power down from here
 
     def _close_hw(self) -> None:
-        pass  # the camera belongs to the source
+        self._unhook(self._src)  # the camera belongs to the source

@@ -167,6 +167,7 @@ class Picamera2Source(FrameSource):
         self._capture_kwargs: Dict[str, bool] = {}
         self._mapped_array = None
         self._zero_copy_active = False
+        self._open_hooks = []
 
     # -- public extras ------------------------------------------------------------------
     @property
@@ -194,6 +195,18 @@ class Picamera2Source(FrameSource):
         if self.camera is None:
             raise SourceError(f"{self.name}: not open; open the source before setting controls")
         self.camera.set_controls(dict(controls))
+
+    def add_open_hook(self, fn) -> None:
+        """Call ``fn(source)`` after every (re)open, once the camera runs.  A reopened camera
+        starts from its defaults (the Camera Module 3's lens at the tuning default, 1.0 D):
+        the libcamera drive uses this to put its lens position back."""
+        if fn not in self._open_hooks:
+            self._open_hooks.append(fn)
+
+    def remove_open_hook(self, fn) -> None:
+        """Undo :meth:`add_open_hook` (no error when ``fn`` is not registered)."""
+        if fn in self._open_hooks:
+            self._open_hooks.remove(fn)
 
     def request_fresh(self) -> None:
         """Make the next :meth:`read` return a frame whose exposure started after this call
@@ -231,6 +244,11 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: cannot configure/start the camera: {e}") from e
         self.camera = cam
         self._flush_next = False
+        for fn in list(self._open_hooks):
+            try:
+                fn(self)
+            except Exception as e:  # the camera is fine; the hook's owner says what failed
+                log.warning("%s: after-open hook %r failed: %s", self.name, fn, e)
         log.info("%s open: sensor mode %s, output %dx%d YUV420%s%s", self.name,
                  "x".join(map(str, self.sensor_mode["size"])) if self.sensor_mode else "auto",
                  *self.output_size,
