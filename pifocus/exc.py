@@ -57,3 +57,21 @@ class ServiceError(PiFocusError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+def is_lgpio_error(e: BaseException) -> bool:
+    """True for ``lgpio.error`` (lgpio's own exception class, not an OSError): what a pin
+    claim raises through gpiozero's LGPIOFactory or lgpio directly, e.g. ``'GPIO busy'``
+    when another process holds the line.  Checked without importing lgpio (Pi only)."""
+    import sys
+    lg = sys.modules.get("lgpio")
+    cls = getattr(lg, "error", None)
+    if isinstance(cls, type) and isinstance(e, cls):
+        return True
+    return type(e).__name__ == "error" and "lgpio" in (type(e).__module__ or "")
+
+
+def lgpio_busy_hint(gpio) -> str:
+    """The fix for a line another process holds (``lgpio.error('GPIO busy')``)."""
+    return (f"find the program holding it with `gpioinfo` (or `pinctrl get {gpio}`) and stop it "
+            "(another pifocus, a dtoverlay, a script)")

@@ -210,3 +210,92 @@ def test_reload_with_a_new_source_rebinds_the_libcamera_drive(fake, tmp_path, mo
         assert cam.ftarget == 4.0
     finally:
         svc.shutdown()
+
+
+# -- 4. Pi 5 GPIO chip ------------------------------------------------------------------------
+
+import fake_lgpio  # noqa: E402  (tests/ is on sys.path)
+
+
+def _stepper(tmp_path, **kw):
+    from pifocus.drive import open_drive
+    kw.setdefault("speed", 2000.0)
+    kw.setdefault("acceleration", 0.0)
+    return open_drive("stepper", backend="lgpio", state_file=str(tmp_path / "s.json"),
+                      travel_steps=4000, **kw)
+
+
+@pytest.mark.parametrize("board, chip", [("pi5-old-kernel", 4), ("pi5", 0), ("pi4", 0)])
+def test_stepper_claims_the_header_pins_on_the_gpio_chip_by_label(monkeypatch, tmp_path, board, chip):
+    lg = fake_lgpio.install(monkeypatch, board=board, start_latency_s=0.0)
+    monkeypatch.setattr("os.path.exists", fake_lgpio.dev_exists_for(board))
+    with _stepper(tmp_path) as d:
+        d.move_to(10)
+        assert {c for c, _ in lg.claimed} == {chip}      # STEP, DIR, EN all on the header chip
+        assert d.gpiochip_used == chip
+
+
+def test_stepper_chip_without_chip_info_follows_gpiozero(monkeypatch, tmp_path):
+    """An lgpio without gpio_get_chip_info: chip 4 when /dev/gpiochip4 exists (Pi 5)."""
+    lg = fake_lgpio.install(monkeypatch, board="pi5-old-kernel", start_latency_s=0.0)
+    del lg.gpio_get_chip_info
+    monkeypatch.setattr("os.path.exists", fake_lgpio.dev_exists_for("pi5-old-kernel"))
+    with _stepper(tmp_path) as d:
+        assert d.gpiochip_used == 4
+
+
+# -- 5. a pin held by another process ------------------------------------------------------
+
+def test_stepper_pin_busy_in_another_process_is_a_drive_error(monkeypatch, tmp_path):
+    from pifocus.exc import DriveError
+    fake_lgpio.install(monkeypatch, board="pi4", busy={(0, 21)})
+    monkeypatch.setattr("os.path.exists", fake_lgpio.dev_exists_for("pi4"))
+    with pytest.raises(DriveError) as e:
+        _stepper(tmp_path).open()
+    msg = str(e.value)
+    assert "dir_pin" in msg and "GPIO21" in msg and "another program" in msg and "gpioinfo" in msg
+
+
+def test_gpiozero_device_on_a_busy_lgpio_line_is_a_drive_error():
+    """gpiozero's LGPIOPin.__init__ calls lgpio.gpio_claim_input: a busy line raises
+    lgpio.error('GPIO busy') straight through gpiozero (gpiozero/pins/lgpio.py)."""
+    from pifocus.drive._gpio import _make
+    from pifocus.exc import DriveError
+
+    def busy_device(pin, pin_factory=None, **kw):
+        raise fake_lgpio.error("GPIO busy")
+    with pytest.raises(DriveError, match="GPIO20.*in use by another program"):
+        _make(busy_device, "GPIO20", "step_pin", "uln2003", None)
+
+
+def test_output_on_a_busy_lgpio_line_is_an_output_error():
+    from pifocus.exc import OutputError
+    from pifocus.outputs.base import open_device
+
+    def busy():
+        raise fake_lgpio.error("GPIO busy")
+    with pytest.raises(OutputError, match="GPIO17.*in use by another program.*led_pin"):
+        open_device("in-focus LED", "led_pin", [17], busy)
+
+
+def test_service_runs_without_a_drive_whose_pin_is_busy(monkeypatch, tmp_path):
+    from pifocus import config as cfgmod
+    from pifocus.service import Service
+    from pifocus.service.sdnotify import SdNotifier
+
+    import gpiozero
+
+    def lgpio_pin_busy(pin, **kw):  # LGPIOFactory: LGPIOPin.__init__ -> gpio_claim_input
+        raise fake_lgpio.error("GPIO busy")
+    monkeypatch.setattr(gpiozero, "OutputDevice", lgpio_pin_busy)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pifocus.toml"
+    path.write_text('[source]\nname = "sim"\nwidth = 160\nheight = 120\n\n[analysis]\nuse_cnn = false\n\n'
+                    f'[drive]\nname = "uln2003"\nstate_file = "{tmp_path / "s.json"}"\n')
+    svc = Service(cfgmod.load(path), notifier=SdNotifier(""), web_enabled=False, outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        assert svc.drive is None and "in use by another program" in svc.drive_error
+    finally:
+        svc.shutdown()
