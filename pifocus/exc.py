@@ -81,3 +81,21 @@ class StorageError(PiFocusError, OSError):
 
     def __str__(self) -> str:  # OSError would format its args as "[Errno ...]"
         return str(self.args[0]) if self.args else ""
+
+
+def is_lgpio_error(e: BaseException) -> bool:
+    """True for ``lgpio.error`` (lgpio's own exception class, not an OSError): what a pin
+    claim raises through gpiozero's LGPIOFactory or lgpio directly, e.g. ``'GPIO busy'``
+    when another process holds the line.  Checked without importing lgpio (Pi only)."""
+    import sys
+    lg = sys.modules.get("lgpio")
+    cls = getattr(lg, "error", None)
+    if isinstance(cls, type) and isinstance(e, cls):
+        return True
+    return type(e).__name__ == "error" and "lgpio" in (type(e).__module__ or "")
+
+
+def lgpio_busy_hint(gpio) -> str:
+    """The fix for a line another process holds (``lgpio.error('GPIO busy')``)."""
+    return (f"find the program holding it with `gpioinfo` (or `pinctrl get {gpio}`) and stop it "
+            "(another pifocus, a dtoverlay, a script)")

@@ -339,7 +339,10 @@ class FakeCamModule3:
         self.fresh_requests += 1
 
     def read(self):
+        import dataclasses
         frame = self.sim.read()          # this frame still shows the old position
+        # the metadata reports dioptres (the camera's LensPosition), not the sim's steps
+        frame = dataclasses.replace(frame, lens_position=self.sim.lens_position * 15 / 1000)
         if self.pending:
             self.sim.lens_position = self.pending.pop() * 1000 / 15
             self.pending.clear()

@@ -14,9 +14,33 @@ The camera keeps a pool of ``buffer_count`` buffers: a request not released remo
 the pool and a capture with an empty pool raises, as a real camera would stall -- so a test
 catches an adapter that leaks requests.  No test functions live here; other test modules load
 it with :func:`install`.
+
+Buffer lifetime follows picamera2's ``allocators/dmaallocator.py``: ``DmaAllocator.allocate``
+maps every buffer once (``mmap.mmap(fd, buffersize, MAP_SHARED, ...)``); here each buffer is a
+real anonymous ``mmap.mmap(-1, size)``, and ``MappedArray`` gives a numpy view of it (as
+``request.py`` ``MappedArray.__enter__`` does with ``np.array(b, copy=False)``).
+``Picamera2.close()`` (``picamera2/picamera2.py``) ends with ``del self.allocator``, whose
+``DmaAllocator.__del__`` -> ``close()`` -> ``cleanup()`` calls ``mmap.close()`` on every map:
+with a numpy view still alive that raises ``BufferError`` inside ``__del__`` (Python only
+prints "Exception ignored"), the remaining maps and the dma-buf fds are never closed.  The
+fake swallows the error the same way and counts it in ``Picamera2.leaked_buffers``.
+
+Lens timing (``Picamera2.lens = True``: a Camera Module 3, imx708) follows
+``picamera2/picamera2.py`` ``Picamera2.recycle_request``: controls from ``set_controls`` are
+set on the next *recycled* request, which joins the back of libcamera's queue behind the
+``buffer_count - 1`` requests already in flight; and libcamera's
+``src/ipa/rpi/controller/rpi/af.cpp``: ``Af::setLensPosition`` (manual mode only, clamped to
+the map's domain) and ``Af::prepare`` each call ``updateLensPosition``, which moves
+``fsmooth_`` at most ``max_slew`` towards the target (1.5 D per frame, ``imx708.json``
+``rpi.af.speeds.normal.max_slew``); ``getLensPosition`` reports ``fsmooth_``.  So a frame's
+metadata ``LensPosition`` is the position *after* that frame's update while its pixels were
+exposed at the position before it (``Picamera2.exposed[n]``, per capture).  A (re)opened
+camera starts at the tuning default, 1.0 D (``ranges.normal.default``).
 """
 
+import collections
 import math
+import mmap
 import sys
 import types
 
@@ -32,6 +56,15 @@ HQ_MODES = [
 ]
 
 
+def _scene(w, h, defocus):
+    """A textured test scene blurred by ``defocus`` dioptres (lens cameras with focus_at)."""
+    import cv2
+    rng = np.random.default_rng(7)
+    base = cv2.GaussianBlur(rng.normal(128, 60, (h, w)).astype(np.float32), (0, 0), 1.2)
+    out = cv2.GaussianBlur(base, (0, 0), 0.3 + 1.5 * defocus)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def _hq_modes():
     out = []
     for m in HQ_MODES:
@@ -42,15 +75,42 @@ def _hq_modes():
 
 
 class DmaAllocator:
-    """Named like picamera2's allocator that keeps buffers mapped (what zero copy relies on)."""
+    """picamera2's allocator that keeps buffers mapped (what zero copy relies on).
+
+    Follows ``picamera2/allocators/dmaallocator.py``: ``allocate()`` maps each buffer once,
+    ``close()`` (from ``__del__``) closes every map via ``cleanup()`` and then the fds.
+    """
+
+    def __init__(self):
+        self.maps = []
+        self.fds_open = 0
+
+    def allocate(self, count, size):
+        self.close()
+        self.maps = [mmap.mmap(-1, size) for _ in range(count)]
+        self.fds_open = count
+
+    def close(self):
+        # DmaAllocator.cleanup(): v.close() on each map -- BufferError while a view exports it
+        for m in self.maps:
+            m.close()
+        self.maps = []
+        self.fds_open = 0  # "Close our copies of fds": only reached when every map closed
 
 
 class FakeRequest:
-    def __init__(self, cam, buf, metadata):
+    def __init__(self, cam, slot, shape, metadata):
         self.cam = cam
-        self.buf = buf
+        self.slot = slot
+        self.shape = shape
         self.metadata = metadata
         self.released = False
+
+    @property
+    def buf(self):
+        """A fresh numpy view of this request's mmap'd buffer (drop it after use)."""
+        return np.frombuffer(self.cam.buffer_maps[self.slot], np.uint8,
+                             self.shape[0] * self.shape[1]).reshape(self.shape)
 
     def get_metadata(self):
         assert not self.released, "metadata of a released request"
@@ -58,13 +118,14 @@ class FakeRequest:
 
     def make_array(self, name):
         assert name == "main"
-        return self.buf.copy()  # the real make_array copies the whole buffer too
+        return np.array(self.buf)  # the real make_buffer is np.array(mmap): a copy
 
     def release(self):
         assert not self.released, "request released twice"
         self.released = True
         self.cam.outstanding.remove(self)
         self.cam.released += 1
+        self.cam.recycle_request()
 
 
 class MappedArray:
@@ -77,7 +138,7 @@ class MappedArray:
 
     def __enter__(self):
         assert not self.request.released, "mapping a released request"
-        self.array = self.request.buf  # a view, as np.array(mmap, copy=False) is
+        self.array = self.request.buf  # a view of the mmap, as np.array(mmap, copy=False) is
         self.request.cam.open_maps += 1
         return self
 
@@ -90,6 +151,8 @@ class Picamera2:
     """Fake camera.  Class attributes let a test inject faults before the source opens it."""
 
     n_cameras = 1
+    lens = False              # True: a Camera Module 3 (imx708) with its focus lens
+    focus_at = None           # lens cameras: dioptres where the test scene is sharp
     fail_init = None          # exception instance raised by __init__
     fail_capture_after = None  # capture number from which capture_request raises RuntimeError
     timeout_capture_after = None  # ... raises TimeoutError
@@ -101,8 +164,18 @@ class Picamera2:
         if self.fail_init is not None:
             raise self.fail_init
         self.camera_num = camera_num
-        self.camera_properties = {"Model": "imx477", "PixelArraySize": (4056, 3040),
-                                  "ColorFilterArrangement": 0}
+        self.camera_properties = {"Model": "imx708" if self.lens else "imx477",
+                                  "PixelArraySize": (4056, 3040), "ColorFilterArrangement": 0}
+        self.camera_controls = {"ExposureTime": (31, 667234896, None)}
+        if self.lens:
+            self.camera_controls.update({"LensPosition": (0.0, 15.0, 1.0), "AfMode": (0, 2, 0)})
+        # libcamera state (af.cpp): manual mode, lens at the tuning default after open
+        self.af_mode = 0
+        self.ftarget = self.fsmooth = 1.0
+        self.max_slew = 1.5
+        self.exposed = []        # lens position each capture was exposed at (lens cameras)
+        self.pending = {}        # Picamera2.controls: set_controls not yet on a request
+        self.inflight = collections.deque()  # controls riding on each queued request
         self.camera_config = None
         self.controls_set = {}
         self.started = False
@@ -116,7 +189,12 @@ class Picamera2:
         self.cancelled = 0
         self.last_config_kwargs = None
         self.allocator = DmaAllocator()
+        self.leaked_buffers = 0   # dma-bufs left open by close() (BufferError in __del__)
         type(self).instances.append(self)
+
+    @property
+    def buffer_maps(self):
+        return self.allocator.maps
 
     @property
     def sensor_modes(self):
@@ -142,20 +220,68 @@ class Picamera2:
                                        "framesize": stride * h * 3 // 2},
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
+        self._allocate(config["buffer_count"], stride * h * 3 // 2)
+
+    def _allocate(self, count, size):
+        self.allocator.allocate(count, size)
 
     def start(self):
         assert self.camera_config is not None, "start before configure"
         self.started = True
+        self._apply(dict(self.camera_config["controls"]), initial=True)  # start controls
+        self.inflight = collections.deque({} for _ in range(self.camera_config["buffer_count"]))
+
+    def recycle_request(self):
+        """picamera2.py Picamera2.recycle_request: the pending controls ride on this request,
+        queued behind every request already in flight."""
+        self.inflight.append(self.pending)
+        self.pending = {}
+
+    def _apply(self, ctrl, initial=False):
+        """af.cpp: setMode / setLensPosition for one request's controls, then prepare()."""
+        if not self.lens:
+            return
+        if "AfMode" in ctrl:
+            self.af_mode = int(ctrl["AfMode"])
+        if "LensPosition" in ctrl and self.af_mode == 0:
+            lo, hi, _ = self.camera_controls["LensPosition"]
+            self.ftarget = min(max(float(ctrl["LensPosition"]), lo), hi)
+            self._slew(jump=initial)
+        if not initial:
+            self._slew()  # Af::prepare -> updateLensPosition, every frame
+
+    def _slew(self, jump=False):
+        """af.cpp Af::updateLensPosition: at most max_slew per call from a known position."""
+        if jump:
+            self.fsmooth = self.ftarget
+        else:
+            self.fsmooth = min(max(self.ftarget, self.fsmooth - self.max_slew), self.fsmooth + self.max_slew)
 
     def stop(self):
         self.started = False
 
     def close(self):
+        # picamera2.py Picamera2.close(): stop(), camera.release(), ..., ``del self.allocator``
+        # -> DmaAllocator.__del__ -> close(): an exception there is ignored by Python.
         self.stop()
         self.closed = True
+        alloc = getattr(self, "allocator", None)
+        if alloc is not None:
+            n = len(alloc.maps)
+            try:
+                alloc.close()
+            except BufferError:
+                self.leaked_buffers += n
+            self.allocator = type(alloc)()
 
     def set_controls(self, controls):
         self.controls_set.update(controls)
+        self.pending.update(controls)
+
+    def free_order(self):
+        """Buffer slots in the order the camera refills them (round robin)."""
+        k = self.captures % len(self.buffer_maps)
+        return list(range(k, len(self.buffer_maps))) + list(range(k))
 
     def cancel_all_and_flush(self):
         self.cancelled += 1
@@ -168,25 +294,36 @@ class Picamera2:
             raise RuntimeError("Camera frontend has timed out!")
         if self.timeout_capture_after is not None and n >= self.timeout_capture_after:
             raise TimeoutError()
-        if len(self.outstanding) >= self.camera_config["buffer_count"]:
+        if len(self.outstanding) >= self.camera_config["buffer_count"] or not self.inflight:
             raise RuntimeError("no free buffers: the application holds every request (leak)")
         cfg = self.camera_config["main"]
         w, h = cfg["size"]
         stride = cfg["stride"]
-        buf = np.full((h * 3 // 2, stride), PAD, np.uint8)
+        busy = {r.slot for r in self.outstanding}
+        slot = next(i for i in self.free_order() if i not in busy)
+        req = FakeRequest(self, slot, (h * 3 // 2, stride), {})
+        buf = req.buf
+        buf[:] = PAD
         yy, xx = np.mgrid[0:h, 0:w]
-        buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
+        if self.lens and self.focus_at is not None:
+            buf[:h, :w] = _scene(w, h, abs(self.fsmooth - self.focus_at))  # at the exposed position
+        else:
+            buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
         buf[h:, :] = 128  # chroma
+        del buf  # no view of ours outlives the capture
         ctrl = self.controls_set
         frame_us = ctrl.get("FrameDurationLimits", (33333, 33333))[0]
         md = {"SensorTimestamp": 1_000_000_000 + n * frame_us * 1000,
               "ExposureTime": int(ctrl.get("ExposureTime", 10000)),
               "AnalogueGain": float(ctrl.get("AnalogueGain", 1.5)),
               "DigitalGain": 1.0, "FocusFoM": 1234 + n, "FrameDuration": frame_us}
-        if "LensPosition" in ctrl:
-            md["LensPosition"] = float(ctrl["LensPosition"])
+        request_controls = self.inflight.popleft()
+        if self.lens:
+            self.exposed.append(self.fsmooth)      # pixels: the lens before this frame's update
+            self._apply(request_controls)
+            md["LensPosition"] = float(self.fsmooth)  # af.cpp getLensPosition(): fsmooth_
         self.captures += 1
-        req = FakeRequest(self, buf, md)
+        req.metadata = md
         self.outstanding.append(req)
         self.last_request = req
         return req
@@ -199,6 +336,14 @@ class OldPicamera2(Picamera2):
     def __init__(self, camera_num=0):
         super().__init__(camera_num)
         del self.allocator
+        self._maps = []
+
+    @property
+    def buffer_maps(self):
+        return self._maps
+
+    def _allocate(self, count, size):
+        self._maps = [mmap.mmap(-1, size) for _ in range(count)]
 
     def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
                                    buffer_count=6, controls={}, display="main", encode="main",

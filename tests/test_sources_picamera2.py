@@ -139,8 +139,9 @@ def test_copy_mode_releases_at_once(fake):
 
 
 def test_metadata_goes_into_the_frame(fake):
-    with Picamera2Source(width=64, height=64, fps=25, exposure_us=12000, analogue_gain=2.0) as src:
-        src.set_controls({"LensPosition": 3.5})
+    fake.Picamera2.lens = True
+    with Picamera2Source(width=64, height=64, fps=25, exposure_us=12000, analogue_gain=2.0,
+                         controls={"LensPosition": 3.5}) as src:   # start controls: first frame
         a, b = src.read(), src.read()
     assert a.timestamp_ns == 1_000_000_000 and b.timestamp_ns == 1_040_000_000
     assert a.exposure_us == 12000 and a.analogue_gain == 2.0
@@ -181,12 +182,16 @@ def test_scaler_crop_roi_at_native_pixel_scale(fake):
 
 
 def test_lens_position_setter_sets_manual_focus(fake):
-    with Picamera2Source(width=64, height=64) as src:
-        src.read()
+    fake.Picamera2.lens = True
+    with Picamera2Source(width=64, height=64, buffer_count=4) as src:
+        assert src.read().lens_position == 1.0          # the tuning default after open
         src.lens_position = 2.5
         f = src.read()
-        assert src.camera.controls_set["AfMode"] == 0 and f.lens_position == 2.5
+        assert src.camera.controls_set["AfMode"] == 0
         assert src.camera.capture_calls[-1]["flush"] is True
+        # the control rides on the next recycled request, behind the ones in flight
+        seen = [f.lens_position] + [src.read().lens_position for _ in range(4)]
+        assert seen[0] == 1.0 and 2.5 in seen
 
 
 def test_request_fresh_flushes_once(fake):

@@ -56,9 +56,10 @@ def autofocus(drive, analyzer, params: Optional[AutofocusParams] = None, source=
 
 
 def _settle_frames(drive, params: AutofocusParams) -> int:
-    """Frames discarded after each move: AF's own, the drive's and the camera pipeline's."""
+    """Frames discarded after each move: AF's own, the drive's, the camera pipeline's and the
+    most a drive may wait for its lens to arrive (``wait_frames``, libcamera)."""
     return (int(params.settle_frames) + int(getattr(drive.params, "settle_frames", 0))
-            + int(getattr(drive, "pipeline_frames", 0)))
+            + int(getattr(drive, "pipeline_frames", 0)) + int(getattr(drive, "wait_frames", 0)))
 
 
 def search_budget(drive, params: AutofocusParams) -> int:
@@ -87,8 +88,7 @@ def _open_run(drive, analyzer, params: AutofocusParams, source, start: Optional[
     if start is not None:
         drive.move_to(drive._legal(start))  # LimitError with on_limit="error"
     # Frames in flight may predate the last move (ours, homing, a previous run): drop them.
-    for _ in range(run.settle):
-        run.read()
+    run.settle_after_move()
     return run
 
 
@@ -115,7 +115,8 @@ def _approach_and_verify(run: _Run, final: float, best: Sample, ok: bool, reason
     Returns ``(verification sample, ok, reason)``: ``ok`` turns False when even the best
     sample does not reproduce.
     """
-    run.max_frames += 2 + run.settle  # the verification may exceed the search budget
+    # the verification may exceed the search budget
+    run.max_frames += 2 + run.settle + int(getattr(run.drive, "wait_frames", 0))
     v = _move_and_read(run, final)
     if ok and v.score < gate.verify_ratio * best.score and final != best.position:
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
@@ -131,9 +132,7 @@ def _approach_and_verify(run: _Run, final: float, best: Sample, ok: bool, reason
 def _move_and_read(run: _Run, x: float) -> Sample:
     """Approach ``x`` (with overshoot), settle, and score one fresh frame there."""
     run.drive.move_to(x, approach=True, overshoot=run.overshoot)
-    run.fresh()
-    for _ in range(run.settle):
-        run.read()
+    run.settle_after_move()
     return run.here()
 
 

@@ -163,12 +163,21 @@ class _Run:
             before = self.drive.moves
             self.drive.move_to(x, approach=approach, overshoot=self.overshoot if approach else None)
             if self.drive.moves != before:
-                self.fresh()
-                for _ in range(self.settle):
-                    self.read()
+                self.settle_after_move()
         s = self._score(self.read(), self.drive.position)
         s.approached = bool(approach)
         return s
+
+    def settle_after_move(self) -> None:
+        """After a move: ask for a fresh frame, let the drive wait until its lens is there
+        (``wait_settled``: the libcamera drive reads until the camera's metadata reports the
+        target), then drop ``settle`` frames -- every frame counted against the budget."""
+        self.fresh()
+        wait = getattr(self.drive, "wait_settled", None)
+        if wait is not None:
+            wait(self.read)
+        for _ in range(self.settle):
+            self.read()
 
     def fresh(self) -> None:
         """Ask a live camera for a frame exposed after the move (picamera2: flush)."""

@@ -16,6 +16,8 @@ one.  The package's modules:
 * :mod:`._gpio`     -- gpiozero helpers of the GPIO drives (pin claiming with clear errors,
   precise waits) and ``StepMotorDrive``, their shared move/homing plumbing
 * :mod:`.stepper`   -- step/dir drivers (A4988, DRV8825, TMC2209)
+* :mod:`._lgpio`    -- the stepper's lgpio plumbing: the header pins' gpiochip (by label,
+  Pi 5 aware) and lgpio errors as :class:`~pifocus.exc.DriveError`
 * :mod:`.uln2003`   -- 28BYJ-48 4-phase motor on a ULN2003 board
 * :mod:`.libcamera` -- Camera Module 3 (or any libcamera lens) ``LensPosition``
 * :mod:`.simulated` -- a focus ring over the ``sim`` frame source (backlash, missed steps, settle)

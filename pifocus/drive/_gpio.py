@@ -2,7 +2,7 @@
 
 import time
 
-from ..exc import DriveError
+from ..exc import DriveError, is_lgpio_error, lgpio_busy_hint
 from . import FocusDrive
 
 
@@ -37,6 +37,16 @@ def _make(cls, pin, what, drive, pin_factory, **kw):
     except (PinInvalidPin, ValueError) as e:
         raise DriveError(f"drive {drive!r}: {what} {pin!r} is not a valid pin ({e}); use a name "
                          "such as 'GPIO20' or 'BOARD38'") from e
+    except Exception as e:
+        # gpiozero's LGPIOFactory lets lgpio.error through (LGPIOPin.__init__ claims the
+        # line with lgpio.gpio_claim_input): 'GPIO busy' = another process holds it.
+        if not is_lgpio_error(e):
+            raise
+        if "busy" in str(e).lower():
+            raise DriveError(f"drive {drive!r}: {what} {pin} is in use by another program ({e}); "
+                             f"{lgpio_busy_hint(pin)}, or give the drive another pin in [drive]") from e
+        raise DriveError(f"drive {drive!r}: {what} {pin} could not be claimed with lgpio ({e}); check "
+                         "[drive] and that the user is in the 'gpio' group") from e
 
 
 def close_all(devices) -> None:

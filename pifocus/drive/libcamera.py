@@ -10,12 +10,23 @@ in dioptres, range from ``camera_controls["LensPosition"]``).
 
 Positions are dioptres (1/m): 0 = infinity, larger = closer; the Camera Module 3's range is
 about 0..15.  There is no backlash (voice coil), no homing and nothing to de-energize
-beyond handing focus back to the camera's default on ``close()``.  After a move the next
-frame is requested fresh (``request_fresh``) and ``settle_frames`` (default 2 for this
-drive via AF) lets the VCM settle.
+beyond handing focus back to the camera's default on ``close()``.
+
+When a move takes effect
+    ``set_controls`` does not act at once.  picamera2 puts the controls on the next request
+    it recycles (``Picamera2.recycle_request``), which joins the back of libcamera's queue
+    behind the ``buffer_count - 1`` requests already in flight; the IPA applies
+    ``LensPosition`` after that request's frame was exposed, yet reports the new position in
+    that frame's metadata; and the lens slews at most ``max_slew`` per frame (1.5 D on the
+    Camera Module 3, ``af.cpp`` ``Af::updateLensPosition``).  So after a move
+    :meth:`LibcameraDrive.wait_settled` reads frames (through the caller, who counts them)
+    until the metadata ``LensPosition`` equals the target, and then ``pipeline_frames`` (1:
+    the frame that reported it was exposed before the lens moved) plus ``settle_frames`` more
+    are dropped by the autofocus run before a frame is scored.
 """
 
 import logging
+import math
 import time
 
 from ..exc import DriveError
@@ -37,8 +48,12 @@ class LibcameraDrive(FocusDrive):
     units = "dioptres"
     resolution = 0.01
     integer_positions = False
-    pipeline_frames = 1  # LensPosition lands a frame after the request that carries it
+    #: frames to drop after the metadata first reports the target: that frame was exposed
+    #: before the IPA moved the lens (af.cpp Af::prepare reports the position it sets)
+    pipeline_frames = 1
     persistent_by_default = False  # the camera reports its lens position itself
+    #: most dioptres the lens moves per frame (imx708 tuning, rpi.af speeds.normal.max_slew)
+    max_slew = 1.5
 
     def __init__(self, params: DriveParams = DriveParams(name="libcamera"), source=None):
         if source is None:
@@ -49,6 +64,9 @@ class LibcameraDrive(FocusDrive):
         super().__init__(params, (0.0, 1.0))  # real range known once the camera is open
         self.source = self._src
         self._range_known = False
+        self._awaiting = None     # (start, target) of a move not yet waited for
+        #: frames between a move and the first frame whose metadata showed it (measured)
+        self.queue_depth = None
         if self._cam_obj is not None or getattr(self._src, "camera", None) is not None:
             self._read_range()
 
@@ -88,6 +106,56 @@ class LibcameraDrive(FocusDrive):
             self._src.open()
         self._read_range()
         self._set({"AfMode": 0})  # manual focus: we own LensPosition now
+        self._hook(self._src)
+
+    def open(self) -> "LibcameraDrive":
+        """Open (see :meth:`FocusDrive.open`), then put the lens where the drive believes it
+        is: a freshly opened camera has it at the tuning default."""
+        was_open = not self.closed
+        super().open()
+        if not was_open:
+            self._resend()
+        return self
+
+    def _hook(self, src) -> None:
+        add = getattr(src, "add_open_hook", None)
+        if add is not None:
+            add(self._on_source_open)
+
+    def _unhook(self, src) -> None:
+        remove = getattr(src, "remove_open_hook", None)
+        if remove is not None:
+            remove(self._on_source_open)
+
+    def _resend(self) -> None:
+        """Manual focus and the drive's position, again (after a camera (re)open)."""
+        if self._position is None:
+            return
+        self._set({"AfMode": 0, "LensPosition": float(self._position)})
+        self._awaiting = (self.default_position(), float(self._position))
+
+    def _on_source_open(self, src) -> None:
+        """The camera was reopened (reconnect): its lens is back at the default."""
+        if not self.closed:
+            log.info("drive libcamera: camera reopened; lens back to %.3g D", self._position)
+            self._resend()
+
+    def rebind(self, source) -> None:
+        """Drive the lens of ``source`` (an open ``Picamera2Source``) from now on -- after a
+        config reload replaced the camera source -- and put the lens at the drive's position.
+
+        Raises:
+            DriveError: the new camera has no lens control.
+        """
+        if source is self._src:
+            return
+        self._unhook(self._src)
+        self._src = self.source = source
+        self._cam_obj = None
+        self._read_range()
+        self._hook(source)
+        if not self.closed:
+            self._resend()
 
     def default_position(self) -> float:
         return getattr(self, "_default", self.native_range[0])
@@ -100,13 +168,62 @@ class LibcameraDrive(FocusDrive):
 
     def _move_hw(self, start: float, target: float) -> None:
         self._set({"LensPosition": float(target)})
+        first = start if self._awaiting is None else self._awaiting[0]
+        self._awaiting = (float(first), float(target))
         if self._src is not None and hasattr(self._src, "request_fresh"):
             self._src.request_fresh()
-        # The VCM moves in a few ms at most; the speed limit spaces big jumps.
-        time.sleep(min(abs(target - start) / self.params.speed, 0.2))
+        else:  # a bare Picamera2: no frames to watch; the speed limit spaces big jumps
+            time.sleep(min(abs(target - start) / self.params.speed, 0.2))
+
+    def _buffers(self) -> int:
+        return int(getattr(self._src, "buffer_count", None) or 6)
+
+    @property
+    def wait_frames(self) -> int:
+        """Most frames :meth:`wait_settled` reads for one move: the request queue, a slew over
+        the whole range, and a margin."""
+        lo, hi = self.native_range
+        return self._buffers() + int(math.ceil((hi - lo) / self.max_slew)) + 4
+
+    def wait_settled(self, read) -> int:
+        """Read frames with ``read()`` until the camera's metadata reports the lens at the
+        last move's target (see the module doc); returns the frames read (0 when no move is
+        pending).  The caller counts them (autofocus charges them to its frame budget).
+
+        A camera that reports no ``LensPosition`` gets ``buffer_count`` frames (its request
+        queue) instead.
+
+        Raises:
+            DriveError: the metadata did not reach the target within the frames a move can
+                take (queue + slew + margin).
+        """
+        pending, self._awaiting = self._awaiting, None
+        if pending is None:
+            return 0
+        start, target = pending
+        tol = max(self.resolution / 2, 1e-3)
+        limit = self._buffers() + int(math.ceil(abs(target - start) / self.max_slew)) + 4
+        n, changed = 0, None
+        last = None
+        while n < limit:
+            frame = read()
+            n += 1
+            last = getattr(frame, "lens_position", None)
+            if last is None:
+                if n >= self._buffers():
+                    return n
+                continue
+            if changed is None and abs(last - start) > tol:
+                changed = n
+            if abs(last - target) <= tol:
+                self.queue_depth = changed if changed is not None else n
+                return n
+        raise DriveError(f"drive 'libcamera': the camera's LensPosition metadata is {last} after {n} "
+                         f"frames, not the target {target:g} D; the lens is not following (AfMode "
+                         "not manual, another program setting it, or a camera without a lens driver)")
 
     def _deenergize(self) -> None:
         pass  # the camera keeps the lens where it is; nothing to power down from here
 
     def _close_hw(self) -> None:
-        pass  # the camera belongs to the source
+        self._unhook(self._src)  # the camera belongs to the source

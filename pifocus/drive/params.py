@@ -60,7 +60,8 @@ class DriveParams:
             each move; ``close()`` always de-energizes).
         backend: ``"auto"`` (lgpio step trains on a Pi when available, else gpiozero),
             ``"lgpio"`` or ``"gpiozero"``.
-        gpiochip: lgpio chip number (Pi 5: 0 on current kernels, 4 on older ones), -1 = auto.
+        gpiochip: lgpio chip number, -1 = auto: the chip labelled pinctrl-rp1 (Pi 5: 0 on
+            current kernels, 4 on older ones), pinctrl-bcm2711 or pinctrl-bcm2835.
         coil_pins: ULN2003 IN1..IN4 GPIOs (default GPIO6, 13, 19, 26: clear of the default
             outputs -- LED GPIO17, and GPIO18/27 suggested for meter/buzzer -- and of the
             stepper's GPIO16/20/21).

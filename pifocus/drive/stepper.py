@@ -27,6 +27,7 @@ import time
 from ..exc import DriveError
 from . import DriveParams, step_intervals
 from ._gpio import StepMotorDrive, close_all, input_, output, wait_until
+from ._lgpio import claim_error, open_header_chip
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class StepperDrive(StepMotorDrive):
         self._lg_pins = ()
         self.pulses = 0       # step pulses sent since open (all moves, homing included)
         self.backend_used = None
+        self.gpiochip_used = None  # lgpio backend: the chip of the header pins
 
     # -- hardware ---------------------------------------------------------------------
     def _use_lgpio(self) -> bool:
@@ -119,17 +121,7 @@ class StepperDrive(StepMotorDrive):
         import lgpio  # Pi only: never imported elsewhere
 
         p = self.params
-        chips = [p.gpiochip] if p.gpiochip >= 0 else [0, 4]
-        handle, err = None, None
-        for chip in chips:
-            try:
-                handle = lgpio.gpiochip_open(chip)
-                break
-            except Exception as e:  # lgpio.error
-                err = e
-        if handle is None:
-            raise DriveError(f"drive {p.name!r}: cannot open gpiochip {chips} with lgpio ({err}); add the user "
-                             "to the gpio group or set [drive] backend = 'gpiozero'")
+        handle, self.gpiochip_used = open_header_chip(lgpio, int(p.gpiochip), p.name)
         self._lg = (lgpio, handle)
         self.backend_used = "lgpio"
         claims = [(_bcm(p.step_pin), 0, "step_pin"), (_bcm(p.dir_pin), 0, "dir_pin")]
@@ -142,10 +134,9 @@ class StepperDrive(StepMotorDrive):
         for gpio, level, what in claims:
             try:
                 lgpio.gpio_claim_output(handle, gpio, level)
-            except Exception as e:
+            except Exception as e:  # lgpio.error('GPIO busy'), 'bad GPIO number'
                 self._lg_pins = tuple(claimed)
-                raise DriveError(f"drive {p.name!r}: {what} GPIO{gpio} is already in use or invalid ({e}); "
-                                 "give another pin in [drive] or stop the program holding it") from e
+                raise claim_error(e, p.name, what, gpio) from e
             claimed.append(gpio)
         self._lg_pins = tuple(claimed)
 

@@ -184,6 +184,17 @@ def open_device(label: str, key: str, pins: Sequence[int], make: Callable):
         raise OutputError(
             f"{label} on {where} could not be opened: {e}; check outputs.{key}, that no other "
             "program holds the pin, and that the user is in the 'gpio' group") from e
+    except Exception as e:
+        # lgpio.error passes through gpiozero's LGPIOFactory (LGPIOPin.__init__ claims the
+        # line): 'GPIO busy' when another process holds it.
+        from ..exc import is_lgpio_error, lgpio_busy_hint
+        if not is_lgpio_error(e):
+            raise
+        if "busy" in str(e).lower():
+            raise OutputError(f"{label} on {where}: pin in use by another program ({e}); "
+                              f"{lgpio_busy_hint(where)}, or give outputs.{key} a free pin") from e
+        raise OutputError(f"{label} on {where} could not be opened with lgpio: {e}; check "
+                          f"outputs.{key} and that the user is in the 'gpio' group") from e
 
 
 class PatternPlayer:

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from typing import Optional, Tuple
 
-from ..exc import ModelError, PiFocusError
+from ..exc import ModelError, PiFocusError, is_lgpio_error
 from .status import drive_position
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
@@ -94,7 +94,9 @@ def open_drive(cfg, source) -> Tuple[Optional[object], Optional[str]]:
     try:
         d = make(spec, source=source, params=params)
         d.open()
-    except (PiFocusError, ImportError) as e:
+    except Exception as e:  # PiFocusError, ImportError, lgpio.error, OSError: run without it
+        if not isinstance(e, (PiFocusError, ImportError, OSError)) and not is_lgpio_error(e):
+            raise
         log.error("focus drive not available: %s", e)
         return None, f"drive {spec!r}: {e}"
     log.info("focus drive %s ready at position %s", spec, drive_position(d))

@@ -3,7 +3,8 @@ any error.
 
 What a reload can change: the analysis (a new analyzer), the source (reopened), the outputs
 (pins released, then claimed again), ``[web]`` (a new host or port rebinds the server, a
-new ``enabled`` starts or stops it) and the focus drive (reopened when it is not moving).
+new ``enabled`` starts or stops it) and the focus drive (reopened when it is not moving; a
+``libcamera`` drive follows a new camera source and puts its lens back where it was).
 The web token rule -- a server reachable beyond localhost needs a token -- is checked
 against the address actually bound; a reload that would break it is refused.  Source, analyzer and outputs
 are swapped in the frame loop's thread between two frames.
@@ -117,6 +118,7 @@ class Reloader:
                 current.open()
                 raise
             svc.source.inner = new_source
+            self._rebind_drive(current, new_source)
         if analyzer is not None:
             old_an, p.analyzer = p.analyzer, analyzer
             old_an.close()
@@ -132,6 +134,20 @@ class Reloader:
                 raise
             if p.outputs is not None and p.error:
                 p.outputs.set_error(True)
+
+    def _rebind_drive(self, old_source, new_source) -> None:
+        """A drive that works through the camera (libcamera) follows the new source; on
+        failure the drive is dropped (the service runs without it and says why)."""
+        svc = self._svc
+        drive = svc.drive
+        if drive is None or getattr(drive, "source", None) is not old_source or not hasattr(drive, "rebind"):
+            return
+        try:
+            drive.rebind(new_source)
+        except PiFocusError as e:
+            log.error("focus drive not available after the source change: %s", e)
+            svc.drive, svc.drive_error = None, f"drive {drive.name!r}: {e}"
+            parts.close_drive(drive)
 
     def _prepare_web(self, old, new) -> "_WebPlan":
         """Check the new ``[web]`` against the running server and bind a new address early.

@@ -28,6 +28,13 @@ Zero copy and buffer lifetime (``zero_copy``)
     about 3 MB / ~1 ms for 2028x1520 on a Pi 4) and the request released at once; use it when
     frames are handed to another thread that keeps them.
 
+    On ``close()`` picamera2 closes every buffer's mmap (``Picamera2.close()`` -> ``del
+    self.allocator`` -> ``DmaAllocator.close()``); a numpy view still alive then makes
+    ``mmap.close()`` raise ``BufferError`` inside ``__del__`` and the dma-buf fds stay open
+    for good (one camera's worth per reconnect).  So before closing the camera the source
+    replaces the luma of the last frame it lent out (the one ``Pipeline.last_frame`` keeps) by
+    a copy: a frame kept across ``close()`` stays readable and owns its pixels.
+
 Sensor mode and frame rate
     :func:`choose_sensor_mode` picks a mode from ``Picamera2.sensor_modes``: an explicit
     ``sensor_mode`` (index, ``"WxH"`` or ``(w, h)``), else the mode that reaches ``fps`` and
@@ -58,6 +65,8 @@ import inspect
 import logging
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from ..exc import ConfigError, SourceDisconnected, SourceError
 from ..frames import Frame
@@ -153,10 +162,12 @@ class Picamera2Source(FrameSource):
         #: metadata dict of the last frame
         self.last_metadata: Dict[str, Any] = {}
         self._held = None        # (request, mapped) of the last zero-copy frame
+        self._lent = None        # the last Frame returned with a zero-copy luma
         self._flush_next = False
         self._capture_kwargs: Dict[str, bool] = {}
         self._mapped_array = None
         self._zero_copy_active = False
+        self._open_hooks = []
 
     # -- public extras ------------------------------------------------------------------
     @property
@@ -184,6 +195,18 @@ class Picamera2Source(FrameSource):
         if self.camera is None:
             raise SourceError(f"{self.name}: not open; open the source before setting controls")
         self.camera.set_controls(dict(controls))
+
+    def add_open_hook(self, fn) -> None:
+        """Call ``fn(source)`` after every (re)open, once the camera runs.  A reopened camera
+        starts from its defaults (the Camera Module 3's lens at the tuning default, 1.0 D):
+        the libcamera drive uses this to put its lens position back."""
+        if fn not in self._open_hooks:
+            self._open_hooks.append(fn)
+
+    def remove_open_hook(self, fn) -> None:
+        """Undo :meth:`add_open_hook` (no error when ``fn`` is not registered)."""
+        if fn in self._open_hooks:
+            self._open_hooks.remove(fn)
 
     def request_fresh(self) -> None:
         """Make the next :meth:`read` return a frame whose exposure started after this call
@@ -221,6 +244,11 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: cannot configure/start the camera: {e}") from e
         self.camera = cam
         self._flush_next = False
+        for fn in list(self._open_hooks):
+            try:
+                fn(self)
+            except Exception as e:  # the camera is fine; the hook's owner says what failed
+                log.warning("%s: after-open hook %r failed: %s", self.name, fn, e)
         log.info("%s open: sensor mode %s, output %dx%d YUV420%s%s", self.name,
                  "x".join(map(str, self.sensor_mode["size"])) if self.sensor_mode else "auto",
                  *self.output_size,
@@ -325,12 +353,22 @@ class Picamera2Source(FrameSource):
         exposure = md.get("ExposureTime")
         gain = md.get("AnalogueGain")
         lens = md.get("LensPosition")
-        return Frame(luma=luma, index=self._index,
-                     timestamp_ns=int(ts) if ts is not None else time.monotonic_ns(),
-                     lens_position=float(lens) if lens is not None else None,
-                     exposure_us=int(exposure) if exposure is not None else None,
-                     analogue_gain=float(gain) if gain is not None else None,
-                     extra={k: md[k] for k in EXTRA_METADATA if k in md})
+        frame = Frame(luma=luma, index=self._index,
+                      timestamp_ns=int(ts) if ts is not None else time.monotonic_ns(),
+                      lens_position=float(lens) if lens is not None else None,
+                      exposure_us=int(exposure) if exposure is not None else None,
+                      analogue_gain=float(gain) if gain is not None else None,
+                      extra={k: md[k] for k in EXTRA_METADATA if k in md})
+        self._lent = frame if self._zero_copy_active else None
+        return frame
+
+    def _detach_lent(self) -> None:
+        """Give the last zero-copy frame its own copy of the pixels (before the camera closes
+        its buffer maps: a live view would keep the dma-bufs open, see the module doc)."""
+        frame, self._lent = self._lent, None
+        if frame is not None:
+            # Frame is frozen for its users; only its lender may swap the array under it.
+            object.__setattr__(frame, "luma", np.array(frame.luma, copy=True))
 
     @staticmethod
     def _cancel_jobs(cam) -> None:
@@ -342,6 +380,7 @@ class Picamera2Source(FrameSource):
                 log.debug("cancel_all_and_flush failed", exc_info=True)
 
     def _close(self) -> None:
+        self._detach_lent()
         self._release_held()
         cam, self.camera = self.camera, None
         if cam is not None:
