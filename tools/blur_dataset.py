@@ -36,8 +36,10 @@ Output ``.npz`` arrays: ``tiles`` (N, t, t) uint8; ``labels`` (N,) uint8 in-focu
 (1 / 0, ``255`` = none); ``radius_px`` (N,) float32 disk radius (NaN = unknown);
 ``motion_px`` (N,) float32 motion path length (0 = none, NaN = unknown); ``source``,
 ``scene``, ``split``, ``motion_kind`` (``""``, ``"linear"``, ``"shake"``) str; ``gain``
-float32; ``jpeg_quality`` int16 (0 = none); ``snr`` float32 (clean texture energy / noise
-energy, NaN for real tiles); ``motion_visibility`` float32 (clean sharp / clean blurred
+float32; ``jpeg_quality`` int16 (0 = none); ``snr`` float32 (Laplacian energy of the clean
+blurred tile / that of the added noise, NaN for real tiles); ``texture_snr`` float32 (the
+same for the clean *sharp* source tile: how textured the scene is at this noise level --
+"textured" in the reports means ``texture_snr >= 3``); ``motion_visibility`` float32 (clean sharp / clean blurred
 Laplacian energy of a motion tile, NaN otherwise); ``fit_corr`` float32; ``tile_px``;
 ``meta`` (JSON).
 
@@ -109,8 +111,8 @@ class BlurSetParams:
     downsample: int = 2
     min_side_px: int = 256
     max_sharp_per_scene: int = 120
-    defocus_variants: int = 4
-    motion_variants: int = 2
+    defocus_variants: int = 8
+    motion_variants: int = 4
     max_radius_px: float = 10.0
     motion_px: Tuple[float, float] = (3.0, 15.0)
     shake_fraction: float = 0.3
@@ -270,11 +272,11 @@ class Rows:
     tiles: List[np.ndarray] = field(default_factory=list)
     cols: dict = field(default_factory=lambda: {k: [] for k in (
         "labels", "radius_px", "motion_px", "source", "scene", "split", "motion_kind", "gain",
-        "jpeg_quality", "snr", "motion_visibility", "fit_corr")})
+        "jpeg_quality", "snr", "texture_snr", "motion_visibility", "fit_corr")})
 
     def add(self, tile: np.ndarray, **values) -> None:
         defaults = dict(labels=NO_LABEL, radius_px=np.nan, motion_px=np.nan, motion_kind="", gain=np.nan,
-                        jpeg_quality=0, snr=np.nan, motion_visibility=np.nan, fit_corr=np.nan)
+                        jpeg_quality=0, snr=np.nan, texture_snr=np.nan, motion_visibility=np.nan, fit_corr=np.nan)
         defaults.update(values)
         self.tiles.append(np.asarray(tile, np.uint8))
         for k, v in self.cols.items():
@@ -451,8 +453,11 @@ def render_variant(lum: np.ndarray, rng, p: BlurSetParams, *, radius_px: float =
     tile = noisy[y0:y0 + t, x0:x0 + t]
     clean = np.clip(img * exposure * 255.0, 0, 255)[y0:y0 + t, x0:x0 + t]
     e_clean = float(ds.tile_energy(clean, t, t)[0, 0])
-    e_noise = max(float(ds.tile_energy(tile, t, t)[0, 0]) - e_clean, 1e-6)
-    info = {"gain": gain, "jpeg_quality": q, "snr": e_clean / e_noise}
+    # the noise the sensor (and JPEG) added, measured directly: noisy minus clean
+    e_noise = max(float(ds.tile_energy(tile.astype(np.float32) - clean.astype(np.float32), t, t)[0, 0]), 1e-3)
+    sharp0 = np.clip(lum * exposure * 255.0, 0, 255)[y0:y0 + t, x0:x0 + t]
+    info = {"gain": gain, "jpeg_quality": q, "snr": e_clean / e_noise,
+            "texture_snr": float(ds.tile_energy(sharp0, t, t)[0, 0]) / e_noise}
     if motion is not None:
         cs = np.clip(clean_sharp * exposure * 255.0, 0, 255)[y0:y0 + t, x0:x0 + t]
         info["motion_visibility"] = float(ds.tile_energy(cs, t, t)[0, 0]) / max(e_clean, 1e-6)
@@ -539,6 +544,7 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
                   source=np.array(c["source"]), scene=np.array(c["scene"]), split=np.array(c["split"]),
                   motion_kind=np.array(c["motion_kind"]), gain=np.array(c["gain"], np.float32),
                   jpeg_quality=np.array(c["jpeg_quality"], np.int16), snr=np.array(c["snr"], np.float32),
+                  texture_snr=np.array(c["texture_snr"], np.float32),
                   motion_visibility=np.array(c["motion_visibility"], np.float32),
                   fit_corr=np.array(c["fit_corr"], np.float32))
     overlap = set(arrays["scene"][arrays["split"] == "train"]) & set(arrays["scene"][arrays["split"] == "val"])
