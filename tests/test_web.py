@@ -510,8 +510,12 @@ def test_hub_max_fps_is_a_budget():
             n += 1
             hub.offer(_frame(n, 320, 240))
             time.sleep(1 / 30)
-        rate = hub.offered / (time.monotonic() - t0)
-        assert 16 <= rate <= 22, rate  # about 20 of the 30 frames a second, not 15
+        elapsed = time.monotonic() - t0
+        # About 20 of the 30 frames a second, not every other one (15).  Judged against the
+        # frames this loop really offered (a loaded machine sleeps longer than 1/30 s): the
+        # budget when the camera outpaces it, every frame when it does not.
+        want = min(n, 20 * elapsed)
+        assert 0.8 * want <= hub.offered <= 1.1 * 20 * elapsed + 1, (hub.offered, n, elapsed)
     finally:
         hub.close()
 

@@ -9,17 +9,25 @@
 * **normalization** (:func:`normalize_tiles`): per tile, subtract the mean and divide by
   ``max(std, std_floor)``, then clip to ``+-clip``, so brightness and contrast cannot decide
   focus but a flat tile stays near zero instead of having its noise blown up;
-* **output**: one value per tile, the probability that the tile is in focus (sigmoid);
+* **output**: one vector per tile: the in-focus logit (or probability) and, for models with
+  heads (metadata ``"heads"``, :class:`~pifocus.classify.heads.OutputLayout`), a defocus
+  blur radius code and a motion-blur logit; :meth:`TileClassifier.predict` returns the
+  in-focus probability, :meth:`TileClassifier.predict_all` all three
+  (:class:`~pifocus.classify.heads.TilePredictions`);
 * **metadata JSON** beside the model (``model.tflite`` -> ``model.json``), see :class:`ModelInfo`.
 
 Modules:
 
 * ``__init__`` -- the contract: :class:`TileClassifier`, :class:`ModelInfo`,
   :func:`normalize_tiles`, :func:`load_classifier`.
+* :mod:`.heads` -- the output layout (:class:`~pifocus.classify.heads.OutputLayout`) and its
+  decoding into :class:`~pifocus.classify.heads.TilePredictions` (``blur_px``, ``p_motion``).
 * :mod:`.litert` -- :class:`~pifocus.classify.litert.LiteRTClassifier`, the runner on the Pi.
 * :mod:`.convert` -- quantize a desktop-trained Keras/SavedModel model to int8 TFLite
   (``pifocus convert``; needs TensorFlow).
 * :mod:`.evaluate` -- ROC AUC / accuracy against the Laplacian baseline (``pifocus evaluate``).
+* :mod:`.blur_metrics` -- blur-radius error per radius bin and motion-blur detection rates
+  (part of ``pifocus evaluate`` for models with heads).
 """
 
 import json
@@ -33,6 +41,7 @@ import numpy as np
 
 from ..exc import FileRefusedError, ModelError
 from ..safeio import METADATA_MAX_BYTES, read_limited
+from .heads import OutputLayout, TilePredictions
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,8 @@ class ModelInfo:
         std_floor: lower bound on the per-tile standard deviation (8-bit DN) used to scale.
         clip: normalized values are clipped to ``[-clip, clip]``.
         threshold: probability at or above which a tile counts as in focus.
+        heads: the output layout (``"heads"`` in the JSON), ``None`` for a binary model
+            (one in-focus value per tile).
         extra: anything else the file holds (training data, metrics, ...), kept as is.
     """
 
@@ -62,6 +73,7 @@ class ModelInfo:
     std_floor: float = 4.0
     clip: float = 4.0
     threshold: float = 0.5
+    heads: Optional[OutputLayout] = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -75,6 +87,18 @@ class ModelInfo:
         if float(self.std_floor) <= 0 or float(self.clip) <= 0:
             raise ModelError("model metadata: std_floor and clip must be > 0; "
                              f"got std_floor={self.std_floor!r}, clip={self.clip!r}")
+        if self.heads is not None and not isinstance(self.heads, OutputLayout):
+            raise ModelError(f"model metadata: heads must be an OutputLayout, got {type(self.heads).__name__}")
+
+    @property
+    def layout(self) -> OutputLayout:
+        """The output layout (a binary model's is ``OutputLayout()``: one value)."""
+        return self.heads if self.heads is not None else OutputLayout()
+
+    @property
+    def has_blur(self) -> bool:
+        """Whether the model has the blur-radius and motion heads."""
+        return self.heads is not None and self.heads.has_blur and self.heads.has_motion
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "metadata") -> "ModelInfo":
@@ -85,13 +109,14 @@ class ModelInfo:
         """
         if not isinstance(data, dict):
             raise ModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("extra", "heads")}
         kwargs = {k: data[k] for k in known if k in data}
-        extra = {k: v for k, v in data.items() if k not in known}
+        extra = {k: v for k, v in data.items() if k not in known and k != "heads"}
+        heads = OutputLayout.from_dict(data["heads"], source) if data.get("heads") is not None else None
         try:
             kwargs = {k: (type(getattr(cls, k))(v) if k != "normalization" else str(v))
                       for k, v in kwargs.items()}
-            return cls(extra=extra, **kwargs)
+            return cls(extra=extra, heads=heads, **kwargs)
         except ModelError as e:
             raise ModelError(f"{source}: {e}") from e
         except (TypeError, ValueError) as e:
@@ -120,6 +145,9 @@ class ModelInfo:
         """The metadata as a JSON-ready dict (``extra`` merged in)."""
         d = asdict(self)
         extra = d.pop("extra")
+        d.pop("heads")
+        if self.heads is not None:
+            d["heads"] = self.heads.to_dict()
         d.update(extra)
         return d
 
@@ -191,6 +219,11 @@ class TileClassifier:
         """Probability at or above which a tile is in focus."""
         return self.info.threshold
 
+    @property
+    def has_blur(self) -> bool:
+        """Whether :meth:`predict_all` gives real ``blur_px`` and ``p_motion`` (else NaN)."""
+        return self.info.has_blur
+
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """In-focus probability (float32, 0..1) for each of ``N`` tiles.
 
@@ -198,6 +231,20 @@ class TileClassifier:
             tiles: ``(N, tile_px, tile_px)`` uint8 luma tiles (not yet normalized).
         """
         raise NotImplementedError
+
+    def predict_all(self, tiles: np.ndarray) -> TilePredictions:
+        """Everything the model says about each of ``N`` tiles.
+
+        Args:
+            tiles: ``(N, tile_px, tile_px)`` uint8 luma tiles (not yet normalized).
+
+        Returns:
+            :class:`~pifocus.classify.heads.TilePredictions`: ``p_in_focus`` (0..1),
+            ``blur_px`` (defocus disk radius, pixels) and ``p_motion`` (0..1), float32
+            ``(N,)`` each; ``blur_px`` and ``p_motion`` are NaN for a model without those
+            heads.  This base implementation has none.
+        """
+        return TilePredictions.binary(self.predict(tiles))
 
     def close(self) -> None:
         """Release the interpreter."""

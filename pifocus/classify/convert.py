@@ -3,7 +3,10 @@
 Takes a Keras model (``.keras``, legacy ``.h5``) or a SavedModel folder whose single input
 is a ``(batch, tile, tile, 1)`` luma tile (already normalized by
 :func:`pifocus.classify.normalize_tiles`) and whose single output is one in-focus
-probability per tile.  Quantizes to full int8 (int8 input and output, int8 kernels only)
+probability per tile -- or, when its ``.train.json`` holds a ``"heads"`` layout
+(``tools/train_heads.py``), one vector of logits per tile laid out as
+:class:`~pifocus.classify.heads.OutputLayout` says (in focus, blur radius code, motion); the
+layout is copied into the metadata.  Quantizes to full int8 (int8 input and output, int8 kernels only)
 with a representative dataset drawn from calibration images or tiles, writes the ``.tflite``
 and its metadata JSON, then checks itself:
 
@@ -37,6 +40,7 @@ import numpy as np
 
 from ..exc import ConfigError, ModelError
 from . import ModelInfo, metadata_path_for, normalize_tiles
+from .heads import OutputLayout
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +65,11 @@ class LoadedModel:
         self.path, self.kind, self.tile_px = path, kind, tile_px
         self.predict, self.make_converter, self.train_info = predict, make_converter, train_info
         self.can_logit = False  # make_converter(logit=True) drops a final sigmoid
+        self.layout = OutputLayout()  # multi-head models: their train.json's "heads"
 
 
-def _check_io(path: Path, in_shapes, out_shapes) -> int:
-    """Validate one image input (batch, t, t, 1) and one value per tile; returns t."""
+def _check_io(path: Path, in_shapes, out_shapes, n_outputs: int = 1) -> int:
+    """Validate one image input (batch, t, t, 1) and ``n_outputs`` values per tile; returns t."""
     if len(in_shapes) != 1:
         raise ModelError(f"model {str(path)!r} has {len(in_shapes)} inputs; a focus model takes a "
                          "single image tensor (batch, tile, tile, 1) -- re-export it with one input")
@@ -81,9 +86,13 @@ def _check_io(path: Path, in_shapes, out_shapes) -> int:
         raise ModelError(f"model {str(path)!r} has {len(out_shapes)} outputs; a focus model gives one "
                          "in-focus probability per tile")
     per_tile = [s for s in list(out_shapes[0])[1:]]
-    if any(s is None for s in per_tile) or int(np.prod(per_tile or [1])) != 1:
-        raise ModelError(f"model {str(path)!r} output shape {tuple(out_shapes[0])} is not one "
-                         "probability per tile (batch, 1)")
+    if any(s is None for s in per_tile) or int(np.prod(per_tile or [1])) != n_outputs:
+        if n_outputs == 1:
+            raise ModelError(f"model {str(path)!r} output shape {tuple(out_shapes[0])} is not one "
+                             "probability per tile (batch, 1); a multi-head model needs a 'heads' "
+                             "layout in its .train.json")
+        raise ModelError(f"model {str(path)!r} output shape {tuple(out_shapes[0])} does not match the "
+                         f"'heads' layout of its .train.json ({n_outputs} values per tile)")
     return shape[1]
 
 
@@ -104,6 +113,9 @@ def load_model(path) -> LoadedModel:
             train_info = json.loads(ti.read_text())
         except (OSError, ValueError):
             log.warning("%s: unreadable training info, ignored", ti)
+    layout = (OutputLayout.from_dict(train_info["heads"], f"training info {str(ti)!r}")
+              if train_info.get("heads") else OutputLayout())
+    n_out = layout.n_outputs
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise ModelError(f"folder {str(path)!r} is not a SavedModel (no saved_model.pb); pass a "
@@ -118,19 +130,22 @@ def load_model(path) -> LoadedModel:
         specs = fn.structured_input_signature[1]
         outs = fn.structured_outputs
         tile = _check_io(path, [s.shape.as_list() for s in specs.values()],
-                         [o.shape.as_list() for o in outs.values()])
+                         [o.shape.as_list() for o in outs.values()], n_out)
         in_name = next(iter(specs))
         out_name = next(iter(outs))
 
         def predict(x):
             res = []
             for i in range(0, len(x), 1024):
-                res.append(fn(**{in_name: tf.constant(x[i:i + 1024])})[out_name].numpy().reshape(-1))
-            return np.concatenate(res) if res else np.zeros(0, np.float32)
+                res.append(fn(**{in_name: tf.constant(x[i:i + 1024])})[out_name].numpy().reshape(-1, n_out))
+            out = np.concatenate(res) if res else np.zeros((0, n_out), np.float32)
+            return out.reshape(-1) if n_out == 1 else out
 
         def make_converter(logit: bool = False):
             return tf.lite.TFLiteConverter.from_saved_model(str(path))
-        return LoadedModel(path, "savedmodel", tile, predict, make_converter, train_info)
+        loaded = LoadedModel(path, "savedmodel", tile, predict, make_converter, train_info)
+        loaded.layout = layout
+        return loaded
 
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
@@ -151,10 +166,11 @@ def load_model(path) -> LoadedModel:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelError(f"model {str(path)!r} cannot be loaded by Keras ({msg[:200]}); custom "
                          "layers must be registered, or export a SavedModel folder instead") from e
-    tile = _check_io(path, [list(t.shape) for t in model.inputs], [list(t.shape) for t in model.outputs])
+    tile = _check_io(path, [list(t.shape) for t in model.inputs], [list(t.shape) for t in model.outputs], n_out)
 
     def predict(x):
-        return np.asarray(model.predict(x, batch_size=1024, verbose=0), np.float32).reshape(-1)
+        y = np.asarray(model.predict(x, batch_size=1024, verbose=0), np.float32)
+        return y.reshape(-1) if n_out == 1 else y.reshape(-1, n_out)
 
     lm = logit_model(model)
 
@@ -163,6 +179,7 @@ def load_model(path) -> LoadedModel:
         return tf.lite.TFLiteConverter.from_keras_model(lm if logit else model)
     loaded = LoadedModel(path, "keras", tile, predict, make_converter, train_info)
     loaded.can_logit = lm is not None
+    loaded.layout = layout
     return loaded
 
 
@@ -314,11 +331,16 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
     xcal = normalize_tiles(cal, base.std_floor, base.clip)
     if output not in ("auto", "probability", "logit"):
         raise ConfigError(f"--output {output!r} is unknown; allowed: auto, probability, logit")
-    if output == "logit" and not m.can_logit:
+    multi = m.layout.n_outputs > 1  # a multi-head model: its output vector is logits already
+    if multi and output == "probability":
+        raise ModelError(f"model {str(model_path)!r} has heads ({m.layout.n_outputs} logits per tile); "
+                         "it is exported as logits: use --output auto or logit")
+    if output == "logit" and not (m.can_logit or multi):
         raise ModelError(f"model {str(model_path)!r} does not end in a sigmoid Dense/Activation "
                          "layer, so it has no logit to export; use --output probability")
     logit = m.can_logit and output in ("auto", "logit")
-    out_extra = {"output": "logit"} if logit else {}
+    out_extra = {"output": "logit"} if logit or multi else {}
+    heads = m.layout if multi else None
     tf = _tf()
     conv = m.make_converter(logit=logit)
     if quantize == "int8":
@@ -357,18 +379,24 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
 
     # self-check on held-back tiles
     from .litert import LiteRTClassifier
-    info_tmp = ModelInfo(**info_kw, extra=out_extra)
+    info_tmp = ModelInfo(**info_kw, heads=heads, extra=out_extra)
     clf = LiteRTClassifier(out_path, num_threads=1, info=info_tmp)
-    p_q = clf.predict(check)
-    p_f = np.clip(m.predict(normalize_tiles(check, base.std_floor, base.clip)), 0, 1)
+    q = clf.predict_all(check)
+    raw_f = m.predict(normalize_tiles(check, base.std_floor, base.clip))
+    f = m.layout.decode(raw_f) if multi else None
+    p_q, p_f = q.p_in_focus, (f.p_in_focus if multi else np.clip(raw_f, 0, 1))
     agree = float(np.mean((p_q >= thr) == (p_f >= thr))) if len(check) else float("nan")
     report = {"quantize": quantize, "size_bytes": len(model_bytes), "tile_px": m.tile_px,
-              "output": "logit" if logit else "probability",
+              "output": "logit" if logit or multi else "probability",
               "std_floor": base.std_floor, "clip": base.clip,
               "calibration_tiles": int(len(cal)), "check_tiles": int(len(check)),
               "agreement": round(agree, 5),
               "max_abs_diff": round(float(np.max(np.abs(p_q - p_f))) if len(check) else 0.0, 4),
               "mean_abs_diff": round(float(np.mean(np.abs(p_q - p_f))) if len(check) else 0.0, 4)}
+    if multi and len(check):
+        db = np.abs(q.blur_px - f.blur_px)
+        report.update(blur_max_abs_diff_px=round(float(db.max()), 4), blur_mean_abs_diff_px=round(float(db.mean()), 4),
+                      motion_agreement=round(float(np.mean((q.p_motion >= 0.5) == (f.p_motion >= 0.5))), 5))
     report.update(_latency(model_bytes, m.tile_px, base))
     meta = dict(extra or {})
     meta.update(out_extra)
@@ -380,7 +408,7 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
             meta.setdefault("training", {})[k] = m.train_info[k]
     if "laplacian_baseline_threshold" in m.train_info:
         meta["laplacian_baseline_threshold"] = m.train_info["laplacian_baseline_threshold"]
-    ModelInfo(**info_kw, extra=meta).save(metadata_path_for(out_path))
+    ModelInfo(**info_kw, heads=heads, extra=meta).save(metadata_path_for(out_path))
     clf.close()
     return report
 

@@ -9,7 +9,11 @@ larger than a tile are cut into a grid of tiles, flat tiles dropped), report sid
   **training split only** (all of it, as training tunes the CNN's) (or, for folders, the one stored in the model's metadata JSON,
   or ``--lap-threshold``);
 
-overall and per source, and write a ROC plot PNG.  numpy only (matplotlib for the plot,
+overall and per source, and write a ROC plot PNG.  For a model with blur and motion heads
+on a tile set with ``radius_px`` / ``motion_px`` labels (``tools/blur_dataset.py``), also the
+blur-radius error per radius bin and the motion-blur detection rates
+(:mod:`.blur_metrics`); tiles whose in-focus label is 255 ("none") count for those only.
+numpy only (matplotlib for the plot,
 imported when the plot is written); no TensorFlow.
 
 Usage::
@@ -282,25 +286,30 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
     """Run the evaluation; returns a JSON-ready dict (see :func:`compare`).
 
     ``predict``/``info`` let a caller (training) pass an in-memory model instead of a file.
+    With a model that has heads, the result also holds ``"blur"`` (see
+    :func:`~pifocus.classify.blur_metrics.blur_report`; ``None`` when the tiles carry no
+    radius/motion labels).
     """
     from . import ModelInfo, default_model_path, metadata_path_for
+    if (tiles_path is None) == (images is None):
+        raise ConfigError("evaluate: give exactly one of --tiles FILE.npz or --images DIR")
+    data = load_tileset(tiles_path) if tiles_path is not None else None  # bad input first, then the model
+    predict_all = None
     if predict is None:
         from .litert import LiteRTClassifier
         path = Path(model_path) if model_path else default_model_path()
         clf = LiteRTClassifier(path, num_threads=num_threads)
         info, predict = clf.info, clf.predict
+        predict_all = clf.predict_all if clf.has_blur else None
     elif info is None:
         info = ModelInfo()
-    if (tiles_path is None) == (images is None):
-        raise ConfigError("evaluate: give exactly one of --tiles FILE.npz or --images DIR")
     if tiles_path is not None:
-        data = load_tileset(tiles_path)
         if data["tiles"].shape[1] != info.tile_px:
             raise ConfigError(f"tile set {str(tiles_path)!r} has {data['tiles'].shape[1]} px tiles "
                               f"but the model takes {info.tile_px} px; rebuild it with "
                               f"tools/dataset.py --tile {info.tile_px}")
         split_arr = data["split"].astype(str)
-        train = split_arr == "train"
+        train = (split_arr == "train") & (data["labels"] <= 1)  # 255 = no in-focus label
         if lap_threshold is None:
             if not train.any():
                 raise ConfigError(f"tile set {str(tiles_path)!r} has no train split to tune the "
@@ -311,7 +320,9 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
         if not sel.any():
             raise ConfigError(f"tile set {str(tiles_path)!r} has no {split!r} tiles; use --split all")
         tiles, labels, source = data["tiles"][sel], data["labels"][sel], data["source"][sel].astype(str)
+        blur_labels = {k: data[k][sel] for k in ("radius_px", "motion_px", "snr") if k in data}
     else:
+        blur_labels = {}
         data = load_image_folders(images, info.tile_px)
         if lap_threshold is None:
             lap_threshold = info.extra.get("laplacian_baseline_threshold")
@@ -319,10 +330,21 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
                 raise ConfigError(f"{str(metadata_path_for(model_path or default_model_path()))!r} "
                                   "has no laplacian_baseline_threshold; pass --lap-threshold")
         tiles, labels, source = data["tiles"], data["labels"], data["source"].astype(str)
-    p = np.asarray(predict(tiles), np.float64)
+    pred = predict_all(tiles) if predict_all is not None else None
+    p_all = np.asarray(pred.p_in_focus if pred is not None else predict(tiles), np.float64)
+    blur = None
+    if pred is not None and ("radius_px" in blur_labels or "motion_px" in blur_labels):
+        from .blur_metrics import blur_report
+        n = len(tiles)
+        snr = blur_labels.get("snr")
+        blur = blur_report(pred.blur_px, pred.p_motion, blur_labels.get("radius_px", np.full(n, np.nan)),
+                           blur_labels.get("motion_px", np.full(n, np.nan)), source, info.layout.max_blur_px,
+                           textured=None if snr is None else snr >= 3.0)
+    has = np.asarray(labels) <= 1
+    tiles, labels, source, p = tiles[has], labels[has], source[has], p_all[has]
     lv = laplacian_variance(tiles)
-    real = ~np.char.startswith(source.astype(str), "synthetic")
-    result = compare(p, lv, labels, source, info.threshold, float(lap_threshold), real)
+    real = ~(np.char.startswith(source.astype(str), "synthetic") | np.char.startswith(source.astype(str), "chart"))
+    result = compare(p, lv, labels, source, info.threshold, float(lap_threshold), real) if has.any() else {}
     if plot:
         y = labels.astype(bool)
         curves = {}
@@ -331,8 +353,11 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
                 curves[f"CNN, {name} tiles"] = (p[m], y[m])
                 curves[f"Laplacian var, {name} tiles"] = (lv[m], y[m])
         plot_roc(plot, curves, title=f"Focus tiles ({split} split): CNN vs Laplacian variance")
-    return {"split": split, "cnn_threshold": info.threshold, "laplacian_threshold": float(lap_threshold),
-            "groups": result}
+    out = {"split": split, "cnn_threshold": info.threshold, "laplacian_threshold": float(lap_threshold),
+           "groups": result}
+    if info.has_blur and predict_all is not None:
+        out["blur"] = blur
+    return out
 
 
 def add_arguments(p) -> None:
@@ -360,6 +385,11 @@ def report_text(res: dict, plot=None) -> str:
     lines = [f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
              f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)",
              format_table(res["groups"])]
+    if "blur" in res:
+        from .blur_metrics import format_blur_report
+        lines.append(format_blur_report(res["blur"]) if res["blur"] else
+                     "(this tile set has no radius_px/motion_px labels: blur and motion heads not evaluated; "
+                     "build one with tools/blur_dataset.py)")
     if plot:
         lines.append(f"ROC plot -> {plot}")
     return "\n".join(lines)

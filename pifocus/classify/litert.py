@@ -14,6 +14,7 @@ import numpy as np
 
 from ..exc import ModelError
 from . import ModelInfo, TileClassifier, metadata_path_for, normalize_tiles, physical_cores
+from .heads import TilePredictions
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,12 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class LiteRTClassifier(TileClassifier):
-    """A ``.tflite`` in/out-of-focus tile classifier.
+    """A ``.tflite`` focus model: in/out-of-focus, and (models with heads) blur radius and
+    motion blur per tile.
+
+    A model whose metadata has no ``"heads"`` layout and whose output is one value per tile
+    is the old binary classifier: it loads with a warning (``blur_px``/``p_motion`` of
+    :meth:`predict_all` are then NaN).
 
     Args:
         model_path: the ``.tflite`` file; its metadata is the ``.json`` beside it.
@@ -76,8 +82,9 @@ class LiteRTClassifier(TileClassifier):
 
     Raises:
         ModelError: the file is missing or not a TFLite model; its input is not a single
-            ``(1, tile_px, tile_px, 1)`` image tensor matching the metadata; its output is
-            not one value per tile.
+            ``(1, tile_px, tile_px, 1)`` image tensor matching the metadata; its output size
+            does not match the metadata's ``"heads"`` layout (or, without one, is not one
+            value per tile).
     """
 
     def __init__(self, model_path, num_threads: Optional[int] = None, info: Optional[ModelInfo] = None):
@@ -104,10 +111,28 @@ class LiteRTClassifier(TileClassifier):
             raise ModelError(f"model {str(self.path)!r} input shape {shape} does not match its "
                              f"metadata (tile_px={self.info.tile_px} -> {want}); fix tile_px in "
                              f"{metadata_path_for(self.path).name} or re-export the model")
+        if len(outputs) != 1:
+            raise ModelError(f"model {str(self.path)!r} has {len(outputs)} output tensors; a focus "
+                             "model has one (its heads are entries of one vector, see 'heads')")
         out_shape = tuple(int(s) for s in outputs[0]["shape"])
-        if int(np.prod(out_shape)) != 1:
-            raise ModelError(f"model {str(self.path)!r} output shape {out_shape} is not one "
-                             "probability per tile")
+        n_out = int(np.prod(out_shape))
+        layout = self.info.layout
+        meta_name = metadata_path_for(self.path).name
+        if self.info.heads is None and n_out != 1:
+            raise ModelError(f"model {str(self.path)!r} output shape {out_shape} has {n_out} values per "
+                             f"tile but {meta_name} has no 'heads' layout saying what they are; add "
+                             "one (see models/MODEL_CARD.md) or re-convert the model")
+        if n_out != layout.n_outputs:
+            raise ModelError(f"model {str(self.path)!r} output shape {out_shape} does not match the "
+                             f"'heads' layout in {meta_name}, which describes {layout.n_outputs} values "
+                             f"per tile ({layout.to_dict()}); fix the metadata or re-convert the model")
+        self.n_outputs = n_out
+        if not self.info.has_blur:
+            missing = [name for name, ok in (("blur-radius head (blur_px)", layout.has_blur),
+                                             ("motion-blur head (p_motion)", layout.has_motion)) if not ok]
+            log.warning("model %s has no %s: loaded as a binary in/out-of-focus classifier; "
+                        "predict_all() returns NaN for %s", self.path, " and no ".join(missing),
+                        " and ".join(m.split("(")[1].rstrip(")") for m in missing))
         self.input_dtype = np.dtype(inputs[0]["dtype"])
         # "output": "logit" in the metadata: the model ends before its sigmoid (finer int8
         # resolution of confident tiles); the sigmoid is applied here.
@@ -134,13 +159,15 @@ class LiteRTClassifier(TileClassifier):
             self._interpreters[batch] = interp
         return interp
 
-    def predict(self, tiles: np.ndarray) -> np.ndarray:
-        """In-focus probabilities for ``(N, tile_px, tile_px)`` uint8 tiles (float32, length N)."""
+    def raw(self, tiles: np.ndarray) -> np.ndarray:
+        """The dequantized model output, ``(N, n_outputs)`` float32 (logits or probabilities,
+        as the metadata's ``"output"`` says), for ``(N, tile_px, tile_px)`` uint8 tiles."""
         n = len(tiles)
+        k = self.n_outputs
         if n == 0:
-            return np.zeros(0, np.float32)
+            return np.zeros((0, k), np.float32)
         x = normalize_tiles(tiles, self.info.std_floor, self.info.clip)
-        out = np.empty(n, np.float32)
+        out = np.empty((n, k), np.float32)
         start = 0
         while start < n:
             remaining = n - start
@@ -154,12 +181,31 @@ class LiteRTClassifier(TileClassifier):
                 chunk = np.concatenate([chunk, np.zeros((batch - take,) + chunk.shape[1:], np.float32)])
             interp.set_tensor(din["index"], _quantize(chunk, din))
             interp.invoke()
-            y = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch)
+            y = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch, k)
             out[start:start + take] = y[:take]
             start += take
+        return out
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """In-focus probabilities for ``(N, tile_px, tile_px)`` uint8 tiles (float32, length N)."""
+        z = self.raw(tiles)[:, self.info.layout.in_focus]
         if self._logit:
-            return (1.0 / (1.0 + np.exp(-np.clip(out, -30.0, 30.0)))).astype(np.float32)
-        return np.clip(out, 0.0, 1.0)
+            return (1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))).astype(np.float32)
+        return np.clip(z, 0.0, 1.0).astype(np.float32)
+
+    def predict_all(self, tiles: np.ndarray) -> TilePredictions:
+        """In-focus probability, blur radius (px) and motion probability per tile.
+
+        Args:
+            tiles: ``(N, tile_px, tile_px)`` uint8 luma tiles.
+
+        Returns:
+            :class:`~pifocus.classify.heads.TilePredictions` with float32 ``(N,)`` arrays
+            ``p_in_focus`` (0..1, the same as :meth:`predict`), ``blur_px`` (defocus disk
+            radius in pixels, 0..the last blur threshold) and ``p_motion`` (0..1); the last
+            two are NaN for a model without those heads.
+        """
+        return self.info.layout.decode(self.raw(tiles), logit=self._logit)
 
     def close(self) -> None:
         self._interpreters.clear()

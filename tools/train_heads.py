@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Train the multi-head focus CNN: in-focus logit, defocus radius code, motion-blur logit.
+
+One output vector per tile, laid out as :class:`pifocus.classify.heads.OutputLayout`
+describes (written to the ``.train.json`` beside the ``.keras`` file; ``pifocus convert``
+copies it into the model's metadata):
+
+* index 0 -- in-focus logit, trained on the in-focus tile set (``--tiles``, from
+  ``tools/dataset.py``; masked on tiles without an in-focus label);
+* indices 1..K -- the defocus radius in the "thermometer" code of ``--thresholds`` (soft
+  targets ``clip((r - t_{k-1}) / (t_k - t_{k-1}), 0, 1)``), trained on the tiles of
+  ``--blur-tiles`` (``tools/blur_dataset.py``) that carry an exact or fitted radius;
+* index K+1 -- motion-blur logit (1 = linear/shake PSF of >= 3 px), trained on motion tiles
+  and on every tile known to be still (all real and synthetic defocus tiles).
+
+The loss is the sum of the heads' masked binary cross-entropies (weights ``--w-focus``,
+``--w-blur``, ``--w-motion``).  Augmentation as ``tools/train.py`` (flips, 90-degree
+rotations, contrast/brightness, low noise: none of these changes a disk or the presence of
+a motion PSF).  Seeded and deterministic.  Progress: tqdm bars per epoch.
+
+Usage::
+
+    python tools/train_heads.py --tiles build/tiles_v1.npz --blur-tiles build/blur_tiles.npz \\
+        --eval-tiles build/tiles_v2.npz --arch mh_base --epochs 12 --out build/heads.keras
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT, ROOT / "tools"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import numpy as np  # noqa: E402
+
+from pifocus.classify import ModelInfo, normalize_tiles  # noqa: E402
+from pifocus.classify import blur_metrics as bm  # noqa: E402
+from pifocus.classify.evaluate import best_threshold, laplacian_variance, load_tileset, roc_auc  # noqa: E402
+from pifocus.classify.heads import OutputLayout  # noqa: E402
+
+#: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
+THRESHOLDS_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+ARCHS = ("mh_base", "mh_mid", "mh_wide")
+#: Blur-set sources that are never trained on (validation report only).
+REPORT_ONLY = ("real-mfifb-full",)
+
+
+def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: float = 0.3):
+    """The Keras model: a conv trunk, flatten, dense 128, one ``n_out``-vector of logits."""
+    import keras
+    from keras import layers
+    inp = keras.Input((tile, tile, 1), batch_size=batch_size, name="tile")
+
+    def conv(x, f):
+        return layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+
+    if arch == "mh_base":  # the shipped v1 trunk (tools/train.py "baseline")
+        plan = ((16,), (32,), (64,))
+    elif arch == "mh_mid":
+        plan = ((16,), (32, 32), (64,))
+    elif arch == "mh_wide":
+        plan = ((16, 16), (32, 32), (64,))
+    else:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    x = inp
+    for stage in plan:
+        for f in stage:
+            x = conv(x, f)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    out = layers.Dense(n_out, name="heads")(x)  # logits; the runner applies the sigmoids
+    return keras.Model(inp, out, name=arch)
+
+
+def make_loss(layout: OutputLayout, w_focus: float, w_blur: float, w_motion: float):
+    """Masked sum of per-head binary cross-entropies (targets < 0 are masked)."""
+    import tensorflow as tf
+    w = np.zeros(layout.n_outputs, np.float32)
+    w[layout.in_focus] = w_focus
+    w[layout.blur:layout.blur + len(layout.blur_thresholds_px)] = w_blur / len(layout.blur_thresholds_px)
+    w[layout.motion] = w_motion
+    wt = tf.constant(w)
+
+    def loss(y_true, y_pred):
+        m = tf.cast(y_true >= 0, tf.float32)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.clip_by_value(y_true, 0.0, 1.0), logits=y_pred)
+        return tf.reduce_sum(bce * m * wt, axis=-1)
+    return loss
+
+
+def targets(layout: OutputLayout, focus, radius_px, motion_px) -> np.ndarray:
+    """``(N, n_outputs)`` float32 training targets, -1 where a head has no label."""
+    n = len(focus)
+    y = np.full((n, layout.n_outputs), -1.0, np.float32)
+    f = np.asarray(focus, np.float32)
+    y[:, layout.in_focus] = np.where((f == 0) | (f == 1), f, -1.0)
+    r = np.asarray(radius_px, np.float64)
+    ok = np.isfinite(r)
+    k = len(layout.blur_thresholds_px)
+    y[ok, layout.blur:layout.blur + k] = layout.blur_targets(r[ok])
+    L = np.asarray(motion_px, np.float64)
+    y[:, layout.motion] = np.where(np.isfinite(L), (L >= bm.MOTION_MIN_PX).astype(np.float32), -1.0)
+    y[np.isfinite(L) & (L > 0) & (L < bm.MOTION_MIN_PX), layout.motion] = -1.0
+    return y
+
+
+def load_sets(tiles_path, blur_path, focus_from_blur: bool):
+    """Both tile sets merged: tiles, focus labels, radius, motion, source, split, snr."""
+    a = load_tileset(tiles_path)
+    b = load_tileset(blur_path)
+    keep = ~np.isin(b["source"].astype(str), REPORT_ONLY)
+    na, nb = len(a["labels"]), int(keep.sum())
+    fb = b["labels"][keep].astype(np.int16)
+    if not focus_from_blur:
+        fb[:] = 255
+    return {
+        "tiles": np.concatenate([a["tiles"], b["tiles"][keep]]),
+        "focus": np.concatenate([a["labels"].astype(np.int16), fb]),
+        "radius_px": np.concatenate([np.full(na, np.nan, np.float32), b["radius_px"][keep]]),
+        # every tile of the in-focus set is still (tripod sweeps, benchmark pairs, synthetic)
+        "motion_px": np.concatenate([np.zeros(na, np.float32), b["motion_px"][keep]]),
+        "source": np.concatenate([a["source"].astype(str), b["source"][keep].astype(str)]),
+        "split": np.concatenate([a["split"].astype(str), b["split"][keep].astype(str)]),
+        "snr": np.concatenate([np.full(na, np.nan, np.float32), b["snr"][keep]]),
+        "from_blur_set": np.r_[np.zeros(na, bool), np.ones(nb, bool)],
+    }
+
+
+def augment(tiles_u8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """tools/train.py's augmentation (flips, rotations, contrast/brightness, noise)."""
+    import train
+    return train.augment(tiles_u8, rng)
+
+
+class TqdmEpoch:
+    """A Keras callback drawing one tqdm bar per epoch (batches, running loss)."""
+
+    def __new__(cls, total_batches: int, epoch: int, epochs: int):
+        import keras
+        from tqdm import tqdm
+
+        class _Cb(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.bar = tqdm(total=total_batches, desc=f"epoch {epoch}/{epochs}", unit="batch",
+                                file=sys.stderr, mininterval=2.0)
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.bar.update(1)
+                if logs and batch % 20 == 0:
+                    self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}")
+
+            def on_train_end(self, logs=None):
+                self.bar.close()
+        return _Cb()
+
+
+def validate(model, layout, xva, d, va, eval_sets, info) -> dict:
+    """Per-epoch validation: in-focus AUC on real tiles, blur MAE, motion rates."""
+    z = model.predict(xva, batch_size=1024, verbose=0)
+    pred = layout.decode(z, logit=True)
+    src = d["source"][va]
+    res = {}
+    blur_set = d["from_blur_set"][va]
+    rep = bm.blur_report(pred.blur_px[blur_set], pred.p_motion[blur_set], d["radius_px"][va][blur_set],
+                         d["motion_px"][va][blur_set], src[blur_set], max_px=layout.max_blur_px,
+                         textured=d["snr"][va][blur_set] >= 3)
+    syn = rep.get("synthetic-defocus", {})
+    res["mae_0_3_px"] = syn.get("mae_0_3_px", float("nan"))
+    res["real_blur_mae_0_3_px"] = rep.get("real-mfifb", {}).get("mae_0_3_px", float("nan"))
+    res["motion_tpr"] = rep.get("synthetic-motion", {}).get("motion", {}).get("tpr", float("nan"))
+    res["motion_fpr"] = rep.get("all", {}).get("motion", {}).get("fpr", float("nan"))
+    for name, (tiles, labels, real) in eval_sets.items():
+        p = layout.decode(model.predict(normalize_tiles(tiles, info.std_floor, info.clip), batch_size=1024,
+                                        verbose=0), logit=True).p_in_focus
+        res[f"{name}_real_auc"] = roc_auc(p[real], labels[real])
+    res["_report"] = rep
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tiles", default=str(ROOT / "build" / "tiles_v1.npz"), help="in-focus tile set")
+    p.add_argument("--blur-tiles", default=str(ROOT / "build" / "blur_tiles.npz"), help="blur/motion tile set")
+    p.add_argument("--eval-tiles", action="append", default=[], metavar="NAME=PATH",
+                   help="extra in-focus sets whose val real-tile AUC is reported each epoch")
+    p.add_argument("--arch", default="mh_base", choices=ARCHS)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--w-focus", type=float, default=1.0)
+    p.add_argument("--w-blur", type=float, default=1.0)
+    p.add_argument("--w-motion", type=float, default=0.5)
+    p.add_argument("--focus-from-blur", action="store_true",
+                   help="also train the in-focus head on the blur set's radius-derived labels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--std-floor", type=float, default=24.0)
+    p.add_argument("--clip", type=float, default=ModelInfo.clip)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(ROOT / "build" / "heads.keras"))
+    a = p.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+    import train
+    train.set_threads(a.threads)
+    keras.utils.set_random_seed(a.seed)
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(a.seed)
+
+    layout = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=THRESHOLDS_PX, motion=1 + len(THRESHOLDS_PX))
+    d = load_sets(a.tiles, a.blur_tiles, a.focus_from_blur)
+    tile = int(d["tiles"].shape[1])
+    info = ModelInfo(tile_px=tile, std_floor=a.std_floor, clip=a.clip)
+    y = targets(layout, d["focus"], d["radius_px"], d["motion_px"])
+    tr, va = np.nonzero(d["split"] == "train")[0], np.nonzero(d["split"] == "val")[0]
+    xva = normalize_tiles(d["tiles"][va], info.std_floor, info.clip)
+    eval_sets = {}
+    for spec in [f"v1={a.tiles}"] + a.eval_tiles:
+        name, _, path = spec.partition("=")
+        e = load_tileset(path)
+        sel = e["split"].astype(str) == "val"
+        real = ~np.char.startswith(e["source"][sel].astype(str), "synthetic")
+        eval_sets[name] = (e["tiles"][sel], e["labels"][sel], real)
+    print(f"train {len(tr)} tiles (focus {int((y[tr, 0] >= 0).sum())}, blur {int((y[tr, 1] >= 0).sum())}, "
+          f"motion {int((y[tr, layout.motion] >= 0).sum())} of which positive "
+          f"{int((y[tr, layout.motion] == 1).sum())}); val {len(va)}", flush=True)
+
+    model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout)
+    macs = train.count_macs(model)
+    print(f"{a.arch}: {model.count_params()} parameters, {macs / 1e6:.2f} M MACs per tile", flush=True)
+    steps_per_epoch = int(np.ceil(len(tr) / a.batch))
+    sched = keras.optimizers.schedules.CosineDecay(a.lr, a.epochs * steps_per_epoch, alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(sched),
+                  loss=make_loss(layout, a.w_focus, a.w_blur, a.w_motion))
+    xtr, ytr = d["tiles"][tr], y[tr]
+    history = []
+    t0 = time.time()
+    for ep in range(a.epochs):
+        xa = normalize_tiles(augment(xtr, rng), info.std_floor, info.clip)
+        h = model.fit(xa, ytr, batch_size=a.batch, epochs=1, verbose=0, shuffle=True,
+                      callbacks=[TqdmEpoch(steps_per_epoch, ep + 1, a.epochs)])
+        v = validate(model, layout, xva, d, va, eval_sets, info)
+        v.pop("_report")
+        history.append({"epoch": ep + 1, "loss": float(h.history["loss"][-1]), **v})
+        print(f"epoch {ep + 1}/{a.epochs} {time.time() - t0:.0f}s loss {history[-1]['loss']:.4f} " +
+              " ".join(f"{k} {val:.4f}" for k, val in v.items()), flush=True)
+    v = validate(model, layout, xva, d, va, eval_sets, info)
+    print(bm.format_blur_report(v.pop("_report")))
+
+    # in-focus threshold: accuracy-optimal on the (un-augmented) training tiles of the in-focus set
+    ftr = tr[y[tr, 0] >= 0]
+    ftr = ftr[~d["from_blur_set"][ftr]]
+    ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
+                                      batch_size=1024, verbose=0)).p_in_focus
+    thr = float(np.clip(best_threshold(ptr, y[ftr, 0]), 0.2, 0.8))
+    lv = np.log10(laplacian_variance(d["tiles"][ftr]) + 1e-3)
+    lap_t = float(10 ** best_threshold(lv, y[ftr, 0]))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    train_info = {"arch": a.arch, "tile_px": tile, "macs_per_tile": macs, "params": int(model.count_params()),
+                  "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
+                  "dropout": a.dropout, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
+                                                                        "motion": a.w_motion},
+                  "focus_from_blur": a.focus_from_blur, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
+                  "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
+                  "blur_tiles": str(a.blur_tiles), "seconds": round(time.time() - t0, 1), "history": history,
+                  "final": v,
+                  "command": "python tools/train_heads.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    out.with_suffix(".train.json").write_text(json.dumps(train_info, indent=2) + "\n")
+    print(f"saved {out} (threshold {thr:.3f}, Laplacian threshold {lap_t:.1f}) in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
