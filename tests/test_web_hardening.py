@@ -181,6 +181,28 @@ def test_connection_cap_answers_503_at_once_and_recovers(svc):
     assert get(svc, "/api/status")[0] == 200
 
 
+def test_a_burst_of_connections_is_answered_at_once(svc):
+    """40 connections at once: those over the cap get their 503 within a second (the listen
+    backlog is not the stdlib's 5, so the kernel does not hold them back for seconds)."""
+    _wait_idle(svc, 0)
+    socks = []
+    try:
+        for _ in range(40):
+            socks.append(socket.create_connection(("127.0.0.1", _port(svc)), timeout=2))
+        deadline = time.monotonic() + 1.0
+        answered = 0
+        for s in socks[svc.web.params.max_connections:]:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                answered += s.recv(100).startswith(b"HTTP/1.1 503")
+            except socket.timeout:
+                pass
+        assert answered == 40 - svc.web.params.max_connections
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_idle_connections_time_out_without_being_closed_by_the_client(svc):
     _wait_idle(svc, 0)
     idle = [socket.create_connection(("127.0.0.1", _port(svc)), timeout=3) for _ in range(3)]
