@@ -253,6 +253,24 @@ def test_a_good_post_still_works(svc):
     assert resp.startswith(b"HTTP/1.1 200"), resp[:300]
 
 
+@pytest.mark.parametrize("data,code", [(b"GET /x HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", None),  # 0.9 style: no head
+                                       (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+                                       (b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 501),
+                                       (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+                                       (b"\x00\x01\x02 \xff HTTP/1.1\r\n\r\n", 501)],
+                         ids=["http9.9", "long-line", "head", "many-headers", "garbage"])
+def test_stdlib_errors_are_json(svc, data, code):
+    resp = raw(svc, data)
+    if code is None:
+        head, body = b"", resp
+    else:
+        head, _, body = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d" % code), resp[:200]
+    if code != 501:  # HEAD: no body
+        d = json.loads(body)
+        assert d["ok"] is False and d["error"]
+
+
 # -- the token never in a log ----------------------------------------------------------------------
 def test_token_never_logged(svc, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
