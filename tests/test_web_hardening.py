@@ -181,6 +181,28 @@ def test_connection_cap_answers_503_at_once_and_recovers(svc):
     assert get(svc, "/api/status")[0] == 200
 
 
+def test_a_burst_of_connections_is_answered_at_once(svc):
+    """40 connections at once: those over the cap get their 503 within a second (the listen
+    backlog is not the stdlib's 5, so the kernel does not hold them back for seconds)."""
+    _wait_idle(svc, 0)
+    socks = []
+    try:
+        for _ in range(40):
+            socks.append(socket.create_connection(("127.0.0.1", _port(svc)), timeout=2))
+        deadline = time.monotonic() + 1.0
+        answered = 0
+        for s in socks[svc.web.params.max_connections:]:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                answered += s.recv(100).startswith(b"HTTP/1.1 503")
+            except socket.timeout:
+                pass
+        assert answered == 40 - svc.web.params.max_connections
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_idle_connections_time_out_without_being_closed_by_the_client(svc):
     _wait_idle(svc, 0)
     idle = [socket.create_connection(("127.0.0.1", _port(svc)), timeout=3) for _ in range(3)]
@@ -229,6 +251,24 @@ def test_a_good_post_still_works(svc):
                     b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
                % (TOKEN.encode(), len(body), body))
     assert resp.startswith(b"HTTP/1.1 200"), resp[:300]
+
+
+@pytest.mark.parametrize("data,code", [(b"GET /x HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", None),  # 0.9 style: no head
+                                       (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+                                       (b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 501),
+                                       (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+                                       (b"\x00\x01\x02 \xff HTTP/1.1\r\n\r\n", 501)],
+                         ids=["http9.9", "long-line", "head", "many-headers", "garbage"])
+def test_stdlib_errors_are_json(svc, data, code):
+    resp = raw(svc, data)
+    if code is None:
+        head, body = b"", resp
+    else:
+        head, _, body = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d" % code), resp[:200]
+    if code != 501:  # HEAD: no body
+        d = json.loads(body)
+        assert d["ok"] is False and d["error"]
 
 
 # -- the token never in a log ----------------------------------------------------------------------

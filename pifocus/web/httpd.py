@@ -80,6 +80,9 @@ class HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     max_connections = 32
+    #: listen backlog: connections waiting to be accepted (the stdlib's 5 made a burst of
+    #: connections wait seconds for the kernel to retry their handshakes)
+    request_queue_size = 128
 
     def __init__(self, *args, **kwargs):
         self._conns = set()

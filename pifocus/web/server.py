@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Optional
@@ -91,6 +92,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._body_read = False
         self._reader.deadline = time.monotonic() + float(self.web.params.header_timeout_s)
         super().handle_one_request()
+
+    def send_error(self, code, message=None, explain=None):
+        """The stdlib's own errors (bad request line, 414, 431, 501, 505 ...) as JSON like
+        every other answer, and the connection closed."""
+        try:
+            text = message or HTTPStatus(code).phrase
+        except ValueError:
+            text = "error"
+        self.log_error("code %d, message %s", code, text)
+        self.close_connection = True
+        body = request.json_body({"ok": False, "error": text})
+        self.send_response(code, HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else None)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 205, 304):
+            self.wfile.write(body)
 
     def _send(self, status: int, body: bytes, ctype: str, headers: Optional[dict] = None) -> None:
         self.send_response(status)
