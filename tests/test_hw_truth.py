@@ -299,3 +299,45 @@ def test_service_runs_without_a_drive_whose_pin_is_busy(monkeypatch, tmp_path):
         assert svc.drive is None and "in use by another program" in svc.drive_error
     finally:
         svc.shutdown()
+
+
+# -- 6. lgpio's pulse queue: 10 entries, a user-space thread ---------------------------------
+
+def _sim_stepper(monkeypatch, tmp_path, **kw):
+    import pifocus.drive.stepper as stepper_mod
+    clock = fake_lgpio.SimClock()
+    lg = fake_lgpio.install(monkeypatch, board="pi4", clock=clock.now)
+    monkeypatch.setattr("os.path.exists", fake_lgpio.dev_exists_for("pi4"))
+    monkeypatch.setattr(stepper_mod, "time", clock)
+    return lg, clock, _stepper(tmp_path, **kw)
+
+
+def test_lgpio_move_entries_buffer_the_queue_and_count_exactly(monkeypatch, tmp_path):
+    lg, clock, d = _sim_stepper(monkeypatch, tmp_path, speed=2000.0, acceleration=20000.0)
+    with d:
+        t0 = clock.t
+        d.move_to(1500)
+        entries = [p for p in lg.pulses if p[0] == 20]
+        assert sum(p[3] for p in entries) == 1500
+        assert fake_lgpio.steps_done(lg, 20, 21, clock.t) == 1500   # every pulse went out
+        durations = [p[3] * (p[1] + p[2]) * 1e-6 for p in entries]
+        assert min(durations[:-1]) >= 0.0049    # 10 queued entries hold >= 50 ms of pulses
+        assert len([c for c in lg.cold_starts if c[1] >= t0]) == 1  # the queue never ran dry
+        periods = [p[1] + p[2] for p in entries]
+        assert min(periods) >= 500 - 10 and periods[0] > min(periods) < periods[-1]  # the ramp
+
+
+def test_switch_homing_on_lgpio_moves_in_trains(monkeypatch, tmp_path):
+    lg, clock, d = _sim_stepper(monkeypatch, tmp_path, homing="switch", limit_pin="GPIO5",
+                                home_side="min", home_speed=400.0, min_position=0.0)
+    switch_at = -737                     # shaft steps from where the drive opened
+    with d:
+        d._switch_active = lambda: fake_lgpio.steps_done(lg, 20, 21, clock.t) <= switch_at
+        t0, calls0 = clock.t, lg.calls["tx_pulse"]
+        d.home()
+        assert d.position == 0.0 and not d.position_uncertain
+        homing_calls = lg.calls["tx_pulse"] - calls0
+        assert homing_calls < 80                  # trains, not one call per step (~740)
+        assert clock.t - t0 < 5.0                 # ~2 s at 400 steps/s, not 740 x 20 ms starts
+        # the reference is exact: the shaft stands where the switch closed (then moved to 0)
+        assert fake_lgpio.steps_done(lg, 20, 21, clock.t) == switch_at
