@@ -341,3 +341,49 @@ def test_switch_homing_on_lgpio_moves_in_trains(monkeypatch, tmp_path):
         assert clock.t - t0 < 5.0                 # ~2 s at 400 steps/s, not 740 x 20 ms starts
         # the reference is exact: the shaft stands where the switch closed (then moved to 0)
         assert fake_lgpio.steps_done(lg, 20, 21, clock.t) == switch_at
+
+
+# -- 7. homing before READY=1 counts against TimeoutStartSec ---------------------------------
+
+def test_homing_at_start_extends_the_start_timeout(monkeypatch, tmp_path):
+    import time
+    from pifocus import config as cfgmod
+    from pifocus.service import Service, parts, sdnotify
+
+    class Recorder(sdnotify.SdNotifier):
+        def __init__(self):
+            super().__init__("", watchdog_usec=0)
+            self.log = []
+
+        @property
+        def enabled(self):
+            return True
+
+        def notify(self, *fields):
+            self.log.append((time.monotonic(), fields))
+            return True
+
+    real_open = parts.open_drive
+
+    def slow_homing(cfg, source):       # homing a long lead screw: the drive opens slowly
+        time.sleep(0.35)
+        return real_open(cfg, source)
+    monkeypatch.setattr(parts, "open_drive", slow_homing)
+    monkeypatch.setattr(sdnotify, "EXTEND_STEP_S", 0.1, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pifocus.toml"
+    path.write_text('[source]\nname = "sim"\nwidth = 160\nheight = 120\n\n[analysis]\nuse_cnn = false\n\n'
+                    f'[drive]\nname = "sim"\nstate_file = "{tmp_path / "s.json"}"\n')
+    n = Recorder()
+    svc = Service(cfgmod.load(path), notifier=n, web_enabled=False, outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        time.sleep(0.1)
+        ext = [t for t, f in n.log if any(x.startswith("EXTEND_TIMEOUT_USEC=") for x in f)]
+        ready = [t for t, f in n.log if "READY=1" in f]
+        assert len(ext) >= 3 and ready and max(ext) < ready[0]   # kept alive while homing
+        usec = [int(x.split("=")[1]) for _, f in n.log for x in f if x.startswith("EXTEND_TIMEOUT_USEC=")]
+        assert all(u >= 2 * 0.1 * 1e6 for u in usec)           # always ahead of the next one
+    finally:
+        svc.shutdown()
