@@ -387,3 +387,21 @@ def test_homing_at_start_extends_the_start_timeout(monkeypatch, tmp_path):
         assert all(u >= 2 * 0.1 * 1e6 for u in usec)           # always ahead of the next one
     finally:
         svc.shutdown()
+
+
+# -- 8. ScalerCropMaximum is zero until the camera is configured -----------------------------
+
+def test_scaler_crop_uses_the_crop_maximum_of_the_configured_camera(fake):
+    fake.Picamera2.raw_modes = False          # no raw modes listed: no crop_limits to go by
+    with Picamera2Source(width=1014, height=540, scaler_crop=(0.25, 0.25, 0.5, 0.5)) as src:
+        cam = src.camera
+        scm = cam.camera_properties["ScalerCropMaximum"]
+        assert scm == (0, 440, 4056, 2160)
+        crop = cam.controls_set["ScalerCrop"]
+        assert crop == (1014, 440 + 540, 2028, 1080) == src.scaler_crop
+        src.read()
+
+
+def test_full_field_ignores_an_unconfigured_crop_maximum():
+    from pifocus.sources.picamera2_config import full_field
+    assert full_field({"ScalerCropMaximum": (0, 0, 0, 0), "PixelArraySize": (4056, 3040)}) == (0, 0, 4056, 3040)
