@@ -60,7 +60,7 @@ def make(board="pi5-old-kernel", busy=(), clock=None, start_latency_s=0.02):
     m.opened = []            # chip numbers opened
     m.claimed = {}           # (chip, gpio) -> level
     m.writes = []            # (gpio, level)
-    m.pulses = []            # (gpio, on_us, off_us, cycles, start_time)
+    m.pulses = []            # (gpio, on_us, off_us, cycles, start_time, writes before it)
     m.cold_starts = []       # (gpio, time): entries queued on an idle queue (start late)
     m.calls = {"tx_pulse": 0}
     m.queue = {}             # gpio -> list of [start, end] of queued entries
@@ -127,13 +127,45 @@ def make(board="pi5-old-kernel", busy=(), clock=None, start_latency_s=0.02):
             start = now + start_latency_s     # the lgpio thread picks a new train up late
             m.cold_starts.append((gpio, now))
         m.queue[gpio] = q + [[start, start + dur]]
-        m.pulses.append((gpio, on_us, off_us, cycles, start))
+        m.pulses.append((gpio, on_us, off_us, cycles, start, len(m.writes)))
         return QUEUE - len(m.queue[gpio])
 
     for f in (gpiochip_open, gpiochip_close, gpio_get_chip_info, gpio_claim_output, gpio_free,
               gpio_write, tx_room, tx_busy, tx_pulse):
         setattr(m, f.__name__, f)
     return m
+
+
+def steps_done(m, gpio, dir_gpio, t):
+    """Net steps the pulses on ``gpio`` had made by time ``t`` (+1 per pulse with
+    ``dir_gpio`` high, -1 low): what the motor shaft did."""
+    total = 0
+    for g, on, off, cycles, start, nw in m.pulses:
+        if g != gpio or t <= start:
+            continue
+        level = next((lv for wg, lv in reversed(m.writes[:nw]) if wg == dir_gpio), 0)
+        done = min(cycles, int((t - start) / ((on + off) * 1e-6)))
+        total += done if level else -done
+    return total
+
+
+class SimClock:
+    """Simulated time for a drive's module: ``sleep`` advances it; ``monotonic`` and
+    ``perf_counter`` read it (so lgpio's timing runs without waiting)."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def now(self):
+        return self.t
+
+    monotonic = perf_counter = time_ = now
+
+    def sleep(self, s):
+        self.t += max(float(s), 1e-6)
+
+    def time(self):
+        return self.t
 
 
 def install(monkeypatch, **kw):

@@ -300,3 +300,109 @@ def test_service_runs_without_a_drive_whose_pin_is_busy(monkeypatch, tmp_path):
         assert svc.drive is None and "in use by another program" in svc.drive_error
     finally:
         svc.shutdown()
+
+
+# -- 6. lgpio's pulse queue: 10 entries, a user-space thread ---------------------------------
+
+def _sim_stepper(monkeypatch, tmp_path, **kw):
+    import pifocus.drive.stepper as stepper_mod
+    clock = fake_lgpio.SimClock()
+    lg = fake_lgpio.install(monkeypatch, board="pi4", clock=clock.now)
+    monkeypatch.setattr("os.path.exists", fake_lgpio.dev_exists_for("pi4"))
+    monkeypatch.setattr(stepper_mod, "time", clock)
+    return lg, clock, _stepper(tmp_path, **kw)
+
+
+def test_lgpio_move_entries_buffer_the_queue_and_count_exactly(monkeypatch, tmp_path):
+    lg, clock, d = _sim_stepper(monkeypatch, tmp_path, speed=2000.0, acceleration=20000.0)
+    with d:
+        t0 = clock.t
+        d.move_to(1500)
+        entries = [p for p in lg.pulses if p[0] == 20]
+        assert sum(p[3] for p in entries) == 1500
+        assert fake_lgpio.steps_done(lg, 20, 21, clock.t) == 1500   # every pulse went out
+        durations = [p[3] * (p[1] + p[2]) * 1e-6 for p in entries]
+        assert min(durations[:-1]) >= 0.0049    # 10 queued entries hold >= 50 ms of pulses
+        assert len([c for c in lg.cold_starts if c[1] >= t0]) == 1  # the queue never ran dry
+        periods = [p[1] + p[2] for p in entries]
+        assert min(periods) >= 500 - 10 and periods[0] > min(periods) < periods[-1]  # the ramp
+
+
+def test_switch_homing_on_lgpio_moves_in_trains(monkeypatch, tmp_path):
+    lg, clock, d = _sim_stepper(monkeypatch, tmp_path, homing="switch", limit_pin="GPIO5",
+                                home_side="min", home_speed=400.0, min_position=0.0)
+    switch_at = -737                     # shaft steps from where the drive opened
+    with d:
+        d._switch_active = lambda: fake_lgpio.steps_done(lg, 20, 21, clock.t) <= switch_at
+        t0, calls0 = clock.t, lg.calls["tx_pulse"]
+        d.home()
+        assert d.position == 0.0 and not d.position_uncertain
+        homing_calls = lg.calls["tx_pulse"] - calls0
+        assert homing_calls < 80                  # trains, not one call per step (~740)
+        assert clock.t - t0 < 5.0                 # ~2 s at 400 steps/s, not 740 x 20 ms starts
+        # the reference is exact: the shaft stands where the switch closed (then moved to 0)
+        assert fake_lgpio.steps_done(lg, 20, 21, clock.t) == switch_at
+
+
+# -- 7. homing before READY=1 counts against TimeoutStartSec ---------------------------------
+
+def test_homing_at_start_extends_the_start_timeout(monkeypatch, tmp_path):
+    import time
+    from pifocus import config as cfgmod
+    from pifocus.service import Service, parts, sdnotify
+
+    class Recorder(sdnotify.SdNotifier):
+        def __init__(self):
+            super().__init__("", watchdog_usec=0)
+            self.log = []
+
+        @property
+        def enabled(self):
+            return True
+
+        def notify(self, *fields):
+            self.log.append((time.monotonic(), fields))
+            return True
+
+    real_open = parts.open_drive
+
+    def slow_homing(cfg, source):       # homing a long lead screw: the drive opens slowly
+        time.sleep(0.35)
+        return real_open(cfg, source)
+    monkeypatch.setattr(parts, "open_drive", slow_homing)
+    monkeypatch.setattr(sdnotify, "EXTEND_STEP_S", 0.1, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pifocus.toml"
+    path.write_text('[source]\nname = "sim"\nwidth = 160\nheight = 120\n\n[analysis]\nuse_cnn = false\n\n'
+                    f'[drive]\nname = "sim"\nstate_file = "{tmp_path / "s.json"}"\n')
+    n = Recorder()
+    svc = Service(cfgmod.load(path), notifier=n, web_enabled=False, outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        time.sleep(0.1)
+        ext = [t for t, f in n.log if any(x.startswith("EXTEND_TIMEOUT_USEC=") for x in f)]
+        ready = [t for t, f in n.log if "READY=1" in f]
+        assert len(ext) >= 3 and ready and max(ext) < ready[0]   # kept alive while homing
+        usec = [int(x.split("=")[1]) for _, f in n.log for x in f if x.startswith("EXTEND_TIMEOUT_USEC=")]
+        assert all(u >= 2 * 0.1 * 1e6 for u in usec)           # always ahead of the next one
+    finally:
+        svc.shutdown()
+
+
+# -- 8. ScalerCropMaximum is zero until the camera is configured -----------------------------
+
+def test_scaler_crop_uses_the_crop_maximum_of_the_configured_camera(fake):
+    fake.Picamera2.raw_modes = False          # no raw modes listed: no crop_limits to go by
+    with Picamera2Source(width=1014, height=540, scaler_crop=(0.25, 0.25, 0.5, 0.5)) as src:
+        cam = src.camera
+        scm = cam.camera_properties["ScalerCropMaximum"]
+        assert scm == (0, 440, 4056, 2160)
+        crop = cam.controls_set["ScalerCrop"]
+        assert crop == (1014, 440 + 540, 2028, 1080) == src.scaler_crop
+        src.read()
+
+
+def test_full_field_ignores_an_unconfigured_crop_maximum():
+    from pifocus.sources.picamera2_config import full_field
+    assert full_field({"ScalerCropMaximum": (0, 0, 0, 0), "PixelArraySize": (4056, 3040)}) == (0, 0, 4056, 3040)

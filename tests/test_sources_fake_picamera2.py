@@ -152,6 +152,8 @@ class Picamera2:
 
     n_cameras = 1
     lens = False              # True: a Camera Module 3 (imx708) with its focus lens
+    raw_modes = True          # False: the camera lists no raw sensor modes
+    unmoded_crop = (0, 440, 4056, 2160)  # ScalerCropMaximum after configure without raw modes
     focus_at = None           # lens cameras: dioptres where the test scene is sharp
     fail_init = None          # exception instance raised by __init__
     fail_capture_after = None  # capture number from which capture_request raises RuntimeError
@@ -164,8 +166,11 @@ class Picamera2:
         if self.fail_init is not None:
             raise self.fail_init
         self.camera_num = camera_num
+        # libcamera reports ScalerCropMaximum only once a configuration is applied: zeros
+        # until then (picamera2.py: camera_properties are re-read in configure_)
         self.camera_properties = {"Model": "imx708" if self.lens else "imx477",
-                                  "PixelArraySize": (4056, 3040), "ColorFilterArrangement": 0}
+                                  "PixelArraySize": (4056, 3040), "ColorFilterArrangement": 0,
+                                  "ScalerCropMaximum": (0, 0, 0, 0)}
         self.camera_controls = {"ExposureTime": (31, 667234896, None)}
         if self.lens:
             self.camera_controls.update({"LensPosition": (0.0, 15.0, 1.0), "AfMode": (0, 2, 0)})
@@ -199,6 +204,10 @@ class Picamera2:
     @property
     def sensor_modes(self):
         assert not self.started, "sensor_modes reconfigures the camera: read it before start()"
+        if not self.raw_modes:
+            return []
+        # picamera2 configures every mode to list it: ScalerCropMaximum is the last one's now
+        self.camera_properties["ScalerCropMaximum"] = tuple(HQ_MODES[-1]["crop_limits"])
         return _hq_modes()
 
     def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
@@ -220,6 +229,10 @@ class Picamera2:
                                        "framesize": stride * h * 3 // 2},
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
+        size = (config.get("sensor") or {}).get("output_size") or (config.get("raw") or {}).get("size")
+        mode = next((m for m in HQ_MODES if size and tuple(m["size"]) == tuple(size)), None)
+        self.camera_properties["ScalerCropMaximum"] = (tuple(mode["crop_limits"]) if mode and self.raw_modes
+                                                       else self.unmoded_crop)
         self._allocate(config["buffer_count"], stride * h * 3 // 2)
 
     def _allocate(self, count, size):
@@ -228,7 +241,9 @@ class Picamera2:
     def start(self):
         assert self.camera_config is not None, "start before configure"
         self.started = True
-        self._apply(dict(self.camera_config["controls"]), initial=True)  # start controls
+        # picamera2.py Picamera2.start_: controls set before start go to camera.start()
+        self._apply(dict(self.camera_config["controls"], **self.pending), initial=True)
+        self.pending = {}
         self.inflight = collections.deque({} for _ in range(self.camera_config["buffer_count"]))
 
     def recycle_request(self):

@@ -8,8 +8,10 @@ needs no drive class.
 
 * ``homing = "endstop"``: step ``home_travel`` steps towards ``home_side``; the motor slips
   at the mechanical stop, so wherever it started it ends at the stop.
-* ``homing = "switch"``: step one step at a time towards ``home_side`` until the switch reads
-  active, at most ``home_travel`` steps.
+* ``homing = "switch"``: step towards ``home_side`` until the switch reads active, at most
+  ``home_travel`` steps: in trains of the drive's ``homing_train`` steps (lgpio: each train
+  may start ~20 ms late, so not one call per step) with a switch check after each, then back
+  off one train and approach the switch again one step at a time.
 
 Afterwards the position is the native end of that side and the drive moves to the nearest
 soft limit, arriving from the approach side.
@@ -87,13 +89,33 @@ def _seek_reference(drive, sign: int, travel: float) -> Optional[float]:
     if p.homing == "endstop":
         drive._raw_step(sign, int(math.ceil(travel)))
         return None
+    train = max(1, int(getattr(drive, "homing_train", 1)))
     moved = 0
-    chunk = 1
     while not drive._switch_active():
         if moved >= travel:
-            raise DriveError(
-                f"drive {drive.name!r}: limit switch on {p.limit_pin or 'the sim'} never triggered within "
-                f"{travel:g} steps towards {p.home_side}; check the wiring, limit_active_low and home_side")
-        drive._raw_step(sign, chunk)
-        moved += chunk
+            _never_triggered(drive, travel)
+        n = int(min(train, max(1, math.ceil(travel - moved))))
+        drive._raw_step(sign, n)
+        moved += n
+    if train > 1:  # the switch closed within the last train: back off, find the step
+        drive._raw_step(-sign, train)
+        moved -= train
+        extra = 0
+        while drive._switch_active() and extra < train:  # switch hysteresis
+            drive._raw_step(-sign, 1)
+            moved -= 1
+            extra += 1
+        limit = moved + 2 * train + extra
+        while not drive._switch_active():
+            if moved >= limit:
+                _never_triggered(drive, travel)
+            drive._raw_step(sign, 1)
+            moved += 1
     return moved
+
+
+def _never_triggered(drive, travel: float) -> None:
+    p = drive.params
+    raise DriveError(
+        f"drive {drive.name!r}: limit switch on {p.limit_pin or 'the sim'} never triggered within "
+        f"{travel:g} steps towards {p.home_side}; check the wiring, limit_active_low and home_side")

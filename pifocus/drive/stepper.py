@@ -9,8 +9,14 @@ microsteps when microstepping).
 Step trains:
 
 * on a Raspberry Pi with lgpio (``backend = "auto"`` or ``"lgpio"``) the pulses are queued
-  with ``lgpio.tx_pulse`` in constant-rate chunks that follow the acceleration ramp, so
-  the step count and timing are exact whatever Python is doing;
+  with ``lgpio.tx_pulse`` in constant-rate chunks that follow the acceleration ramp.  The
+  step *count* is exact; the timing is lgpio's: its pulse queue holds 10 entries per GPIO
+  and is played by a user-space thread (not the kernel), and a train that starts on an
+  idle queue can wait up to ~20 ms.  So each queue entry spans at least
+  :data:`MIN_ENTRY_S` (steps along the ramp are grouped at their mean rate), the queue is
+  kept fed while a move runs (``lgpio.tx_room``), and homing against a switch moves in
+  trains of :data:`HOMING_TRAIN_S` with a switch check between them (then a one-step
+  approach over the last train) rather than one call per step;
 * elsewhere (and with ``backend = "gpiozero"``) gpiozero ``OutputDevice`` s are toggled
   from Python with a spin-wait for timing -- this is what gpiozero's mock pin factory
   records in tests.
@@ -37,6 +43,10 @@ MS_TABLE = {
     "drv8825": {1: (0, 0, 0), 2: (1, 0, 0), 4: (0, 1, 0), 8: (1, 1, 0), 16: (0, 0, 1), 32: (1, 0, 1)},
     "tmc2209": {8: (0, 0), 32: (1, 0), 64: (0, 1), 16: (1, 1)},
 }
+#: Shortest lgpio queue entry (s): 10 entries then buffer >= 50 ms against Python stalls.
+MIN_ENTRY_S = 0.005
+#: Length of one homing train (s) on lgpio: the switch is checked between trains.
+HOMING_TRAIN_S = 0.05
 #: Minimum STEP high time and DIR setup time (µs) per driver, from the datasheets.
 TIMING_US = {"a4988": (1.0, 0.2), "drv8825": (1.9, 0.65), "tmc2209": (0.1, 0.02)}
 
@@ -76,6 +86,14 @@ class StepperDrive(StepMotorDrive):
         self.pulses = 0       # step pulses sent since open (all moves, homing included)
         self.backend_used = None
         self.gpiochip_used = None  # lgpio backend: the chip of the header pins
+
+    @property
+    def homing_train(self) -> int:
+        """Steps per homing train: :data:`HOMING_TRAIN_S` worth on lgpio (each lgpio train
+        can start ~20 ms late), 1 with gpiozero (timed from Python)."""
+        if self._lg is None:
+            return 1
+        return max(1, int(self.params.homing_speed * HOMING_TRAIN_S))
 
     # -- hardware ---------------------------------------------------------------------
     def _use_lgpio(self) -> bool:
@@ -219,17 +237,10 @@ class StepperDrive(StepMotorDrive):
         lgpio.gpio_write(h, dir_g, 1 if forward else 0)
         time.sleep(max(dir_setup_us, 1.0) * 1e-6)
         on_us = max(1, int(math.ceil(high_s * 1e6)))
-        # Chunks of constant rate along the ramp: exact pulse counts, queued in the kernel.
-        chunks = []
-        for dt in intervals:
-            period = max(on_us + 1, int(round(dt * 1e6)))
-            if chunks and abs(chunks[-1][0] - period) <= max(2, period // 50):
-                chunks[-1][1] += 1
-            else:
-                chunks.append([period, 1])
+        chunks = pulse_entries(intervals, on_us)
         total_s = float(sum(intervals))
         deadline = time.monotonic() + total_s + 2.0
-        for period, count in chunks:
+        for period, count in chunks:  # keep the 10-entry queue fed while the train runs
             while lgpio.tx_room(h, step_g, lgpio.TX_PWM) <= 0:
                 if time.monotonic() > deadline:
                     raise DriveError(f"drive {p.name!r}: step queue stalled on GPIO{step_g}")
@@ -239,6 +250,29 @@ class StepperDrive(StepMotorDrive):
             if time.monotonic() > deadline:
                 raise DriveError(f"drive {p.name!r}: step train on GPIO{step_g} did not finish")
             time.sleep(0.001)
+
+
+def pulse_entries(intervals, on_us: int):
+    """``[period_us, count]`` lgpio queue entries for step ``intervals`` (seconds): steps are
+    grouped until an entry spans :data:`MIN_ENTRY_S`, at their mean period (the ramp is
+    followed in 5 ms pieces), and never faster than ``on_us + 1``.  Counts add up exactly."""
+    entries = []
+    acc_s, n = 0.0, 0
+    for dt in intervals:
+        acc_s += float(dt)
+        n += 1
+        if acc_s >= MIN_ENTRY_S:
+            entries.append([max(on_us + 1, int(round(acc_s / n * 1e6))), n])
+            acc_s, n = 0.0, 0
+    if n:
+        entries.append([max(on_us + 1, int(round(acc_s / n * 1e6))), n])
+    merged = []
+    for period, count in entries:  # equal neighbours (the cruise) as one entry
+        if merged and abs(merged[-1][0] - period) <= max(2, period // 200):
+            merged[-1][1] += count
+        else:
+            merged.append([period, count])
+    return merged
 
 
 def _on_pi() -> bool:

@@ -3,7 +3,8 @@
 :class:`Service` runs the :class:`~pifocus.pipeline.Pipeline` from a config file in a
 worker thread and ties it to the rest of the rig:
 
-* **systemd** (:mod:`.sdnotify`): ``READY=1`` once frames flow; ``WATCHDOG=1`` from the
+* **systemd** (:mod:`.sdnotify`): ``EXTEND_TIMEOUT_USEC=`` while the drive opens (homing
+  before ``READY=1`` counts against ``TimeoutStartSec``); ``READY=1`` once frames flow; ``WATCHDOG=1`` from the
   frame loop at half of ``$WATCHDOG_USEC`` -- only while frames flow, or while a lost camera
   is being reopened (a read or reopen that hangs stops the pings and systemd restarts the
   service); ``STATUS=`` lines with fps and verdict; ``RELOADING=1``/``STOPPING=1`` around
@@ -32,7 +33,7 @@ from . import parts
 from .actions import LoopActions
 from .controls import ControlShortcuts, ServiceControls
 from .reload import Reloader
-from .sdnotify import Heartbeat, SdNotifier
+from .sdnotify import Heartbeat, SdNotifier, extend_timeout
 from .source import WatchedSource
 from .status import FrameRate, describe_outputs, status_line
 
@@ -148,7 +149,9 @@ class Service(ControlShortcuts):
             self.source = WatchedSource(inner)
             self.pipeline = Pipeline(self.source, analyzer, outputs, self._reconnect_params(cfg))
             self.pipeline.add_listener(self._on_frame)
-            self.drive, self.drive_error = parts.open_drive(cfg, inner)
+            # Opening may home the drive (minutes on a long lead screw) before READY=1.
+            with extend_timeout(self.notifier, "opening the focus drive (homing)"):
+                self.drive, self.drive_error = parts.open_drive(cfg, inner)
             self._start_web(cfg)
         except BaseException:
             self._undo_start(outputs, analyzer)

@@ -15,6 +15,7 @@ import time
 
 from ..exc import ConfigError, PiFocusError, ServiceError, SourceError
 from . import parts
+from .sdnotify import extend_timeout
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
 log = logging.getLogger("pifocus.service")
@@ -186,7 +187,8 @@ class Reloader:
         try:
             d, svc.drive = svc.drive, None
             parts.close_drive(d)
-            svc.drive, svc.drive_error = parts.open_drive(new, svc.source.inner)
+            with extend_timeout(svc.notifier, "reopening the focus drive (homing)"):
+                svc.drive, svc.drive_error = parts.open_drive(new, svc.source.inner)
         finally:
             svc.drive_lock.release()
         return new

@@ -81,6 +81,43 @@ class SdNotifier:
                 self._sock = None
 
 
+#: seconds between EXTEND_TIMEOUT_USEC messages while a slow start step (homing) runs; each
+#: extends systemd's start timeout by three of these from the moment it is sent
+EXTEND_STEP_S = 10.0
+
+
+class extend_timeout:
+    """Context manager: while its body runs (homing the focus drive before ``READY=1``),
+    keep systemd's ``TimeoutStartSec`` from expiring by sending ``EXTEND_TIMEOUT_USEC=`` (3 x
+    :data:`EXTEND_STEP_S` from now) at once and every :data:`EXTEND_STEP_S`, with
+    ``STATUS=what``.  A no-op without a notify socket."""
+
+    def __init__(self, notifier: "SdNotifier", what: str):
+        self._n = notifier
+        self._what = what
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _send(self) -> None:
+        self._n.notify(f"EXTEND_TIMEOUT_USEC={int(3 * EXTEND_STEP_S * 1e6)}", f"STATUS={self._what}")
+
+    def _run(self) -> None:
+        while not self._done.wait(EXTEND_STEP_S):
+            self._send()
+
+    def __enter__(self) -> "extend_timeout":
+        if self._n.enabled:
+            self._send()
+            self._thread = threading.Thread(target=self._run, name="pifocus-extend-timeout", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+
+
 class Heartbeat:
     """When the next ``WATCHDOG=1`` ping and ``STATUS=`` line are due.
 

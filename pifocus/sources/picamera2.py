@@ -72,8 +72,8 @@ from ..exc import ConfigError, SourceDisconnected, SourceError
 from ..frames import Frame
 from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
-                               describe_modes, full_field, plan_output, read_timeout, round_even,
-                               scaler_crop_rect, video_config_kwargs)
+                               configured_crop, describe_modes, full_field, plan_output, read_timeout,
+                               round_even, scaler_crop_rect, video_config_kwargs)
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,10 @@ class Picamera2Source(FrameSource):
                  f", {self.fps:g} fps" if self.fps else "")
 
     def _configure(self, cam) -> None:
-        full = full_field(dict(getattr(cam, "camera_properties", {}) or {}))
         modes = list(cam.sensor_modes or [])
+        # ScalerCropMaximum is zero before a configuration (and the last listed mode's after
+        # sensor_modes): only a fallback until configure() below sets the real one.
+        full = full_field(dict(getattr(cam, "camera_properties", {}) or {}))
         mode = choose_sensor_mode(modes, self.width, self.height, self.fps, self.sensor_mode_request, full)
         self.sensor_mode = mode
         sensor_size, self.scaler_crop, size = plan_output(mode, full, self.width, self.height, self.roi)
@@ -268,6 +270,7 @@ class Picamera2Source(FrameSource):
             params, mode, sensor_size, size, self.buffer_count, controls, self.queue))
         cam.configure(config)
 
+        self._fix_crop(cam, mode)
         main = cam.camera_config["main"]
         self.output_size = (int(main["size"][0]), int(main["size"][1]))
         if self.output_size != size:
@@ -284,6 +287,14 @@ class Picamera2Source(FrameSource):
         cparams = inspect.signature(cam.capture_request).parameters
         self._capture_kwargs = {"wait": "wait" in cparams, "flush": "flush" in cparams}
         self._timeout = read_timeout(self.timeout_s, self.fps, self.exposure_us)
+
+    def _fix_crop(self, cam, mode) -> None:
+        """``ScalerCrop`` again from the configured camera's ``ScalerCropMaximum``."""
+        crop = configured_crop(self.roi, mode, getattr(cam, "camera_properties", None), self.scaler_crop)
+        if crop is not None:
+            log.info("%s: ScalerCrop %s from the configured ScalerCropMaximum", self.name, crop)
+            self.scaler_crop = crop
+            cam.set_controls({"ScalerCrop": crop})
 
     @staticmethod
     def _safe_close(cam) -> None:
@@ -319,12 +330,12 @@ class Picamera2Source(FrameSource):
         try:
             request = cam.capture_request(**kwargs)
         except TimeoutError as e:  # concurrent.futures.TimeoutError is TimeoutError on 3.11+
-            self._cancel_jobs(cam)
+            _cancel_jobs(cam)
             raise SourceDisconnected(f"{self.name}: no frame for {self._timeout:.1f} s (camera "
                                      "stalled or ribbon cable loose?)") from e
         except Exception as e:
             if type(e).__name__ == "TimeoutError":  # concurrent.futures on Python < 3.11
-                self._cancel_jobs(cam)
+                _cancel_jobs(cam)
             raise SourceDisconnected(f"{self.name}: capture failed: {e}") from e
         mapped = None
         entered = False
@@ -370,18 +381,19 @@ class Picamera2Source(FrameSource):
             # Frame is frozen for its users; only its lender may swap the array under it.
             object.__setattr__(frame, "luma", np.array(frame.luma, copy=True))
 
-    @staticmethod
-    def _cancel_jobs(cam) -> None:
-        cancel = getattr(cam, "cancel_all_and_flush", None)
-        if cancel is not None:
-            try:
-                cancel()
-            except Exception:
-                log.debug("cancel_all_and_flush failed", exc_info=True)
-
     def _close(self) -> None:
         self._detach_lent()
         self._release_held()
         cam, self.camera = self.camera, None
         if cam is not None:
             self._safe_close(cam)
+
+
+def _cancel_jobs(cam) -> None:
+    """Drop picamera2's pending capture jobs after a timeout (``cancel_all_and_flush``)."""
+    cancel = getattr(cam, "cancel_all_and_flush", None)
+    if cancel is not None:
+        try:
+            cancel()
+        except Exception:
+            log.debug("cancel_all_and_flush failed", exc_info=True)

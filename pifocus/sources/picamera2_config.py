@@ -185,13 +185,31 @@ def check_roi(roi) -> Tuple[float, float, float, float]:
 
 def full_field(props: Dict[str, Any]) -> Optional[Rect]:
     """The crop rectangle of the whole field of view from ``camera_properties``:
-    ``ScalerCropMaximum``, else the ``PixelArraySize``, else ``None``."""
+    ``ScalerCropMaximum``, else the ``PixelArraySize``, else ``None``.
+
+    ``ScalerCropMaximum`` is ``(0, 0, 0, 0)`` until the camera is configured (libcamera sets it
+    per configuration; after ``sensor_modes`` it is the last listed mode's): an empty one is
+    ignored here, and the adapter reads it again after ``configure()``."""
     pixel_array = props.get("PixelArraySize")
-    if props.get("ScalerCropMaximum") is not None and len(props["ScalerCropMaximum"]) == 4:
-        return tuple(int(v) for v in props["ScalerCropMaximum"])
+    scm = props.get("ScalerCropMaximum")
+    if scm is not None and len(scm) == 4 and int(scm[2]) > 0 and int(scm[3]) > 0:
+        return tuple(int(v) for v in scm)
     if pixel_array is not None:
         return (0, 0, int(pixel_array[0]), int(pixel_array[1]))
     return None
+
+
+def configured_crop(roi, mode: Optional[Dict], props, planned: Optional[Rect]) -> Optional[Rect]:
+    """The ``ScalerCrop`` for ``roi`` from a *configured* camera's ``ScalerCropMaximum``
+    (``props``: its ``camera_properties``), when the mode gave no ``crop_limits`` and the
+    result differs from ``planned``; else ``None`` (keep the planned crop)."""
+    if roi is None or (mode is not None and mode.get("crop_limits") is not None):
+        return None
+    scm = dict(props or {}).get("ScalerCropMaximum")
+    if scm is None or len(scm) != 4 or int(scm[2]) <= 0 or int(scm[3]) <= 0:
+        return None
+    crop = scaler_crop_rect(roi, tuple(int(v) for v in scm))
+    return crop if crop != planned else None
 
 
 def plan_output(mode: Optional[Dict], full: Optional[Rect], width: Optional[int], height: Optional[int],
