@@ -405,3 +405,25 @@ def test_scaler_crop_uses_the_crop_maximum_of_the_configured_camera(fake):
 def test_full_field_ignores_an_unconfigured_crop_maximum():
     from pifocus.sources.picamera2_config import full_field
     assert full_field({"ScalerCropMaximum": (0, 0, 0, 0), "PixelArraySize": (4056, 3040)}) == (0, 0, 4056, 3040)
+
+
+# -- 9. picamera2's video configuration denoises; a raw stream nobody reads ------------------
+
+def test_focus_stream_has_denoising_off_and_no_raw_stream(fake):
+    with Picamera2Source(width=640, height=480) as src:
+        cfg = src.camera.camera_config
+        assert cfg["controls"]["NoiseReductionMode"] == 0      # not picamera2's Fast
+        assert cfg["raw"] is None                              # no raw buffers allocated
+
+
+def test_noise_reduction_is_configurable_in_the_source_table(fake, tmp_path):
+    from pifocus import config as cfgmod
+    from pifocus.commands._common import make_source
+    from pifocus.exc import ConfigError
+    path = tmp_path / "p.toml"
+    path.write_text('[source]\nname = "picamera2"\nnoise_reduction = "fast"\n')
+    src = make_source(cfgmod.load(path))
+    with src:
+        assert src.camera.camera_config["controls"]["NoiseReductionMode"] == 1
+    with pytest.raises(ConfigError, match="noise_reduction"):
+        Picamera2Source(noise_reduction="strong")

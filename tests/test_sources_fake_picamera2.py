@@ -216,8 +216,12 @@ class Picamera2:
         self.last_config_kwargs = dict(main=main, raw=raw, buffer_count=buffer_count, controls=controls,
                                        display=display, encode=encode, queue=queue, sensor=sensor)
         main = dict({"format": "XBGR8888", "size": (1280, 720)}, **main)
+        # picamera2.py create_video_configuration: Fast denoising and 30 fps unless the
+        # caller says otherwise, and a raw stream (raw={} default) unless raw=None
+        controls = dict({"NoiseReductionMode": 1, "FrameDurationLimits": (33333, 33333)}, **controls)
+        raw = None if raw is None else dict({"format": "SRGGB12_CSI2P", "size": (4056, 3040)}, **raw)
         return {"main": main, "raw": raw, "sensor": sensor, "buffer_count": buffer_count,
-                "controls": dict(controls), "queue": queue, "display": display, "encode": encode}
+                "controls": controls, "queue": queue, "display": display, "encode": encode}
 
     def configure(self, config):
         assert not self.started
@@ -226,7 +230,7 @@ class Picamera2:
         assert w % 2 == 0 and h % 2 == 0, "YUV420 needs even sizes"
         stride = int(math.ceil(w / 64.0)) * 64  # padded rows, as the ISP delivers them
         self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
-                                       "framesize": stride * h * 3 // 2},
+                                       "framesize": stride * h * 3 // 2}, "raw": config.get("raw"),
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
         size = (config.get("sensor") or {}).get("output_size") or (config.get("raw") or {}).get("size")
