@@ -427,3 +427,75 @@ def test_noise_reduction_is_configurable_in_the_source_table(fake, tmp_path):
         assert src.camera.camera_config["controls"]["NoiseReductionMode"] == 1
     with pytest.raises(ConfigError, match="noise_reduction"):
         Picamera2Source(noise_reduction="strong")
+
+
+# -- 10. a hung close() and a camera that no longer enumerates ------------------------------
+
+def test_watchdog_stops_when_a_camera_close_hangs(fake, tmp_path, monkeypatch):
+    import threading
+    import time
+    from pifocus import config as cfgmod
+    from pifocus.service import Service
+    from pifocus.service.sdnotify import SdNotifier
+
+    pings = []
+
+    class Recorder(SdNotifier):
+        @property
+        def enabled(self):
+            return True
+
+        def notify(self, *fields):
+            if "WATCHDOG=1" in fields:
+                pings.append(time.monotonic())
+            return True
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "p.toml"
+    path.write_text('[source]\nname = "sim"\n\n[analysis]\nuse_cnn = false\n')
+    release = threading.Event()
+    fake.Picamera2.stop_blocks = release
+    fake.Picamera2.fail_capture_after = 20        # then the camera fails; closing it hangs
+    src = Picamera2Source(width=160, height=120)
+    svc = Service(cfgmod.load(path), source=src, web_enabled=False, outputs_enabled=False,
+                  notifier=Recorder("", watchdog_usec=400_000))
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        deadline = time.monotonic() + 5
+        cam = fake.Picamera2.instances[0]
+        while not getattr(cam, "in_stop", False) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cam.in_stop                            # the frame loop is stuck in close()
+        time.sleep(0.5)
+        n = len(pings)
+        time.sleep(1.2)                               # three watchdog intervals
+        assert len(pings) == n, "a hung close() must stop the watchdog pings"
+    finally:
+        release.set()
+        svc.shutdown()
+
+
+def test_camera_that_no_longer_enumerates_is_retried_in_minutes(fake):
+    fake.Picamera2.fail_capture_after = 3
+    src = Picamera2Source(width=64, height=64)
+    p = Pipeline(src, _Analyzer())
+    delays = []
+
+    class Clock:  # Pipeline waits with self._stop.wait(delay): record, return at once
+        def wait(self, d):
+            delays.append(d)
+            return len(delays) >= 8
+
+        def is_set(self):
+            return len(delays) >= 8
+
+        def set(self):
+            pass
+    src.open()
+    fake.Picamera2.n_cameras = 0                  # unplugged: no longer in the camera list
+    p._stop = Clock()
+    p.run()
+    attempts = fake.Picamera2.failed_inits
+    assert attempts == 7 and delays[0] < 1        # one quick retry (a glitch), then ...
+    assert min(delays[1:]) >= 60 and max(delays) <= 600   # ... minutes between attempts

@@ -160,8 +160,14 @@ class Picamera2:
     timeout_capture_after = None  # ... raises TimeoutError
     instances = []
 
+    stop_blocks = None        # a threading.Event: stop() waits for it (a hung camera)
+    failed_inits = 0          # Picamera2(n) calls that raised: each leaks a pipe fd
+
     def __init__(self, camera_num=0):
         if camera_num >= self.n_cameras:
+            # picamera2.py Picamera2.__init__ opens its notify pipe (os.pipe2) before looking
+            # the camera up in global_camera_info(): a missing camera leaks that fd
+            type(self).failed_inits += 1
             raise IndexError("list index out of range")  # global_camera_info()[camera_num]
         if self.fail_init is not None:
             raise self.fail_init
@@ -277,6 +283,11 @@ class Picamera2:
             self.fsmooth = min(max(self.ftarget, self.fsmooth - self.max_slew), self.fsmooth + self.max_slew)
 
     def stop(self):
+        # picamera2.py Picamera2.stop(): waits for the event loop to finish, no timeout
+        if self.started and self.stop_blocks is not None:
+            self.in_stop = True
+            self.stop_blocks.wait()
+            self.in_stop = False
         self.started = False
 
     def close(self):

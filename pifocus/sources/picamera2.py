@@ -68,7 +68,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..exc import ConfigError, SourceDisconnected, SourceError
+from ..exc import ConfigError, SourceDisconnected, SourceError, SourceNotFound
 from ..frames import Frame
 from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
@@ -231,7 +231,7 @@ class Picamera2Source(FrameSource):
         try:
             cam = picamera2.Picamera2(self.camera_num)
         except IndexError:
-            raise SourceError(f"{self.name}: there is no camera number {self.camera_num}; list the "
+            raise SourceNotFound(f"{self.name}: there is no camera number {self.camera_num}; list the "
                               "cameras with `rpicam-hello --list-cameras` and check the ribbon cable "
                               "(and camera_auto_detect=1 in /boot/firmware/config.txt)") from None
         except Exception as e:
