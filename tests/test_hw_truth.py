@@ -21,6 +21,17 @@ def fake(monkeypatch):
     return _fake().install(monkeypatch)
 
 
+def _until(cond, timeout=10.0):
+    """Poll ``cond()`` until true (frames flow in another thread); False on timeout."""
+    import time
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 class _Analyzer:
     mode = "test"
 
@@ -199,15 +210,13 @@ def test_reload_with_a_new_source_rebinds_the_libcamera_drive(fake, tmp_path, mo
         old = svc.source.inner
         path.write_text(PICAM_TOML.format(w=192))
         assert svc.reload()
-        time.sleep(0.3)
         new = svc.source.inner
         assert new is not old and new.camera is not None and old.camera is None
         assert svc.drive.source is new
         cam = new.camera
-        assert cam.ftarget == 6.0 and cam.af_mode == 0  # the lens went back to where it was
+        assert _until(lambda: cam.ftarget == 6.0) and cam.af_mode == 0  # the lens went back
         svc.nudge(-2)                                   # drives the new camera
-        time.sleep(0.3)
-        assert cam.ftarget == 4.0
+        assert _until(lambda: cam.ftarget == 4.0)
     finally:
         svc.shutdown()
 
@@ -366,7 +375,7 @@ def test_homing_at_start_extends_the_start_timeout(monkeypatch, tmp_path):
     real_open = parts.open_drive
 
     def slow_homing(cfg, source):       # homing a long lead screw: the drive opens slowly
-        time.sleep(0.35)
+        time.sleep(0.5)
         return real_open(cfg, source)
     monkeypatch.setattr(parts, "open_drive", slow_homing)
     monkeypatch.setattr(sdnotify, "EXTEND_STEP_S", 0.1, raising=False)
