@@ -26,6 +26,12 @@ class SourceDisconnected(SourceError):
     """A live source (camera) dropped out; reopening it may succeed."""
 
 
+class SourceNotFound(SourceError):
+    """The device is not there at all (a camera that no longer enumerates): reopening is
+    retried rarely (minutes), since every failed attempt may cost resources (picamera2 leaks
+    a pipe fd per failed ``Picamera2(n)``)."""
+
+
 class ModelError(PiFocusError):
     """A focus model file or its metadata is missing, malformed or incompatible."""
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from .exc import SourceDisconnected, SourceError, SourceExhausted
+from .exc import SourceDisconnected, SourceError, SourceExhausted, SourceNotFound
 from .validate import require
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,19 @@ class ReconnectParams:
         max_s: longest wait between attempts, seconds.
         factor: growth of the wait after each failed attempt.
         max_attempts: give up after this many failed reopen attempts (0 = never).
+        missing_min_s, missing_max_s: the wait after an attempt that found no device at all
+            (:class:`~pifocus.exc.SourceNotFound`: a camera that no longer enumerates), at
+            least ``missing_min_s`` and growing to ``missing_max_s`` -- minutes, not seconds:
+            such a camera rarely comes back without a restart, and each failed picamera2
+            open leaks a file descriptor.
     """
 
     initial_s: float = 0.5
     max_s: float = 30.0
     factor: float = 2.0
     max_attempts: int = 0
+    missing_min_s: float = 60.0
+    missing_max_s: float = 600.0
 
     def __post_init__(self):
         require(0 < self.initial_s <= 60, "source", "reconnect_initial_s", self.initial_s, "0 < x <= 60 s")
@@ -39,6 +46,8 @@ class ReconnectParams:
                 "initial_s .. 3600 s")
         require(1.0 <= self.factor <= 10, "source", "reconnect_factor", self.factor, "1..10")
         require(0 <= int(self.max_attempts), "source", "reconnect_max_attempts", self.max_attempts, ">= 0")
+        require(0 < self.missing_min_s <= self.missing_max_s <= 86400, "source", "reconnect_missing_s",
+                (self.missing_min_s, self.missing_max_s), "0 < min <= max <= 86400 s")
 
 
 class Pipeline:
@@ -108,11 +117,14 @@ class Pipeline:
             try:
                 self.source.open()
             except SourceError as e:
+                if isinstance(e, SourceNotFound):  # gone from the bus: retry in minutes
+                    delay = min(max(delay * r.factor, r.missing_min_s), r.missing_max_s)
+                else:
+                    delay = min(delay * r.factor, r.max_s)
                 log.warning("reopen attempt %d of %s failed: %s (next in %.1f s)",
-                            attempt, self.source.name, e, min(delay * r.factor, r.max_s))
+                            attempt, self.source.name, e, delay)
                 if r.max_attempts and attempt >= r.max_attempts:
                     return False
-                delay = min(delay * r.factor, r.max_s)
                 continue
             self.reconnects += 1
             self._set_error(None)

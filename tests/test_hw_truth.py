@@ -21,6 +21,17 @@ def fake(monkeypatch):
     return _fake().install(monkeypatch)
 
 
+def _until(cond, timeout=10.0):
+    """Poll ``cond()`` until true (frames flow in another thread); False on timeout."""
+    import time
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 class _Analyzer:
     mode = "test"
 
@@ -199,15 +210,13 @@ def test_reload_with_a_new_source_rebinds_the_libcamera_drive(fake, tmp_path, mo
         old = svc.source.inner
         path.write_text(PICAM_TOML.format(w=192))
         assert svc.reload()
-        time.sleep(0.3)
         new = svc.source.inner
         assert new is not old and new.camera is not None and old.camera is None
         assert svc.drive.source is new
         cam = new.camera
-        assert cam.ftarget == 6.0 and cam.af_mode == 0  # the lens went back to where it was
+        assert _until(lambda: cam.ftarget == 6.0) and cam.af_mode == 0  # the lens went back
         svc.nudge(-2)                                   # drives the new camera
-        time.sleep(0.3)
-        assert cam.ftarget == 4.0
+        assert _until(lambda: cam.ftarget == 4.0)
     finally:
         svc.shutdown()
 
@@ -367,7 +376,7 @@ def test_homing_at_start_extends_the_start_timeout(monkeypatch, tmp_path):
     real_open = parts.open_drive
 
     def slow_homing(cfg, source):       # homing a long lead screw: the drive opens slowly
-        time.sleep(0.35)
+        time.sleep(0.5)
         return real_open(cfg, source)
     monkeypatch.setattr(parts, "open_drive", slow_homing)
     monkeypatch.setattr(sdnotify, "EXTEND_STEP_S", 0.1, raising=False)
@@ -406,3 +415,97 @@ def test_scaler_crop_uses_the_crop_maximum_of_the_configured_camera(fake):
 def test_full_field_ignores_an_unconfigured_crop_maximum():
     from pifocus.sources.picamera2_config import full_field
     assert full_field({"ScalerCropMaximum": (0, 0, 0, 0), "PixelArraySize": (4056, 3040)}) == (0, 0, 4056, 3040)
+
+
+# -- 9. picamera2's video configuration denoises; a raw stream nobody reads ------------------
+
+def test_focus_stream_has_denoising_off_and_no_raw_stream(fake):
+    with Picamera2Source(width=640, height=480) as src:
+        cfg = src.camera.camera_config
+        assert cfg["controls"]["NoiseReductionMode"] == 0      # not picamera2's Fast
+        assert cfg["raw"] is None                              # no raw buffers allocated
+
+
+def test_noise_reduction_is_configurable_in_the_source_table(fake, tmp_path):
+    from pifocus import config as cfgmod
+    from pifocus.commands._common import make_source
+    from pifocus.exc import ConfigError
+    path = tmp_path / "p.toml"
+    path.write_text('[source]\nname = "picamera2"\nnoise_reduction = "fast"\n')
+    src = make_source(cfgmod.load(path))
+    with src:
+        assert src.camera.camera_config["controls"]["NoiseReductionMode"] == 1
+    with pytest.raises(ConfigError, match="noise_reduction"):
+        Picamera2Source(noise_reduction="strong")
+
+
+# -- 10. a hung close() and a camera that no longer enumerates ------------------------------
+
+def test_watchdog_stops_when_a_camera_close_hangs(fake, tmp_path, monkeypatch):
+    import threading
+    import time
+    from pifocus import config as cfgmod
+    from pifocus.service import Service
+    from pifocus.service.sdnotify import SdNotifier
+
+    pings = []
+
+    class Recorder(SdNotifier):
+        @property
+        def enabled(self):
+            return True
+
+        def notify(self, *fields):
+            if "WATCHDOG=1" in fields:
+                pings.append(time.monotonic())
+            return True
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "p.toml"
+    path.write_text('[source]\nname = "sim"\n\n[analysis]\nuse_cnn = false\n')
+    release = threading.Event()
+    fake.Picamera2.stop_blocks = release
+    fake.Picamera2.fail_capture_after = 20        # then the camera fails; closing it hangs
+    src = Picamera2Source(width=160, height=120)
+    svc = Service(cfgmod.load(path), source=src, web_enabled=False, outputs_enabled=False,
+                  notifier=Recorder("", watchdog_usec=400_000))
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        deadline = time.monotonic() + 5
+        cam = fake.Picamera2.instances[0]
+        while not getattr(cam, "in_stop", False) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cam.in_stop                            # the frame loop is stuck in close()
+        time.sleep(0.5)
+        n = len(pings)
+        time.sleep(1.2)                               # three watchdog intervals
+        assert len(pings) == n, "a hung close() must stop the watchdog pings"
+    finally:
+        release.set()
+        svc.shutdown()
+
+
+def test_camera_that_no_longer_enumerates_is_retried_in_minutes(fake):
+    fake.Picamera2.fail_capture_after = 3
+    src = Picamera2Source(width=64, height=64)
+    p = Pipeline(src, _Analyzer())
+    delays = []
+
+    class Clock:  # Pipeline waits with self._stop.wait(delay): record, return at once
+        def wait(self, d):
+            delays.append(d)
+            return len(delays) >= 8
+
+        def is_set(self):
+            return len(delays) >= 8
+
+        def set(self):
+            pass
+    src.open()
+    fake.Picamera2.n_cameras = 0                  # unplugged: no longer in the camera list
+    p._stop = Clock()
+    p.run()
+    attempts = fake.Picamera2.failed_inits
+    assert attempts == 7 and delays[0] < 1        # one quick retry (a glitch), then ...
+    assert min(delays[1:]) >= 60 and max(delays) <= 600   # ... minutes between attempts

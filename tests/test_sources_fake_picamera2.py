@@ -160,8 +160,14 @@ class Picamera2:
     timeout_capture_after = None  # ... raises TimeoutError
     instances = []
 
+    stop_blocks = None        # a threading.Event: stop() waits for it (a hung camera)
+    failed_inits = 0          # Picamera2(n) calls that raised: each leaks a pipe fd
+
     def __init__(self, camera_num=0):
         if camera_num >= self.n_cameras:
+            # picamera2.py Picamera2.__init__ opens its notify pipe (os.pipe2) before looking
+            # the camera up in global_camera_info(): a missing camera leaks that fd
+            type(self).failed_inits += 1
             raise IndexError("list index out of range")  # global_camera_info()[camera_num]
         if self.fail_init is not None:
             raise self.fail_init
@@ -216,8 +222,12 @@ class Picamera2:
         self.last_config_kwargs = dict(main=main, raw=raw, buffer_count=buffer_count, controls=controls,
                                        display=display, encode=encode, queue=queue, sensor=sensor)
         main = dict({"format": "XBGR8888", "size": (1280, 720)}, **main)
+        # picamera2.py create_video_configuration: Fast denoising and 30 fps unless the
+        # caller says otherwise, and a raw stream (raw={} default) unless raw=None
+        controls = dict({"NoiseReductionMode": 1, "FrameDurationLimits": (33333, 33333)}, **controls)
+        raw = None if raw is None else dict({"format": "SRGGB12_CSI2P", "size": (4056, 3040)}, **raw)
         return {"main": main, "raw": raw, "sensor": sensor, "buffer_count": buffer_count,
-                "controls": dict(controls), "queue": queue, "display": display, "encode": encode}
+                "controls": controls, "queue": queue, "display": display, "encode": encode}
 
     def configure(self, config):
         assert not self.started
@@ -226,7 +236,7 @@ class Picamera2:
         assert w % 2 == 0 and h % 2 == 0, "YUV420 needs even sizes"
         stride = int(math.ceil(w / 64.0)) * 64  # padded rows, as the ISP delivers them
         self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
-                                       "framesize": stride * h * 3 // 2},
+                                       "framesize": stride * h * 3 // 2}, "raw": config.get("raw"),
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
         size = (config.get("sensor") or {}).get("output_size") or (config.get("raw") or {}).get("size")
@@ -273,6 +283,11 @@ class Picamera2:
             self.fsmooth = min(max(self.ftarget, self.fsmooth - self.max_slew), self.fsmooth + self.max_slew)
 
     def stop(self):
+        # picamera2.py Picamera2.stop(): waits for the event loop to finish, no timeout
+        if self.started and self.stop_blocks is not None:
+            self.in_stop = True
+            self.stop_blocks.wait()
+            self.in_stop = False
         self.started = False
 
     def close(self):

@@ -4,10 +4,11 @@
 worker thread and ties it to the rest of the rig:
 
 * **systemd** (:mod:`.sdnotify`): ``EXTEND_TIMEOUT_USEC=`` while the drive opens (homing
-  before ``READY=1`` counts against ``TimeoutStartSec``); ``READY=1`` once frames flow; ``WATCHDOG=1`` from the
-  frame loop at half of ``$WATCHDOG_USEC`` -- only while frames flow, or while a lost camera
-  is being reopened (a read or reopen that hangs stops the pings and systemd restarts the
-  service); ``STATUS=`` lines with fps and verdict; ``RELOADING=1``/``STOPPING=1`` around
+  before ``READY=1`` counts against ``TimeoutStartSec``); ``READY=1`` once frames flow;
+  ``WATCHDOG=1`` from the frame loop at half of ``$WATCHDOG_USEC`` -- only while frames
+  flow, or while a lost camera
+  is being reopened (a read, reopen or close that hangs stops the pings and systemd restarts
+  the service); ``STATUS=`` lines with fps and verdict; ``RELOADING=1``/``STOPPING=1`` around
   reloads and shutdown.
 * **signals**: ``SIGHUP`` reloads the config (analyzer, outputs, ROI, source, drive, web
   options, see :mod:`.reload`; a bad new config is logged and the old one kept);
@@ -313,7 +314,7 @@ class Service(ControlShortcuts):
 
     def _supervise(self) -> None:
         """Watchdog pings while a lost camera is being reopened (the loop is alive and
-        waiting between attempts); none while a read or an open hangs."""
+        waiting between attempts); none while a read, an open or a close hangs."""
         while not self._stop.is_set():
             wd = self.notifier.watchdog_interval_s
             self._stop.wait(min(wd / 4, 1.0) if wd else 1.0)
@@ -321,8 +322,8 @@ class Service(ControlShortcuts):
             if p is None or self._stop.is_set() or p.error is None:
                 continue
             now = time.monotonic()
-            opening = self.source.opening_since
-            hung = opening is not None and now - opening > (wd / 2 if wd else 5.0)
+            busy = self.source.busy_since  # an open() or a close() (picamera2 stop()) running
+            hung = busy is not None and now - busy > (wd / 2 if wd else 5.0)
             self.heartbeat.reconnecting(now, hung, f"{p.error}; reopening (reconnects so far: {p.reconnects})")
 
     @property

@@ -26,6 +26,8 @@ class WatchedSource:
         inner: the real source (the daemon swaps it on reload).
         last_read: ``time.monotonic()`` of the last successful read, 0 before the first.
         opening_since: ``time.monotonic()`` when the running ``open()`` began, or None.
+        closing_since: the same for ``close()`` (picamera2's ``stop()`` waits without a
+            timeout: a close that hangs must stop the watchdog pings too).
         cancel: set on shutdown; autofocus reads then raise :class:`Cancelled`.
     """
 
@@ -34,6 +36,7 @@ class WatchedSource:
         self.on_read = on_read
         self.last_read = 0.0
         self.opening_since: Optional[float] = None
+        self.closing_since: Optional[float] = None
         self.cancel = threading.Event()
 
     @property
@@ -80,5 +83,15 @@ class WatchedSource:
         return self.read()
 
     def close(self) -> None:
-        """Close the real source."""
-        self.inner.close()
+        """Close the real source (timed for the watchdog)."""
+        self.closing_since = time.monotonic()
+        try:
+            self.inner.close()
+        finally:
+            self.closing_since = None
+
+    @property
+    def busy_since(self) -> Optional[float]:
+        """When the running ``open()`` or ``close()`` began, or None."""
+        times = [t for t in (self.opening_since, self.closing_since) if t is not None]
+        return min(times) if times else None

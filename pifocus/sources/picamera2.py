@@ -68,12 +68,13 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..exc import ConfigError, SourceDisconnected, SourceError
+from ..exc import ConfigError, SourceDisconnected, SourceError, SourceNotFound
 from ..frames import Frame
 from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
-                               configured_crop, describe_modes, full_field, plan_output, read_timeout,
-                               round_even, scaler_crop_rect, video_config_kwargs)
+                               configured_crop, describe_modes, full_field, noise_reduction_mode,
+                               plan_output, read_timeout, round_even, scaler_crop_rect,
+                               video_config_kwargs)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ class Picamera2Source(FrameSource):
         timeout_s: how long a read waits for a frame before the camera counts as lost
             (:class:`SourceDisconnected`); default: 2 s or 4 frame times, whichever is longer.
         controls: further libcamera controls to set at start (e.g. ``{"AfMode": 0}``).
+        noise_reduction: the ISP's denoising (``NoiseReductionMode``): ``"off"`` (default:
+            picamera2's video default ``"fast"`` smooths the fine detail focus is judged on),
+            ``"fast"``, ``"high_quality"``, ``"minimal"``, ``"zsl"``.
 
     Raises:
         ConfigError: an invalid parameter (at construction), or a sensor mode / frame rate the
@@ -133,7 +137,7 @@ class Picamera2Source(FrameSource):
                  exposure_us: Optional[int] = None, analogue_gain: Optional[float] = None,
                  scaler_crop: Optional[Sequence[float]] = None, buffer_count: int = 4,
                  zero_copy: bool = True, queue: bool = False, timeout_s: Optional[float] = None,
-                 controls: Optional[Dict[str, Any]] = None):
+                 controls: Optional[Dict[str, Any]] = None, noise_reduction: str = "off"):
         super().__init__()
         check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer_count, zero_copy,
                       timeout_s, controls)
@@ -151,6 +155,7 @@ class Picamera2Source(FrameSource):
         self.queue = bool(queue)
         self.timeout_s = float(timeout_s) if timeout_s is not None else None
         self.extra_controls = dict(controls or {})
+        self.noise_reduction = noise_reduction_mode(noise_reduction)
         #: the picamera2.Picamera2 object while open (for drives that need it), else None
         self.camera = None
         #: the chosen sensor mode (dict from Picamera2.sensor_modes), after open
@@ -226,7 +231,7 @@ class Picamera2Source(FrameSource):
         try:
             cam = picamera2.Picamera2(self.camera_num)
         except IndexError:
-            raise SourceError(f"{self.name}: there is no camera number {self.camera_num}; list the "
+            raise SourceNotFound(f"{self.name}: there is no camera number {self.camera_num}; list the "
                               "cameras with `rpicam-hello --list-cameras` and check the ribbon cable "
                               "(and camera_auto_detect=1 in /boot/firmware/config.txt)") from None
         except Exception as e:
@@ -264,7 +269,7 @@ class Picamera2Source(FrameSource):
         self.sensor_mode = mode
         sensor_size, self.scaler_crop, size = plan_output(mode, full, self.width, self.height, self.roi)
         controls = camera_controls(self.scaler_crop, self.fps, self.exposure_us, self.analogue_gain,
-                                   self.extra_controls)
+                                   self.extra_controls, self.noise_reduction)
         params = inspect.signature(cam.create_video_configuration).parameters
         config = cam.create_video_configuration(**video_config_kwargs(
             params, mode, sensor_size, size, self.buffer_count, controls, self.queue))

@@ -239,12 +239,31 @@ def plan_output(mode: Optional[Dict], full: Optional[Rect], width: Optional[int]
     return (mw, mh), crop, size
 
 
+#: libcamera ``draft.NoiseReductionModeEnum`` values by ``[source] noise_reduction`` name
+NOISE_REDUCTION = {"off": 0, "fast": 1, "high_quality": 2, "minimal": 3, "zsl": 4}
+
+
+def noise_reduction_mode(name) -> int:
+    """The ``NoiseReductionMode`` value for a ``noise_reduction`` name; raises ConfigError."""
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in NOISE_REDUCTION:
+        raise ConfigError(f"picamera2: noise_reduction = {name!r} is invalid; allowed: "
+                          f"{', '.join(NOISE_REDUCTION)} (off keeps the detail focus is judged on)")
+    return NOISE_REDUCTION[key]
+
+
 def camera_controls(scaler_crop: Optional[Rect], fps: Optional[float], exposure_us: Optional[int],
-                    analogue_gain: Optional[float], extra: Dict[str, Any]) -> Dict[str, Any]:
-    """The libcamera controls to start with: ``ScalerCrop``, ``FrameDurationLimits`` (fixed
-    frame time for ``fps``), ``ExposureTime`` (µs), ``AnalogueGain``, ``AeEnable`` off when
-    both are fixed; then ``extra`` (the user's ``controls``) on top."""
+                    analogue_gain: Optional[float], extra: Dict[str, Any],
+                    noise_reduction: Optional[int] = None) -> Dict[str, Any]:
+    """The libcamera controls to start with: ``NoiseReductionMode`` (picamera2's video
+    configuration turns on ``Fast`` denoising, which smooths the very detail the focus
+    measures use: pifocus asks for ``noise_reduction``, default off), ``ScalerCrop``,
+    ``FrameDurationLimits`` (fixed frame time for ``fps``), ``ExposureTime`` (µs),
+    ``AnalogueGain``, ``AeEnable`` off when both are fixed; then ``extra`` (the user's
+    ``controls``) on top."""
     controls: Dict[str, Any] = {}
+    if noise_reduction is not None:
+        controls["NoiseReductionMode"] = int(noise_reduction)
     if scaler_crop is not None:
         controls["ScalerCrop"] = scaler_crop
     if fps is not None:
@@ -264,7 +283,9 @@ def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, 
                         size: Tuple[int, int], buffer_count: int, controls: Dict[str, Any],
                         queue: bool) -> Dict[str, Any]:
     """Keyword arguments for ``Picamera2.create_video_configuration``: one YUV420 main stream,
-    no display or encoder, and the sensor mode as this picamera2 version takes it.
+    no display or encoder, no raw stream unless this picamera2 version needs one to choose
+    the sensor mode (its default ``raw={}`` would allocate raw buffers nobody reads), and the
+    sensor mode as this version takes it.
 
     Args:
         accepted: the parameter names ``create_video_configuration`` accepts (others are
@@ -273,7 +294,7 @@ def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, 
         size, buffer_count, controls, queue: output size, buffers, start controls, queueing.
     """
     kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=buffer_count,
-                                  controls=controls, queue=queue, display=None, encode=None)
+                                  controls=controls, queue=queue, display=None, encode=None, raw=None)
     if mode is not None:
         if "sensor" in accepted:  # newer picamera2: choose the mode by sensor output size
             kwargs["sensor"] = {"output_size": sensor_size}
