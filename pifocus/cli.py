@@ -58,6 +58,15 @@ def setup_logging(verbosity: int = 0, debug: bool = False) -> None:
     root.setLevel(level)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command-line values end in the one-line ``pifocus: error: ...`` (status 2)."""
+
+    def error(self, message):
+        cmd = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{cmd}: " if cmd else ""
+        self.exit(2, f"pifocus: error: {where}{message} (see pifocus {cmd + ' ' if cmd else ''}--help)\n")
+
+
 def build_parser():
     """The argument parser with every available subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -66,7 +75,7 @@ def build_parser():
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pifocus",
         description="Live focus assistant for Raspberry Pi cameras: tells you, with no screen, "
                     "whether the subject is sharp, and can turn the focus itself.",
@@ -93,7 +102,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the ``pifocus`` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version (0) raise on; a bad value returns its status
+        if e.code in (0, None):
+            raise
+        return int(e.code) if isinstance(e.code, int) else 2
     if not args.command:
         parser.print_help()
         return 2

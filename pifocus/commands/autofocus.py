@@ -2,9 +2,14 @@
 
 import dataclasses
 import logging
+import math
 
 from . import _common
 from ..exc import ConfigError, ModelError
+from ..argtypes import POSITION, bounded_float, bounded_int
+
+BACKLASH = bounded_float(0.0, 1e6)
+FRAMES = bounded_int(1, 1_000_000)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +41,18 @@ def add_drive_args(p, default_drive=None) -> None:
     """``--drive`` and the drive flags shared by autofocus, calibrate and record."""
     p.add_argument("--drive", metavar="DRIVE", default=default_drive,
                    help="sim, replay:DIR, stepper, uln2003 or libcamera [default: the config's [drive] name, else sim]")
-    p.add_argument("--backlash", type=float, metavar="UNITS",
-                   help="backlash of the focus train to compensate (from `pifocus calibrate`)")
+    p.add_argument("--backlash", type=BACKLASH, metavar="UNITS",
+                   help=f"backlash of the focus train to compensate ({BACKLASH.range}; from `pifocus calibrate`)")
     p.add_argument("--approach", choices=("up", "down"), help="side of the final approach [up]")
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
-    p.add_argument("--assume-position", type=float, metavar="POS",
-                   help="stepper/uln2003 with no saved position and no homing: where the lens is now "
+    p.add_argument("--assume-position", type=POSITION, metavar="POS",
+                   help=f"({POSITION.range}) stepper/uln2003 with no saved position and no homing: where the lens is now "
                         "(drive units); without it such a drive refuses to move")
-    p.add_argument("--sim-focus", type=float, metavar="POS",
-                   help="sim drive: lens position at which the simulated scene is sharp")
-    p.add_argument("--sim-backlash", type=float, metavar="STEPS",
-                   help="sim drive: mechanical backlash of the simulated ring (for calibrate demos)")
+    p.add_argument("--sim-focus", type=POSITION, metavar="POS",
+                   help=f"({POSITION.range}) sim drive: lens position at which the simulated scene is sharp")
+    p.add_argument("--sim-backlash", type=BACKLASH, metavar="STEPS",
+                   help=f"({BACKLASH.range}) sim drive: mechanical backlash of the simulated ring (for calibrate demos)")
 
 
 def parse_limits(text: str):
@@ -56,6 +61,9 @@ def parse_limits(text: str):
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise ConfigError(f"--limits {text!r}: give LO:HI in drive units, e.g. 50:1900") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e9 and abs(hi) <= 1e9):
+        raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
+                          "e.g. 50:1900")
     return lo, hi
 
 
@@ -141,9 +149,10 @@ def add_arguments(p):
     add_drive_args(p)
     p.add_argument("--strategy", choices=("model", "sweep", "continuous"),
                    help="AF strategy [default: the config's, else model]")
-    p.add_argument("--start", type=float, metavar="POS", help="move here first [stay where the lens is]")
-    p.add_argument("--frames", type=int, default=300, metavar="N",
-                   help="continuous strategy: frames to watch [300]")
+    p.add_argument("--start", type=POSITION, metavar="POS",
+                   help=f"move here first ({POSITION.range}) [stay where the lens is]")
+    p.add_argument("--frames", type=FRAMES, default=300, metavar="N",
+                   help=f"continuous strategy: frames to watch ({FRAMES.range}) [300]")
     p.add_argument("--plot", metavar="FILE.png", help="draw the focus curve, the fit and the chosen position")
 
 
