@@ -86,9 +86,12 @@ def drive_params(cfg, args):
     if getattr(args, "assume_position", None) is not None:
         ch["assume_position"] = args.assume_position
     try:
-        return dataclasses.replace(dp, **ch) if ch else dp
+        dp = dataclasses.replace(dp, **ch) if ch else dp
     except ConfigError as e:
         raise ConfigError(f"command line: {e}") from e
+    from ..config import check_pin_conflicts
+    check_pin_conflicts(cfg.outputs, dp)  # e.g. --drive stepper with the LED on its STEP pin
+    return dp
 
 
 def open_configured_drive(cfg, args):
