@@ -5,7 +5,7 @@ import logging
 import math
 
 from . import _common
-from ..exc import ConfigError, ModelError
+from ..exc import ConfigError, ModelError, PiFocusError
 from ..argtypes import POSITION, bounded_float, bounded_int
 
 BACKLASH = bounded_float(0.0, 1e6)
@@ -247,8 +247,6 @@ def run(args, console) -> int:
         if source is not drive.source:
             source.close()
         analyzer.close()
-    if args.plot:
-        plot_result(result, args.plot, title=f"pifocus autofocus --drive {drive.name}")
     d = result.to_dict()
     d["drive"] = drive.name
     d["units"] = drive.units
@@ -256,7 +254,15 @@ def run(args, console) -> int:
             f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s)"
             + ("" if result.success else f"\n  reason: {result.reason}")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
-    console.result(d, text)
+    console.result(d, text)  # first: a failing plot must not lose the result
+    if args.plot:
+        try:
+            plot_result(result, args.plot, title=f"pifocus autofocus --drive {drive.name}")
+        except PiFocusError:
+            raise
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"--plot {args.plot!r}: the curve could not be written ({e}); the result "
+                              "above is valid; give a writable .png path") from e
     if not result.success:
         # The run itself worked (the result is printed); the focus is not trustworthy.
         console.note(f"pifocus: error: autofocus failed the quality gate: {result.reason}")
