@@ -6,6 +6,7 @@ stdout, logs on stderr) and ``--debug`` (tracebacks).  A deliberate error prints
 """
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -129,6 +130,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the environment, not a bug: say which file and what to do
+        if args.debug:
+            log.exception("error")
+        sys.stderr.write(f"pifocus: error: {os_error_line(e)}\n")
+        return 2
     except Exception as e:  # unexpected: one line unless --debug
         if args.debug:
             raise
@@ -137,6 +143,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+#: errno -> (what happened, how to fix it) for :func:`os_error_line`
+_OS_ERRORS = {
+    errno.ENOENT: ("no such file or folder", "check the path (does its folder exist?)"),
+    errno.EACCES: ("permission denied", "choose a path this user may use, or fix the permissions"),
+    errno.EPERM: ("operation not permitted", "choose a path this user may use, or fix the permissions"),
+    errno.ENOSPC: ("no space left on the device", "free some space or write somewhere else"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write somewhere else"),
+    errno.EISDIR: ("is a folder where a file is expected", "give a file path"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "check the path"),
+    errno.EROFS: ("read-only file system", "write somewhere writable"),
+    errno.EEXIST: ("already exists", "remove it or choose another path"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter path"),
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an ``OSError`` naming the file, what went wrong and the fix."""
+    what, fix = _OS_ERRORS.get(e.errno, (e.strerror or type(e).__name__, "check the path and the device"))
+    name = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        name = f"{name} -> {e.filename2}"
+    if not name:
+        return f"{what} ({e}); {fix}"
+    return f"{name!s}: {what}; {fix}"
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,5 +1,6 @@
 """``pifocus score``: judge still images or folders of them."""
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -109,7 +110,9 @@ def run(args, console) -> int:
                                         f"  {frame.path}")
                     if args.heatmap:
                         out = Path(args.heatmap) / (Path(frame.path).stem + "_heatmap.png")
-                        cv2.imwrite(str(out), heatmap(frame.luma, report))
+                        if not cv2.imwrite(str(out), heatmap(frame.luma, report)):
+                            raise OSError(errno.EIO, "cannot write the heat map (disk full? not writable?)",
+                                          str(out))
                 skipped += src.skipped
     finally:
         analyzer.close()
