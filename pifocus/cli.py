@@ -6,6 +6,7 @@ stdout, logs on stderr) and ``--debug`` (tracebacks).  A deliberate error prints
 """
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -58,6 +59,15 @@ def setup_logging(verbosity: int = 0, debug: bool = False) -> None:
     root.setLevel(level)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command-line values end in the one-line ``pifocus: error: ...`` (status 2)."""
+
+    def error(self, message):
+        cmd = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{cmd}: " if cmd else ""
+        self.exit(2, f"pifocus: error: {where}{message} (see pifocus {cmd + ' ' if cmd else ''}--help)\n")
+
+
 def build_parser():
     """The argument parser with every available subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -66,7 +76,7 @@ def build_parser():
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pifocus",
         description="Live focus assistant for Raspberry Pi cameras: tells you, with no screen, "
                     "whether the subject is sharp, and can turn the focus itself.",
@@ -93,7 +103,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the ``pifocus`` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version (0) raise on; a bad value returns its status
+        if e.code in (0, None):
+            raise
+        return int(e.code) if isinstance(e.code, int) else 2
     if not args.command:
         parser.print_help()
         return 2
@@ -115,6 +130,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the environment, not a bug: say which file and what to do
+        if args.debug:
+            log.exception("error")
+        sys.stderr.write(f"pifocus: error: {os_error_line(e)}\n")
+        return 2
     except Exception as e:  # unexpected: one line unless --debug
         if args.debug:
             raise
@@ -123,6 +143,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+#: errno -> (what happened, how to fix it) for :func:`os_error_line`
+_OS_ERRORS = {
+    errno.ENOENT: ("no such file or folder", "check the path (does its folder exist?)"),
+    errno.EACCES: ("permission denied", "choose a path this user may use, or fix the permissions"),
+    errno.EPERM: ("operation not permitted", "choose a path this user may use, or fix the permissions"),
+    errno.ENOSPC: ("no space left on the device", "free some space or write somewhere else"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write somewhere else"),
+    errno.EISDIR: ("is a folder where a file is expected", "give a file path"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "check the path"),
+    errno.EROFS: ("read-only file system", "write somewhere writable"),
+    errno.EEXIST: ("already exists", "remove it or choose another path"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter path"),
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an ``OSError`` naming the file, what went wrong and the fix."""
+    what, fix = _OS_ERRORS.get(e.errno, (e.strerror or type(e).__name__, "check the path and the device"))
+    name = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        name = f"{name} -> {e.filename2}"
+    if not name:
+        return f"{what} ({e}); {fix}"
+    return f"{name!s}: {what}; {fix}"
 
 
 class Terminated(KeyboardInterrupt):

@@ -205,7 +205,62 @@ def from_dict(data: dict, path: Optional[str] = None) -> Config:
                                   f"({spec} is missing); remove the table") from None
             continue
         values[name] = build(cls, data.get(name, {}), name)
+    check_pin_conflicts(values.get("outputs"), values.get("drive"))
     return Config(path=path, **values)
+
+
+# 40-pin header position -> BCM GPIO (BOARDnn / J8:nn pin names).
+_HEADER_TO_BCM = {3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24,
+                  19: 10, 21: 9, 22: 25, 23: 11, 24: 8, 26: 7, 27: 0, 28: 1, 29: 5, 31: 6, 32: 12,
+                  33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21}
+
+
+def bcm_number(pin) -> Optional[int]:
+    """The BCM GPIO number of a pin name (``17``, ``"GPIO17"``, ``"BCM17"``, ``"BOARD11"``,
+    ``"J8:11"``), or None (empty/disabled/unknown)."""
+    import re
+
+    if isinstance(pin, bool) or pin is None:
+        return None
+    if isinstance(pin, int):
+        return pin
+    text = str(pin).strip().upper()
+    m = re.fullmatch(r"(?:GPIO|BCM)?(\d{1,2})", text)
+    if m:
+        return int(m.group(1))
+    m = re.fullmatch(r"(?:BOARD|J8:)(\d{1,2})", text)
+    if m:
+        return _HEADER_TO_BCM.get(int(m.group(1)))
+    return None
+
+
+def _drive_pin_keys(drive) -> list:
+    """``(key, BCM number)`` of every GPIO the configured drive claims."""
+    kind = str(getattr(drive, "name", "")).partition(":")[0].strip().lower()
+    keys = []
+    if kind == "stepper":
+        keys = [("step_pin", drive.step_pin), ("dir_pin", drive.dir_pin), ("enable_pin", drive.enable_pin)]
+        keys += [(f"ms_pins[{i}]", p) for i, p in enumerate(drive.ms_pins)]
+    elif kind == "uln2003":
+        keys = [(f"coil_pins[{i}]", p) for i, p in enumerate(drive.coil_pins)]
+    if kind in ("stepper", "uln2003"):
+        keys.append(("limit_pin", drive.limit_pin))
+    return [(k, bcm_number(p)) for k, p in keys if bcm_number(p) is not None]
+
+
+def check_pin_conflicts(outputs, drive) -> None:
+    """Raise :class:`ConfigError` when an ``[outputs]`` pin is also one of the ``[drive]``'s
+    pins (an LED on the stepper's STEP pin), naming both keys."""
+    if outputs is None or drive is None or not hasattr(outputs, "_pin_keys"):
+        return
+    mine = {}
+    for key, pin in outputs._pin_keys():
+        mine.setdefault(bcm_number(pin), key)
+    for key, pin in _drive_pin_keys(drive):
+        if pin in mine:
+            raise ConfigError(f"GPIO{pin} is used twice: outputs.{mine[pin]} = {pin} and drive.{key} = "
+                              f"'GPIO{pin}' ({drive.name} drive); wire one of them to another free GPIO "
+                              "and change that key")
 
 
 def load(path) -> Config:

@@ -30,6 +30,7 @@ Modules:
   (part of ``pifocus evaluate`` for models with heads).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -123,11 +124,18 @@ class ModelInfo:
             raise ModelError(f"{source}: bad value ({e}); see models/MODEL_CARD.md for the format") from e
 
     @classmethod
-    def load(cls, path) -> "ModelInfo":
-        """Read a metadata JSON file.
+    def load(cls, path, model_path=None) -> "ModelInfo":
+        """Read a metadata JSON file and check the model file against its ``sha256``.
+
+        Args:
+            path: the metadata JSON.
+            model_path: the model it describes (default: the same stem, ``.tflite``; not
+                checked when that file does not exist).
 
         Raises:
-            ModelError: the file is missing, not JSON, or holds bad values.
+            ModelError: the file is missing, not JSON, holds bad values, or its ``sha256``
+                does not match the model file (corrupt or swapped).  Metadata without a
+                ``sha256`` loads with a warning.
         """
         path = Path(path)
         try:
@@ -139,7 +147,11 @@ class ModelInfo:
             raise ModelError(f"{e}; give the .json written beside the .tflite") from e
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"model metadata {str(path)!r} is not valid JSON: {e}") from e
-        return cls.from_dict(data, source=f"model metadata {str(path)!r}")
+        info = cls.from_dict(data, source=f"model metadata {str(path)!r}")
+        model = Path(model_path) if model_path is not None else path.with_suffix(".tflite")
+        if model.is_file():
+            verify_model_hash(model, info.extra.get("sha256"), path)
+        return info
 
     def to_dict(self) -> dict:
         """The metadata as a JSON-ready dict (``extra`` merged in)."""
@@ -178,6 +190,49 @@ def normalize_tiles(tiles: np.ndarray, std_floor: float = 4.0, clip: float = 4.0
     std = t.std(axis=(1, 2, 3), keepdims=True)
     out = (t - mean) / np.maximum(std, np.float32(std_floor))
     return np.clip(out, -clip, clip, out=out)
+
+
+#: model files already warned about for lacking a sha256
+_WARNED_NO_HASH: set = set()
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_model_hash(model_path, expected, meta_path) -> None:
+    """Compare the model file's SHA-256 with the metadata's ``sha256``.
+
+    Raises:
+        ModelError: they differ (a bit-flipped, truncated or swapped model), or ``sha256``
+            is not a 64-digit hex string.  A missing ``sha256`` only logs a warning.
+    """
+    if expected is None:
+        key = str(Path(model_path).resolve())
+        if key in _WARNED_NO_HASH:
+            return
+        _WARNED_NO_HASH.add(key)  # once per model file and process (reloads, repeated loads)
+        log.warning("model metadata %s has no sha256 of %s; the model file cannot be checked for "
+                    "corruption (re-export it with pifocus convert, or add \"sha256\")", meta_path,
+                    Path(model_path).name)
+        return
+    if not (isinstance(expected, str) and len(expected) == 64
+            and all(c in "0123456789abcdefABCDEF" for c in expected)):
+        raise ModelError(f"model metadata {str(meta_path)!r}: sha256 = {expected!r} is not a SHA-256 "
+                         "(64 hex digits); write the output of `sha256sum` of the .tflite")
+    try:
+        actual = file_sha256(model_path)
+    except OSError as e:
+        raise ModelError(f"model {str(model_path)!r} cannot be read: {e}") from e
+    if actual.lower() != expected.lower():
+        raise ModelError(f"model {str(model_path)!r} is corrupt or not the one its metadata describes: "
+                         f"sha256 {actual[:16]}... != {expected[:16]}... in {Path(meta_path).name}; "
+                         "reinstall or re-copy the model together with its .json")
 
 
 def metadata_path_for(model_path) -> Path:

@@ -41,6 +41,10 @@ import numpy as np
 from ..exc import ConfigError, ModelError
 from . import ModelInfo, metadata_path_for, normalize_tiles
 from .heads import OutputLayout
+from ..argtypes import SEED, bounded_float, bounded_int
+
+_N_CALIB = bounded_int(1, 1_000_000)
+_N_CHECK = bounded_int(1, 10_000_000)
 
 log = logging.getLogger(__name__)
 
@@ -421,19 +425,22 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output .tflite path (metadata .json beside it)")
     p.add_argument("--quantize", default="int8", choices=QUANTIZE,
                    help="int8 (default; full integer), or float16/float32 for models that cannot be quantized")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="in-focus probability threshold (default: the training run's, else 0.5)")
-    p.add_argument("--n-calib", type=int, default=500, help="tiles for the representative dataset")
-    p.add_argument("--n-check", type=int, default=2000, help="held-back tiles for the self-check")
+    p.add_argument("--threshold", type=bounded_float(0.0, 1.0), default=None,
+                   help="in-focus probability threshold, 0..1 (default: the training run's, else 0.5)")
+    p.add_argument("--n-calib", type=_N_CALIB, default=500,
+                   help=f"tiles for the representative dataset ({_N_CALIB.range})")
+    p.add_argument("--n-check", type=_N_CHECK, default=2000,
+                   help=f"held-back tiles for the self-check ({_N_CHECK.range})")
     p.add_argument("--output", default="auto", choices=("auto", "probability", "logit"),
                    help="export the logit before a final sigmoid (finer int8 resolution; the "
                    "runner applies the sigmoid) or the probability; auto = logit when possible")
-    p.add_argument("--std-floor", type=float, default=None,
-                   help="normalization the model was trained with (default: its .train.json, else 4)")
-    p.add_argument("--clip", type=float, default=None, help="normalization clip (default: as --std-floor)")
+    p.add_argument("--std-floor", type=bounded_float(0.001, 255.0), default=None,
+                   help="normalization the model was trained with, 0.001..255 (default: its .train.json, else 4)")
+    p.add_argument("--clip", type=bounded_float(0.001, 1e4), default=None,
+                   help="normalization clip (0.001..10000; default: as --std-floor)")
     p.add_argument("--name", default="pifocus-cnn")
     p.add_argument("--version", default="1")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help=f"random seed ({SEED.range})")
 
 
 def run_args(a) -> dict:

@@ -30,6 +30,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..exc import ConfigError, ModelError
+from ..argtypes import bounded_float, bounded_int
 
 log = logging.getLogger(__name__)
 
@@ -368,11 +369,11 @@ def add_arguments(p) -> None:
     g.add_argument("--images", help="a folder with in_focus/ and out_of_focus/ image subfolders")
     p.add_argument("--split", default="val", choices=("train", "val", "all"),
                    help="which split of a tile set to evaluate (default val)")
-    p.add_argument("--lap-threshold", type=float, default=None,
-                   help="Laplacian-variance threshold for the baseline (default: tuned on the "
+    p.add_argument("--lap-threshold", type=bounded_float(0.0, 1e12), default=None,
+                   help="Laplacian-variance threshold for the baseline, 0..1e+12 (default: tuned on the "
                    "train split of --tiles, or the model metadata's for --images)")
     p.add_argument("--plot", help="write the ROC plot to this PNG")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=bounded_int(1, 64), default=1, help="LiteRT threads (1..64) [1]")
 
 
 def run_args(a) -> dict:

@@ -3,11 +3,15 @@
 import argparse
 import dataclasses
 import logging
+import math
 import os
 from typing import Optional, Tuple
 
 from .. import config as cfgmod
 from ..exc import ConfigError
+from ..argtypes import SEED, bounded_int
+
+THREADS = bounded_int(1, 64)
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +22,7 @@ def parse_roi(text: str) -> Tuple[float, float, float, float]:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
         vals = ()
-    if len(vals) != 4:
+    if len(vals) != 4 or not all(0.0 <= v <= 1.0 for v in vals):  # also refuses nan, inf
         raise argparse.ArgumentTypeError(
             f"--roi {text!r}: give four numbers X,Y,W,H in normalized frame coordinates, e.g. 0.3,0.3,0.4,0.4")
     return vals
@@ -30,6 +34,9 @@ def parse_size(text: str) -> Tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--size {text!r}: give WIDTHxHEIGHT, e.g. 2028x1520") from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"--size {text!r}: width and height must be 16..16384 pixels, "
+                                         "e.g. 2028x1520")
     return w, h
 
 
@@ -39,6 +46,8 @@ def parse_grid(text: str) -> Tuple[int, int]:
         r, c = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--grid {text!r}: give ROWSxCOLS, e.g. 6x8") from None
+    if not (1 <= r <= 64 and 1 <= c <= 64):
+        raise argparse.ArgumentTypeError(f"--grid {text!r}: rows and columns must be 1..64, e.g. 6x8")
     return r, c
 
 
@@ -50,9 +59,13 @@ def parse_option(text: str):
     v = value.strip()
     for conv in (int, float):
         try:
-            return key.strip(), conv(v)
+            num = conv(v)
         except ValueError:
-            pass
+            continue
+        if not math.isfinite(num) or abs(num) > 1e12:
+            raise argparse.ArgumentTypeError(f"-o {text!r}: {v} is not a usable number; give a finite "
+                                             "value within -1e12..1e12")
+        return key.strip(), num
     if v.lower() in ("true", "false"):
         return key.strip(), v.lower() == "true"
     return key.strip(), v
@@ -72,7 +85,7 @@ def add_source_args(p: argparse.ArgumentParser, default: Optional[str] = None) -
                         "video file [default: the config's [source] name, else sim]")
     p.add_argument("--size", type=parse_size, metavar="WxH",
                    help="frame size for sim/camera sources, e.g. 2028x1520")
-    p.add_argument("--seed", type=int, help="seed of the simulated scene and noise")
+    p.add_argument("--seed", type=SEED, help=f"seed of the simulated scene and noise ({SEED.range})")
     p.add_argument("-o", "--source-option", action="append", type=parse_option, default=[],
                    metavar="KEY=VALUE",
                    help="an option for the source, as in the config's [source] table "
@@ -88,7 +101,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cnn", action="store_true",
                    help="Laplacian-only analysis: skip the CNN (for comparison, or with no interpreter)")
     p.add_argument("--model", metavar="FILE.tflite", help="focus model [default: the shipped int8 model]")
-    p.add_argument("--threads", type=int, metavar="N", help="LiteRT interpreter threads [1]")
+    p.add_argument("--threads", type=THREADS, metavar="N", help=f"LiteRT interpreter threads ({THREADS.range}) [1]")
 
 
 def load_config(args) -> cfgmod.Config:

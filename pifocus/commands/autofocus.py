@@ -2,9 +2,14 @@
 
 import dataclasses
 import logging
+import math
 
 from . import _common
-from ..exc import ConfigError, ModelError
+from ..exc import ConfigError, ModelError, PiFocusError
+from ..argtypes import POSITION, bounded_float, bounded_int
+
+BACKLASH = bounded_float(0.0, 1e6)
+FRAMES = bounded_int(1, 1_000_000)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +41,18 @@ def add_drive_args(p, default_drive=None) -> None:
     """``--drive`` and the drive flags shared by autofocus, calibrate and record."""
     p.add_argument("--drive", metavar="DRIVE", default=default_drive,
                    help="sim, replay:DIR, stepper, uln2003 or libcamera [default: the config's [drive] name, else sim]")
-    p.add_argument("--backlash", type=float, metavar="UNITS",
-                   help="backlash of the focus train to compensate (from `pifocus calibrate`)")
+    p.add_argument("--backlash", type=BACKLASH, metavar="UNITS",
+                   help=f"backlash of the focus train to compensate ({BACKLASH.range}; from `pifocus calibrate`)")
     p.add_argument("--approach", choices=("up", "down"), help="side of the final approach [up]")
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
-    p.add_argument("--assume-position", type=float, metavar="POS",
-                   help="stepper/uln2003 with no saved position and no homing: where the lens is now "
+    p.add_argument("--assume-position", type=POSITION, metavar="POS",
+                   help=f"({POSITION.range}) stepper/uln2003 with no saved position and no homing: where the lens is now "
                         "(drive units); without it such a drive refuses to move")
-    p.add_argument("--sim-focus", type=float, metavar="POS",
-                   help="sim drive: lens position at which the simulated scene is sharp")
-    p.add_argument("--sim-backlash", type=float, metavar="STEPS",
-                   help="sim drive: mechanical backlash of the simulated ring (for calibrate demos)")
+    p.add_argument("--sim-focus", type=POSITION, metavar="POS",
+                   help=f"({POSITION.range}) sim drive: lens position at which the simulated scene is sharp")
+    p.add_argument("--sim-backlash", type=BACKLASH, metavar="STEPS",
+                   help=f"({BACKLASH.range}) sim drive: mechanical backlash of the simulated ring (for calibrate demos)")
 
 
 def parse_limits(text: str):
@@ -56,6 +61,9 @@ def parse_limits(text: str):
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise ConfigError(f"--limits {text!r}: give LO:HI in drive units, e.g. 50:1900") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e9 and abs(hi) <= 1e9):
+        raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
+                          "e.g. 50:1900")
     return lo, hi
 
 
@@ -78,9 +86,12 @@ def drive_params(cfg, args):
     if getattr(args, "assume_position", None) is not None:
         ch["assume_position"] = args.assume_position
     try:
-        return dataclasses.replace(dp, **ch) if ch else dp
+        dp = dataclasses.replace(dp, **ch) if ch else dp
     except ConfigError as e:
         raise ConfigError(f"command line: {e}") from e
+    from ..config import check_pin_conflicts
+    check_pin_conflicts(cfg.outputs, dp)  # e.g. --drive stepper with the LED on its STEP pin
+    return dp
 
 
 def open_configured_drive(cfg, args):
@@ -144,9 +155,10 @@ def add_arguments(p):
                    help="AF strategy: model (contrast, shape of the curve), sweep (coarse-to-fine), "
                         "blur (depth from defocus with the model's blur estimate, ~6 frames), "
                         "continuous [default: the config's, else model]")
-    p.add_argument("--start", type=float, metavar="POS", help="move here first [stay where the lens is]")
-    p.add_argument("--frames", type=int, default=300, metavar="N",
-                   help="continuous strategy: frames to watch [300]")
+    p.add_argument("--start", type=POSITION, metavar="POS",
+                   help=f"move here first ({POSITION.range}) [stay where the lens is]")
+    p.add_argument("--frames", type=FRAMES, default=300, metavar="N",
+                   help=f"continuous strategy: frames to watch ({FRAMES.range}) [300]")
     p.add_argument("--plot", metavar="FILE.png", help="draw the focus curve, the fit and the chosen position")
 
 
@@ -238,8 +250,6 @@ def run(args, console) -> int:
         if source is not drive.source:
             source.close()
         analyzer.close()
-    if args.plot:
-        plot_result(result, args.plot, title=f"pifocus autofocus --drive {drive.name}")
     d = result.to_dict()
     d["drive"] = drive.name
     d["units"] = drive.units
@@ -247,7 +257,15 @@ def run(args, console) -> int:
             f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s)"
             + ("" if result.success else f"\n  reason: {result.reason}")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
-    console.result(d, text)
+    console.result(d, text)  # first: a failing plot must not lose the result
+    if args.plot:
+        try:
+            plot_result(result, args.plot, title=f"pifocus autofocus --drive {drive.name}")
+        except PiFocusError:
+            raise
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"--plot {args.plot!r}: the curve could not be written ({e}); the result "
+                              "above is valid; give a writable .png path") from e
     if not result.success:
         # The run itself worked (the result is printed); the focus is not trustworthy.
         console.note(f"pifocus: error: autofocus failed the quality gate: {result.reason}")

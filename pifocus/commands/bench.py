@@ -7,6 +7,10 @@ import time
 import numpy as np
 
 from . import _common
+from ..argtypes import bounded_int
+
+FRAMES = bounded_int(1, 100_000)
+WARMUP = bounded_int(0, 1000)
 
 HELP = "time the pipeline stages against a bare cv2.Laplacian(...).var() baseline"
 DESCRIPTION = """\
@@ -27,8 +31,8 @@ def add_arguments(p):
     _common.add_config_arg(p)
     _common.add_source_args(p)
     _common.add_analysis_args(p)
-    p.add_argument("--frames", type=int, default=60, metavar="N", help="frames to time [60]")
-    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed frames first [3]")
+    p.add_argument("--frames", type=FRAMES, default=60, metavar="N", help=f"frames to time ({FRAMES.range}) [60]")
+    p.add_argument("--warmup", type=WARMUP, default=3, metavar="N", help=f"untimed frames first ({WARMUP.range}) [3]")
 
 
 def _stats(xs):

@@ -7,6 +7,10 @@ import numpy as np
 from . import _common
 from .autofocus import add_drive_args, make_af_analyzer, open_configured_drive
 from ..exc import ConfigError
+from ..argtypes import bounded_float, bounded_int
+
+POINTS = bounded_int(3, 1000)
+SPAN = bounded_float(1e-6, 1e9)
 
 HELP = "measure a focus drive's backlash (sweep up, then down) and its usable range"
 DESCRIPTION = """\
@@ -28,9 +32,10 @@ def add_arguments(p):
     _common.add_source_args(p)
     _common.add_analysis_args(p)
     add_drive_args(p)
-    p.add_argument("--points", type=int, default=25, metavar="N", help="samples in each direction [25]")
-    p.add_argument("--span", type=float, metavar="UNITS",
-                   help="half-width of the up/down sweeps around the peak [from the curve width]")
+    p.add_argument("--points", type=POINTS, default=25, metavar="N",
+                   help=f"samples in each direction ({POINTS.range}) [25]")
+    p.add_argument("--span", type=SPAN, metavar="UNITS",
+                   help=f"({SPAN.range}) half-width of the up/down sweeps around the peak [from the curve width]")
 
 
 def _fit_peak(curve):

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from . import _common
 from .. import storage
+from ..argtypes import bounded_int
 from ..exc import ConfigError, StorageError
 
 CSV_HEADER = ["file", "position", "timestamp_ns", "exposure_us", "gain"]
+FRAMES = bounded_int(1, 1_000_000)
 
 HELP = "record frames from a source into a folder (images + sweep.csv, the replay format)"
 DESCRIPTION = """\
@@ -36,7 +38,7 @@ def add_arguments(p):
     _common.add_config_arg(p)
     _common.add_source_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; must be empty)")
-    p.add_argument("--frames", type=int, default=30, metavar="N", help="frames to record [30]")
+    p.add_argument("--frames", type=FRAMES, default=30, metavar="N", help=f"frames to record ({FRAMES.range}) [30]")
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="image format [png]")
     add_sweep_arguments(p)
 

@@ -4,6 +4,9 @@ import signal
 import threading
 
 from . import _common
+from ..argtypes import bounded_int
+
+FRAMES = bounded_int(1, 1_000_000_000)
 
 HELP = "run the live focus loop (LED/meter/buzzer/trigger outputs as configured)"
 DESCRIPTION = """\
@@ -22,7 +25,8 @@ def add_arguments(p):
     _common.add_config_arg(p)
     _common.add_source_args(p)
     _common.add_analysis_args(p)
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames [run until Ctrl-C / end of recording]")
+    p.add_argument("--frames", type=FRAMES, metavar="N",
+                   help=f"stop after N frames ({FRAMES.range}) [run until Ctrl-C / end of recording]")
     p.add_argument("--no-outputs", action="store_true", help="do not touch GPIO outputs")
     p.add_argument("--tiles", action="store_true", help="with --json: include the per-tile grid in every object")
 

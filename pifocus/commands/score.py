@@ -1,11 +1,15 @@
 """``pifocus score``: judge still images or folders of them."""
 
+import errno
+import logging
 import os
 from pathlib import Path
 
 from . import _common
 from ..exc import SourceError
 from ..focus.blur import CATEGORY_TEXT
+
+log = logging.getLogger(__name__)
 
 HELP = "judge still images or folders: sharpness, in-focus probability, tile grid"
 DESCRIPTION = """\
@@ -53,18 +57,27 @@ def heatmap(luma, report):
 
 
 def _sources(paths, max_pixels=None):
-    """Yield (label, source) for files and folders (``max_pixels``: ``[source] max_pixels``)."""
+    """Yield ``(label, source, error)`` for folders and files (``max_pixels``: ``[source]
+    max_pixels``): ``source`` None and ``error`` the :class:`SourceError` for a path that
+    cannot be scored, so one bad folder does not stop the batch."""
     from ..sources.recorded import RecordedSource
 
-    files = [p for p in paths if not os.path.isdir(p)]
+    files = []
     for p in paths:
         if os.path.isdir(p):
-            yield p, RecordedSource(p, max_pixels=max_pixels)
+            try:
+                yield p, RecordedSource(p, max_pixels=max_pixels), None
+            except SourceError as e:
+                yield p, None, e
+        elif not os.path.exists(p):
+            yield p, None, SourceError(f"no such file or folder: {p!r}; check the path")
+        else:
+            files.append(p)
     if files:
-        missing = [f for f in files if not os.path.exists(f)]
-        if missing:
-            raise SourceError(f"no such file or folder: {missing[0]!r}")
-        yield "files", RecordedSource(files, max_pixels=max_pixels)
+        try:
+            yield "files", RecordedSource(files, max_pixels=max_pixels), None
+        except SourceError as e:
+            yield "files", None, e
 
 
 def run(args, console) -> int:
@@ -75,8 +88,13 @@ def run(args, console) -> int:
     if args.heatmap:
         Path(args.heatmap).mkdir(parents=True, exist_ok=True)
     n = skipped = in_focus = 0
+    failed = []
     try:
-        for label, src in _sources(args.paths, cfg.source.max_pixels):
+        for label, src, error in _sources(args.paths, cfg.source.max_pixels):
+            if error is not None:
+                log.warning("score: %s", error)
+                failed.append(error)
+                continue
             with src:
                 for frame in console.progress(src, total=src.length, desc=label, unit="image"):
                     report = analyzer.analyze(frame, track=False)
@@ -95,10 +113,15 @@ def run(args, console) -> int:
                                         f"  {frame.path}")
                     if args.heatmap:
                         out = Path(args.heatmap) / (Path(frame.path).stem + "_heatmap.png")
-                        cv2.imwrite(str(out), heatmap(frame.luma, report))
+                        if not cv2.imwrite(str(out), heatmap(frame.luma, report)):
+                            raise OSError(errno.EIO, "cannot write the heat map (disk full? not writable?)",
+                                          str(out))
                 skipped += src.skipped
     finally:
         analyzer.close()
     console.note(f"{n} image(s) scored, {in_focus} in focus"
                  + (f", {skipped} unreadable file(s) skipped" if skipped else ""))
+    if failed:
+        raise SourceError(f"{len(failed)} of {len(args.paths)} path(s) could not be scored (the rest were); "
+                          f"first: {failed[0]}")
     return 0 if n else 2

@@ -1,6 +1,9 @@
 """``pifocus serve``: the headless service (systemd unit ``systemd/pifocus.service``)."""
 
 from . import _common
+from ..argtypes import bounded_int
+
+PORT = bounded_int(0, 65535)
 
 HELP = "run headless as a service: live loop, systemd notify/watchdog, phone preview page"
 DESCRIPTION = """\
@@ -25,7 +28,7 @@ def add_arguments(p):
     _common.add_source_args(p)
     _common.add_analysis_args(p)
     p.add_argument("--host", metavar="ADDR", help="bind the web page here (overrides [web] host)")
-    p.add_argument("--port", type=int, metavar="N", help="web page port (overrides [web] port; 0 = any free)")
+    p.add_argument("--port", type=PORT, metavar="N", help=f"web page port ({PORT.range}; overrides [web] port; 0 = any free)")
     p.add_argument("--no-web", action="store_true", help="no preview page or API")
     p.add_argument("--no-outputs", action="store_true", help="do not touch GPIO outputs")
 
