@@ -44,7 +44,7 @@ setup(
                   "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
-        "dev": ["pytest>=7", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
+        "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
     },
     entry_points={"console_scripts": ["pifocus = pifocus.cli:main"]},
     classifiers=[

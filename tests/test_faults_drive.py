@@ -59,3 +59,14 @@ def test_homing_clears_the_uncertain_mark(make):  # noqa: F811
     d.close()
     st = json.loads(open(d.state_path).read())
     assert st["moving"] is False and not st.get("uncertain")
+
+
+def test_an_abandoned_drive_is_not_reopened_by_a_late_move(make):  # noqa: F811
+    from pifocus.exc import DriveError
+    d = make("sim")
+    d.open()
+    d.abandon_move()
+    d.close()
+    with pytest.raises(DriveError, match="closed while a move was running"):
+        d.move_to(500)
+    assert d.closed

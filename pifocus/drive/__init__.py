@@ -261,6 +261,9 @@ class FocusDrive(PersistentPosition):
             The position reached.
         """
         if not self._opened:
+            if getattr(self, "_abandoned", False):
+                raise DriveError(f"drive {self.name!r} was closed while a move was running (shutdown); "
+                                 "no further moves")
             self.open()
         self._require_position()
         t = self._legal(target)

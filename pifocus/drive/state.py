@@ -170,6 +170,7 @@ class PersistentPosition:
         self.position_uncertain = True
         if self._interrupted is None:
             self._interrupted = (float(self._position) if self._position is not None else math.nan, math.nan)
+        self._abandoned = True  # a later move from that thread must not reopen the drive
 
     def _start_unknown(self) -> None:
         """Nothing saved: ``params.assume_position`` when given; else the drive's own
