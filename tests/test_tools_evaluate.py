@@ -67,3 +67,69 @@ def test_evaluate_image_folders_uses_metadata_threshold(tmp_path):
     assert res["groups"]["all"]["cnn"]["n_in_focus"] == 6
     assert res["groups"]["all"]["cnn"]["n"] > 6
     assert res["groups"]["all"]["cnn"]["accuracy"] > 0.8
+
+
+@pytest.fixture
+def blur_tileset(tmp_path):
+    """Chart tiles with known disk radii and motion lengths, the blur_dataset.py layout
+    (in-focus label 255 = none on motion tiles)."""
+    import cv2
+    from pifocus.sources.simulated import defocus, focus_chart, sensor
+    chart = focus_chart(448, 320, seed=7)
+    rng = np.random.default_rng(0)
+    tiles, labels, radius, motion, split = [], [], [], [], []
+    sharp = np.clip(chart * 255, 0, 255)
+    pos = [(y, x) for y in range(0, 288, 32) for x in range(0, 416, 32)
+           if sharp[y:y + 32, x:x + 32].std() >= 25]
+    for r, length in ((0.0, 0.0), (1.0, 0.0), (3.0, 0.0), (6.0, 0.0), (0.0, 9.0)):
+        img = defocus(chart, r) if r else chart
+        if length:
+            img = cv2.filter2D(img, -1, np.full((1, int(length)), 1 / length, np.float32))
+        img = sensor(img, rng)
+        for y, x in pos:
+            tiles.append(img[y:y + 32, x:x + 32])
+            labels.append(255 if length else (1 if r <= 0.75 else 0))
+            radius.append(np.nan if length else r)
+            motion.append(length)
+            split.append("val")
+    n = len(tiles)
+    tiles += tiles[:4]  # a few train tiles so the Laplacian threshold can be tuned
+    labels += [1, 0, 1, 0]
+    radius += [np.nan] * 4
+    motion += [0.0] * 4
+    split += ["train"] * 4
+    path = tmp_path / "blur.npz"
+    np.savez(path, tiles=np.stack(tiles), labels=np.array(labels, np.uint8),
+             radius_px=np.array(radius, np.float32), motion_px=np.array(motion, np.float32),
+             split=np.array(split), source=np.array(["chart-defocus"] * (n + 4)),
+             snr=np.full(n + 4, 10.0, np.float32))
+    return path
+
+
+def test_evaluate_reports_blur_and_motion_for_a_model_with_heads(blur_tileset, capsys):
+    from pifocus.classify import load_classifier
+    if not load_classifier().has_blur:
+        pytest.skip("the shipped model has no blur/motion heads")
+    res = ev.evaluate(tiles_path=blur_tileset, split="val")
+    g = res["blur"]["all"]
+    bins = {b["bin"]: b for b in g["radius_bins"]}
+    assert bins["0-0.5"]["n"] > 0 and bins["6-8"]["n"] > 0 and bins["1-1.5"]["mae_px"] < 1.0
+    assert g["motion"]["n_motion"] > 0 and g["motion"]["n_still"] > 0
+    assert g["motion"]["tpr"] > 0.5 and g["motion"]["fpr"] < 0.5
+    # the in-focus AUC is computed on the labelled (non-motion) tiles only
+    assert res["groups"]["all"]["cnn"]["n"] == 4 * bins["0-0.5"]["n"]
+    assert ev.main(["--tiles", str(blur_tileset), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "radius_bins" in out["blur"]["all"]
+    assert ev.main(["--tiles", str(blur_tileset)]) == 0
+    text = capsys.readouterr().out
+    assert "blur_px MAE" in text and "motion flag" in text
+
+
+def test_evaluate_with_a_binary_model_has_no_blur_section(blur_tileset, tiny_model_path, tmp_path):
+    d = dict(np.load(blur_tileset))
+    d["tiles"] = d["tiles"][:, 8:24, 8:24]  # the tiny model takes 16 px tiles
+    small = tmp_path / "small.npz"
+    np.savez(small, **d)
+    res = ev.evaluate(model_path=tiny_model_path, tiles_path=small, split="val")
+    assert "blur" not in res and res["groups"]["all"]["cnn"]["n"] > 0

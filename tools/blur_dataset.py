@@ -103,6 +103,13 @@ class BlurSetParams:
         fit_min_corr: real tiles: minimum correlation of the disk-radius fit.
         max_real_per_scene: cap on real fitted tiles per MFIFB scene / sweep frame.
         chart_tiles: tiles of the procedural chart (defocus + motion, all seeds).
+        dead_leaves_images: procedural dead-leaves images (exactly sharp; a quarter are
+            validation).
+        dead_leaves_patches: sharp patches taken from each of them.
+        sweep_short_side_px: sweeps are downsampled by ``max(downsample, short side // this)``
+            (up to 4x): the big DSLR frames are softer per pixel than the benchmark pairs.
+        screen_max_px: with a screening model, a real scene's sharp patches (and its fitted
+            real tiles) are used only if the model's median radius on them is at most this.
         seed: random seed.
     """
 
@@ -121,6 +128,10 @@ class BlurSetParams:
     fit_min_corr: float = 0.9
     max_real_per_scene: int = 120
     chart_tiles: int = 6000
+    dead_leaves_images: int = 80
+    dead_leaves_patches: int = 50
+    sweep_short_side_px: int = 384
+    screen_max_px: float = 0.45
     seed: int = 0
 
     def __post_init__(self):
@@ -144,6 +155,10 @@ class BlurSetParams:
         check("fit_min_corr", 0.0 <= self.fit_min_corr < 1.0, "0..1")
         check("max_real_per_scene", self.max_real_per_scene >= 0, ">= 0")
         check("chart_tiles", self.chart_tiles >= 0, ">= 0")
+        check("dead_leaves_images", self.dead_leaves_images >= 0, ">= 0")
+        check("dead_leaves_patches", self.dead_leaves_patches >= 1, ">= 1")
+        check("sweep_short_side_px", self.sweep_short_side_px >= 128, ">= 128")
+        check("screen_max_px", 0.0 < self.screen_max_px <= 3.0, "0..3 px")
 
     @property
     def context_px(self) -> int:
@@ -380,7 +395,8 @@ def collect_sweeps(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pa
         w = min(f.shape[1] for f in frames)
         if min(h, w) < p.min_side_px:
             continue
-        frames = [downsample(f[:h, :w], p.downsample) for f in frames]
+        factor = int(min(4, max(p.downsample, min(h, w) // p.sweep_short_side_px)))
+        frames = [downsample(f[:h, :w], factor) for f in frames]
         h, w = frames[0].shape
         stride = t if min(h, w) > 600 else t // 2
         noise = min(ds.LAP_NOISE_GAIN * ds.immerkaer_sigma(f) ** 2 for f in frames)
@@ -486,8 +502,8 @@ def synthesize(sharp: List[Patch], p: BlurSetParams, rng, rows: Rows, source_pre
             if val:
                 length = VAL_MOTION[counters["motion"] % len(VAL_MOTION)]
                 counters["motion"] += 1
-            else:
-                length = float(rng.uniform(lo, hi))
+            else:  # half of them short (the hard cases near the 3 px boundary)
+                length = float(rng.uniform(lo, min(hi, 2 * lo)) if rng.random() < 0.5 else rng.uniform(lo, hi))
             kind = "shake" if rng.random() < p.shake_fraction else "linear"
             r = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.3 else 0.0
             tile, info = render_variant(lum, rng, p, radius_px=r, motion=_motion_psf(rng, p, length, kind))
@@ -518,8 +534,119 @@ def chart_patches(p: BlurSetParams, rng) -> List[Patch]:
     return out
 
 
+def dead_leaves(height: int, width: int, rng: np.random.Generator, supersample: int = 4) -> np.ndarray:
+    """An exactly sharp procedural "dead leaves" image (float32 luminance 0..1).
+
+    Opaque random shapes (disks, rotated rectangles, triangles) with power-law sizes
+    (density ~ size^-3, 1.5-60 px), flat, shaded or finely textured grey levels, painted
+    front to back until the canvas is covered: the scale-invariant, edge-rich statistics of
+    natural scenes (the ISO 19567-2 texture-sharpness chart).  Rendered at ``supersample``
+    x and area-averaged, so the only blur is the pixel aperture.
+    """
+    import cv2
+    ss = supersample
+    H, W = height * ss, width * ss
+    img = np.zeros((H, W), np.float32)
+    covered = np.zeros((H, W), bool)
+    rmin, rmax = 1.5, 60.0
+    tex = None
+    for it in range(6000):
+        if it % 50 == 0 and covered.mean() > 0.995:
+            break
+        u = rng.random()
+        size = 1.0 / math.sqrt(u * (rmin ** -2 - rmax ** -2) + rmax ** -2) * ss  # pdf ~ r^-3
+        cx, cy = rng.uniform(-size, W + size), rng.uniform(-size, H + size)
+        x0, y0 = max(0, int(cx - size - 2)), max(0, int(cy - size - 2))
+        x1, y1 = min(W, int(cx + size + 3)), min(H, int(cy + size + 3))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        kind = rng.random()
+        if kind < 0.6:
+            cv2.circle(mask, (int(cx) - x0, int(cy) - y0), max(1, int(size)), 1, -1)
+        else:
+            n = 4 if kind < 0.85 else 3
+            ang = rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n + rng.uniform(-0.3, 0.3, n)
+            pts = np.stack([cx - x0 + size * np.cos(ang), cy - y0 + size * np.sin(ang)], axis=1).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 1)
+        cov = covered[y0:y1, x0:x1]
+        new = mask.astype(bool) & ~cov
+        if not new.any():
+            continue
+        level = rng.uniform(0.05, 0.95)
+        region = img[y0:y1, x0:x1]
+        t = rng.random()
+        if t < 0.55:
+            region[new] = level
+        elif t < 0.8:  # shaded
+            yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+            g = rng.normal(0, 0.25, 2) / max(size, 1.0)
+            region[new] = np.clip(level + g[0] * (yy[new] - cy) + g[1] * (xx[new] - cx), 0.02, 0.98)
+        else:  # finely textured (band-limited noise at the final pixel scale)
+            if tex is None:
+                tex = cv2.resize(rng.standard_normal((height, width)).astype(np.float32), (W, H),
+                                 interpolation=cv2.INTER_CUBIC)
+            region[new] = np.clip(level + rng.uniform(0.03, 0.15) * tex[y0:y1, x0:x1][new], 0.02, 0.98)
+        cov |= new
+    img[~covered] = 0.5
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def dead_leaves_patches(p: BlurSetParams, rng) -> List[Patch]:
+    """Sharp context patches of :func:`dead_leaves` images (every 4th image: validation)."""
+    from tqdm import tqdm
+    size, m = p.context_px, p.margin_px
+    out = []
+    for i in tqdm(range(p.dead_leaves_images), desc="dead leaves", unit="image"):
+        split = "val" if i % 4 == 3 else "train"
+        img = np.clip(dead_leaves(384, 512, rng) * 255.0, 0, 255)
+        got = 0
+        for _ in range(p.dead_leaves_patches * 20):
+            if got >= p.dead_leaves_patches:
+                break
+            y, x = int(rng.integers(0, img.shape[0] - size)), int(rng.integers(0, img.shape[1] - size))
+            if img[y + m:y + m + p.tile_px, x + m:x + m + p.tile_px].std() >= 10:
+                out.append(Patch(np.round(img[y:y + size, x:x + size]).astype(np.uint8), f"leaves:{i}", split))
+                got += 1
+    return out
+
+
+def screen_scenes(sharp: List[Patch], rows: Rows, model_path, p: BlurSetParams) -> dict:
+    """Drop the real scenes whose sharp patches are not sharp: a blur model trained on exactly
+    sharp procedural sources (dead leaves + chart) estimates the radius of every sharp
+    patch's central tile; a scene whose median exceeds ``p.screen_max_px`` loses its sharp
+    patches and its fitted real tiles (their labels assume a sharp reference).
+
+    Returns ``{scene: median radius px}`` for every real scene screened.
+    """
+    import keras
+    from pifocus.classify import ModelInfo, normalize_tiles
+    from pifocus.classify.heads import OutputLayout
+    info = json.loads(Path(model_path).with_suffix(".train.json").read_text())
+    layout = OutputLayout.from_dict(info["heads"])
+    model = keras.models.load_model(str(model_path), compile=False)
+    m, t = p.margin_px, p.tile_px
+    real = [k for k, q in enumerate(sharp) if not q.scene.startswith(("leaves:", "chart:"))]
+    tiles = np.stack([sharp[k].pixels[m:m + t, m:m + t] for k in real])
+    x = normalize_tiles(tiles, info.get("std_floor", ModelInfo.std_floor), info.get("clip", ModelInfo.clip))
+    est = layout.decode(model.predict(x, batch_size=1024, verbose=0)).blur_px
+    by_scene = {}
+    for k, e in zip(real, est):
+        by_scene.setdefault(sharp[k].scene, []).append(float(e))
+    med = {s: round(float(np.median(v)), 3) for s, v in sorted(by_scene.items())}
+    bad = {s for s, v in med.items() if v > p.screen_max_px}
+    sharp[:] = [q for q in sharp if q.scene not in bad]
+    keep = [i for i, s in enumerate(rows.cols["scene"]) if s not in bad or rows.cols["source"][i] == "real-mfifb-full"]
+    rows.tiles = [rows.tiles[i] for i in keep]
+    for k in rows.cols:
+        rows.cols[k] = [rows.cols[k][i] for i in keep]
+    log.info("screening: %d of %d real scenes kept (median radius <= %.2f px)", len(med) - len(bad), len(med),
+             p.screen_max_px)
+    return med
+
+
 def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
-          sources=("mfifb", "sweep", "chart")) -> dict:
+          sources=("mfifb", "sweep", "chart", "leaves"), screen_model=None) -> dict:
     """Build the set and write ``out``; returns its metadata dict.
 
     Raises:
@@ -532,8 +659,11 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
         collect_mfifb(data / "multifocus-pairs" / "mfifb", p, rng, rows, sharp)
     if "sweep" in sources:
         collect_sweeps(data / "focus-sweeps", p, rng, rows, sharp)
+    screened = screen_scenes(sharp, rows, screen_model, p) if screen_model and sharp else {}
     n_sharp = len(sharp)
     synthesize(sharp, p, rng, rows, "synthetic")
+    if "leaves" in sources:
+        synthesize(dead_leaves_patches(p, rng), p, rng, rows, "leaves")
     if "chart" in sources:
         synthesize(chart_patches(p, rng), p, rng, rows, "chart")
     if not len(rows):
@@ -555,6 +685,8 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
         counts[f"{s}/{sp}"] = counts.get(f"{s}/{sp}", 0) + 1
     params = asdict(p)
     meta = dict(params=params, data=str(data), n=int(len(rows)), sharp_patches=n_sharp, counts=counts,
+                screen_model=str(screen_model) if screen_model else None, screened_median_px=screened,
+                screened_out=sorted(s for s, v in screened.items() if v > p.screen_max_px),
                 seconds=round(time.time() - t0, 1), val_scenes=sorted(set(arrays["scene"][arrays["split"] == "val"])))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, tile_px=np.int32(p.tile_px), meta=np.array(json.dumps(meta)), **arrays)
@@ -599,7 +731,12 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "blur_tiles.npz")
     ap.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG")
-    ap.add_argument("--sources", default="mfifb,sweep,chart")
+    ap.add_argument("--sources", default="mfifb,sweep,chart,leaves")
+    ap.add_argument("--screen-model", default=None, metavar="MODEL.keras",
+                    help="drop real scenes whose sharp patches this blur model (trained on --sources "
+                         "chart,leaves only) does not find sharp (median radius > --screen-max-px)")
+    ap.add_argument("--screen-max-px", type=float, default=BlurSetParams.screen_max_px)
+    ap.add_argument("--dead-leaves-images", type=int, default=BlurSetParams.dead_leaves_images)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--downsample", type=int, default=BlurSetParams.downsample)
     ap.add_argument("--defocus-variants", type=int, default=BlurSetParams.defocus_variants)
@@ -612,13 +749,16 @@ def main(argv=None) -> int:
     try:
         p = BlurSetParams(seed=a.seed, downsample=a.downsample, defocus_variants=a.defocus_variants,
                           motion_variants=a.motion_variants, max_sharp_per_scene=a.max_sharp_per_scene,
-                          chart_tiles=a.chart_tiles)
-        meta = build(a.data, a.out, p, a.sheet, tuple(a.sources.split(",")))
+                          chart_tiles=a.chart_tiles, screen_max_px=a.screen_max_px,
+                          dead_leaves_images=a.dead_leaves_images)
+        meta = build(a.data, a.out, p, a.sheet, tuple(a.sources.split(",")), a.screen_model)
     except ConfigError as e:
         print(f"blur_dataset: error: {e}", file=sys.stderr)
         return 2
     for k in sorted(meta["counts"]):
         print(f"{k:28s} {meta['counts'][k]:7d}")
+    if meta["screened_out"]:
+        print("screened out (not sharp enough as sources): " + ", ".join(meta["screened_out"]))
     print(f"{meta['n']} tiles from {meta['sharp_patches']} sharp patches -> {a.out} ({meta['seconds']} s)")
     return 0
 

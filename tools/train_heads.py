@@ -50,14 +50,21 @@ ARCHS = ("mh_base", "mh_mid", "mh_wide")
 REPORT_ONLY = ("real-mfifb-full",)
 
 
-def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: float = 0.3):
-    """The Keras model: a conv trunk, flatten, dense 128, one ``n_out``-vector of logits."""
+def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: float = 0.3, bn: bool = False):
+    """The Keras model: a conv trunk, flatten, dense 128, one ``n_out``-vector of logits.
+
+    ``bn``: 3x3 conv + batch norm + ReLU (batch norm folds into the conv on conversion)
+    instead of conv with bias + ReLU.
+    """
     import keras
     from keras import layers
     inp = keras.Input((tile, tile, 1), batch_size=batch_size, name="tile")
 
     def conv(x, f):
-        return layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        if not bn:
+            return layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+        return layers.ReLU()(layers.BatchNormalization()(x))
 
     if arch == "mh_base":  # the shipped v1 trunk (tools/train.py "baseline")
         plan = ((16,), (32,), (64,))
@@ -113,8 +120,13 @@ def targets(layout: OutputLayout, focus, radius_px, motion_px) -> np.ndarray:
 
 def load_sets(tiles_path, blur_path, focus_from_blur: bool):
     """Both tile sets merged: tiles, focus labels, radius, motion, source, split, snr."""
-    a = load_tileset(tiles_path)
     b = load_tileset(blur_path)
+    if tiles_path in (None, "", "none"):  # blur/motion heads only (e.g. the screening model)
+        t = b["tiles"].shape[1]
+        a = {"tiles": np.zeros((0, t, t), np.uint8), "labels": np.zeros(0, np.uint8),
+             "source": np.zeros(0, str), "split": np.zeros(0, str)}
+    else:
+        a = load_tileset(tiles_path)
     keep = ~np.isin(b["source"].astype(str), REPORT_ONLY)
     na, nb = len(a["labels"]), int(keep.sum())
     fb = b["labels"][keep].astype(np.int16)
@@ -128,7 +140,7 @@ def load_sets(tiles_path, blur_path, focus_from_blur: bool):
         "motion_px": np.concatenate([np.zeros(na, np.float32), b["motion_px"][keep]]),
         "source": np.concatenate([a["source"].astype(str), b["source"][keep].astype(str)]),
         "split": np.concatenate([a["split"].astype(str), b["split"][keep].astype(str)]),
-        "snr": np.concatenate([np.full(na, np.nan, np.float32), b["snr"][keep]]),
+        "texture_snr": np.concatenate([np.full(na, np.nan, np.float32), b["texture_snr"][keep]]),
         "from_blur_set": np.r_[np.zeros(na, bool), np.ones(nb, bool)],
     }
 
@@ -170,11 +182,13 @@ def validate(model, layout, xva, d, va, eval_sets, info) -> dict:
     blur_set = d["from_blur_set"][va]
     rep = bm.blur_report(pred.blur_px[blur_set], pred.p_motion[blur_set], d["radius_px"][va][blur_set],
                          d["motion_px"][va][blur_set], src[blur_set], max_px=layout.max_blur_px,
-                         textured=d["snr"][va][blur_set] >= 3)
+                         textured=d["texture_snr"][va][blur_set] >= 3)
     syn = rep.get("synthetic-defocus", {})
     res["mae_0_3_px"] = syn.get("mae_0_3_px", float("nan"))
+    res["leaves_mae_0_3_px"] = rep.get("leaves-defocus", {}).get("mae_0_3_px", float("nan"))
     res["real_blur_mae_0_3_px"] = rep.get("real-mfifb", {}).get("mae_0_3_px", float("nan"))
     res["motion_tpr"] = rep.get("synthetic-motion", {}).get("motion", {}).get("tpr", float("nan"))
+    res["motion_tpr_textured"] = rep.get("synthetic-motion", {}).get("motion_textured", {}).get("tpr", float("nan"))
     res["motion_fpr"] = rep.get("all", {}).get("motion", {}).get("fpr", float("nan"))
     for name, (tiles, labels, real) in eval_sets.items():
         p = layout.decode(model.predict(normalize_tiles(tiles, info.std_floor, info.clip), batch_size=1024,
@@ -195,6 +209,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--bn", action="store_true", help="batch norm after every conv")
     p.add_argument("--w-focus", type=float, default=1.0)
     p.add_argument("--w-blur", type=float, default=1.0)
     p.add_argument("--w-motion", type=float, default=0.5)
@@ -224,7 +239,7 @@ def main(argv=None) -> int:
     tr, va = np.nonzero(d["split"] == "train")[0], np.nonzero(d["split"] == "val")[0]
     xva = normalize_tiles(d["tiles"][va], info.std_floor, info.clip)
     eval_sets = {}
-    for spec in [f"v1={a.tiles}"] + a.eval_tiles:
+    for spec in ([f"v1={a.tiles}"] if a.tiles not in ("", "none") else []) + a.eval_tiles:
         name, _, path = spec.partition("=")
         e = load_tileset(path)
         sel = e["split"].astype(str) == "val"
@@ -234,7 +249,7 @@ def main(argv=None) -> int:
           f"motion {int((y[tr, layout.motion] >= 0).sum())} of which positive "
           f"{int((y[tr, layout.motion] == 1).sum())}); val {len(va)}", flush=True)
 
-    model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout)
+    model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
     macs = train.count_macs(model)
     print(f"{a.arch}: {model.count_params()} parameters, {macs / 1e6:.2f} M MACs per tile", flush=True)
     steps_per_epoch = int(np.ceil(len(tr) / a.batch))
@@ -259,17 +274,19 @@ def main(argv=None) -> int:
     # in-focus threshold: accuracy-optimal on the (un-augmented) training tiles of the in-focus set
     ftr = tr[y[tr, 0] >= 0]
     ftr = ftr[~d["from_blur_set"][ftr]]
-    ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
-                                      batch_size=1024, verbose=0)).p_in_focus
-    thr = float(np.clip(best_threshold(ptr, y[ftr, 0]), 0.2, 0.8))
-    lv = np.log10(laplacian_variance(d["tiles"][ftr]) + 1e-3)
-    lap_t = float(10 ** best_threshold(lv, y[ftr, 0]))
+    thr, lap_t = 0.5, float("nan")
+    if len(ftr):
+        ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
+                                          batch_size=1024, verbose=0)).p_in_focus
+        thr = float(np.clip(best_threshold(ptr, y[ftr, 0]), 0.2, 0.8))
+        lv = np.log10(laplacian_variance(d["tiles"][ftr]) + 1e-3)
+        lap_t = float(10 ** best_threshold(lv, y[ftr, 0]))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     train_info = {"arch": a.arch, "tile_px": tile, "macs_per_tile": macs, "params": int(model.count_params()),
                   "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
-                  "dropout": a.dropout, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
+                  "dropout": a.dropout, "bn": a.bn, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
                                                                         "motion": a.w_motion},
                   "focus_from_blur": a.focus_from_blur, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
