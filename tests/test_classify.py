@@ -104,3 +104,9 @@ def test_shipped_model_loads_when_present():
     c = load_classifier()
     assert c.tile_px == c.info.tile_px
     assert c.predict(np.full((2, c.tile_px, c.tile_px), 100, np.uint8)).shape == (2,)
+
+
+def test_shipped_model_metadata_carries_its_checksum():
+    from pifocus.classify import ModelInfo, default_model_path, file_sha256, metadata_path_for
+    info = ModelInfo.load(metadata_path_for(default_model_path()))
+    assert info.extra.get("sha256") == file_sha256(default_model_path())

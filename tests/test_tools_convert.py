@@ -104,6 +104,8 @@ def test_tiny_keras_model_converts_to_int8_and_loads(keras_mod, tmp_path):
     info = ModelInfo.load(out.with_suffix(".json"))
     assert info.tile_px == 16 and info.threshold == 0.5 and info.extra["conversion"]["quantize"] == "int8"
     assert info.extra["output"] == "logit"  # the final sigmoid is applied by the runner
+    from pifocus.classify import file_sha256
+    assert info.extra["sha256"] == file_sha256(out)  # the runner checks the file against it
     clf = LiteRTClassifier(out)
     assert clf.input_dtype == np.int8
     p = clf.predict(rng.integers(0, 256, (37, 16, 16), dtype=np.uint8))

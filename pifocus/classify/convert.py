@@ -412,6 +412,8 @@ def convert(model_path, out_path, calib=None, quantize: str = "int8", threshold:
             meta.setdefault("training", {})[k] = m.train_info[k]
     if "laplacian_baseline_threshold" in m.train_info:
         meta["laplacian_baseline_threshold"] = m.train_info["laplacian_baseline_threshold"]
+    from . import file_sha256
+    meta["sha256"] = file_sha256(out_path)  # ModelInfo.load checks the model file against it
     ModelInfo(**info_kw, heads=heads, extra=meta).save(metadata_path_for(out_path))
     clf.close()
     return report
