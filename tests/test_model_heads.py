@@ -16,6 +16,10 @@ from test_model_focus_cnn import model_path
 def clf():
     from pifocus.classify.litert import LiteRTClassifier
     c = LiteRTClassifier(model_path(), num_threads=1)
+    if not c.has_blur:
+        c.close()
+        pytest.skip(f"{model_path().name} has no blur/motion heads yet (the binary v1 model is shipped); "
+                    "set PIFOCUS_MODEL_UNDER_TEST to a model with heads to run these")
     yield c
     c.close()
 
