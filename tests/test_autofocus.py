@@ -419,3 +419,28 @@ def test_fit_v_finds_the_centre_of_a_literal_v():
     assert c1 == pytest.approx(300.0, abs=2.0)
     assert fit_v([1.0], [2.0], 0.3, 0, 10) is None
     assert fit_v([1.0, 2.0], [float("nan"), 1.0], 0.3, 0, 10) is None
+
+
+def test_gate_subject_sharpest_at_the_range_end_is_a_success_with_a_note(shared_data):
+    """cmc-6 is sharpest in its first frame: the curve turns over there -> success with a note
+    (focus beyond the limit stays a failure: test_gate_peak_at_edge_of_range)."""
+    from pifocus.focus import AnalysisParams, FocusAnalyzer
+    an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=(0.35, 0.35, 0.3, 0.3)))
+    folder = shared_data / "focus-sweeps" / "cmc-6"
+    for start in range(6):
+        with open_drive(f"replay:{folder}") as d:
+            r = autofocus(d, an, AutofocusParams(), start=start)
+            assert r.success and "end of the range" in r.reason, (start, r.reason)
+            assert d.nearest_index(r.final_position) in (0, 1)
+
+
+def test_peaks_at_edge_literal():
+    from pifocus.autofocus.gate import _peaks_at_edge
+    from pifocus.autofocus.run import Sample
+
+    def s(x, v):
+        return Sample(position=x, score=v, coarse={}, coarse_floor={}, brightness=100, informative=1, p_in_focus=0)
+    assert _peaks_at_edge([s(0, 2087), s(1, 2060), s(2, 1628)])        # cmc-6: flat top at the end
+    assert not _peaks_at_edge([s(24, 514), s(23, 503), s(20, 456)])    # still climbing at the end
+    assert not _peaks_at_edge([s(900, 100), s(850, 40), s(800, 10)])   # steep rise: focus beyond
+    assert not _peaks_at_edge([s(0, 10), s(1, 20), s(2, 5)])           # not falling inwards

@@ -50,6 +50,27 @@ def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
     return max(r2_of(lambda u: u.coarse[scale]), r2_of(lambda u: u.score))
 
 
+def _peaks_at_edge(from_edge, beyond: float = 0.25) -> bool:
+    """Does the curve peak *at* the range end (``from_edge[0]`` is the end sample, the
+    rest go inwards), rather than still rising past it?
+
+    The scores must fall inwards from the end, and a log-parabola through the end sample
+    and its two inner neighbours must be concave with its vertex no further than ``beyond``
+    of a step outside the range (a curve still climbing steeply at the limit puts it well
+    outside: focus lies beyond).
+    """
+    if len(from_edge) < 3:
+        return False
+    e, n1, n2 = from_edge[:3]
+    if not (e.score >= n1.score > n2.score):
+        return False
+    f = fit_peak([e.position, n1.position, n2.position], [e.score, n1.score, n2.score], "gaussian")
+    if f is None:
+        return False
+    step = n1.position - e.position                      # signed: points inwards
+    return (f["peak"] - e.position) / step >= -beyond
+
+
 def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     """Judge the samples of ``run`` and the peak ``fit`` against ``gate``.
 
@@ -74,7 +95,12 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     at_lo = best.position <= samples[0].position + run.res / 2 and samples[0].position <= run.lo + run.res / 2
     at_hi = best.position >= samples[-1].position - run.res / 2 and samples[-1].position >= run.hi - run.res / 2
     if at_lo or at_hi:
-        return False, (f"peak at the {'near' if at_lo else 'far'} edge of the range ({best.position:g}): "
+        side = "near" if at_lo else "far"
+        if _peaks_at_edge(samples if at_lo else samples[::-1]):
+            # The curve turns over at the limit: the subject is sharpest right there.
+            return True, (f"ok: the subject is sharpest at the {side} end of the range ({best.position:g}); "
+                          "the curve flattens there, so focus is at the limit, not beyond it")
+        return False, (f"peak at the {side} edge of the range ({best.position:g}): "
                        "focus may lie beyond the limits; widen drive.min_position/max_position or move the camera")
     if fit is None:
         return False, "no peak fit: the curve around the best sample is not peaked"
