@@ -130,8 +130,8 @@ class BlurSetParams:
     chart_tiles: int = 6000
     dead_leaves_images: int = 80
     dead_leaves_patches: int = 50
-    sweep_short_side_px: int = 384
-    screen_max_px: float = 0.45
+    sweep_short_side_px: int = 300
+    screen_max_px: float = 0.8
     seed: int = 0
 
     def __post_init__(self):

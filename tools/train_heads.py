@@ -215,6 +215,10 @@ def main(argv=None) -> int:
     p.add_argument("--w-motion", type=float, default=0.5)
     p.add_argument("--focus-from-blur", action="store_true",
                    help="also train the in-focus head on the blur set's radius-derived labels")
+    p.add_argument("--teacher", default=None, metavar="OLD.tflite",
+                   help="distil the in-focus head from this model: its target on labelled tiles becomes "
+                        "(1 - w) x label + w x the teacher's probability (keeps the old model's behaviour)")
+    p.add_argument("--teacher-weight", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--std-floor", type=float, default=24.0)
     p.add_argument("--clip", type=float, default=ModelInfo.clip)
@@ -237,6 +241,13 @@ def main(argv=None) -> int:
     info = ModelInfo(tile_px=tile, std_floor=a.std_floor, clip=a.clip)
     y = targets(layout, d["focus"], d["radius_px"], d["motion_px"])
     tr, va = np.nonzero(d["split"] == "train")[0], np.nonzero(d["split"] == "val")[0]
+    if a.teacher:
+        from pifocus.classify.litert import LiteRTClassifier
+        lab = np.nonzero(y[:, layout.in_focus] >= 0)[0]
+        with LiteRTClassifier(a.teacher) as teacher:
+            pt = np.concatenate([teacher.predict(d["tiles"][lab[i:i + 4096]]) for i in range(0, len(lab), 4096)])
+        y[lab, layout.in_focus] = (1 - a.teacher_weight) * y[lab, layout.in_focus] + a.teacher_weight * pt
+        print(f"in-focus head distilled from {a.teacher} (weight {a.teacher_weight}) on {len(lab)} tiles", flush=True)
     xva = normalize_tiles(d["tiles"][va], info.std_floor, info.clip)
     eval_sets = {}
     for spec in ([f"v1={a.tiles}"] if a.tiles not in ("", "none") else []) + a.eval_tiles:
@@ -278,9 +289,9 @@ def main(argv=None) -> int:
     if len(ftr):
         ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
                                           batch_size=1024, verbose=0)).p_in_focus
-        thr = float(np.clip(best_threshold(ptr, y[ftr, 0]), 0.2, 0.8))
+        thr = float(np.clip(best_threshold(ptr, d["focus"][ftr]), 0.2, 0.8))
         lv = np.log10(laplacian_variance(d["tiles"][ftr]) + 1e-3)
-        lap_t = float(10 ** best_threshold(lv, y[ftr, 0]))
+        lap_t = float(10 ** best_threshold(lv, d["focus"][ftr]))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
@@ -288,7 +299,7 @@ def main(argv=None) -> int:
                   "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
                   "dropout": a.dropout, "bn": a.bn, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
                                                                         "motion": a.w_motion},
-                  "focus_from_blur": a.focus_from_blur, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "blur_tiles": str(a.blur_tiles), "seconds": round(time.time() - t0, 1), "history": history,
