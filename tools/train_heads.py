@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 
 from pifocus.classify import ModelInfo, normalize_tiles  # noqa: E402
 from pifocus.classify import blur_metrics as bm  # noqa: E402
-from pifocus.classify.evaluate import best_threshold, laplacian_variance, load_tileset, roc_auc  # noqa: E402
+from pifocus.classify.evaluate import (TEXTURED_SNR, best_threshold, laplacian_variance,  # noqa: E402
+                                       load_tileset, roc_auc)
 from pifocus.classify.heads import OutputLayout  # noqa: E402
 
 #: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
@@ -118,7 +119,7 @@ def targets(layout: OutputLayout, focus, radius_px, motion_px) -> np.ndarray:
     return y
 
 
-def load_sets(tiles_path, blur_path, focus_from_blur: bool):
+def load_sets(tiles_path, blur_path, focus_from_blur: bool, motion_from_focus_set: bool = False):
     """Both tile sets merged: tiles, focus labels, radius, motion, source, split, snr."""
     b = load_tileset(blur_path)
     if tiles_path in (None, "", "none"):  # blur/motion heads only (e.g. the screening model)
@@ -136,8 +137,10 @@ def load_sets(tiles_path, blur_path, focus_from_blur: bool):
         "tiles": np.concatenate([a["tiles"], b["tiles"][keep]]),
         "focus": np.concatenate([a["labels"].astype(np.int16), fb]),
         "radius_px": np.concatenate([np.full(na, np.nan, np.float32), b["radius_px"][keep]]),
-        # every tile of the in-focus set is still (tripod sweeps, benchmark pairs, synthetic)
-        "motion_px": np.concatenate([np.zeros(na, np.float32), b["motion_px"][keep]]),
+        # the in-focus set's tiles are believed still (tripod sweeps, benchmark pairs, synthetic)
+        # but unverified (MFIFB has hand-held pairs): motion negatives only on request
+        "motion_px": np.concatenate([np.zeros(na, np.float32) if motion_from_focus_set
+                                     else np.full(na, np.nan, np.float32), b["motion_px"][keep]]),
         "source": np.concatenate([a["source"].astype(str), b["source"][keep].astype(str)]),
         "split": np.concatenate([a["split"].astype(str), b["split"][keep].astype(str)]),
         "texture_snr": np.concatenate([np.full(na, np.nan, np.float32), b["texture_snr"][keep]]),
@@ -182,18 +185,21 @@ def validate(model, layout, xva, d, va, eval_sets, info) -> dict:
     blur_set = d["from_blur_set"][va]
     rep = bm.blur_report(pred.blur_px[blur_set], pred.p_motion[blur_set], d["radius_px"][va][blur_set],
                          d["motion_px"][va][blur_set], src[blur_set], max_px=layout.max_blur_px,
-                         textured=d["texture_snr"][va][blur_set] >= 3)
+                         motion_threshold=layout.motion_threshold,
+                         textured=d["texture_snr"][va][blur_set] >= TEXTURED_SNR)
     syn = rep.get("synthetic-defocus", {})
     res["mae_0_3_px"] = syn.get("mae_0_3_px", float("nan"))
+    res["mae_0_3_px_textured"] = syn.get("mae_0_3_px_textured", float("nan"))
     res["leaves_mae_0_3_px"] = rep.get("leaves-defocus", {}).get("mae_0_3_px", float("nan"))
     res["real_blur_mae_0_3_px"] = rep.get("real-mfifb", {}).get("mae_0_3_px", float("nan"))
     res["motion_tpr"] = rep.get("synthetic-motion", {}).get("motion", {}).get("tpr", float("nan"))
     res["motion_tpr_textured"] = rep.get("synthetic-motion", {}).get("motion_textured", {}).get("tpr", float("nan"))
     res["motion_fpr"] = rep.get("all", {}).get("motion", {}).get("fpr", float("nan"))
     for name, (tiles, labels, real) in eval_sets.items():
-        p = layout.decode(model.predict(normalize_tiles(tiles, info.std_floor, info.clip), batch_size=1024,
-                                        verbose=0), logit=True).p_in_focus
-        res[f"{name}_real_auc"] = roc_auc(p[real], labels[real])
+        pr = layout.decode(model.predict(normalize_tiles(tiles[real], info.std_floor, info.clip), batch_size=1024,
+                                         verbose=0), logit=True)
+        res[f"{name}_real_auc"] = roc_auc(pr.p_in_focus, labels[real])
+        res[f"{name}_real_motion_fpr"] = float(np.mean(pr.p_motion >= layout.motion_threshold))
     res["_report"] = rep
     return res
 
@@ -213,8 +219,17 @@ def main(argv=None) -> int:
     p.add_argument("--w-focus", type=float, default=1.0)
     p.add_argument("--w-blur", type=float, default=1.0)
     p.add_argument("--w-motion", type=float, default=0.5)
+    p.add_argument("--motion-from-focus-set", action="store_true",
+                   help="also use every in-focus-set tile as a still (motion = 0) example")
     p.add_argument("--focus-from-blur", action="store_true",
                    help="also train the in-focus head on the blur set's radius-derived labels")
+    p.add_argument("--motion-fpr", type=float, default=0.02,
+                   help="tune the motion flag threshold for this false-flag rate on the training split's "
+                        "still tiles (sharp and defocused)")
+    p.add_argument("--teacher", default=None, metavar="OLD.tflite",
+                   help="distil the in-focus head from this model: its target on labelled tiles becomes "
+                        "(1 - w) x label + w x the teacher's probability (keeps the old model's behaviour)")
+    p.add_argument("--teacher-weight", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--std-floor", type=float, default=24.0)
     p.add_argument("--clip", type=float, default=ModelInfo.clip)
@@ -232,11 +247,18 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(a.seed)
 
     layout = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=THRESHOLDS_PX, motion=1 + len(THRESHOLDS_PX))
-    d = load_sets(a.tiles, a.blur_tiles, a.focus_from_blur)
+    d = load_sets(a.tiles, a.blur_tiles, a.focus_from_blur, a.motion_from_focus_set)
     tile = int(d["tiles"].shape[1])
     info = ModelInfo(tile_px=tile, std_floor=a.std_floor, clip=a.clip)
     y = targets(layout, d["focus"], d["radius_px"], d["motion_px"])
     tr, va = np.nonzero(d["split"] == "train")[0], np.nonzero(d["split"] == "val")[0]
+    if a.teacher:
+        from pifocus.classify.litert import LiteRTClassifier
+        lab = np.nonzero(y[:, layout.in_focus] >= 0)[0]
+        with LiteRTClassifier(a.teacher) as teacher:
+            pt = np.concatenate([teacher.predict(d["tiles"][lab[i:i + 4096]]) for i in range(0, len(lab), 4096)])
+        y[lab, layout.in_focus] = (1 - a.teacher_weight) * y[lab, layout.in_focus] + a.teacher_weight * pt
+        print(f"in-focus head distilled from {a.teacher} (weight {a.teacher_weight}) on {len(lab)} tiles", flush=True)
     xva = normalize_tiles(d["tiles"][va], info.std_floor, info.clip)
     eval_sets = {}
     for spec in ([f"v1={a.tiles}"] if a.tiles not in ("", "none") else []) + a.eval_tiles:
@@ -268,6 +290,14 @@ def main(argv=None) -> int:
         history.append({"epoch": ep + 1, "loss": float(h.history["loss"][-1]), **v})
         print(f"epoch {ep + 1}/{a.epochs} {time.time() - t0:.0f}s loss {history[-1]['loss']:.4f} " +
               " ".join(f"{k} {val:.4f}" for k, val in v.items()), flush=True)
+    # motion flag threshold: the given false-flag rate on the training split's still tiles
+    still = tr[(y[tr, layout.motion] == 0) & d["from_blur_set"][tr]]
+    z = model.predict(normalize_tiles(d["tiles"][still], info.std_floor, info.clip), batch_size=1024, verbose=0)
+    pm = layout.decode(z).p_motion
+    mthr = float(np.clip(np.quantile(pm, 1.0 - a.motion_fpr), 0.05, 0.95))
+    layout = OutputLayout(in_focus=layout.in_focus, blur=layout.blur, blur_thresholds_px=layout.blur_thresholds_px,
+                          motion=layout.motion, motion_threshold=round(mthr, 4))
+    print(f"motion threshold {mthr:.3f} (false flags {a.motion_fpr:.1%} of {len(still)} training still tiles)")
     v = validate(model, layout, xva, d, va, eval_sets, info)
     print(bm.format_blur_report(v.pop("_report")))
 
@@ -278,9 +308,9 @@ def main(argv=None) -> int:
     if len(ftr):
         ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
                                           batch_size=1024, verbose=0)).p_in_focus
-        thr = float(np.clip(best_threshold(ptr, y[ftr, 0]), 0.2, 0.8))
+        thr = float(np.clip(best_threshold(ptr, d["focus"][ftr]), 0.2, 0.8))
         lv = np.log10(laplacian_variance(d["tiles"][ftr]) + 1e-3)
-        lap_t = float(10 ** best_threshold(lv, y[ftr, 0]))
+        lap_t = float(10 ** best_threshold(lv, d["focus"][ftr]))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
@@ -288,7 +318,7 @@ def main(argv=None) -> int:
                   "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
                   "dropout": a.dropout, "bn": a.bn, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
                                                                         "motion": a.w_motion},
-                  "focus_from_blur": a.focus_from_blur, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "motion_fpr": a.motion_fpr, "motion_from_focus_set": a.motion_from_focus_set, "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "blur_tiles": str(a.blur_tiles), "seconds": round(time.time() - t0, 1), "history": history,

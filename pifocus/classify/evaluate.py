@@ -37,6 +37,9 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 #: Folder names that mean "in focus" / "out of focus" in an image-folder evaluation set.
 IN_NAMES = ("in_focus", "in", "sharp", "1")
 OUT_NAMES = ("out_of_focus", "out", "blurred", "blur", "0")
+#: Blur/motion report: a tile is "textured" when its sharp source's texture energy is at least
+#: this many times the noise energy (``texture_snr`` of tools/blur_dataset.py).
+TEXTURED_SNR = 10.0
 #: Tiles with a Laplacian variance below this are dropped from image folders (flat).
 FLAT_LAPVAR = 60.0
 
@@ -320,7 +323,7 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
         if not sel.any():
             raise ConfigError(f"tile set {str(tiles_path)!r} has no {split!r} tiles; use --split all")
         tiles, labels, source = data["tiles"][sel], data["labels"][sel], data["source"][sel].astype(str)
-        blur_labels = {k: data[k][sel] for k in ("radius_px", "motion_px", "snr") if k in data}
+        blur_labels = {k: data[k][sel] for k in ("radius_px", "motion_px", "texture_snr") if k in data}
     else:
         blur_labels = {}
         data = load_image_folders(images, info.tile_px)
@@ -336,10 +339,11 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
     if pred is not None and ("radius_px" in blur_labels or "motion_px" in blur_labels):
         from .blur_metrics import blur_report
         n = len(tiles)
-        snr = blur_labels.get("snr")
+        snr = blur_labels.get("texture_snr")
         blur = blur_report(pred.blur_px, pred.p_motion, blur_labels.get("radius_px", np.full(n, np.nan)),
                            blur_labels.get("motion_px", np.full(n, np.nan)), source, info.layout.max_blur_px,
-                           textured=None if snr is None else snr >= 3.0)
+                           motion_threshold=info.layout.motion_threshold,
+                           textured=None if snr is None else snr >= TEXTURED_SNR)
     has = np.asarray(labels) <= 1
     tiles, labels, source, p = tiles[has], labels[has], source[has], p_all[has]
     lv = laplacian_variance(tiles)
