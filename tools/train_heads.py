@@ -46,7 +46,7 @@ from pifocus.classify.heads import OutputLayout  # noqa: E402
 
 #: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
 THRESHOLDS_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-ARCHS = ("mh_base", "mh_mid", "mh_wide")
+ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch")
 #: Blur-set sources that are never trained on (validation report only).
 REPORT_ONLY = ("real-mfifb-full",)
 
@@ -73,6 +73,8 @@ def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: floa
         plan = ((16,), (32, 32), (64,))
     elif arch == "mh_wide":
         plan = ((16, 16), (32, 32), (64,))
+    elif arch == "mh_branch":  # the blur/motion branch beside the frozen v1 in-focus net
+        plan = ((12, 12), (32, 32), (64,))
     else:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     x = inp
@@ -85,6 +87,63 @@ def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: floa
     x = layers.Dropout(dropout)(x)
     out = layers.Dense(n_out, name="heads")(x)  # logits; the runner applies the sigmoids
     return keras.Model(inp, out, name=arch)
+
+
+def keras_from_baseline_tflite(path, tile: int = 32):
+    """The shipped v1 in/out-of-focus net (``tools/train.py --arch baseline``, exported as a
+    logit) rebuilt as a float Keras model from its int8 ``.tflite``: every conv and dense
+    weight is dequantized (``(q - zero) x scale`` per output channel), so the model computes
+    what the int8 model computes up to activation rounding.  Frozen (``trainable = False``).
+
+    Raises:
+        ValueError: the file is not that architecture.
+    """
+    import keras
+    from keras import layers
+    from pifocus.classify.litert import interpreter_class
+    it = interpreter_class()(model_path=str(path))
+    it.allocate_tensors()
+    det = {t["index"]: t for t in it.get_tensor_details()}
+    ops = [o for o in it._get_ops_details() if o["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+
+    def deq(i):
+        t = det[i]
+        q = t["quantization_parameters"]
+        v = it.get_tensor(i).astype(np.float64)
+        shape = [-1] + [1] * (v.ndim - 1)
+        return ((v - np.asarray(q["zero_points"]).reshape(shape)) * np.asarray(q["scales"]).reshape(shape)
+                ).astype(np.float32)
+    weights = [(deq(o["inputs"][1]), deq(o["inputs"][2])) for o in ops]
+    if [o["op_name"] for o in ops] != ["CONV_2D"] * 3 + ["FULLY_CONNECTED"] * 2:
+        raise ValueError(f"{path}: not the v1 baseline architecture (3 conv + 2 dense)")
+    inp = keras.Input((tile, tile, 1), name="tile")
+    x = inp
+    convs = []
+    for f in (16, 32, 64):
+        conv = layers.Conv2D(f, 3, padding="same", activation="relu")
+        convs.append(conv)
+        x = layers.MaxPooling2D(2)(conv(x))
+    x = layers.Flatten()(x)
+    d1 = layers.Dense(128, activation="relu")
+    d2 = layers.Dense(1, name="in_focus_logit")
+    out = d2(d1(x))
+    model = keras.Model(inp, out, name="v1_in_focus")
+    for layer, (w, b) in zip(convs, weights[:3]):
+        layer.set_weights([w.transpose(1, 2, 3, 0), b])
+    for layer, (w, b) in zip((d1, d2), weights[3:]):
+        layer.set_weights([w.T, b])
+    model.trainable = False
+    return model
+
+
+def with_focus_branch(focus_model, heads_model):
+    """One model, one output vector: the frozen in-focus logit of ``focus_model`` followed by
+    the blur and motion logits of ``heads_model`` (input shared)."""
+    import keras
+    from keras import layers
+    inp = keras.Input(focus_model.input_shape[1:], name="tile")
+    out = layers.Concatenate(name="heads")([focus_model(inp), heads_model(inp)])
+    return keras.Model(inp, out, name="pifocus_heads")
 
 
 def make_loss(layout: OutputLayout, w_focus: float, w_blur: float, w_motion: float):
@@ -146,6 +205,25 @@ def load_sets(tiles_path, blur_path, focus_from_blur: bool, motion_from_focus_se
         "texture_snr": np.concatenate([np.full(na, np.nan, np.float32), b["texture_snr"][keep]]),
         "from_blur_set": np.r_[np.zeros(na, bool), np.ones(nb, bool)],
     }
+
+
+def write_calibration(tiles_path, blur_path, out, n_each: int = 3000, seed: int = 0) -> Path:
+    """Write a calibration tile set for ``pifocus convert --calib``: validation tiles of both
+    sets (in-focus and blur/motion), ``n_each`` of each, so the int8 ranges cover sharp,
+    defocused, motion-blurred and flat tiles alike."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for path in (tiles_path, blur_path):
+        if path in (None, "", "none"):
+            continue
+        t = load_tileset(path)
+        idx = np.nonzero(t["split"].astype(str) == "val")[0]
+        parts.append(t["tiles"][np.sort(rng.choice(idx, min(n_each, len(idx)), replace=False))])
+    tiles = np.concatenate(parts)
+    tiles = tiles[rng.permutation(len(tiles))]
+    out = Path(out)
+    np.savez_compressed(out, tiles=tiles, split=np.array(["val"] * len(tiles)))
+    return out
 
 
 def augment(tiles_u8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -226,6 +304,10 @@ def main(argv=None) -> int:
     p.add_argument("--motion-fpr", type=float, default=0.02,
                    help="tune the motion flag threshold for this false-flag rate on the training split's "
                         "still tiles (sharp and defocused)")
+    p.add_argument("--focus-branch", default=None, metavar="V1.tflite",
+                   help="keep this binary model's in-focus net as the in-focus head, frozen (its int8 "
+                        "weights dequantized into Keras); the trained net gives the blur and motion "
+                        "outputs only; the model's threshold is kept")
     p.add_argument("--teacher", default=None, metavar="OLD.tflite",
                    help="distil the in-focus head from this model: its target on labelled tiles becomes "
                         "(1 - w) x label + w x the teacher's probability (keeps the old model's behaviour)")
@@ -271,8 +353,16 @@ def main(argv=None) -> int:
           f"motion {int((y[tr, layout.motion] >= 0).sum())} of which positive "
           f"{int((y[tr, layout.motion] == 1).sum())}); val {len(va)}", flush=True)
 
-    model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
-    macs = train.count_macs(model)
+    if a.focus_branch:
+        focus_net = keras_from_baseline_tflite(a.focus_branch, tile)
+        branch = build_model(a.arch, tile, layout.n_outputs - 1, dropout=a.dropout, bn=a.bn)
+        model = with_focus_branch(focus_net, branch)
+        macs = train.count_macs(focus_net) + train.count_macs(branch)
+        a.w_focus = 0.0  # frozen
+        print(f"in-focus head: {a.focus_branch} (frozen, {train.count_macs(focus_net) / 1e6:.2f} M MACs)", flush=True)
+    else:
+        model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
+        macs = train.count_macs(model)
     print(f"{a.arch}: {model.count_params()} parameters, {macs / 1e6:.2f} M MACs per tile", flush=True)
     steps_per_epoch = int(np.ceil(len(tr) / a.batch))
     sched = keras.optimizers.schedules.CosineDecay(a.lr, a.epochs * steps_per_epoch, alpha=0.02)
@@ -305,7 +395,12 @@ def main(argv=None) -> int:
     ftr = tr[y[tr, 0] >= 0]
     ftr = ftr[~d["from_blur_set"][ftr]]
     thr, lap_t = 0.5, float("nan")
-    if len(ftr):
+    if a.focus_branch:  # the in-focus head is the old model: so are its thresholds
+        from pifocus.classify import metadata_path_for
+        old = ModelInfo.load(metadata_path_for(a.focus_branch))
+        thr = old.threshold
+        lap_t = float(old.extra.get("laplacian_baseline_threshold", float("nan")))
+    elif len(ftr):
         ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
                                           batch_size=1024, verbose=0)).p_in_focus
         thr = float(np.clip(best_threshold(ptr, d["focus"][ftr]), 0.2, 0.8))
@@ -318,13 +413,15 @@ def main(argv=None) -> int:
                   "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
                   "dropout": a.dropout, "bn": a.bn, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
                                                                         "motion": a.w_motion},
-                  "motion_fpr": a.motion_fpr, "motion_from_focus_set": a.motion_from_focus_set, "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "focus_branch": a.focus_branch, "motion_fpr": a.motion_fpr, "motion_from_focus_set": a.motion_from_focus_set, "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "blur_tiles": str(a.blur_tiles), "seconds": round(time.time() - t0, 1), "history": history,
                   "final": v,
                   "command": "python tools/train_heads.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     out.with_suffix(".train.json").write_text(json.dumps(train_info, indent=2) + "\n")
+    calib = write_calibration(a.tiles, a.blur_tiles, out.with_suffix(".calib.npz"), seed=a.seed)
+    print(f"calibration tiles for pifocus convert -> {calib}")
     print(f"saved {out} (threshold {thr:.3f}, Laplacian threshold {lap_t:.1f}) in {time.time() - t0:.0f}s")
     return 0
 

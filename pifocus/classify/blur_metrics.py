@@ -114,6 +114,17 @@ def motion_rates(p_motion, motion_px, threshold: float = 0.5, min_px: float = MO
             "threshold": float(threshold)}
 
 
+def motion_by_length(p_motion, motion_px, threshold: float = 0.5) -> list:
+    """Flag rate per true motion length (rounded to 1 px): ``[{"motion_px", "n", "tpr"}]``."""
+    p = np.asarray(p_motion, np.float64).ravel()
+    L = np.round(np.asarray(motion_px, np.float64).ravel())
+    rows = []
+    for v in np.unique(L[np.isfinite(L) & (L >= MOTION_MIN_PX)]):
+        m = L == v
+        rows.append({"motion_px": float(v), "n": int(m.sum()), "tpr": float(np.mean(p[m] >= threshold))})
+    return rows
+
+
 def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float = 8.0,
                 motion_threshold: float = 0.5, textured=None) -> dict:
     """Blur and motion metrics overall and per source (JSON-ready).
@@ -151,6 +162,8 @@ def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float =
                 g["radius_bins_textured"] = radius_bins(blur_px[m][tm], r[m][tm], max_px)
         if np.isfinite(L[m]).any():
             g["motion"] = motion_rates(p_motion[m], L[m], motion_threshold)
+            if (L[m] >= MOTION_MIN_PX).any():
+                g["motion_by_length"] = motion_by_length(p_motion[m], L[m], motion_threshold)
             if textured is not None:
                 g["motion_textured"] = motion_rates(p_motion[m], L[m], motion_threshold,
                                                     positive_mask=np.asarray(textured)[m])
@@ -182,4 +195,7 @@ def format_blur_report(rep: dict) -> str:
             if "motion_textured" in g:
                 line += f"; TPR on textured tiles {g['motion_textured']['tpr']:.3f} ({g['motion_textured']['n_motion']})"
             lines.append(line)
+            if g.get("motion_by_length"):
+                lines.append("  TPR by motion length: " + ", ".join(
+                    f"{x['motion_px']:g} px {x['tpr']:.2f}" for x in g["motion_by_length"]))
     return "\n".join(lines)

@@ -345,6 +345,11 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
                            motion_threshold=info.layout.motion_threshold,
                            textured=None if snr is None else snr >= TEXTURED_SNR)
     has = np.asarray(labels) <= 1
+    flag_rate = None
+    if pred is not None:  # how often the motion head fires, per source (for still tile sets: false flags)
+        flagged = pred.p_motion >= info.layout.motion_threshold
+        flag_rate = {"all": float(flagged.mean()) if len(flagged) else float("nan")}
+        flag_rate.update({s: float(flagged[source == s].mean()) for s in sorted(set(source.tolist()))})
     tiles, labels, source, p = tiles[has], labels[has], source[has], p_all[has]
     lv = laplacian_variance(tiles)
     real = ~(np.char.startswith(source.astype(str), "synthetic") | np.char.startswith(source.astype(str), "chart"))
@@ -361,6 +366,7 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
            "groups": result}
     if info.has_blur and predict_all is not None:
         out["blur"] = blur
+        out["motion_flag_rate"] = flag_rate
     return out
 
 
@@ -389,6 +395,9 @@ def report_text(res: dict, plot=None) -> str:
     lines = [f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
              f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)",
              format_table(res["groups"])]
+    if res.get("motion_flag_rate"):
+        lines.append("motion flag rate (p_motion >= threshold) per source: " + ", ".join(
+            f"{k} {100 * v:.1f} %" for k, v in res["motion_flag_rate"].items()))
     if "blur" in res:
         from .blur_metrics import format_blur_report
         lines.append(format_blur_report(res["blur"]) if res["blur"] else
