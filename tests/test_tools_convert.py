@@ -224,3 +224,38 @@ def test_runner_output_kind_from_metadata(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="output = 'odds'"):
         LiteRTClassifier(model)
+
+
+def test_multi_head_model_converts_with_its_layout(keras_mod, tmp_path):
+    """A model whose .train.json has a 'heads' layout: one logit vector per tile, the layout
+    copied into the metadata, predict_all() decoding it; without the layout it is refused."""
+    from keras import layers
+    from pifocus.classify import ModelInfo
+    from pifocus.classify.convert import convert, load_model
+    from pifocus.classify.heads import OutputLayout
+    from pifocus.classify.litert import LiteRTClassifier
+    keras = keras_mod
+    inp = keras.Input((16, 16, 1), name="tile")
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, layers.Dense(5, name="heads")(x))
+    src = tmp_path / "heads.keras"
+    model.save(src)
+    with pytest.raises(ModelError, match="one probability per tile"):
+        load_model(src)
+    layout = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=(1.0, 2.0, 4.0), motion=4, motion_threshold=0.4)
+    src.with_suffix(".train.json").write_text(json.dumps({"heads": layout.to_dict(), "threshold_train_tuned": 0.5}))
+    calib = tmp_path / "calib.npy"
+    rng = np.random.default_rng(4)
+    np.save(calib, rng.integers(0, 256, (120, 16, 16), dtype=np.uint8))
+    out = tmp_path / "heads_int8.tflite"
+    report = convert(src, out, calib, n_calib=60, n_check=60)
+    assert report["output"] == "logit" and "blur_mean_abs_diff_px" in report and "motion_agreement" in report
+    info = ModelInfo.load(out.with_suffix(".json"))
+    assert info.heads == layout and info.has_blur
+    clf = LiteRTClassifier(out)
+    pred = clf.predict_all(rng.integers(0, 256, (7, 16, 16), dtype=np.uint8))
+    assert pred.blur_px.shape == (7,) and ((pred.blur_px >= 0) & (pred.blur_px <= 4.0)).all()
+    assert ((pred.p_motion >= 0) & (pred.p_motion <= 1)).all()
+    with pytest.raises(ModelError, match="exported as logits"):
+        convert(src, tmp_path / "p.tflite", calib, n_calib=60, n_check=60, output="probability")

@@ -102,7 +102,7 @@ def blur_tileset(tmp_path):
     np.savez(path, tiles=np.stack(tiles), labels=np.array(labels, np.uint8),
              radius_px=np.array(radius, np.float32), motion_px=np.array(motion, np.float32),
              split=np.array(split), source=np.array(["chart-defocus"] * (n + 4)),
-             snr=np.full(n + 4, 10.0, np.float32))
+             texture_snr=np.full(n + 4, 20.0, np.float32))
     return path
 
 

@@ -118,7 +118,7 @@ class BlurSetParams:
     downsample: int = 2
     min_side_px: int = 256
     max_sharp_per_scene: int = 120
-    defocus_variants: int = 8
+    defocus_variants: int = 6
     motion_variants: int = 4
     max_radius_px: float = 10.0
     motion_px: Tuple[float, float] = (3.0, 15.0)
@@ -131,7 +131,7 @@ class BlurSetParams:
     dead_leaves_images: int = 80
     dead_leaves_patches: int = 50
     sweep_short_side_px: int = 300
-    screen_max_px: float = 0.8
+    screen_max_px: float = 0.5
     seed: int = 0
 
     def __post_init__(self):
@@ -308,6 +308,7 @@ class Patch:
     pixels: np.ndarray
     scene: str
     split: str
+    blur_ok: bool = True  # False: the source is too soft for exact radius labels (motion only)
 
 
 def _context(img, y, x, tile, margin) -> Optional[np.ndarray]:
@@ -406,7 +407,7 @@ def collect_sweeps(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pa
         for fi, f in enumerate(frames):
             lab[fi][ds.clipped_fraction(f, t, stride) > ds.MAX_CLIPPED] = -1
         peak = np.argmax(energies, axis=0)
-        cap = max(1, p.max_sharp_per_scene // 4)
+        cap = max(1, p.max_sharp_per_scene // 2)
         for pk in np.unique(peak):
             m = (peak == pk) & (lab[pk] == 1)
             iy, ix = np.nonzero(m)
@@ -495,8 +496,9 @@ def synthesize(sharp: List[Patch], p: BlurSetParams, rng, rows: Rows, source_pre
             else:
                 r = _train_radius(rng, p)
             tile, info = render_variant(lum, rng, p, radius_px=r)
-            lab = int(ds.label_blur(r))
-            rows.add(tile, labels=lab if lab >= 0 else NO_LABEL, radius_px=r, motion_px=0.0,
+            lab = int(ds.label_blur(r)) if patch.blur_ok else -1
+            rows.add(tile, labels=lab if lab >= 0 else NO_LABEL, radius_px=r if patch.blur_ok else np.nan,
+                     motion_px=0.0,
                      source=f"{source_prefix}-defocus", scene=patch.scene, split=patch.split, **info)
         for _ in range(p.motion_variants):
             if val:
@@ -612,10 +614,12 @@ def dead_leaves_patches(p: BlurSetParams, rng) -> List[Patch]:
 
 
 def screen_scenes(sharp: List[Patch], rows: Rows, model_path, p: BlurSetParams) -> dict:
-    """Drop the real scenes whose sharp patches are not sharp: a blur model trained on exactly
+    """Mark the real scenes whose sharp patches are not sharp: a blur model trained on exactly
     sharp procedural sources (dead leaves + chart) estimates the radius of every sharp
-    patch's central tile; a scene whose median exceeds ``p.screen_max_px`` loses its sharp
-    patches and its fitted real tiles (their labels assume a sharp reference).
+    patch's central tile; a scene whose median exceeds ``p.screen_max_px`` keeps its sharp
+    patches for the motion head only (its defocus variants get no radius label: the source's
+    own blur would bias it) and loses its fitted real tiles (their labels assume a sharp
+    reference).
 
     Returns ``{scene: median radius px}`` for every real scene screened.
     """
@@ -635,13 +639,14 @@ def screen_scenes(sharp: List[Patch], rows: Rows, model_path, p: BlurSetParams) 
         by_scene.setdefault(sharp[k].scene, []).append(float(e))
     med = {s: round(float(np.median(v)), 3) for s, v in sorted(by_scene.items())}
     bad = {s for s, v in med.items() if v > p.screen_max_px}
-    sharp[:] = [q for q in sharp if q.scene not in bad]
+    for q in sharp:
+        q.blur_ok = q.scene not in bad
     keep = [i for i, s in enumerate(rows.cols["scene"]) if s not in bad or rows.cols["source"][i] == "real-mfifb-full"]
     rows.tiles = [rows.tiles[i] for i in keep]
     for k in rows.cols:
         rows.cols[k] = [rows.cols[k][i] for i in keep]
-    log.info("screening: %d of %d real scenes kept (median radius <= %.2f px)", len(med) - len(bad), len(med),
-             p.screen_max_px)
+    log.info("screening: %d of %d real scenes sharp enough for radius labels (median <= %.2f px)",
+             len(med) - len(bad), len(med), p.screen_max_px)
     return med
 
 

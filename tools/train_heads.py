@@ -40,12 +40,13 @@ import numpy as np  # noqa: E402
 
 from pifocus.classify import ModelInfo, normalize_tiles  # noqa: E402
 from pifocus.classify import blur_metrics as bm  # noqa: E402
-from pifocus.classify.evaluate import best_threshold, laplacian_variance, load_tileset, roc_auc  # noqa: E402
+from pifocus.classify.evaluate import (TEXTURED_SNR, best_threshold, laplacian_variance,  # noqa: E402
+                                       load_tileset, roc_auc)
 from pifocus.classify.heads import OutputLayout  # noqa: E402
 
 #: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
 THRESHOLDS_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-ARCHS = ("mh_base", "mh_mid", "mh_wide")
+ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch")
 #: Blur-set sources that are never trained on (validation report only).
 REPORT_ONLY = ("real-mfifb-full",)
 
@@ -72,6 +73,8 @@ def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: floa
         plan = ((16,), (32, 32), (64,))
     elif arch == "mh_wide":
         plan = ((16, 16), (32, 32), (64,))
+    elif arch == "mh_branch":  # the blur/motion branch beside the frozen v1 in-focus net
+        plan = ((12, 12), (32, 32), (64,))
     else:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     x = inp
@@ -84,6 +87,63 @@ def build_model(arch: str, tile: int, n_out: int, batch_size=None, dropout: floa
     x = layers.Dropout(dropout)(x)
     out = layers.Dense(n_out, name="heads")(x)  # logits; the runner applies the sigmoids
     return keras.Model(inp, out, name=arch)
+
+
+def keras_from_baseline_tflite(path, tile: int = 32):
+    """The shipped v1 in/out-of-focus net (``tools/train.py --arch baseline``, exported as a
+    logit) rebuilt as a float Keras model from its int8 ``.tflite``: every conv and dense
+    weight is dequantized (``(q - zero) x scale`` per output channel), so the model computes
+    what the int8 model computes up to activation rounding.  Frozen (``trainable = False``).
+
+    Raises:
+        ValueError: the file is not that architecture.
+    """
+    import keras
+    from keras import layers
+    from pifocus.classify.litert import interpreter_class
+    it = interpreter_class()(model_path=str(path))
+    it.allocate_tensors()
+    det = {t["index"]: t for t in it.get_tensor_details()}
+    ops = [o for o in it._get_ops_details() if o["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+
+    def deq(i):
+        t = det[i]
+        q = t["quantization_parameters"]
+        v = it.get_tensor(i).astype(np.float64)
+        shape = [-1] + [1] * (v.ndim - 1)
+        return ((v - np.asarray(q["zero_points"]).reshape(shape)) * np.asarray(q["scales"]).reshape(shape)
+                ).astype(np.float32)
+    weights = [(deq(o["inputs"][1]), deq(o["inputs"][2])) for o in ops]
+    if [o["op_name"] for o in ops] != ["CONV_2D"] * 3 + ["FULLY_CONNECTED"] * 2:
+        raise ValueError(f"{path}: not the v1 baseline architecture (3 conv + 2 dense)")
+    inp = keras.Input((tile, tile, 1), name="tile")
+    x = inp
+    convs = []
+    for f in (16, 32, 64):
+        conv = layers.Conv2D(f, 3, padding="same", activation="relu")
+        convs.append(conv)
+        x = layers.MaxPooling2D(2)(conv(x))
+    x = layers.Flatten()(x)
+    d1 = layers.Dense(128, activation="relu")
+    d2 = layers.Dense(1, name="in_focus_logit")
+    out = d2(d1(x))
+    model = keras.Model(inp, out, name="v1_in_focus")
+    for layer, (w, b) in zip(convs, weights[:3]):
+        layer.set_weights([w.transpose(1, 2, 3, 0), b])
+    for layer, (w, b) in zip((d1, d2), weights[3:]):
+        layer.set_weights([w.T, b])
+    model.trainable = False
+    return model
+
+
+def with_focus_branch(focus_model, heads_model):
+    """One model, one output vector: the frozen in-focus logit of ``focus_model`` followed by
+    the blur and motion logits of ``heads_model`` (input shared)."""
+    import keras
+    from keras import layers
+    inp = keras.Input(focus_model.input_shape[1:], name="tile")
+    out = layers.Concatenate(name="heads")([focus_model(inp), heads_model(inp)])
+    return keras.Model(inp, out, name="pifocus_heads")
 
 
 def make_loss(layout: OutputLayout, w_focus: float, w_blur: float, w_motion: float):
@@ -118,7 +178,7 @@ def targets(layout: OutputLayout, focus, radius_px, motion_px) -> np.ndarray:
     return y
 
 
-def load_sets(tiles_path, blur_path, focus_from_blur: bool):
+def load_sets(tiles_path, blur_path, focus_from_blur: bool, motion_from_focus_set: bool = False):
     """Both tile sets merged: tiles, focus labels, radius, motion, source, split, snr."""
     b = load_tileset(blur_path)
     if tiles_path in (None, "", "none"):  # blur/motion heads only (e.g. the screening model)
@@ -136,13 +196,34 @@ def load_sets(tiles_path, blur_path, focus_from_blur: bool):
         "tiles": np.concatenate([a["tiles"], b["tiles"][keep]]),
         "focus": np.concatenate([a["labels"].astype(np.int16), fb]),
         "radius_px": np.concatenate([np.full(na, np.nan, np.float32), b["radius_px"][keep]]),
-        # every tile of the in-focus set is still (tripod sweeps, benchmark pairs, synthetic)
-        "motion_px": np.concatenate([np.zeros(na, np.float32), b["motion_px"][keep]]),
+        # the in-focus set's tiles are believed still (tripod sweeps, benchmark pairs, synthetic)
+        # but unverified (MFIFB has hand-held pairs): motion negatives only on request
+        "motion_px": np.concatenate([np.zeros(na, np.float32) if motion_from_focus_set
+                                     else np.full(na, np.nan, np.float32), b["motion_px"][keep]]),
         "source": np.concatenate([a["source"].astype(str), b["source"][keep].astype(str)]),
         "split": np.concatenate([a["split"].astype(str), b["split"][keep].astype(str)]),
         "texture_snr": np.concatenate([np.full(na, np.nan, np.float32), b["texture_snr"][keep]]),
         "from_blur_set": np.r_[np.zeros(na, bool), np.ones(nb, bool)],
     }
+
+
+def write_calibration(tiles_path, blur_path, out, n_each: int = 3000, seed: int = 0) -> Path:
+    """Write a calibration tile set for ``pifocus convert --calib``: validation tiles of both
+    sets (in-focus and blur/motion), ``n_each`` of each, so the int8 ranges cover sharp,
+    defocused, motion-blurred and flat tiles alike."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for path in (tiles_path, blur_path):
+        if path in (None, "", "none"):
+            continue
+        t = load_tileset(path)
+        idx = np.nonzero(t["split"].astype(str) == "val")[0]
+        parts.append(t["tiles"][np.sort(rng.choice(idx, min(n_each, len(idx)), replace=False))])
+    tiles = np.concatenate(parts)
+    tiles = tiles[rng.permutation(len(tiles))]
+    out = Path(out)
+    np.savez_compressed(out, tiles=tiles, split=np.array(["val"] * len(tiles)))
+    return out
 
 
 def augment(tiles_u8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -182,18 +263,21 @@ def validate(model, layout, xva, d, va, eval_sets, info) -> dict:
     blur_set = d["from_blur_set"][va]
     rep = bm.blur_report(pred.blur_px[blur_set], pred.p_motion[blur_set], d["radius_px"][va][blur_set],
                          d["motion_px"][va][blur_set], src[blur_set], max_px=layout.max_blur_px,
-                         textured=d["texture_snr"][va][blur_set] >= 3)
+                         motion_threshold=layout.motion_threshold,
+                         textured=d["texture_snr"][va][blur_set] >= TEXTURED_SNR)
     syn = rep.get("synthetic-defocus", {})
     res["mae_0_3_px"] = syn.get("mae_0_3_px", float("nan"))
+    res["mae_0_3_px_textured"] = syn.get("mae_0_3_px_textured", float("nan"))
     res["leaves_mae_0_3_px"] = rep.get("leaves-defocus", {}).get("mae_0_3_px", float("nan"))
     res["real_blur_mae_0_3_px"] = rep.get("real-mfifb", {}).get("mae_0_3_px", float("nan"))
     res["motion_tpr"] = rep.get("synthetic-motion", {}).get("motion", {}).get("tpr", float("nan"))
     res["motion_tpr_textured"] = rep.get("synthetic-motion", {}).get("motion_textured", {}).get("tpr", float("nan"))
     res["motion_fpr"] = rep.get("all", {}).get("motion", {}).get("fpr", float("nan"))
     for name, (tiles, labels, real) in eval_sets.items():
-        p = layout.decode(model.predict(normalize_tiles(tiles, info.std_floor, info.clip), batch_size=1024,
-                                        verbose=0), logit=True).p_in_focus
-        res[f"{name}_real_auc"] = roc_auc(p[real], labels[real])
+        pr = layout.decode(model.predict(normalize_tiles(tiles[real], info.std_floor, info.clip), batch_size=1024,
+                                         verbose=0), logit=True)
+        res[f"{name}_real_auc"] = roc_auc(pr.p_in_focus, labels[real])
+        res[f"{name}_real_motion_fpr"] = float(np.mean(pr.p_motion >= layout.motion_threshold))
     res["_report"] = rep
     return res
 
@@ -213,8 +297,17 @@ def main(argv=None) -> int:
     p.add_argument("--w-focus", type=float, default=1.0)
     p.add_argument("--w-blur", type=float, default=1.0)
     p.add_argument("--w-motion", type=float, default=0.5)
+    p.add_argument("--motion-from-focus-set", action="store_true",
+                   help="also use every in-focus-set tile as a still (motion = 0) example")
     p.add_argument("--focus-from-blur", action="store_true",
                    help="also train the in-focus head on the blur set's radius-derived labels")
+    p.add_argument("--motion-fpr", type=float, default=0.02,
+                   help="tune the motion flag threshold for this false-flag rate on the training split's "
+                        "still tiles (sharp and defocused)")
+    p.add_argument("--focus-branch", default=None, metavar="V1.tflite",
+                   help="keep this binary model's in-focus net as the in-focus head, frozen (its int8 "
+                        "weights dequantized into Keras); the trained net gives the blur and motion "
+                        "outputs only; the model's threshold is kept")
     p.add_argument("--teacher", default=None, metavar="OLD.tflite",
                    help="distil the in-focus head from this model: its target on labelled tiles becomes "
                         "(1 - w) x label + w x the teacher's probability (keeps the old model's behaviour)")
@@ -236,7 +329,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(a.seed)
 
     layout = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=THRESHOLDS_PX, motion=1 + len(THRESHOLDS_PX))
-    d = load_sets(a.tiles, a.blur_tiles, a.focus_from_blur)
+    d = load_sets(a.tiles, a.blur_tiles, a.focus_from_blur, a.motion_from_focus_set)
     tile = int(d["tiles"].shape[1])
     info = ModelInfo(tile_px=tile, std_floor=a.std_floor, clip=a.clip)
     y = targets(layout, d["focus"], d["radius_px"], d["motion_px"])
@@ -260,8 +353,16 @@ def main(argv=None) -> int:
           f"motion {int((y[tr, layout.motion] >= 0).sum())} of which positive "
           f"{int((y[tr, layout.motion] == 1).sum())}); val {len(va)}", flush=True)
 
-    model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
-    macs = train.count_macs(model)
+    if a.focus_branch:
+        focus_net = keras_from_baseline_tflite(a.focus_branch, tile)
+        branch = build_model(a.arch, tile, layout.n_outputs - 1, dropout=a.dropout, bn=a.bn)
+        model = with_focus_branch(focus_net, branch)
+        macs = train.count_macs(focus_net) + train.count_macs(branch)
+        a.w_focus = 0.0  # frozen
+        print(f"in-focus head: {a.focus_branch} (frozen, {train.count_macs(focus_net) / 1e6:.2f} M MACs)", flush=True)
+    else:
+        model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
+        macs = train.count_macs(model)
     print(f"{a.arch}: {model.count_params()} parameters, {macs / 1e6:.2f} M MACs per tile", flush=True)
     steps_per_epoch = int(np.ceil(len(tr) / a.batch))
     sched = keras.optimizers.schedules.CosineDecay(a.lr, a.epochs * steps_per_epoch, alpha=0.02)
@@ -279,6 +380,14 @@ def main(argv=None) -> int:
         history.append({"epoch": ep + 1, "loss": float(h.history["loss"][-1]), **v})
         print(f"epoch {ep + 1}/{a.epochs} {time.time() - t0:.0f}s loss {history[-1]['loss']:.4f} " +
               " ".join(f"{k} {val:.4f}" for k, val in v.items()), flush=True)
+    # motion flag threshold: the given false-flag rate on the training split's still tiles
+    still = tr[(y[tr, layout.motion] == 0) & d["from_blur_set"][tr]]
+    z = model.predict(normalize_tiles(d["tiles"][still], info.std_floor, info.clip), batch_size=1024, verbose=0)
+    pm = layout.decode(z).p_motion
+    mthr = float(np.clip(np.quantile(pm, 1.0 - a.motion_fpr), 0.05, 0.95))
+    layout = OutputLayout(in_focus=layout.in_focus, blur=layout.blur, blur_thresholds_px=layout.blur_thresholds_px,
+                          motion=layout.motion, motion_threshold=round(mthr, 4))
+    print(f"motion threshold {mthr:.3f} (false flags {a.motion_fpr:.1%} of {len(still)} training still tiles)")
     v = validate(model, layout, xva, d, va, eval_sets, info)
     print(bm.format_blur_report(v.pop("_report")))
 
@@ -286,7 +395,12 @@ def main(argv=None) -> int:
     ftr = tr[y[tr, 0] >= 0]
     ftr = ftr[~d["from_blur_set"][ftr]]
     thr, lap_t = 0.5, float("nan")
-    if len(ftr):
+    if a.focus_branch:  # the in-focus head is the old model: so are its thresholds
+        from pifocus.classify import metadata_path_for
+        old = ModelInfo.load(metadata_path_for(a.focus_branch))
+        thr = old.threshold
+        lap_t = float(old.extra.get("laplacian_baseline_threshold", float("nan")))
+    elif len(ftr):
         ptr = layout.decode(model.predict(normalize_tiles(d["tiles"][ftr], info.std_floor, info.clip),
                                           batch_size=1024, verbose=0)).p_in_focus
         thr = float(np.clip(best_threshold(ptr, d["focus"][ftr]), 0.2, 0.8))
@@ -299,13 +413,15 @@ def main(argv=None) -> int:
                   "heads": layout.to_dict(), "epochs": a.epochs, "batch": a.batch, "lr": a.lr,
                   "dropout": a.dropout, "bn": a.bn, "seed": a.seed, "loss_weights": {"focus": a.w_focus, "blur": a.w_blur,
                                                                         "motion": a.w_motion},
-                  "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
+                  "focus_branch": a.focus_branch, "motion_fpr": a.motion_fpr, "motion_from_focus_set": a.motion_from_focus_set, "focus_from_blur": a.focus_from_blur, "teacher": a.teacher, "teacher_weight": a.teacher_weight, "train_tiles": int(len(tr)), "val_tiles": int(len(va)),
                   "threshold_train_tuned": thr, "laplacian_baseline_threshold": lap_t,
                   "std_floor": info.std_floor, "clip": info.clip, "tiles": str(a.tiles),
                   "blur_tiles": str(a.blur_tiles), "seconds": round(time.time() - t0, 1), "history": history,
                   "final": v,
                   "command": "python tools/train_heads.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     out.with_suffix(".train.json").write_text(json.dumps(train_info, indent=2) + "\n")
+    calib = write_calibration(a.tiles, a.blur_tiles, out.with_suffix(".calib.npz"), seed=a.seed)
+    print(f"calibration tiles for pifocus convert -> {calib}")
     print(f"saved {out} (threshold {thr:.3f}, Laplacian threshold {lap_t:.1f}) in {time.time() - t0:.0f}s")
     return 0
 

@@ -114,6 +114,17 @@ def motion_rates(p_motion, motion_px, threshold: float = 0.5, min_px: float = MO
             "threshold": float(threshold)}
 
 
+def motion_by_length(p_motion, motion_px, threshold: float = 0.5) -> list:
+    """Flag rate per true motion length (rounded to 1 px): ``[{"motion_px", "n", "tpr"}]``."""
+    p = np.asarray(p_motion, np.float64).ravel()
+    L = np.round(np.asarray(motion_px, np.float64).ravel())
+    rows = []
+    for v in np.unique(L[np.isfinite(L) & (L >= MOTION_MIN_PX)]):
+        m = L == v
+        rows.append({"motion_px": float(v), "n": int(m.sum()), "tpr": float(np.mean(p[m] >= threshold))})
+    return rows
+
+
 def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float = 8.0,
                 motion_threshold: float = 0.5, textured=None) -> dict:
     """Blur and motion metrics overall and per source (JSON-ready).
@@ -122,8 +133,9 @@ def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float =
         blur_px, p_motion: model outputs per tile.
         radius_px, motion_px: labels per tile (NaN = unknown).
         source: tile source names.
-        textured: optional bool mask of tiles whose texture stands clearly above the noise
-            (``snr >= 3``); adds ``motion_textured`` rates.
+        textured: optional bool mask of tiles whose scene texture stands clearly above the
+            noise (``texture_snr >= 10``); adds ``mae_0_3_px_textured``, ``radius_bins_textured``
+            and ``motion_textured``.
 
     Returns:
         ``{group: {"radius_bins": [...], "mae_0_3_px": x, "by_radius": [...],
@@ -144,8 +156,14 @@ def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float =
             g["mae_0_3_px"] = mae_up_to(blur_px[m], r[m], 3.0)
             g["by_radius"] = mean_by_radius(blur_px[m], r[m])
             g["monotonic"] = is_monotonic([x for x in g["by_radius"] if x["true_px"] <= max_px])
+            if textured is not None:
+                tm = np.asarray(textured, bool)[m]
+                g["mae_0_3_px_textured"] = mae_up_to(blur_px[m][tm], r[m][tm], 3.0)
+                g["radius_bins_textured"] = radius_bins(blur_px[m][tm], r[m][tm], max_px)
         if np.isfinite(L[m]).any():
             g["motion"] = motion_rates(p_motion[m], L[m], motion_threshold)
+            if (L[m] >= MOTION_MIN_PX).any():
+                g["motion_by_length"] = motion_by_length(p_motion[m], L[m], motion_threshold)
             if textured is not None:
                 g["motion_textured"] = motion_rates(p_motion[m], L[m], motion_threshold,
                                                     positive_mask=np.asarray(textured)[m])
@@ -165,6 +183,8 @@ def format_blur_report(rep: dict) -> str:
             lines.append("  " + " ".join(f"{b['bin']:>7s}" for b in bins))
             lines.append("  " + " ".join(f"{b['mae_px']:7.3f}" for b in bins))
             lines.append("  n " + " ".join(f"{b['n']:>5d}" for b in bins))
+            if "mae_0_3_px_textured" in g:
+                lines.append(f"  textured tiles: MAE 0-3 px = {g['mae_0_3_px_textured']:.3f}")
             lines.append("  true -> mean pred: " + ", ".join(f"{x['true_px']:g}->{x['mean_pred_px']:.2f}"
                                                               for x in g["by_radius"]))
         if "motion" in g:
@@ -175,4 +195,7 @@ def format_blur_report(rep: dict) -> str:
             if "motion_textured" in g:
                 line += f"; TPR on textured tiles {g['motion_textured']['tpr']:.3f} ({g['motion_textured']['n_motion']})"
             lines.append(line)
+            if g.get("motion_by_length"):
+                lines.append("  TPR by motion length: " + ", ".join(
+                    f"{x['motion_px']:g} px {x['tpr']:.2f}" for x in g["motion_by_length"]))
     return "\n".join(lines)

@@ -38,6 +38,9 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 #: Folder names that mean "in focus" / "out of focus" in an image-folder evaluation set.
 IN_NAMES = ("in_focus", "in", "sharp", "1")
 OUT_NAMES = ("out_of_focus", "out", "blurred", "blur", "0")
+#: Blur/motion report: a tile is "textured" when its sharp source's texture energy is at least
+#: this many times the noise energy (``texture_snr`` of tools/blur_dataset.py).
+TEXTURED_SNR = 10.0
 #: Tiles with a Laplacian variance below this are dropped from image folders (flat).
 FLAT_LAPVAR = 60.0
 
@@ -321,7 +324,7 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
         if not sel.any():
             raise ConfigError(f"tile set {str(tiles_path)!r} has no {split!r} tiles; use --split all")
         tiles, labels, source = data["tiles"][sel], data["labels"][sel], data["source"][sel].astype(str)
-        blur_labels = {k: data[k][sel] for k in ("radius_px", "motion_px", "snr") if k in data}
+        blur_labels = {k: data[k][sel] for k in ("radius_px", "motion_px", "texture_snr") if k in data}
     else:
         blur_labels = {}
         data = load_image_folders(images, info.tile_px)
@@ -337,11 +340,17 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
     if pred is not None and ("radius_px" in blur_labels or "motion_px" in blur_labels):
         from .blur_metrics import blur_report
         n = len(tiles)
-        snr = blur_labels.get("snr")
+        snr = blur_labels.get("texture_snr")
         blur = blur_report(pred.blur_px, pred.p_motion, blur_labels.get("radius_px", np.full(n, np.nan)),
                            blur_labels.get("motion_px", np.full(n, np.nan)), source, info.layout.max_blur_px,
-                           textured=None if snr is None else snr >= 3.0)
+                           motion_threshold=info.layout.motion_threshold,
+                           textured=None if snr is None else snr >= TEXTURED_SNR)
     has = np.asarray(labels) <= 1
+    flag_rate = None
+    if pred is not None:  # how often the motion head fires, per source (for still tile sets: false flags)
+        flagged = pred.p_motion >= info.layout.motion_threshold
+        flag_rate = {"all": float(flagged.mean()) if len(flagged) else float("nan")}
+        flag_rate.update({s: float(flagged[source == s].mean()) for s in sorted(set(source.tolist()))})
     tiles, labels, source, p = tiles[has], labels[has], source[has], p_all[has]
     lv = laplacian_variance(tiles)
     real = ~(np.char.startswith(source.astype(str), "synthetic") | np.char.startswith(source.astype(str), "chart"))
@@ -358,6 +367,7 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
            "groups": result}
     if info.has_blur and predict_all is not None:
         out["blur"] = blur
+        out["motion_flag_rate"] = flag_rate
     return out
 
 
@@ -386,6 +396,9 @@ def report_text(res: dict, plot=None) -> str:
     lines = [f"split={res['split']}  CNN threshold={res['cnn_threshold']:.3f}  "
              f"Laplacian threshold={res['laplacian_threshold']:.1f} (tuned on train)",
              format_table(res["groups"])]
+    if res.get("motion_flag_rate"):
+        lines.append("motion flag rate (p_motion >= threshold) per source: " + ", ".join(
+            f"{k} {100 * v:.1f} %" for k, v in res["motion_flag_rate"].items()))
     if "blur" in res:
         from .blur_metrics import format_blur_report
         lines.append(format_blur_report(res["blur"]) if res["blur"] else

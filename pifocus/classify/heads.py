@@ -12,7 +12,9 @@ A focus model has one output tensor ``(batch, n_outputs)``.  :class:`OutputLayou
   sharp step it is ``P(r > t_k)``, and the blur estimate is
   ``blur_px = sum_k sigmoid(z_k) * (t_k - t_{k-1})`` (exact on the training code, monotone
   in every logit, saturating at ``t_K``);
-* ``motion`` -- index of the motion-blur logit (linear or shake PSF of >= 3 px).
+* ``motion`` -- index of the motion-blur logit (linear or shake PSF of >= 3 px), and
+  ``motion_threshold`` -- the ``p_motion`` at or above which a tile counts as motion-blurred
+  (tuned on the training split for a low false-flag rate on still tiles; default 0.5).
 
 A binary model has no ``"heads"`` entry: it is ``OutputLayout()`` with ``n_outputs == 1``.
 """
@@ -26,7 +28,7 @@ import numpy as np
 from ..exc import ModelError
 
 #: Keys the ``"heads"`` object may hold.
-HEAD_KEYS = ("in_focus", "blur", "blur_thresholds_px", "motion", "n_outputs", "blur_code")
+HEAD_KEYS = ("in_focus", "blur", "blur_thresholds_px", "motion", "motion_threshold", "n_outputs", "blur_code")
 #: The only blur code so far (see the module docstring).
 BLUR_CODE = "thermometer"
 
@@ -44,15 +46,18 @@ class OutputLayout:
         blur: index of the first defocus logit, or ``None`` (no blur head).
         blur_thresholds_px: increasing positive disk radii (px), one per defocus logit.
         motion: index of the motion-blur logit, or ``None`` (no motion head).
+        motion_threshold: ``p_motion`` at or above which a tile is flagged motion-blurred.
 
     Raises:
-        ModelError: negative, overlapping or gapped indices; thresholds not increasing.
+        ModelError: negative, overlapping or gapped indices; thresholds not increasing;
+            ``motion_threshold`` outside (0, 1).
     """
 
     in_focus: int = 0
     blur: Optional[int] = None
     blur_thresholds_px: Tuple[float, ...] = ()
     motion: Optional[int] = None
+    motion_threshold: float = 0.5
 
     def __post_init__(self):
         th = tuple(float(t) for t in self.blur_thresholds_px)
@@ -63,6 +68,8 @@ class OutputLayout:
         if th and (th[0] <= 0 or any(b <= a for a, b in zip(th, th[1:])) or not all(map(math.isfinite, th))):
             raise ModelError(f"model metadata heads: blur_thresholds_px {list(th)} must be positive and "
                              "strictly increasing (pixels)")
+        if not 0.0 < float(self.motion_threshold) < 1.0:
+            raise ModelError(f"model metadata heads: motion_threshold = {self.motion_threshold!r} must lie in (0, 1)")
         used = [self.in_focus]
         if self.blur is not None:
             used += list(range(self.blur, self.blur + len(th)))
@@ -117,7 +124,8 @@ class OutputLayout:
             out = cls(in_focus=_index(data.get("in_focus", 0)),
                       blur=None if data.get("blur") is None else _index(data["blur"]),
                       blur_thresholds_px=tuple(float(t) for t in th),
-                      motion=None if data.get("motion") is None else _index(data["motion"]))
+                      motion=None if data.get("motion") is None else _index(data["motion"]),
+                      motion_threshold=float(data.get("motion_threshold", 0.5)))
         except ModelError as e:
             raise ModelError(f"{source}: {e}") from e
         except (TypeError, ValueError) as e:
@@ -133,7 +141,7 @@ class OutputLayout:
         if self.has_blur:
             d.update(blur=self.blur, blur_thresholds_px=list(self.blur_thresholds_px), blur_code=BLUR_CODE)
         if self.has_motion:
-            d["motion"] = self.motion
+            d.update(motion=self.motion, motion_threshold=self.motion_threshold)
         return d
 
     def blur_targets(self, radius_px) -> np.ndarray:
@@ -190,7 +198,8 @@ class TilePredictions:
             the model has no blur head.  Meaningful on textured tiles that are not
             motion-blurred.
         p_motion: probability that the tile is motion-blurred (a linear or shake PSF of
-            >= 3 px); NaN when the model has no motion head.
+            >= 3 px); NaN when the model has no motion head.  Flag a tile as motion-blurred
+            when ``p_motion >= info.heads.motion_threshold``.
     """
 
     p_in_focus: np.ndarray
