@@ -5,6 +5,7 @@
 * :mod:`.blur`     -- blur-based judgement: subject blur radius, verdict category, absolute meter.
 * :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
 * :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
+* :mod:`.exposure` -- exposure and noise readouts: EV offset, clipping, noise sigma, SNR, histogram, ISO.
 """
 
 from .analyzer import DEFAULT_ROI, AnalysisParams, FocusAnalyzer  # noqa: F401
