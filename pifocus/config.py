@@ -1,7 +1,7 @@
 """TOML configuration -> validated dataclasses.
 
 One file (``systemd/pifocus.toml`` is the documented example) with the tables ``[source]``,
-``[analysis]``, ``[outputs]``, ``[drive]``, ``[autofocus]``, ``[web]``.  Each table maps onto
+``[analysis]``, ``[outputs]``, ``[drive]``, ``[autofocus]``, ``[web]``, ``[mqtt]``.  Each table maps onto
 a frozen dataclass owned by the module that uses it (``AnalysisParams`` in
 :mod:`pifocus.focus`, ``OutputsParams`` in :mod:`pifocus.outputs`, ...); this module only
 reads TOML, rejects unknown keys (with a did-you-mean), coerces types and lets the
@@ -67,6 +67,7 @@ SECTIONS = {
     "drive": "pifocus.drive:DriveParams",
     "autofocus": "pifocus.autofocus:AutofocusParams",
     "web": "pifocus.web:WebParams",
+    "mqtt": "pifocus.rig:MqttParams",
 }
 
 #: Keys of ``[analysis]`` that belong to its nested parameter objects.
@@ -88,7 +89,7 @@ def _resolve(spec: str):
 def _coerce(section: str, key: str, value, annotation, default):
     """Coerce a TOML value to the field's type; raise ConfigError naming the key."""
     def bad(allowed):
-        shown = "***" if key == "token" else repr(value)  # a secret never goes into a message or log
+        shown = "***" if key in ("token", "password") else repr(value)  # a secret never goes into a message or log
         return ConfigError(f"{section}.{key} = {shown} has the wrong type; allowed: {allowed}")
 
     origin = typing.get_origin(annotation)
@@ -176,6 +177,7 @@ class Config:
     drive: Any = None
     autofocus: Any = None
     web: Any = None
+    mqtt: Any = None
     path: Optional[str] = None
 
     def replace(self, **changes) -> "Config":

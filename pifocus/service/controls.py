@@ -387,7 +387,7 @@ def write_capture(frame, folder: Path, fmt: str) -> dict:
     log.info("captured %s", folder / name)
     return {"file": name, "path": str((folder / name).resolve()), "width": frame.width,
             "height": frame.height, "frame": frame.index, "lens_position": frame.lens_position,
-            "bytes": len(buf)}
+            "bytes": len(buf), "timestamp_ns": frame.timestamp_ns}
 
 
 def _af_result_dict(result) -> dict:

@@ -114,6 +114,8 @@ def status_document(svc, autofocus: dict) -> dict:
         "source": svc.source.name if svc.source else None,
         "frame_size": list(svc.frame_size) if svc.frame_size else None,
         "mode": p.analyzer.mode if p else None,
+        "exposure_us": getattr(svc, "exposure", (None, None))[0],
+        "analogue_gain": getattr(svc, "exposure", (None, None))[1],
         "outputs": describe_outputs(p.outputs) if p else None,
         "outputs_on": bool(p and p.outputs is not None),
         "outputs_available": bool(svc.outputs_enabled and svc.cfg.outputs is not None),
