@@ -58,12 +58,14 @@ class Controls(Protocol):
         "strategy": str, "started": unix seconds}``; follow it in ``status()["autofocus"]``.
         Raises 400 unknown strategy; 409 already running or the drive is moving; 503 no
         focus drive or no autofocus support.
-    ``capture(fmt=None, timeout=3.0) -> dict``
+    ``capture(fmt=None, timeout=3.0, not_before_ns=None) -> dict``
         ``fmt``: ``"png"``, ``"jpg"`` (``"jpeg"`` accepted) or None for ``[web]
-        capture_format``; ``timeout`` in seconds to wait for the next frame.  Saves that
+        capture_format``; ``timeout`` in seconds to wait for the next frame;
+        ``not_before_ns``: the frame must be stamped at or after this
+        ``time.monotonic_ns()`` time (synchronised rig captures).  Saves that
         full-resolution luma frame into ``[web] captures_dir`` and returns ``{"file": name,
         "path": absolute path, "width": px, "height": px, "frame": index, "lens_position":
-        float | None, "bytes": file size}``.  Raises 400 unknown format; 503 no frame within
+        float | None, "bytes": file size, "timestamp_ns": the frame's stamp}``.  Raises 400 unknown format; 503 no frame within
         ``timeout`` or the file cannot be written; 507 the disk is full (no partial file
         is left).
 
@@ -96,5 +98,5 @@ class Controls(Protocol):
     def start_autofocus(self, strategy: Optional[str] = None) -> dict:
         """Start one autofocus run in the background; returns the AF state."""
 
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

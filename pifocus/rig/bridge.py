@@ -11,8 +11,11 @@ Threads (none of them is the frame loop, and the frame loop never waits on any):
   paho (drop-oldest when the broker is away, counted);
 * **paho's network thread** -- receives commands; it only checks them (topic, JSON, id,
   token, de-duplication) and hands them to
-* **command workers** (``max_commands``) -- carry each out through the controls
-  (:class:`~pifocus.rig.commands.CommandRunner`) and queue its reply.
+* **command workers** -- carry each out through the controls
+  (:class:`~pifocus.rig.commands.CommandRunner`) and queue its reply.  Commands that move
+  the lens (``autofocus``, ``continuous``, ``nudge``, ``preset``) run one after the other in
+  the order they came, in one worker; ``capture`` and ``reload`` in up to ``max_commands``
+  others, so a capture is not held up by an autofocus run.
 
 A command id is run at most once: a QoS 1 redelivery after a reconnect, or the dashboard
 sending it again, finds it in :class:`~pifocus.rig.topics.CommandDedup` and gets the stored
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Longest the sampler sleeps between two looks at the status, seconds.
 SAMPLE_MAX_S = 0.25
+#: Commands that move the lens: run one at a time, in the order they came.
+DRIVE_COMMANDS = ("autofocus", "continuous", "nudge", "preset")
 #: JPEG quality of the thumbnails.
 THUMB_QUALITY = 70
 
@@ -86,6 +91,7 @@ class MqttBridge:
         self.publisher = Publisher(self.outbox, self.client)
         self._workers = concurrent.futures.ThreadPoolExecutor(params.max_commands,
                                                               thread_name_prefix="pifocus-mqtt-cmd")
+        self._drive_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pifocus-mqtt-drive")
         self._sampler = threading.Thread(target=self._sample, name="pifocus-mqtt-state", daemon=True)
         self.states = 0
         self.thumbs = 0
@@ -105,7 +111,8 @@ class MqttBridge:
         """Stop the threads, publish "offline" (retained) and disconnect, within ~``timeout`` s."""
         self._stop.set()
         self._sampler.join(timeout / 2)
-        self._workers.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._workers, self._drive_worker):
+            pool.shutdown(wait=False, cancel_futures=True)
         self.publisher.flush(timeout / 2)
         self.publisher.stop()
         self.client.stop(final=(self.topics.state, OFFLINE), timeout=timeout / 2)
@@ -188,7 +195,8 @@ class MqttBridge:
             self._reply(name, self.dedup.reply(cmd.id))
             return
         try:
-            self._workers.submit(self._execute, cmd, received)
+            pool = self._drive_worker if cmd.name in DRIVE_COMMANDS else self._workers
+            pool.submit(self._execute, cmd, received)
         except RuntimeError:  # shutting down
             pass
 

@@ -140,6 +140,11 @@ class MqttClient:
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
         return info.rc == 0
 
+    def send_queued(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 even while disconnected: paho keeps the message (up to
+        ``queue_max``) and sends it once connected again (the dashboard's commands)."""
+        self._client.publish(topic, payload, qos=1, retain=False)
+
     def subscribe(self, topic: str, qos: int = 1) -> None:
         """Subscribe now (when connected) and on every reconnect."""
         self.subscriptions.append((topic, qos))

@@ -138,10 +138,13 @@ class CommandRunner:
             raise ServiceError("capture: format must be 'png' or 'jpg'")
         at = cmd.args.get("at")
         capture_delay_s(at, time.time(), CAPTURE_MAX_AHEAD_S)  # refuse a bad time before waiting
+        not_before_ns = None
         if at is not None:
             self._sleep_until(float(at))
+            # The named time on the monotonic clock the frames are stamped with.
+            not_before_ns = time.monotonic_ns() - int((time.time() - float(at)) * 1e9)
         started = time.time()
-        out = dict(self.controls.capture(fmt, CAPTURE_FRAME_TIMEOUT_S))
+        out = dict(self.controls.capture(fmt, CAPTURE_FRAME_TIMEOUT_S, not_before_ns))
         ts = out.get("timestamp_ns")
         actual = wall_time_of(ts, time.monotonic_ns(), time.time()) if isinstance(ts, int) else None
         clock = "sensor"

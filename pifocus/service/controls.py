@@ -251,10 +251,14 @@ class ServiceControls:
             svc.hub.offer(frame, svc.pipeline.last_report)
 
     # -- captures -------------------------------------------------------------------------------
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save the next full-resolution luma frame as PNG or JPEG in the captures folder.
 
-        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes"}``.
+        ``not_before_ns``: take the first frame stamped at or after this ``time.monotonic_ns()``
+        time (a synchronised rig capture), not one read before and still being analysed.
+
+        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes",
+        "timestamp_ns"}``.
 
         Raises:
             ServiceError: (400) unknown format; (503) no frame within ``timeout``, or the file
@@ -266,8 +270,12 @@ class ServiceControls:
             fmt = "jpg"
         if fmt not in ("png", "jpg"):
             raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
-        frame = self.captures.next_frame(timeout)
+        frame = self.captures.next_frame(timeout, not_before_ns)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
+
+
+#: A frame stamp further than this from ``time.monotonic_ns()`` is not on that clock.
+MONOTONIC_WINDOW_NS = 600 * 10**9
 
 
 class CaptureQueue:
@@ -278,13 +286,15 @@ class CaptureQueue:
         self._waiting = []
         self._lock = threading.Lock()
 
-    def next_frame(self, timeout: float):
-        """A copy of the next frame the loop analyses.
+    def next_frame(self, timeout: float, not_before_ns: Optional[int] = None):
+        """A copy of the next frame the loop analyses (with ``not_before_ns``: the next one
+        stamped at or after that ``time.monotonic_ns()`` time; a frame whose stamp is not on
+        that clock always counts).
 
         Raises:
             ServiceError: (503) none within ``timeout`` seconds, or the service is stopping.
         """
-        req = {"event": threading.Event()}
+        req = {"event": threading.Event(), "not_before_ns": not_before_ns}
         with self._lock:
             self._waiting.append(req)
         if not req["event"].wait(timeout):
@@ -300,8 +310,14 @@ class CaptureQueue:
         """Frame loop thread, every frame: hand ``frame`` to the waiting captures."""
         if not self._waiting:
             return  # the common case, without taking the lock
+        ts = frame.timestamp_ns
+        monotonic = abs(time.monotonic_ns() - ts) < MONOTONIC_WINDOW_NS
         with self._lock:
-            reqs, self._waiting = self._waiting, []
+            reqs, later = [], []
+            for r in self._waiting:
+                nb = r["not_before_ns"]
+                (reqs if nb is None or not monotonic or ts >= nb else later).append(r)
+            self._waiting = later
         if reqs:
             snap = frame.with_luma(frame.luma.copy())  # the loop reuses its buffer
             for r in reqs:
@@ -445,6 +461,6 @@ class ControlShortcuts:
         """Start an autofocus run: :meth:`ServiceControls.start_autofocus`."""
         return self.controls.start_autofocus(strategy)
 
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save a full-resolution still: :meth:`ServiceControls.capture`."""
-        return self.controls.capture(fmt, timeout)
+        return self.controls.capture(fmt, timeout, not_before_ns)
