@@ -189,3 +189,66 @@ def test_broker_restart_reconnects_and_runs_every_command_once(rig):
     print(f"commands sent again: {resent}; duplicates ignored by the cameras: {dups}; ", end="")
     print(f"broker down {t_up - t_down:.2f} s; reconnected after restart (s): "
           + ", ".join(f"{c} {t:.2f}" for c, t in sorted(reconnected.items())))
+
+
+def _http(url, body=None, headers=None):
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 headers=dict({"Content-Type": "application/json"}, **(headers or {})))
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_dashboard_page_api_and_commands(rig):
+    import json
+
+    from pifocus.rig.dashboard import RigDashboard
+
+    view = rig[0]
+    dash = RigDashboard(view, "127.0.0.1", 0, token="dash-token-123").start()
+    try:
+        status, body = _http(dash.url)
+        assert status == 200 and b"Focus all" in body and b"Capture all" in body
+        status, body = _http(dash.url + "api/rig")
+        doc = json.loads(body)
+        assert status == 200 and doc["connected"] and [c["camera"] for c in doc["cameras"]] == sorted(CAMERAS)
+        for c in doc["cameras"]:
+            assert c["online"] and c["state"]["fps"] > 0 and c["state"]["exposure_us"] > 0 and c["thumb_seq"] > 0
+        status, jpeg = _http(dash.url + "api/thumb/cam2.jpg")
+        assert status == 200 and jpeg[:2] == b"\xff\xd8"
+        # The web page's token rule: refused without, carried out with it.
+        status, body = _http(dash.url + "api/command", {"name": "nudge", "target": "cam1", "args": {"steps": 4}})
+        assert status == 401, body
+        status, body = _http(dash.url + "api/command", {"name": "fly", "target": "all"},
+                             {"Authorization": "Bearer dash-token-123"})
+        assert status == 400 and b"unknown" in body
+        status, body = _http(dash.url + "api/command", {"name": "nudge", "target": "cam1", "args": {"steps": 4}},
+                             {"Authorization": "Bearer dash-token-123"})
+        assert status == 202, body
+        cid = json.loads(body)["id"]
+        assert view.wait(cid, timeout=10)["cam1"]["ok"]
+        status, body = _http(dash.url + "api/command", {"name": "capture", "target": "all"},
+                             {"Authorization": "Bearer dash-token-123", "Origin": "http://evil.example"})
+        assert status == 403  # cross-origin
+    finally:
+        dash.stop()
+
+
+def test_last_will_says_offline_when_a_camera_dies(rig):
+    """SIGKILL one camera: the broker publishes its will "offline" after ~1.5 keep-alives."""
+    import signal
+
+    view, _broker, procs, _tmp = rig
+    procs["cam3"].send_signal(signal.SIGKILL)
+    procs["cam3"].wait(5)
+    deadline = time.monotonic() + 12
+    while view.cameras["cam3"]["online"]:
+        assert time.monotonic() < deadline, "no last will within 12 s (keepalive 5 s)"
+        time.sleep(0.1)
+    assert view.online() == ["cam1", "cam2"]
