@@ -24,6 +24,7 @@ setup(
     package_data={
         "pifocus.models": ["*.tflite", "*.json", "*.md"],
         "pifocus.web": ["static/*"],
+        "pifocus.rig": ["static/*"],
     },
     install_requires=[
         "numpy>=1.24",
@@ -43,8 +44,11 @@ setup(
                   "tensorflow>=2.16; platform_machine != 'x86_64'",
                   "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
+        # Rig scale over MQTT ([mqtt] in the config, `pifocus rig`); the broker is Mosquitto.
+        "mqtt": ["paho-mqtt>=2.0"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
-        "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
+        "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
+                "paho-mqtt>=2.0"],
     },
     entry_points={"console_scripts": ["pifocus = pifocus.cli:main"]},
     classifiers=[

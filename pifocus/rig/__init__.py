@@ -14,8 +14,12 @@
 * :mod:`.bridge` -- :class:`~pifocus.rig.bridge.MqttBridge`, what ``pifocus serve`` runs
   when ``[mqtt] enabled``: retained state at a bounded rate and on change, thumbnails, AF
   and capture events, commands in, replies out.  The frame loop never waits on it.
+* :mod:`.view` -- :class:`~pifocus.rig.view.RigView`: the rig as the dashboard sees it on
+  the broker (every camera's state, thumbnail, events, replies), and commands sent with an
+  id and sent again to the cameras that have not answered.
 * :mod:`.dashboard` -- :class:`~pifocus.rig.dashboard.RigDashboard`: ``pifocus rig``, the
-  page (``static/``) and JSON API over the broker, served by the standard library.
+  page (``static/``) and JSON API over a :class:`~pifocus.rig.view.RigView`, served by the
+  standard library.
 
 Topics and payloads are documented in ``pifocus/web/MQTT.md``.  Nothing here imports
 :mod:`pifocus.service`: the bridge gets the service's controls object, as the web page does.

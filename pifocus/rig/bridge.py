@@ -174,11 +174,11 @@ class MqttBridge:
         received = round(time.time(), 6)
         cid = None
         try:
+            obj = decode(payload)
+            cid = command_id(obj)
             if retain:
                 raise ServiceError("retained commands are refused (they would run again on every "
                                    "reconnect); publish commands with retain = false")
-            obj = decode(payload)
-            cid = command_id(obj)
             cmd = parse_command(name, target, obj, self.params.token)
         except ServiceError as e:
             self.refused += 1

@@ -1,5 +1,5 @@
-"""The service's :class:`~pifocus.controls.Controls`: what the web page (and later MQTT)
-may ask the running daemon.
+"""The service's :class:`~pifocus.controls.Controls`: what the web page (and the MQTT
+bridge, :mod:`pifocus.rig.bridge`) may ask the running daemon.
 
 :class:`ServiceControls` is the one object a front end gets.  Its methods, arguments (with
 units), return values and ``ServiceError`` statuses are listed on

@@ -162,7 +162,8 @@ class Service(ControlShortcuts):
             with extend_timeout(self.notifier, "opening the focus drive (homing)"):
                 self.drive, self.drive_error = parts.open_drive(cfg, inner)
             self._start_web(cfg)
-            self._start_mqtt(cfg)
+            self.mqtt = parts.make_mqtt(cfg, self.controls, self.reload if self.config_path else None,
+                                        lambda: self.reload_error)
         except BaseException:
             self._undo_start(outputs, analyzer)
             raise
@@ -183,19 +184,6 @@ class Service(ControlShortcuts):
             from ..web.server import WebServer
             self.hub = PreviewHub(web).start()
             self.web = WebServer(self.controls, web).start()
-
-    def _start_mqtt(self, cfg) -> None:
-        """The MQTT bridge, when ``[mqtt] enabled`` (connects in the background).
-
-        Raises:
-            ConfigError: paho-mqtt is missing, or the TLS settings cannot be used.
-        """
-        params = getattr(cfg, "mqtt", None)
-        if params is not None and params.enabled:
-            from ..rig.bridge import MqttBridge
-            reload_fn = self.reload if self.config_path else None
-            self.mqtt = MqttBridge(self.controls, params, reload_fn=reload_fn,
-                                   reload_error=lambda: self.reload_error).start()
 
     def _undo_start(self, outputs, analyzer) -> None:
         """Close what a failed :meth:`start` had made."""
@@ -367,7 +355,6 @@ class Service(ControlShortcuts):
     def reload(self) -> bool:
         """Re-read the config file and apply it (:class:`~pifocus.service.reload.Reloader`);
         on any error log it and keep the old one.  Returns True when the new config is in use.
-        One reload at a time (SIGHUP in the main thread, the MQTT ``reload`` command).  A
-        changed ``[mqtt]`` table applies at the next start."""
+        One at a time (SIGHUP, MQTT ``reload``); a changed ``[mqtt]`` applies at the next start."""
         with self._reload_lock:
             return self._reloader.reload()
