@@ -46,7 +46,10 @@ class Broker:
         self.conf = self.folder / "mosquitto.conf"
         self.log = self.folder / "mosquitto.log"
         allow = "false" if "password_file" in extra_conf else "true"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {allow}\npersistence false\n"
+        # As root Mosquitto would drop to the "mosquitto" user, which cannot read pytest's
+        # private tmp folders (log, password file); keep the tests' own user.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {allow}\npersistence false\n{user}"
                              f"log_dest file {self.log}\nlog_type error\nlog_type warning\nlog_type notice\n"
                              f"{extra_conf}")
         self.proc = None

@@ -413,3 +413,60 @@ def test_bridge_token_retained_dedup_and_offline(broker):  # noqa: F811
         bridge.stop()
     lst.wait(lambda m: m[0].endswith("/c1/state") and m[1] == OFFLINE)  # clean stop: "offline"
     lst.close()
+
+
+def test_documented_acl_on_a_real_broker(tmp_path):
+    """MQTT.md's Mosquitto password file and ACL: no anonymous clients; a camera cannot
+    publish commands (so it cannot steer the others); the dashboard's commands arrive."""
+    import re
+
+    import paho.mqtt.client as mqtt
+
+    from mqtt_broker import Broker
+
+    need_broker()
+    pw = tmp_path / "passwd"
+    for i, (user, password) in enumerate([("dashboard", "dash-pass"), ("pi-01", "cam-pass")]):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [str(pw), user, password],
+                       check=True, capture_output=True)
+    acl = re.search(r"```\n(user dashboard\n.*?)```", (ROOT / "pifocus/web/MQTT.md").read_text(), re.S).group(1)
+    (tmp_path / "acl").write_text(acl)
+    b = Broker(tmp_path / "b", extra_conf=f"password_file {pw}\nacl_file {tmp_path / 'acl'}\n").start()
+
+    def client(user=None, password=None):
+        got, rc = [], {}
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if user:
+            c.username_pw_set(user, password)
+        c.on_connect = lambda cl, u, f, reason, p: rc.setdefault("rc", reason)
+        c.on_message = lambda cl, u, m: got.append(m.topic)
+        c.connect("127.0.0.1", b.port)
+        c.loop_start()
+        deadline = time.monotonic() + 5
+        while "rc" not in rc and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return c, got, rc.get("rc")
+
+    try:
+        anon, _, rc = client()
+        assert rc is not None and rc.is_failure  # not authorised
+        anon.loop_stop()
+        cam, cam_got, rc = client("pi-01", "cam-pass")
+        assert not rc.is_failure
+        cam.subscribe("pifocus/r/pi-01/cmd/+", 1)
+        cam.subscribe("pifocus/r/all/cmd/+", 1)
+        dash, dash_got, rc = client("dashboard", "dash-pass")
+        assert not rc.is_failure
+        dash.subscribe("pifocus/#", 1)
+        time.sleep(0.3)
+        cam.publish("pifocus/r/all/cmd/nudge", b'{"id":"evil"}', qos=1).wait_for_publish(2)  # denied: dropped
+        cam.publish("pifocus/r/pi-01/state", b"{}", qos=1).wait_for_publish(2)               # its own: allowed
+        dash.publish("pifocus/r/all/cmd/nudge", b'{"id":"ok"}', qos=1).wait_for_publish(2)
+        time.sleep(0.5)
+        assert cam_got == ["pifocus/r/all/cmd/nudge"]  # the dashboard's only
+        assert dash_got.count("pifocus/r/all/cmd/nudge") == 1 and "pifocus/r/pi-01/state" in dash_got
+        for c in (cam, dash):
+            c.loop_stop()
+            c.disconnect()
+    finally:
+        b.stop()
