@@ -470,3 +470,43 @@ def test_documented_acl_on_a_real_broker(tmp_path):
             c.disconnect()
     finally:
         b.stop()
+
+
+def test_pifocus_rig_command_serves_and_stops_on_sigterm(broker, tmp_path):  # noqa: F811
+    import signal
+    import urllib.request
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "pifocus", "rig", "--json", "--broker", f"127.0.0.1:{broker.port}", "--rig", "clitest",
+           "--port", "0"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["rig"] == "clitest" and first["broker"] == f"127.0.0.1:{broker.port}"
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(first["url"] + "api/rig", timeout=5) as r:
+                doc = json.loads(r.read())
+            if doc["connected"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert doc["ok"] and doc["connected"] and doc["rig"] == "clitest" and doc["cameras"] == []
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--broker", "host:99999"], "--broker 'host:99999': the port must be 1..65535"),
+    (["--rig", "a/b"], "mqtt.rig = 'a/b' is invalid"),
+    (["--host", "0.0.0.0"], "set [web] token"),
+])
+def test_pifocus_rig_bad_flags_are_one_line_errors(flags, message, tmp_path):
+    pytest.importorskip("paho.mqtt.client")
+    r = subprocess.run([sys.executable, "-m", "pifocus", "rig", "--port", "0"] + flags, capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and r.stderr.startswith("pifocus: error:") and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

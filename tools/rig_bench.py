@@ -142,6 +142,8 @@ def measure(cams, seconds: float, broker=None, view=None) -> dict:
 
 
 _COUNTS = [0, 0]
+#: topic kind (state, thumb, event, reply, cmd) -> [messages, bytes] seen by the dashboard.
+_KINDS: dict = {}
 
 
 def view_counts(view):
@@ -160,6 +162,9 @@ def make_view(port: int):
     def counting(topic, payload, retain):
         _COUNTS[0] += 1
         _COUNTS[1] += len(payload) + len(topic)
+        kind = _KINDS.setdefault(topic.split("/")[3] if topic.count("/") >= 3 else "?", [0, 0])
+        kind[0] += 1
+        kind[1] += len(payload) + len(topic)
         inner(topic, payload, retain)
     view.client._on_message_cb = counting
     return view.start(wait_s=5)
@@ -272,6 +277,10 @@ def main(argv=None) -> int:
           f"broker {statistics.median(r['broker_cpu'] for r in rounds):.2f} % of a core")
     print(f"MQTT to the dashboard: {msgs:.1f} msgs/s ({msgs / n:.2f} per camera), {kib:.1f} KiB/s "
           f"({kib / n:.2f} per camera)")
+    total = sum(b for _, b in _KINDS.values()) or 1
+    print("by topic over the whole run: " + ", ".join(
+        f"{k} {m} msgs, {b / max(1, m):.0f} B each, {100 * b / total:.0f} % of the bytes"
+        for k, (m, b) in sorted(_KINDS.items(), key=lambda kv: -kv[1][1])))
     return 0
 
 

@@ -3,10 +3,11 @@
 
 Threads (none of them is the frame loop, and the frame loop never waits on any):
 
-* **sampler** -- reads ``controls.status()`` a few times a second and queues the retained
-  state when :class:`~pifocus.rig.topics.StateLimiter` says so (on a change, at most every
+* **sampler** -- reads ``controls.status()`` every ``state_min_interval_s`` and queues the
+  retained state when :class:`~pifocus.rig.topics.StateLimiter` says so (on a change, at most every
   ``state_min_interval_s``; at least every ``state_max_interval_s``), and a thumbnail every
-  ``thumbnail_interval_s`` from the preview hub;
+  ``thumbnail_interval_s`` from the preview hub (the newest preview when someone watches,
+  else one encoded for it);
 * **publisher** (:class:`~pifocus.rig.client.Publisher`) -- drains the bounded outbox into
   paho (drop-oldest when the broker is away, counted);
 * **paho's network thread** -- receives commands; it only checks them (topic, JSON, id,
@@ -36,8 +37,6 @@ from .topics import (OFFLINE, CommandDedup, Message, Outbox, StateLimiter, Topic
 
 log = logging.getLogger(__name__)
 
-#: Longest the sampler sleeps between two looks at the status, seconds.
-SAMPLE_MAX_S = 0.25
 #: Commands that move the lens: run one at a time, in the order they came.
 DRIVE_COMMANDS = ("autofocus", "continuous", "nudge", "preset")
 #: JPEG quality of the thumbnails.
@@ -136,7 +135,7 @@ class MqttBridge:
 
     def _sample(self) -> None:
         p = self.params
-        tick = min(SAMPLE_MAX_S, p.state_min_interval_s / 2)
+        tick = p.state_min_interval_s  # each look costs a status document
         next_thumb = time.monotonic()
         while not self._stop.wait(tick):
             now = time.monotonic()
@@ -157,7 +156,10 @@ class MqttBridge:
         hub = self.controls.hub
         if hub is None:
             return
-        pf = hub.snapshot(0.5)
+        pf = hub.latest()
+        fresh_ns = self.params.thumbnail_interval_s * 1e9
+        if pf is None or time.monotonic_ns() - pf.encoded_ns > fresh_ns:
+            pf = hub.snapshot(0.5)  # nobody watches the preview: have one encoded
         if pf is None:
             return
         jpeg = thumbnail_jpeg(pf.jpeg, self.params.thumbnail_width)
