@@ -4,7 +4,6 @@ frame choice, and the camera bridge against a real Mosquitto (token refused, ret
 commands refused, a command id run once).  The multi-process rig is ``test_mqtt_rig.py``."""
 
 import json
-import math
 import os
 import subprocess
 import sys

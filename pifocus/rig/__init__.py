@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..validate import require
+from ..web import is_loopback
 
 #: A topic level a rig or camera name may use: no MQTT wildcards or separators.
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -43,18 +44,6 @@ def default_camera_name() -> str:
     """This machine's host name as a topic level (``pi-07``), ``camera`` when it has none."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0])[:64]
     return name if NAME_RE.match(name) and name != ALL else "camera"
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    h = host.strip().strip("[]").lower()
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -130,7 +119,7 @@ class MqttParams:
             require(len(self.token) >= MIN_TOKEN_CHARS and self.token.isprintable() and " " not in self.token,
                     s, "token", "***", f"at least {MIN_TOKEN_CHARS} printable characters, no spaces",
                     "e.g. generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(16))'")
-        require(not (self.enabled and self.token is None and not _is_loopback(self.host)), s, "token", None,
+        require(not (self.enabled and self.token is None and not is_loopback(self.host)), s, "token", None,
                 f"a token when mqtt.host ({self.host}) is not a loopback address",
                 "set mqtt.token (and broker credentials with an ACL), or run the broker on this Pi")
         require(0.05 <= self.state_min_interval_s <= 60, s, "state_min_interval_s", self.state_min_interval_s,

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Commands that move the lens: run one at a time, in the order they came.
 DRIVE_COMMANDS = ("autofocus", "continuous", "nudge", "preset")
+#: Seconds a thumbnail waits for the preview hub to encode a frame.
+THUMB_WAIT_S = 0.5
 #: JPEG quality of the thumbnails.
 THUMB_QUALITY = 70
 
@@ -159,7 +161,7 @@ class MqttBridge:
         pf = hub.latest()
         fresh_ns = self.params.thumbnail_interval_s * 1e9
         if pf is None or time.monotonic_ns() - pf.encoded_ns > fresh_ns:
-            pf = hub.snapshot(0.5)  # nobody watches the preview: have one encoded
+            pf = hub.snapshot(THUMB_WAIT_S)  # nobody watches the preview: have one encoded
         if pf is None:
             return
         jpeg = thumbnail_jpeg(pf.jpeg, self.params.thumbnail_width)

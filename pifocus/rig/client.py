@@ -24,6 +24,11 @@ from .topics import Message, Outbox
 
 log = logging.getLogger(__name__)
 
+#: Seconds the publisher waits for a message, or for the broker to come back, per look.
+PUBLISH_POLL_S = 0.25
+#: Seconds between two looks at the outbox while flushing it on shutdown.
+FLUSH_POLL_S = 0.02
+
 
 def paho():
     """The ``paho.mqtt.client`` module.
@@ -186,12 +191,12 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            msg = self.outbox.get(0.25)
+            msg = self.outbox.get(PUBLISH_POLL_S)
             if msg is None:
                 continue
             if not self.client.publish(msg):
                 self.outbox.unget(msg)
-                self.client.connected.wait(0.25)
+                self.client.connected.wait(PUBLISH_POLL_S)
                 continue
             self.sent += 1
 
@@ -199,7 +204,7 @@ class Publisher:
         """Wait up to ``timeout`` seconds for the outbox to empty (shutdown)."""
         deadline = time.monotonic() + timeout
         while len(self.outbox) and time.monotonic() < deadline and self.client.connected.is_set():
-            time.sleep(0.02)
+            time.sleep(FLUSH_POLL_S)
 
     def stop(self) -> None:
         """End the thread."""

@@ -19,6 +19,8 @@ from .topics import OFFLINE, command_topic, decode, encode, parse_topic, rig_fil
 
 #: Commands remembered for the page (newest last).
 KEEP_COMMANDS = 50
+#: Longest wait between two looks at the replies, seconds.
+WAIT_POLL_S = 0.1
 
 
 class RigView:
@@ -132,7 +134,7 @@ class RigView:
                     self._publish(cmd_id, cam)
                 next_retry = now + retry_s
             with self._lock:
-                self._lock.wait(min(0.1, max(0.0, deadline - now)))
+                self._lock.wait(min(WAIT_POLL_S, max(0.0, deadline - now)))
         with self._lock:
             return dict(self.commands[cmd_id]["replies"])
 
