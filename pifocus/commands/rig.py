@@ -37,6 +37,7 @@ def add_arguments(p):
 
 def _params(cfg, args):
     """``[mqtt]`` of the config with the flags applied (enabled: this is the dashboard)."""
+    import argparse
     import dataclasses
 
     from ..exc import ConfigError
@@ -50,7 +51,7 @@ def _params(cfg, args):
         if sep:
             try:
                 changes["port"] = BROKER_PORT(port)
-            except Exception as e:
+            except argparse.ArgumentTypeError as e:
                 raise ConfigError(f"--broker {args.broker!r}: the port must be {BROKER_PORT.range}, e.g. "
                                   "broker.local:1883") from e
     if args.rig:
