@@ -509,3 +509,63 @@ def test_pifocus_rig_bad_flags_are_one_line_errors(flags, message, tmp_path):
                        timeout=60, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 2 and r.stderr.startswith("pifocus: error:") and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _make_certs(folder: Path):
+    """A CA and a server certificate for 127.0.0.1 (openssl), or skip."""
+    import shutil
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=pifocus test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days", "2",
+        "-subj", "/CN=someone else")
+
+
+def test_tls_to_the_broker(tmp_path):
+    """[mqtt] tls with ca_file: the state arrives over TLS; a CA that did not sign the
+    broker's certificate never connects."""
+    from mqtt_broker import Broker
+
+    from pifocus.rig.bridge import MqttBridge
+
+    need_broker()
+    _make_certs(tmp_path)
+    b = Broker(tmp_path / "b", extra_conf=f"cafile {tmp_path / 'ca.pem'}\ncertfile {tmp_path / 'server.pem'}\n"
+                                          f"keyfile {tmp_path / 'server.key'}\n").start()
+    rig = "tls" + uuid.uuid4().hex[:6]
+    good = bad = None
+    try:
+        params = MqttParams(enabled=True, port=b.port, rig=rig, camera="c1", tls=True, ca_file=str(tmp_path / "ca.pem"),
+                            thumbnail_interval_s=0, reconnect_min_s=0.2, reconnect_max_s=0.5)
+        good = MqttBridge(ScriptedControls(), params).start()
+        assert good.client.connected.wait(10), good.client.last_error
+        deadline = time.monotonic() + 5
+        while good.states == 0 or good.publisher.sent == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        wrong = MqttParams(enabled=True, port=b.port, rig=rig, camera="c2", tls=True,
+                           ca_file=str(tmp_path / "other.pem"), thumbnail_interval_s=0)
+        bad = MqttBridge(ScriptedControls(), wrong).start()
+        assert not bad.client.connected.wait(2)
+        assert bad.client.connect_failures >= 1 and "mqtt.ca_file" in bad.client.last_error
+        with pytest.raises(ConfigError, match="mqtt.ca_file"):
+            MqttBridge(ScriptedControls(), dataclasses_replace(wrong, ca_file=str(tmp_path / "missing.pem")))
+    finally:
+        for br in (good, bad):
+            if br is not None:
+                br.stop()
+        b.stop()
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+    return dataclasses.replace(obj, **changes)

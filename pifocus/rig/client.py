@@ -94,7 +94,9 @@ class MqttClient:
         self._client.reconnect_delay_set(min_delay=params.reconnect_min_s, max_delay=params.reconnect_max_s)
         self._client.max_queued_messages_set(max(16, params.queue_max))
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
+        self.connect_failures = 0
         self._client.on_message = self._on_message
         self._started = False
 
@@ -105,6 +107,7 @@ class MqttClient:
             log.error("mqtt: %s (check mqtt.username / mqtt.password and the broker's ACL)", self.last_error)
             return
         self.connects += 1
+        self.connect_failures = 0
         self.last_error = None
         for topic, qos in self.subscriptions:
             client.subscribe(topic, qos)
@@ -113,6 +116,14 @@ class MqttClient:
                  " (session resumed)" if getattr(flags, "session_present", False) else "")
         if self._on_connect_cb is not None:
             self._on_connect_cb()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.connect_failures += 1
+        self.last_error = (f"cannot connect to the broker at {self.params.host}:{self.params.port} (down, wrong "
+                           "host or port, or TLS refused: check mqtt.tls and mqtt.ca_file)")
+        # Once per streak of failures at warning level; the retries after it at debug level.
+        (log.warning if self.connect_failures == 1 else log.debug)("mqtt: %s; retrying with backoff up to %.0f s",
+                                                                   self.last_error, self.params.reconnect_max_s)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected.is_set()
