@@ -76,12 +76,10 @@ def run(args, console) -> int:
     web = cfg.web
     host = args.host or (web.host if web is not None else "127.0.0.1")
     token = web.token if web is not None else None
-    view = RigView(params).start()
-    try:
-        dash = RigDashboard(view, host, args.port, token).start()
-    except BaseException:
-        view.stop()
-        raise
+    view = RigView(params)
+    dash = RigDashboard(view, host, args.port, token)  # the page's address and token rule first
+    view.start()
+    dash.start()
     stop = threading.Event()
     old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     console.result({"url": dash.url, "rig": params.rig, "broker": f"{params.host}:{params.port}"},
