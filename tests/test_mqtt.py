@@ -569,3 +569,29 @@ def test_tls_to_the_broker(tmp_path):
 def dataclasses_replace(obj, **changes):
     import dataclasses
     return dataclasses.replace(obj, **changes)
+
+
+def test_broker_away_the_outbox_stays_bounded_and_stop_is_quick():
+    """No broker at all: states pile up in the outbox up to queue_max (oldest dropped,
+    counted; retained states coalesce), events too, and stopping does not wait on the network."""
+    pytest.importorskip("paho.mqtt.client")
+    from mqtt_broker import free_port
+
+    from pifocus.rig.bridge import MqttBridge
+
+    params = MqttParams(enabled=True, port=free_port(), rig="away", camera="c1", queue_max=8,
+                        state_min_interval_s=0.05, state_max_interval_s=0.05, thumbnail_interval_s=0)
+    bridge = MqttBridge(ScriptedControls(), params).start()
+    try:
+        for i in range(20):
+            bridge.event("capture", {"n": i})
+        time.sleep(0.5)
+        assert not bridge.client.connected.is_set()
+        assert len(bridge.outbox) == 8 and bridge.outbox.dropped >= 12
+        assert bridge.outbox.coalesced >= 1  # a newer state replaced the waiting one
+        waiting = [bridge.outbox.get(0) for _ in range(8)]
+        assert sum(m.topic.endswith("/state") for m in waiting) == 1  # one state: the newest
+    finally:
+        t0 = time.monotonic()
+        bridge.stop()
+        assert time.monotonic() - t0 < 1.5
