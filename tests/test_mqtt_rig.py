@@ -310,3 +310,21 @@ def test_last_will_says_offline_when_a_camera_dies(rig):
         assert time.monotonic() < deadline, "no last will within 12 s (keepalive 5 s)"
         time.sleep(0.1)
     assert view.online() == ["cam1", "cam2"]
+
+
+def test_sigterm_stops_within_2_s_with_mqtt_on(rig):
+    """SIGTERM while connected, and while reconnecting to a broker that is gone: under 2 s."""
+    import signal
+
+    _view, broker, procs, _tmp = rig
+    t0 = time.monotonic()
+    procs["cam1"].send_signal(signal.SIGTERM)
+    assert procs["cam1"].wait(10) == 0
+    connected_s = time.monotonic() - t0
+    broker.kill()
+    time.sleep(2.5)  # cam2 is now between reconnect attempts
+    t0 = time.monotonic()
+    procs["cam2"].send_signal(signal.SIGTERM)
+    assert procs["cam2"].wait(10) == 0
+    away_s = time.monotonic() - t0
+    assert connected_s < 2.0 and away_s < 2.0, (connected_s, away_s)
