@@ -314,6 +314,21 @@ def test_runner_refusals():
     assert not ok and res == {"reloaded": False, "error": "bad toml"}
 
 
+def test_runner_preset_uses_the_controls_recall_when_the_service_has_one():
+    from pifocus.rig.commands import CommandRunner
+
+    class WithPresets(ScriptedControls):
+        def recall_preset(self, name):
+            self.calls.append(("preset", name))
+            return {"name": name, "position": 250.0}
+
+    ctl = WithPresets()
+    ok, res = CommandRunner(ctl).run(_cmd("preset", name="A"))
+    assert ok and res == {"name": "A", "position": 250.0} and ctl.calls == [("preset", "A")]
+    with pytest.raises(ServiceError, match="name"):
+        CommandRunner(ctl).run(_cmd("preset", name=""))
+
+
 def test_capture_queue_takes_the_first_frame_at_or_after_the_named_time():
     from pifocus.frames import Frame
     from pifocus.service.controls import CaptureQueue
