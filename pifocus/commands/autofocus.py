@@ -110,7 +110,7 @@ def open_configured_drive(cfg, args):
         opts = dict(cfg.source.options)
         if getattr(args, "sim_focus", None) is not None:
             opts["focus_position"] = args.sim_focus
-        src = open_source(name, **opts)
+        src = open_source(name, max_pixels=cfg.source.max_pixels, **opts)
         extra = {}
         if getattr(args, "sim_backlash", None) is not None:
             extra["backlash_steps"] = args.sim_backlash

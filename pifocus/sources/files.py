@@ -24,7 +24,7 @@ import numpy as np
 
 from ..exc import FileRefusedError, SourceError
 from ..safeio import SWEEP_CSV_MAX_BYTES, read_limited
-from .imagehdr import DEFAULT_MAX_PIXELS, image_size
+from .imagehdr import DEFAULT_MAX_PIXELS, image_size, pixels_refusal
 
 #: Image file types a folder may hold (lower case, with the dot).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -302,9 +302,8 @@ def decode_image_file(path: str, bit_depth: Optional[int] = None,
     if data.size == 0:
         return None, "empty file"
     dims = image_size(data[:65536].tobytes())
-    if dims is not None and dims[0] * dims[1] > limit:
-        return None, (f"{dims[0]}x{dims[1]} = {dims[0] * dims[1] / 1e6:.1f} MP is above source.max_pixels = "
-                      f"{limit} ({limit / 1e6:.1f} MP); raise [source] max_pixels if the image is genuine")
+    if dims is not None and pixels_refusal(dims[0], dims[1], limit):
+        return None, pixels_refusal(dims[0], dims[1], limit)
     if path.lower().endswith((".jpg", ".jpeg")) and truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"
     try:

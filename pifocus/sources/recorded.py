@@ -58,7 +58,7 @@ import numpy as np
 from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
-from .imagehdr import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+from .imagehdr import check_max_pixels, check_video_size
 from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
                     list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
                     resize_luma, to_luma8)
@@ -70,16 +70,6 @@ _is_image = is_image
 
 __all__ = ["RecordedSource", "IMAGE_EXTENSIONS", "SWEEP_CSV", "SWEEP_COLUMNS", "natural_key",
            "natural_sorted", "read_sweep_csv", "to_luma8"]
-
-
-def _check_max_pixels(max_pixels) -> int:
-    """``max_pixels`` (None: the default) checked; raises ConfigError."""
-    if max_pixels is None:
-        return DEFAULT_MAX_PIXELS
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 1 <= max_pixels <= MAX_PIXELS_LIMIT:
-        raise ConfigError(f"source.max_pixels = {max_pixels!r} is invalid; allowed: an integer 1..{MAX_PIXELS_LIMIT} "
-                          f"(default {DEFAULT_MAX_PIXELS})")
-    return max_pixels
 
 
 def _check_options(fps, bit_depth, width, height) -> None:
@@ -131,7 +121,7 @@ class RecordedSource(FrameSource):
                  max_pixels: Optional[int] = None):
         super().__init__()
         _check_options(fps, bit_depth, width, height)
-        self.max_pixels = _check_max_pixels(max_pixels)
+        self.max_pixels = check_max_pixels(max_pixels)
         self.loop = bool(loop)
         self.finite = not self.loop
         self.fps = float(fps)
@@ -275,6 +265,12 @@ class RecordedSource(FrameSource):
             return
         path = self._video_path
         self._cap, self.length = open_video(path)
+        try:
+            check_video_size(self._cap, path, self.max_pixels)
+        except BaseException:
+            cap, self._cap = self._cap, None
+            cap.release()
+            raise
         self._video_next = 0  # frame index the decoder is at (seeks happen lazily in _read_video)
         log.info("video %s: %s frames", path, self.length if self.length else "unknown number of")
 
