@@ -38,17 +38,32 @@ def test_close_after_an_interrupted_move_keeps_it_uncertain(make, kind, exc):  #
         assert d2.position_uncertain
 
 
-@pytest.mark.parametrize("kind", ["sim", "stepper"])
-def test_moves_after_an_interrupted_one_stay_uncertain_on_disk(make, kind):  # noqa: F811
+@pytest.mark.parametrize("kind", ["sim", "stepper", "uln2003"])
+def test_moves_after_an_interrupted_one_are_refused_and_it_stays_uncertain(make, kind):  # noqa: F811
+    from pifocus.exc import DriveError
     d = make(kind)
     _interrupt_during_move(d, KeyboardInterrupt())
     lo, hi = d.limits
-    d.move_to(d.clamp(lo + 0.5 * (hi - lo)))    # relative to an unknown start: still unknown
+    with pytest.raises(DriveError, match="uncertain.*interrupted.*pifocus position --set POS"):
+        d.move_to(d.clamp(lo + 0.5 * (hi - lo)))    # relative to an unknown start: refused
     d.close()
     st = json.loads(open(d.state_path).read())
-    assert st.get("uncertain") is True
+    assert st["moving"] is True or st.get("uncertain") is True
     with make(kind) as d2:
         assert d2.position_uncertain
+        with pytest.raises(DriveError, match="the last run stopped during a move"):
+            d2.move_by(1)
+
+
+@pytest.mark.parametrize("kind", ["replay", "libcamera"])
+def test_absolute_drives_are_certain_after_the_next_move(make, kind):  # noqa: F811
+    d = make(kind)
+    _interrupt_during_move(d, KeyboardInterrupt())
+    assert d.position_uncertain
+    lo, hi = d.limits
+    d.move_to(d.clamp(lo + 0.5 * (hi - lo)))     # sets the lens position absolutely
+    assert not d.position_uncertain
+    d.close()
 
 
 def test_homing_clears_the_uncertain_mark(make):  # noqa: F811

@@ -10,6 +10,7 @@ it is imported) simply does not appear.
 * :mod:`.record` -- ``pifocus record``, frames and lens sweeps in the replay format;
 * :mod:`.autofocus` -- ``pifocus autofocus`` (and the drive options other commands share);
 * :mod:`.calibrate` -- ``pifocus calibrate``, backlash and usable range of a drive;
+* :mod:`.position` -- ``pifocus position``, show, set or home a drive's saved position;
 * :mod:`.serve` -- ``pifocus serve``, the headless service;
 * :mod:`.convert`, :mod:`.evaluate` -- the model tools (need the ``train`` extra);
 * :mod:`._common` -- options and builders shared by the subcommands (config + flags -> objects).
@@ -23,6 +24,7 @@ COMMANDS = {
     "record": "record",
     "autofocus": "autofocus",
     "calibrate": "calibrate",
+    "position": "position",
     "serve": "serve",
     "convert": "convert",
     "evaluate": "evaluate",

@@ -47,8 +47,10 @@ def add_drive_args(p, default_drive=None) -> None:
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
     p.add_argument("--assume-position", type=POSITION, metavar="POS",
-                   help=f"({POSITION.range}) stepper/uln2003 with no saved position and no homing: where the lens is now "
-                        "(drive units); without it such a drive refuses to move")
+                   help=f"({POSITION.range}) where the lens is now, drive units: used when nothing is saved and over a "
+                        "saved position that is uncertain (an interrupted move), unless the drive homes on open; "
+                        "without it a stepper/uln2003 whose position is unknown or uncertain refuses to move "
+                        "(see `pifocus position`)")
     p.add_argument("--sim-focus", type=POSITION, metavar="POS",
                    help=f"({POSITION.range}) sim drive: lens position at which the simulated scene is sharp")
     p.add_argument("--sim-backlash", type=BACKLASH, metavar="STEPS",
@@ -127,6 +129,7 @@ def open_configured_drive(cfg, args):
         drive = open_drive(dp.name, source=src, params=dp)
         return drive, src
     drive = open_drive(dp.name, params=dp)  # stepper, uln2003 (or a ConfigError naming the string)
+    drive.told_position = getattr(args, "assume_position", None)  # applied on open (see FocusDrive)
     src = _common.make_source(cfg)
     if cfg.source.name.lower().startswith("sim"):
         log.warning("drive %s with the sim source: the lens in the frames does not move; use --source picamera2",

@@ -35,6 +35,7 @@ class ReplayDrive(FocusDrive):
     kind = "replay"
     persistent_by_default = False
     integer_positions = False
+    absolute_positioning = True  # a move sets the position absolutely
 
     def __init__(self, folder: str, params: DriveParams = DriveParams(), **source_options):
         from ..sources.recorded import RecordedSource

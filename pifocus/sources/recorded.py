@@ -58,7 +58,7 @@ import numpy as np
 from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
-from .imagehdr import check_max_pixels, check_video_size
+from .imagehdr import check_max_pixels
 from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
                     list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
                     resize_luma, to_luma8)
@@ -264,13 +264,7 @@ class RecordedSource(FrameSource):
         if not self.is_video:
             return
         path = self._video_path
-        self._cap, self.length = open_video(path)
-        try:
-            check_video_size(self._cap, path, self.max_pixels)
-        except BaseException:
-            cap, self._cap = self._cap, None
-            cap.release()
-            raise
+        self._cap, self.length = open_video(path, self.max_pixels)
         self._video_next = 0  # frame index the decoder is at (seeks happen lazily in _read_video)
         log.info("video %s: %s frames", path, self.length if self.length else "unknown number of")
 
