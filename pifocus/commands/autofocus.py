@@ -66,6 +66,8 @@ def parse_limits(text: str):
     if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e9 and abs(hi) <= 1e9):
         raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
                           "e.g. 50:1900")
+    if lo >= hi:
+        raise ConfigError(f"--limits {text!r}: LO must be below HI, e.g. 50:1900")
     return lo, hi
 
 

@@ -211,14 +211,7 @@ class FocusDrive(PersistentPosition):
         if not self._opened:
             return
         self._opened = False
-        try:
-            if self._interrupted is None:
-                self._save(moving=False)
-            else:  # never overwrite the write-ahead record with a position nobody reached
-                log.warning("drive %s: closing after an interrupted move; the state file keeps it "
-                            "marked as moving (position uncertain)", self.name)
-        except Exception:
-            log.exception("drive %s: could not save the position", self.name)
+        self._save_on_close()
         try:
             self._deenergize()
         except Exception:

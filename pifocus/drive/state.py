@@ -226,6 +226,20 @@ class PersistentPosition:
                  "nothing" if before is None else f"{before:g}", was)
         return pos
 
+    def _save_on_close(self) -> None:
+        """Save the position at close -- unless a move was interrupted: the write-ahead record
+        (moving) stays on disk then, never a position nobody reached.  Logs, never raises."""
+        try:
+            if self._interrupted is None:
+                self._save(moving=False)
+            else:
+                log.warning("drive %s: closing after an interrupted move; the state file keeps it "
+                            "marked as moving (position uncertain)", self.name)
+        except DriveError as e:  # the message names the file and the fix: no traceback
+            log.error("could not save the position: %s", e)
+        except Exception:
+            log.exception("drive %s: could not save the position", self.name)
+
     def _mark_interrupted(self, start: float, target: float, exc: BaseException) -> None:
         """A leg ``start -> target`` stopped part-way (``exc``): the position is uncertain."""
         self._interrupted = (start, target)

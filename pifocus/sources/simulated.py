@@ -71,6 +71,18 @@ class SimParams:
     hold_position: Optional[float] = None
 
     def __post_init__(self):
+        for f in ("width", "height", "focus_position", "range_steps", "blur_px_per_step", "lens_blur_px",
+                  "max_blur_px", "analogue_gain", "exposure", "full_well_e", "read_noise_e", "pull_frames",
+                  "fps", "seed", "hold_position"):
+            v = getattr(self, f)
+            if v is None and f == "hold_position":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"sim source: {f} = {v!r} is invalid; allowed: a finite number "
+                                  f"(default {getattr(type(self), f)!r})")
+        if not isinstance(self.realtime, bool):
+            raise ConfigError(f"sim source: realtime = {self.realtime!r} is invalid; allowed: true or false")
+
         def check(name, ok, allowed):
             if not ok:
                 raise ConfigError(f"sim source: {name} = {getattr(self, name)!r} is invalid; "
