@@ -85,3 +85,20 @@ def test_an_abandoned_drive_is_not_reopened_by_a_late_move(make):  # noqa: F811
     with pytest.raises(DriveError, match="closed while a move was running"):
         d.move_to(500)
     assert d.closed
+
+
+def test_temp_files_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pifocus.drive import atomic_write_json
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".tmp-{dead}-abcd.json"       # what kill -9 after mkstemp leaves
+    stale.write_text('{"position": 1')
+    live = tmp_path / f".tmp-{os.getppid()}-efgh.json"  # a live writer's: untouched
+    live.write_text("{}")
+    atomic_write_json(str(tmp_path / "s.json"), {"position": 2.0})
+    assert not stale.exists() and live.exists()
+    assert json.loads((tmp_path / "s.json").read_text()) == {"position": 2.0}

@@ -145,6 +145,7 @@ def main(argv=None) -> int:
     for cat, build in BUILDERS.items():
         cases += build(work)
     chosen = select(cases, args)
+    harness.SELECTED.update(c.id for c in chosen)
     if args.list:
         for c in chosen:
             print(c.id)

@@ -155,7 +155,7 @@ class DriveParams:
         names += [(f"{k}[{i}]", v) for k in ("ms_pins", "coil_pins") for i, v in enumerate(getattr(self, k))]
         for key, v in names:
             optional = key in ("enable_pin", "limit_pin")
-            require((optional and v in ("", None)) or (isinstance(v, str) and PIN_NAME.fullmatch(v.strip()) is not None),
+            require((optional and v in ("", None)) or _pin_name_ok(v),
                     s, key, v, "a GPIO name such as 'GPIO20', 'BCM20' or 'BOARD38'" + (" (or '' for none)" if optional
                                                                                       else ""))
         kind = self.name.partition(":")[0].strip().lower()
@@ -182,8 +182,18 @@ class DriveParams:
         return 1 if self.approach == "up" else -1
 
 
-#: GPIO names the drives accept (gpiozero's forms): GPIO20, BCM20, 20, BOARD38, J8:38, WPI28.
-PIN_NAME = re.compile(r"(?i)(?:GPIO|BCM|WPI)?\d{1,2}|(?:BOARD|J8:|P1:)\d{1,2}")
+#: GPIO names the drives accept (gpiozero's forms): GPIO20, BCM20, 20 (BCM 0..57), BOARD38,
+#: J8:38, P1:38 (header 1..40).
+PIN_NAME = re.compile(r"(?i)(?:(GPIO|BCM)?|(BOARD|J8:|P1:))(\d{1,2})")
+
+
+def _pin_name_ok(v) -> bool:
+    """True for a pin name in one of the :data:`PIN_NAME` forms, within its range."""
+    m = PIN_NAME.fullmatch(v.strip()) if isinstance(v, str) else None
+    if m is None:
+        return False
+    n = int(m.group(3))
+    return 1 <= n <= 40 if m.group(2) else 0 <= n <= 57
 
 #: Microstep settings each driver supports (by its MS pins / jumpers).
 MICROSTEPS = {

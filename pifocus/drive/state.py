@@ -59,7 +59,8 @@ def atomic_write_json(path: str, data: dict) -> None:
     check_replaceable(path, "state file")  # never rename over /dev/null, a FIFO, ...
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    prefix = f".tmp-{os.getpid()}-"   # the writer's pid: a temp file left by a killed writer is removable
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"))
@@ -72,6 +73,7 @@ def atomic_write_json(path: str, data: dict) -> None:
         except OSError:
             pass
         raise
+    remove_stale_temps(directory)
     try:
         dfd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -82,6 +84,39 @@ def atomic_write_json(path: str, data: dict) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def remove_stale_temps(directory: str) -> int:
+    """Remove ``.tmp-<pid>-*.json`` files of :func:`atomic_write_json` whose writer is gone (a
+    ``kill -9`` between ``mkstemp`` and ``os.replace``); returns how many.  Files of live
+    processes (another drive writing right now) are left alone."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        parts = name.split("-", 2)
+        if not (name.startswith(".tmp-") and name.endswith(".json") and len(parts) == 3 and parts[1].isdigit()):
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue            # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except OSError:
+            pass
+    if removed:
+        log.info("removed %d temp file(s) left in %s by a killed writer", removed, directory)
+    return removed
 
 
 def read_state(path: str) -> Optional[dict]:

@@ -159,6 +159,8 @@ def read_json_body(headers, rfile) -> dict:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    except RecursionError:  # thousands of nested [[[ ... within the size limit
+        raise HTTPError(400, "body is nested too deeply; send a flat JSON object, e.g. {\"steps\": 10}") from None
     if not isinstance(data, dict):
         raise HTTPError(400, "body must be a JSON object, e.g. {\"steps\": 10}")
     return data

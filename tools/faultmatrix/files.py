@@ -114,7 +114,7 @@ def special_cases(work: Path) -> List[Case]:
             cases.append(Case(cid, "special", lambda a=argv_of(path), r=refuse, nd=needles, c=cid, p=path:
                               cli_case(a, r, nd, accept_ok=True, ok_codes=(0, 3), timeout_s=30, label=c,
                                        post=_unchanged(p), cwd=str(work)),
-                              quick=kind in ("fifo", "null-dev")))
+                              quick=kind == "fifo"))
     # sweep.csv (and the model metadata) as a special file beside good data
     for kind in ("fifo", "zero-dev", "directory"):
         folder = work / f"sweepcsv-{kind}"

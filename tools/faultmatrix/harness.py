@@ -59,6 +59,9 @@ class ChildResult:
     extra: dict = field(default_factory=dict)
 
 
+#: Ids of the cases chosen for this run (set by the command; batch cases run only those).
+SELECTED: set = set()
+
 #: Largest peak RSS seen over all forked cases (MB), and the case that reached it.
 PEAK = {"mb": 0.0, "case": None}
 

@@ -124,7 +124,7 @@ def config_cases(work: Path) -> List[Case]:
                 # [source] extras go to the source class, whose messages name the key alone
                 needle = key if "." in table or table == "source" else f"{table}.{key}"
                 cases.append(Case(cid, "config", _config_case(work, cid, dump_toml(t2), True, [needle], may_pass),
-                                  quick=n % 9 == 0))
+                                  quick=n % 15 == 0))
                 n += 1
     good_text = dump_toml(base)
     files = [
@@ -184,7 +184,7 @@ def cli_cases(work: Path) -> List[Case]:
             cid = f"cli/{cmd} {opt}={name}"
             argv = [cmd] + NEEDS.get(cmd, []) + [f"{opt}={v}"]
             cases.append(Case(cid, "cli", lambda a=argv, o=opt, c=cid: cli_case(a, True, [o], label=c, timeout_s=20),
-                              quick=n % 7 == 0))
+                              quick=n % 14 == 0))
             n += 1
     for cid, argv, needles in [
         ("cli/run --roi=nan", ["run", "--roi", "nan,0,1,1"], ["--roi"]),

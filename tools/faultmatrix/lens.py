@@ -177,7 +177,7 @@ def randomaf_cases(work: Path, n: int = 106) -> List[Case]:
             if res.rc == 10:
                 return "wrong", res.stderr.strip().splitlines()[-1][:200]
             return ("held", f"ok in {res.seconds:.1f} s") if res.rc == 0 else ("wrong", f"status {res.rc}")
-        cases.append(Case(cid, "randomaf", fn, quick=i % 15 == 0))
+        cases.append(Case(cid, "randomaf", fn, quick=i % 30 == 0))
     return cases
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import List
 
+from . import harness
 from .harness import Case, cli_target, failure_of, judge_cli, run_forked
 from .inputs import dump_toml, reference_tables
 
@@ -52,8 +53,8 @@ def _reload_texts(n_bad: int = 40):
     return base, out
 
 
-def _reload_batch(work: Path):
-    """A forkable target: one Service, every reload case, one JSON line per case on stdout."""
+def _reload_batch(work: Path, wanted):
+    """A forkable target: one Service, the ``wanted`` reload cases, one JSON line per case on stdout."""
     def target() -> int:
         from pifocus import config as cfgmod
         from pifocus.service import SdNotifier, Service
@@ -71,6 +72,8 @@ def _reload_batch(work: Path):
                 print(json.dumps({"case": "*", "outcome": "crash", "detail": "service not ready"}))
                 return 0
             for name, text in texts:
+                if name not in wanted:
+                    continue
                 before_cfg, before_frames = svc.cfg, svc.pipeline.frames
                 if text is None:
                     path.unlink()
@@ -79,7 +82,7 @@ def _reload_batch(work: Path):
                 t0 = time.monotonic()
                 ok = svc.reload()
                 err = svc.reload_error or ""
-                time.sleep(0.3)
+                time.sleep(0.15)
                 frames = svc.pipeline.frames
                 if ok:
                     outcome, detail = "wrong", "a bad config was accepted"
@@ -109,7 +112,8 @@ def reload_cases(work: Path) -> List[Case]:
     shared = {}
 
     def run_all():
-        res = run_forked(_reload_batch(work), timeout_s=40 + 5 * len(names), label="reload")
+        wanted = {n for n in names if not harness.SELECTED or f"reload/{n}" in harness.SELECTED}
+        res = run_forked(_reload_batch(work, wanted), timeout_s=40 + 5 * len(wanted), label="reload")
         results = {}
         for ln in res.stdout.splitlines():
             try:
@@ -124,7 +128,8 @@ def reload_cases(work: Path) -> List[Case]:
         if "results" not in shared:
             run_all()
         return shared["results"].get(name, shared["fail"])
-    return [Case(f"reload/{n}", "reload", lambda n=n: fn(n), quick=True) for n in names]
+    return [Case(f"reload/{n}", "reload", lambda n=n: fn(n), quick=i % 4 == 0 or n == "good-after-bad")
+            for i, n in enumerate(names)]
 
 
 # -- full disk ------------------------------------------------------------------------------------
@@ -223,10 +228,11 @@ def disk_cases(work: Path) -> List[Case]:
     from .files import _small_png
     img = _small_png(work / "ok.png")
     sim = ["--source", "sim", "--size", "320x240", "--no-cnn"]
+    rec = ["--source", "sim", "--size", "320x240"]
     specs = [
-        ("record-frames", lambda m: ["record", *sim, "--frames", "40", "--out", f"{m}/rec"], 4 << 20, 300_000,
+        ("record-frames", lambda m: ["record", *rec, "--frames", "40", "--out", f"{m}/rec"], 4 << 20, 300_000,
          None, _recording_check, ["disk full"]),
-        ("record-no-room", lambda m: ["record", *sim, "--frames", "5", "--out", f"{m}/rec"], 1 << 20, 0,
+        ("record-no-room", lambda m: ["record", *rec, "--frames", "5", "--out", f"{m}/rec"], 1 << 20, 0,
          None, _recording_check, ["disk full"]),
         ("state-file", lambda m: ["autofocus", "--drive", "sim", "--source", "sim", "--size", "160x120", "--no-cnn",
                                   "--state-file", f"{m}/s.json", "--strategy", "sweep"], 1 << 20, 0,
