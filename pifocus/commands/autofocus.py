@@ -67,7 +67,8 @@ def parse_limits(text: str):
         raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
                           "e.g. 50:1900")
     if lo >= hi:
-        raise ConfigError(f"--limits {text!r}: LO must be below HI, e.g. 50:1900")
+        raise ConfigError(f"--limits {text!r}: LO must be below HI (they become drive.min_position and "
+                          "drive.max_position), e.g. 50:1900")
     return lo, hi
 
 
@@ -119,6 +120,7 @@ def open_configured_drive(cfg, args):
         if getattr(args, "sim_backlash", None) is not None:
             extra["backlash_steps"] = args.sim_backlash
         drive = open_drive(dp.name, source=src, params=dp, **extra)
+        drive.told_position = getattr(args, "assume_position", None)  # a step counter like the stepper
         return drive, drive.source
     if kind == "replay":
         drive = open_drive(dp.name, params=dp)
