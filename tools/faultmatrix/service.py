@@ -212,6 +212,8 @@ def _recording_check(mnt):
     if not out.is_dir():
         return None
     names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return None   # nothing could be written at all: an empty folder, no partial file
     if "sweep.csv" not in names:
         return f"no sweep.csv next to {len(names)} frame(s)"
     with open(out / "sweep.csv", newline="") as f:
