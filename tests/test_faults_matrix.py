@@ -64,3 +64,16 @@ def test_quick_matrix_holds(tmp_path):
     assert set(summary["categories"]) >= {"config", "cli", "reload", "model", "special", "bomb", "limits",
                                           "sweepcsv", "randomaf", "kill", "disk", "web"}
     assert summary["cases"] >= 120 and summary["peak_rss_mb"] < harness.MEM_BOUND_MB
+
+
+def test_the_whole_matrix_has_at_least_the_issues_667_cases(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "tools" / "fault_matrix.py"), "--slow", "--list",
+                        "--work", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    ids = p.stdout.split("\n")
+    ids = [i for i in ids if i]
+    assert p.returncode == 0 and len(ids) == len(set(ids)) >= 667
+    per = {}
+    for i in ids:
+        per[i.split("/")[0]] = per.get(i.split("/")[0], 0) + 1
+    assert per["kill"] >= 50 and per["randomaf"] >= 106 and per["model"] >= 47 and per["web"] >= 20
