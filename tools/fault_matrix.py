@@ -27,8 +27,8 @@ traceback, unexpected ("unexpected <Exception>"), hang, crash, memory (peak RSS 
 bound), wrong (a silently wrong result or a bad value accepted), data-loss, security.
 
     python tools/fault_matrix.py                 # every case but the slow ones (~4 min)
-    python tools/fault_matrix.py --slow          # everything, kills, full disk, bombs, web (~6 min)
-    python tools/fault_matrix.py --quick         # a subset of every category (~40 s)
+    python tools/fault_matrix.py --slow          # everything: + kills, full disk, bombs, web (~5 min)
+    python tools/fault_matrix.py --quick         # a subset of every category (~35 s)
     python tools/fault_matrix.py --only sweepcsv --json
 
 Exit status 0 when every case held, 1 otherwise.  Servers listen on 127.0.0.1 only.
