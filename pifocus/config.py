@@ -47,6 +47,9 @@ class SourceConfig:
     @classmethod
     def from_table(cls, table: dict) -> "SourceConfig":
         """Build from the ``[source]`` table."""
+        if not isinstance(table, dict):
+            raise ConfigError(f"[source] must be a table, got {type(table).__name__} ({table!r}); "
+                              "write [source] on its own line, then name = \"sim\"")
         table = dict(table)
         name = table.pop("name", cls.name)
         if not isinstance(name, str) or not name.strip():

@@ -10,6 +10,7 @@ it is imported) simply does not appear.
 * :mod:`.record` -- ``pifocus record``, frames and lens sweeps in the replay format;
 * :mod:`.autofocus` -- ``pifocus autofocus`` (and the drive options other commands share);
 * :mod:`.calibrate` -- ``pifocus calibrate``, backlash and usable range of a drive;
+* :mod:`.position` -- ``pifocus position``, show, set or home a drive's saved position;
 * :mod:`.serve` -- ``pifocus serve``, the headless service;
 * :mod:`.rig` -- ``pifocus rig``, the rig dashboard over MQTT;
 * :mod:`.convert`, :mod:`.evaluate` -- the model tools (need the ``train`` extra);
@@ -24,6 +25,7 @@ COMMANDS = {
     "record": "record",
     "autofocus": "autofocus",
     "calibrate": "calibrate",
+    "position": "position",
     "serve": "serve",
     "rig": "rig",
     "convert": "convert",

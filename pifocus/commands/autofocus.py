@@ -47,8 +47,10 @@ def add_drive_args(p, default_drive=None) -> None:
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
     p.add_argument("--assume-position", type=POSITION, metavar="POS",
-                   help=f"({POSITION.range}) stepper/uln2003 with no saved position and no homing: where the lens is now "
-                        "(drive units); without it such a drive refuses to move")
+                   help=f"({POSITION.range}) where the lens is now, drive units: used when nothing is saved and over a "
+                        "saved position that is uncertain (an interrupted move), unless the drive homes on open; "
+                        "without it a stepper/uln2003 whose position is unknown or uncertain refuses to move "
+                        "(see `pifocus position`)")
     p.add_argument("--sim-focus", type=POSITION, metavar="POS",
                    help=f"({POSITION.range}) sim drive: lens position at which the simulated scene is sharp")
     p.add_argument("--sim-backlash", type=BACKLASH, metavar="STEPS",
@@ -64,6 +66,9 @@ def parse_limits(text: str):
     if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e9 and abs(hi) <= 1e9):
         raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
                           "e.g. 50:1900")
+    if lo >= hi:
+        raise ConfigError(f"--limits {text!r}: LO must be below HI (they become drive.min_position and "
+                          "drive.max_position), e.g. 50:1900")
     return lo, hi
 
 
@@ -110,11 +115,12 @@ def open_configured_drive(cfg, args):
         opts = dict(cfg.source.options)
         if getattr(args, "sim_focus", None) is not None:
             opts["focus_position"] = args.sim_focus
-        src = open_source(name, **opts)
+        src = open_source(name, max_pixels=cfg.source.max_pixels, **opts)
         extra = {}
         if getattr(args, "sim_backlash", None) is not None:
             extra["backlash_steps"] = args.sim_backlash
         drive = open_drive(dp.name, source=src, params=dp, **extra)
+        drive.told_position = getattr(args, "assume_position", None)  # a step counter like the stepper
         return drive, drive.source
     if kind == "replay":
         drive = open_drive(dp.name, params=dp)
@@ -127,6 +133,7 @@ def open_configured_drive(cfg, args):
         drive = open_drive(dp.name, source=src, params=dp)
         return drive, src
     drive = open_drive(dp.name, params=dp)  # stepper, uln2003 (or a ConfigError naming the string)
+    drive.told_position = getattr(args, "assume_position", None)  # applied on open (see FocusDrive)
     src = _common.make_source(cfg)
     if cfg.source.name.lower().startswith("sim"):
         log.warning("drive %s with the sim source: the lens in the frames does not move; use --source picamera2",

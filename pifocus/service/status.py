@@ -11,6 +11,7 @@ import time
 from typing import Optional
 
 from .. import __version__
+from ..exc import PiFocusError
 
 #: Fields of a focus report copied into the status document.
 REPORT_FIELDS = ("in_focus", "blur_px", "blur_px_sensor", "motion_blur", "coc_px", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
@@ -66,9 +67,12 @@ def drive_position(drive) -> Optional[float]:
     """The drive's position in steps (rounded to 0.001), or None (no drive, not homed)."""
     if drive is None:
         return None
-    pos = getattr(drive, "position", None)
-    if callable(pos):
-        pos = pos()
+    try:
+        pos = getattr(drive, "position", None)   # a step counter with no known position raises
+        if callable(pos):
+            pos = pos()
+    except PiFocusError:
+        return None
     try:
         return round(float(pos), 3) if pos is not None else None
     except (TypeError, ValueError):
@@ -123,7 +127,9 @@ def status_document(svc, autofocus: dict) -> dict:
     d.update(_report_fields(report, svc.frame_size))
     drive = svc.drive
     d["drive"] = {"available": drive is not None, "position": drive_position(drive) if drive else None,
-                  "busy": svc.drive_lock.locked(), "error": svc.drive_error}
+                  "busy": svc.drive_lock.locked(), "error": svc.drive_error,
+                  "uncertain": bool(getattr(drive, "position_uncertain", False)) if drive else False,
+                  "uncertain_reason": (getattr(drive, "uncertain_reason", "") or None) if drive else None}
     d["autofocus"] = dict(autofocus)
     d["preview"] = svc.hub.stats() if svc.hub else None
     d["clients"] = svc.hub.clients if svc.hub else 0
