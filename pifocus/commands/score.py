@@ -105,7 +105,8 @@ def run(args, console) -> int:
                            "in_focus": d["in_focus"], "verdict": d["verdict"], "blur_px": d["blur_px"],
                            "blur_px_sensor": d["blur_px_sensor"], "motion_blur": d["motion_blur"],
                            "judgeable": d["judgeable"],
-                           "in_focus_fraction": d["in_focus_fraction"], "mode": d["mode"], "tiles": d["tiles"]}
+                           "in_focus_fraction": d["in_focus_fraction"], "mode": d["mode"], "tiles": d["tiles"],
+                           "exposure": d.get("exposure")}
                     p = "  n/a" if obj["p_in_focus"] is None else f"{obj['p_in_focus']:.2f}"
                     verdict = "IN FOCUS" if report.in_focus else CATEGORY_TEXT.get(report.verdict, report.verdict)
                     console.result(obj, f"{verdict:9s} p={p}  sharpness {report.sharpness:9.1f}  "

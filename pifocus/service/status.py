@@ -15,7 +15,7 @@ from .. import __version__
 #: Fields of a focus report copied into the status document.
 REPORT_FIELDS = ("in_focus", "blur_px", "blur_px_sensor", "motion_blur", "coc_px", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
                  "in_focus_fraction", "informative_fraction", "noise_sigma_dn", "roi", "frame",
-                 "lens_position", "timestamp_ns", "timings_ms")
+                 "lens_position", "timestamp_ns", "timings_ms", "exposure")
 
 
 class FrameRate:
