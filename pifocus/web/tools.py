@@ -1,0 +1,83 @@
+"""The photographer's tools in the API: the magnifier (``GET /api/zoom``) and the preview's
+view options (zebra, peaking colour) of ``POST /api/mode``.
+
+:class:`ToolRoutes` is a mixin of the request handler in :mod:`.server`: it uses the
+handler's ``query``, ``_hub()``, ``_send`` and raises :class:`~.request.HTTPError`.
+"""
+
+from typing import Optional
+
+from ..exc import ConfigError
+from . import PEAKING_COLOURS
+from .magnifier import ZOOM_SCALES, ZoomParams
+from .request import HTTPError
+
+#: Fields of ``POST /api/mode`` handled here (the preview's view, no service state).
+VIEW_FIELDS = ("zebra", "peaking_colour")
+
+
+def _number(query: dict, key: str, default: Optional[float], allowed: str) -> Optional[float]:
+    """The query parameter ``key`` as a float (``default`` when absent).
+
+    Raises:
+        HTTPError: 400 naming the parameter, the value and what is allowed.
+    """
+    vals = query.get(key)
+    if not vals:
+        return default
+    try:
+        return float(vals[-1])
+    except ValueError:
+        raise HTTPError(400, f"{key} = {vals[-1]!r} is not a number; allowed: {allowed}") from None
+
+
+def zoom_params(query: dict) -> ZoomParams:
+    """:class:`~.magnifier.ZoomParams` from ``?x=&y=&scale=&w=&h=`` (defaults: centre, 1x).
+
+    Raises:
+        HTTPError: 400 for a missing, non-numeric or out-of-range value (named in the message).
+    """
+    x = _number(query, "x", 0.5, "0..1 (fraction of the frame width)")
+    y = _number(query, "y", 0.5, "0..1 (fraction of the frame height)")
+    scale = _number(query, "scale", 1, "1, 2 or 4")
+    w = _number(query, "w", 480, "64..1920 px")
+    h = _number(query, "h", 360, "64..1920 px")
+    if scale not in ZOOM_SCALES:
+        raise HTTPError(400, f"scale = {scale:g} is invalid; allowed: 1, 2 or 4 (screen px per sensor px)")
+    try:
+        return ZoomParams(x=x, y=y, scale=int(scale), width_px=int(w), height_px=int(h))
+    except ConfigError as e:
+        raise HTTPError(400, str(e)) from None
+
+
+class ToolRoutes:
+    """Handler methods for the magnifier and the view options (mixed into the handler)."""
+
+    def _get_zoom(self) -> None:
+        zp = zoom_params(self.query)
+        out = self._hub().zoom(zp, timeout=2.0)
+        if out is None:
+            raise HTTPError(503, "no frame to magnify yet (camera not delivering frames)")
+        jpeg, headers = out
+        self._send(200, jpeg, "image/jpeg", headers)
+
+    def _view_modes(self, body: dict) -> dict:
+        """Apply ``zebra`` / ``peaking_colour`` of a ``/api/mode`` body to the preview.
+
+        Raises:
+            HTTPError: 400 bad value; 503 the preview is not running.
+        """
+        out = {}
+        if not any(k in body for k in VIEW_FIELDS):
+            return out
+        hub = self._hub()
+        if "zebra" in body:
+            if not isinstance(body["zebra"], bool):
+                raise HTTPError(400, "zebra must be true or false")
+            hub.zebra = out["zebra"] = body["zebra"]
+        if "peaking_colour" in body:
+            c = body["peaking_colour"]
+            if c not in PEAKING_COLOURS:
+                raise HTTPError(400, f"peaking_colour = {c!r} is unknown; allowed: {', '.join(PEAKING_COLOURS)}")
+            hub.peaking_colour = out["peaking_colour"] = c
+        return out
