@@ -58,6 +58,10 @@ class Controls(Protocol):
         "strategy": str, "started": unix seconds}``; follow it in ``status()["autofocus"]``.
         Raises 400 unknown strategy; 409 already running or the drive is moving; 503 no
         focus drive or no autofocus support.
+    ``cancel_autofocus() -> dict``
+        Stop a running autofocus run at its next frame (the lens stays where it is) and
+        return the AF state (``"cancelled"`` once it has stopped).  Never raises: with
+        nothing running the state is returned unchanged.
     ``capture(fmt=None, timeout=3.0) -> dict``
         ``fmt``: ``"png"``, ``"jpg"`` (``"jpeg"`` accepted) or None for ``[web]
         capture_format``; ``timeout`` in seconds to wait for the next frame.  Saves that
@@ -95,6 +99,9 @@ class Controls(Protocol):
 
     def start_autofocus(self, strategy: Optional[str] = None) -> dict:
         """Start one autofocus run in the background; returns the AF state."""
+
+    def cancel_autofocus(self) -> dict:
+        """Cancel the running autofocus run; returns the AF state."""
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

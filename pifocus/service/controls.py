@@ -50,6 +50,7 @@ class ServiceControls:
         self._svc = svc
         self.af_state = {"state": "idle"}
         self.af_thread: Optional[threading.Thread] = None
+        self.af_cancel = threading.Event()
         self.captures = CaptureQueue()
 
     @property
@@ -205,6 +206,7 @@ class ServiceControls:
         params = getattr(self._svc.cfg, "autofocus", None) or afmod.AutofocusParams()
         if not self._svc.drive_lock.acquire(blocking=False):
             raise ServiceError("autofocus is already running (or the drive is moving)", 409)
+        self.af_cancel.clear()
         self.af_state = {"state": "running", "strategy": strategy or params.strategy, "started": time.time()}
         self.af_thread = threading.Thread(target=self._af_worker, args=(afmod, drive, params, strategy),
                                           name="pifocus-autofocus", daemon=True)
@@ -214,7 +216,7 @@ class ServiceControls:
     def _af_worker(self, afmod, drive, params, strategy) -> None:
         """The autofocus thread: hands the run to the frame loop, waits, records the end."""
         svc = self._svc
-        src = _AFSource(svc.source, self._on_af_frame)
+        src = _AFSource(svc.source, self._on_af_frame, self.af_cancel)
 
         def run():
             analyzer = svc.pipeline.analyzer
@@ -242,6 +244,17 @@ class ServiceControls:
             log.exception("autofocus crashed")
         finally:
             svc.drive_lock.release()
+
+    def cancel_autofocus(self) -> dict:
+        """Stop the running autofocus run at its next frame (the lens stays where that run
+        left it); returns the AF state.  Nothing to cancel is not an error: the state is
+        returned as it is."""
+        if self.af_state.get("state") == "running":
+            self.af_cancel.set()
+            t = self.af_thread
+            if t is not None:
+                t.join(2.0)
+        return dict(self.af_state)
 
     def _on_af_frame(self, frame) -> None:
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
@@ -320,15 +333,19 @@ class CaptureQueue:
 class _AFSource:
     """The frame source as an autofocus run sees it: frames from the service's source,
     passed to ``on_frame`` (preview, watchdog), cancelled (:class:`Cancelled`) when the
-    service stops."""
+    service stops or ``cancel`` is set."""
 
-    def __init__(self, source, on_frame):
+    def __init__(self, source, on_frame, cancel: Optional[threading.Event] = None):
         self._source = source
         self._on_frame = on_frame
+        self._cancel = cancel if cancel is not None else threading.Event()
         self.name = source.name
 
     def read(self):
-        """The next frame (raises :class:`Cancelled` once the service is stopping)."""
+        """The next frame (raises :class:`Cancelled` once the service is stopping or the run
+        was cancelled)."""
+        if self._cancel.is_set():
+            raise Cancelled()
         frame = self._source.read_for_af()
         self._on_frame(frame)
         return frame
@@ -401,7 +418,8 @@ def _af_result_dict(result) -> dict:
             break
     else:
         d = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
-    keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s")
+    keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s",
+            "curve")
     return {k: d[k] for k in keep if k in d}
 
 
@@ -444,6 +462,10 @@ class ControlShortcuts:
     def start_autofocus(self, strategy: Optional[str] = None) -> dict:
         """Start an autofocus run: :meth:`ServiceControls.start_autofocus`."""
         return self.controls.start_autofocus(strategy)
+
+    def cancel_autofocus(self) -> dict:
+        """Cancel the running autofocus run: :meth:`ServiceControls.cancel_autofocus`."""
+        return self.controls.cancel_autofocus()
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save a full-resolution still: :meth:`ServiceControls.capture`."""

@@ -75,6 +75,15 @@ def drive_position(drive) -> Optional[float]:
         return None
 
 
+def autofocus_strategies() -> list:
+    """The autofocus strategy names this build offers (empty without the autofocus package)."""
+    try:
+        from .. import autofocus as afmod
+    except ImportError:
+        return []
+    return list(getattr(afmod, "STRATEGIES", ()))
+
+
 def status_line(svc, report=None) -> str:
     """One line for systemd's ``STATUS=`` (shown by ``systemctl status``); ``report``
     defaults to the pipeline's latest."""
@@ -123,6 +132,7 @@ def status_document(svc, autofocus: dict) -> dict:
     d["drive"] = {"available": drive is not None, "position": drive_position(drive) if drive else None,
                   "busy": svc.drive_lock.locked(), "error": svc.drive_error}
     d["autofocus"] = dict(autofocus)
+    d["strategies"] = autofocus_strategies()
     d["preview"] = svc.hub.stats() if svc.hub else None
     d["clients"] = svc.hub.clients if svc.hub else 0
     return d

@@ -62,7 +62,8 @@ class _Handler(ToolRoutes, BaseHTTPRequestHandler):
                   "/favicon.ico": "_get_favicon", "/api/zoom": "_get_zoom"}
     GET_PREFIXES = (("/static/", "_get_static"), ("/captures/", "_get_capture_file"))
     POST_ROUTES = {"/api/roi": "_post_roi", "/api/autofocus": "_post_autofocus",
-                   "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode"}
+                   "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode",
+                   "/api/autofocus/cancel": "_post_af_cancel"}
 
     # -- plumbing -----------------------------------------------------------------------------
     @property

@@ -10,7 +10,7 @@ from typing import Optional
 from ..exc import ConfigError
 from . import PEAKING_COLOURS
 from .magnifier import ZOOM_SCALES, ZoomParams
-from .request import HTTPError
+from .request import HTTPError, only
 
 #: Fields of ``POST /api/mode`` handled here (the preview's view, no service state).
 VIEW_FIELDS = ("zebra", "peaking_colour")
@@ -60,6 +60,10 @@ class ToolRoutes:
             raise HTTPError(503, "no frame to magnify yet (camera not delivering frames)")
         jpeg, headers = out
         self._send(200, jpeg, "image/jpeg", headers)
+
+    def _post_af_cancel(self, body: dict) -> None:
+        only(body, ())
+        self._json(200, {"ok": True, "autofocus": self.controls.cancel_autofocus()})
 
     def _view_modes(self, body: dict) -> dict:
         """Apply ``zebra`` / ``peaking_colour`` of a ``/api/mode`` body to the preview.
