@@ -58,6 +58,9 @@ class Controls(Protocol):
         "strategy": str, "started": unix seconds}``; follow it in ``status()["autofocus"]``.
         Raises 400 unknown strategy; 409 already running or the drive is moving; 503 no
         focus drive or no autofocus support.
+    ``set_af_mode(mode) -> str``
+        ``mode``: ``"single"`` or ``"continuous"`` (follow focus in the frame loop).
+        Returns the mode in use.  Raises 400 unknown mode; 503 continuous without a drive.
     ``cancel_autofocus() -> dict``
         Stop a running autofocus run at its next frame (the lens stays where it is) and
         return the AF state (``"cancelled"`` once it has stopped).  Never raises: with
@@ -102,6 +105,9 @@ class Controls(Protocol):
 
     def cancel_autofocus(self) -> dict:
         """Cancel the running autofocus run; returns the AF state."""
+
+    def set_af_mode(self, mode: str) -> str:
+        """``"single"`` or ``"continuous"`` autofocus; returns the mode in use."""
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

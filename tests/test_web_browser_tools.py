@@ -193,6 +193,15 @@ def test_phone_portrait_controls(svc, browser):
     wait(drv, "return document.getElementById('afcurve-text').textContent.startsWith('last AF')")
     assert "running" not in js(drv, "return document.getElementById('msg').textContent")
 
+    # continuous AF on and off from the page
+    click(drv, "#af-follow")
+    wait(drv, "return document.getElementById('af-follow').getAttribute('aria-pressed') === 'true'")
+    assert svc.controls.follow.enabled is True
+    wait(drv, "return document.getElementById('af-state').textContent.includes('following')")
+    click(drv, "#af-follow")
+    wait(drv, "return document.getElementById('af-follow').getAttribute('aria-pressed') === 'false'")
+    assert svc.controls.follow.enabled is False
+
     # heat map on; the verdict and the meter stay in view when the page is scrolled down
     click(drv, "#heatmap")
     js(drv, "window.scrollTo(0, document.body.scrollHeight)")

@@ -16,7 +16,7 @@ from pifocus.service import SdNotifier, Service
 from pifocus.sources.simulated import SimulatedSource
 from pifocus.web import WebParams
 from pifocus.web import magnifier as mag
-from pifocus.web.preview import PreviewHub, _peaking_mask8
+from pifocus.web.preview import PreviewHub
 
 TOML = """\
 [source]

@@ -19,6 +19,9 @@ Modules:
   touches the analyzer or the outputs runs in that one thread.
 * :mod:`.source` -- :class:`WatchedSource`, the source proxy the watchdog and reload use.
 * :mod:`.parts` -- source, analyzer, outputs and focus drive made from a config.
+* :mod:`.captures` -- stills from the live loop: the capture queue and the atomic writer.
+* :mod:`.follow` -- :class:`~.follow.FollowFocus`: continuous autofocus in the live loop
+  (``serve`` and ``run --af-mode continuous``).
 
 ``from pifocus.service import Service, SdNotifier, WatchedSource, ServiceError`` works as
 it did when this was one module (``ServiceError`` itself lives in :mod:`pifocus.exc`).

@@ -9,7 +9,6 @@ autofocus run too, in full, while a worker thread waits for it.
 """
 
 import dataclasses
-import datetime
 import logging
 import math
 import threading
@@ -17,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .. import storage
-from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError, StorageError
+from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
+from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
+from .follow import FollowFocus
 from .source import Cancelled
 from .status import drive_position, status_document
 
@@ -52,6 +52,9 @@ class ServiceControls:
         self.af_thread: Optional[threading.Thread] = None
         self.af_cancel = threading.Event()
         self.captures = CaptureQueue()
+        af = getattr(svc.cfg, "autofocus", None)
+        self.follow = FollowFocus(af, enabled=getattr(af, "mode", "single") == "continuous")
+        self._follow_src = None
 
     @property
     def hub(self):
@@ -60,7 +63,10 @@ class ServiceControls:
 
     def status(self) -> dict:
         """Everything the page shows, JSON-ready (see ``pifocus/web/API.md``)."""
-        return status_document(self._svc, self.af_state)
+        d = status_document(self._svc, self.af_state)
+        d["af_mode"] = "continuous" if self.follow.enabled else "single"
+        d["follow"] = self.follow.status()
+        return d
 
     # -- analysis -------------------------------------------------------------------------------
     def set_roi(self, roi) -> tuple:
@@ -256,6 +262,44 @@ class ServiceControls:
                 t.join(2.0)
         return dict(self.af_state)
 
+    def set_af_mode(self, mode: str) -> str:
+        """``"single"`` (autofocus when asked) or ``"continuous"`` (follow focus: refocus when
+        the subject's sharpness drops and stays down); returns the mode in use.
+
+        Raises:
+            ServiceError: (400) unknown mode; (503) continuous without a focus drive.
+        """
+        if mode not in ("single", "continuous"):
+            raise ServiceError(f"af_mode {mode!r} is unknown; use 'single' or 'continuous'")
+        if mode == "continuous":
+            self._require_drive()
+        self.follow.enabled = mode == "continuous"
+        log.info("autofocus mode: %s", mode)
+        return mode
+
+    def follow_frame(self, frame, report) -> None:
+        """Frame loop thread, every frame: continuous AF (when on and the drive is free).  A
+        refocus holds the drive lock and reads its frames through the preview and the
+        watchdog, like a single run; its failure is logged and switches follow focus off."""
+        svc = self._svc
+        if not self.follow.enabled or svc.drive is None:
+            return
+        lock = svc.drive_lock
+        if not lock.acquire(blocking=False):
+            return  # a nudge, an autofocus run or a reload has the drive
+        try:
+            if self._follow_src is None or self._follow_src._source is not svc.source:
+                self.af_cancel.clear()
+                self._follow_src = _AFSource(svc.source, self._on_af_frame, self.af_cancel)
+            self.follow.on_frame(frame, report, svc.drive, svc.pipeline.analyzer, self._follow_src)
+        except Cancelled:
+            pass
+        except PiFocusError as e:
+            self.follow.enabled = False
+            log.error("continuous AF stopped: %s", e)
+        finally:
+            lock.release()
+
     def _on_af_frame(self, frame) -> None:
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
         svc = self._svc
@@ -281,53 +325,6 @@ class ServiceControls:
             raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
         frame = self.captures.next_frame(timeout)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
-
-
-class CaptureQueue:
-    """Captures waiting for the next frame: an HTTP thread waits in :meth:`next_frame`, the
-    frame loop hands over a copy of its frame in :meth:`serve`."""
-
-    def __init__(self):
-        self._waiting = []
-        self._lock = threading.Lock()
-
-    def next_frame(self, timeout: float):
-        """A copy of the next frame the loop analyses.
-
-        Raises:
-            ServiceError: (503) none within ``timeout`` seconds, or the service is stopping.
-        """
-        req = {"event": threading.Event()}
-        with self._lock:
-            self._waiting.append(req)
-        if not req["event"].wait(timeout):
-            with self._lock:
-                if req in self._waiting:
-                    self._waiting.remove(req)
-            raise ServiceError("no frame from the camera to capture", 503)
-        if "error" in req:
-            raise ServiceError(req["error"], 503)
-        return req["frame"]
-
-    def serve(self, frame) -> None:
-        """Frame loop thread, every frame: hand ``frame`` to the waiting captures."""
-        if not self._waiting:
-            return  # the common case, without taking the lock
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        if reqs:
-            snap = frame.with_luma(frame.luma.copy())  # the loop reuses its buffer
-            for r in reqs:
-                r["frame"] = snap
-                r["event"].set()
-
-    def fail(self, why: str) -> None:
-        """Shutdown: end every waiting capture with ``ServiceError(why)`` (503)."""
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        for r in reqs:
-            r["error"] = why
-            r["event"].set()
 
 
 class _AFSource:
@@ -372,39 +369,6 @@ def _checked_roi(roi) -> tuple:
     except ConfigError as e:
         raise ServiceError(str(e)) from None
     return roi
-
-
-def write_capture(frame, folder: Path, fmt: str) -> dict:
-    """Write ``frame``'s luma into ``folder`` as ``fmt`` (``"png"`` or ``"jpg"``), atomically
-    (:func:`pifocus.storage.atomic_write`: a ``.part`` file renamed once synced, removed
-    again on any error).
-
-    Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes"}``.
-
-    Raises:
-        ServiceError: (507) the disk is full (the message names the file); (503) the folder
-            or file cannot be written otherwise.
-    """
-    import cv2
-
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    name = f"pifocus-{stamp}-f{frame.index}.{fmt}"
-    ok, buf = cv2.imencode("." + fmt, frame.luma, [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [])
-    if not ok:
-        raise ServiceError(f"cannot encode the capture as {fmt}; use 'png'", 503)
-    try:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise storage.storage_error(e, folder) from None
-        storage.atomic_write(folder / name, buf.tobytes())
-    except StorageError as e:
-        log.error("capture failed: %s", e)
-        raise ServiceError(f"capture not saved: {e}", 507 if e.disk_full else 503) from None
-    log.info("captured %s", folder / name)
-    return {"file": name, "path": str((folder / name).resolve()), "width": frame.width,
-            "height": frame.height, "frame": frame.index, "lens_position": frame.lens_position,
-            "bytes": len(buf)}
 
 
 def _af_result_dict(result) -> dict:
@@ -466,6 +430,10 @@ class ControlShortcuts:
     def cancel_autofocus(self) -> dict:
         """Cancel the running autofocus run: :meth:`ServiceControls.cancel_autofocus`."""
         return self.controls.cancel_autofocus()
+
+    def set_af_mode(self, mode: str) -> str:
+        """Single or continuous autofocus: :meth:`ServiceControls.set_af_mode`."""
+        return self.controls.set_af_mode(mode)
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save a full-resolution still: :meth:`ServiceControls.capture`."""

@@ -11,7 +11,8 @@
   the service only through a :class:`pifocus.controls.Controls`.
 * :mod:`.httpd` -- the listening socket: tracks its connections (closed on stop or
   rebind) and caps them (``max_connections``).
-* :mod:`.tools` -- the magnifier route and the preview's view options (zebra, peaking colour).
+* :mod:`.tools` -- the magnifier route, AF cancel, the view options (zebra, peaking colour) and
+  the autofocus mode of ``POST /api/mode``.
 * :mod:`.request` -- reading and checking requests: JSON body, Origin, token.
 * :mod:`.files` -- the page's files and the saved stills (safe names only).
 * :mod:`.stream` -- the MJPEG stream of the shared preview JPEGs.

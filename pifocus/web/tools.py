@@ -1,5 +1,6 @@
-"""The photographer's tools in the API: the magnifier (``GET /api/zoom``) and the preview's
-view options (zebra, peaking colour) of ``POST /api/mode``.
+"""The photographer's tools in the API: the magnifier (``GET /api/zoom``), cancelling
+autofocus, and the ``POST /api/mode`` fields for the preview's view (zebra, peaking colour)
+and the autofocus mode (single / continuous).
 
 :class:`ToolRoutes` is a mixin of the request handler in :mod:`.server`: it uses the
 handler's ``query``, ``_hub()``, ``_send`` and raises :class:`~.request.HTTPError`.
@@ -12,8 +13,8 @@ from . import PEAKING_COLOURS
 from .magnifier import ZOOM_SCALES, ZoomParams
 from .request import HTTPError, only
 
-#: Fields of ``POST /api/mode`` handled here (the preview's view, no service state).
-VIEW_FIELDS = ("zebra", "peaking_colour")
+#: Fields of ``POST /api/mode`` handled here: the preview's view, and the autofocus mode.
+VIEW_FIELDS = ("zebra", "peaking_colour", "af_mode")
 
 
 def _number(query: dict, key: str, default: Optional[float], allowed: str) -> Optional[float]:
@@ -66,13 +67,18 @@ class ToolRoutes:
         self._json(200, {"ok": True, "autofocus": self.controls.cancel_autofocus()})
 
     def _view_modes(self, body: dict) -> dict:
-        """Apply ``zebra`` / ``peaking_colour`` of a ``/api/mode`` body to the preview.
+        """Apply ``af_mode`` (through the controls) and ``zebra`` / ``peaking_colour`` (to the
+        preview) of a ``/api/mode`` body.
 
         Raises:
             HTTPError: 400 bad value; 503 the preview is not running.
         """
         out = {}
-        if not any(k in body for k in VIEW_FIELDS):
+        if "af_mode" in body:
+            if not isinstance(body["af_mode"], str):
+                raise HTTPError(400, "af_mode must be 'single' or 'continuous'")
+            out["af_mode"] = self.controls.set_af_mode(body["af_mode"])
+        if not any(k in body for k in ("zebra", "peaking_colour")):
             return out
         hub = self._hub()
         if "zebra" in body:

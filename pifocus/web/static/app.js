@@ -217,9 +217,12 @@
     const running = !!(s.autofocus && s.autofocus.state === "running");
     $("af").disabled = noDrive || running;
     $("af-cancel").disabled = !running;
+    $("af-follow").disabled = noDrive;
+    $("af-follow").setAttribute("aria-pressed", s.af_mode === "continuous" ? "true" : "false");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
     const af = s.autofocus || {};
     let t = noDrive ? (s.drive && s.drive.error ? s.drive.error : "no focus drive") : "autofocus: " + (af.state || "idle");
+    if (s.follow && s.follow.enabled) t += " · following (" + (s.follow.state || "…") + ", " + s.follow.searches + " refocus)";
     if (af.result && af.result.final_position !== undefined) {
       t += " → " + af.result.final_position + (af.result.reason ? " (" + af.result.reason + ")" : "");
     }
@@ -391,6 +394,13 @@
   });
   $("af-cancel").addEventListener("click", () => {
     post("/api/autofocus/cancel", {}).then((d) => say("autofocus " + (d.autofocus.state || "cancelled"))).catch(() => {});
+  });
+  $("af-follow").addEventListener("click", () => {
+    const on = $("af-follow").getAttribute("aria-pressed") !== "true";
+    post("/api/mode", { af_mode: on ? "continuous" : "single" }).then((d) => {
+      $("af-follow").setAttribute("aria-pressed", d.af_mode === "continuous" ? "true" : "false");
+      say(d.af_mode === "continuous" ? "continuous AF: refocuses when the subject goes soft" : "single AF");
+    }).catch(() => {});
   });
   $("zebra").addEventListener("click", () => {
     const on = $("zebra").getAttribute("aria-pressed") !== "true";
