@@ -74,8 +74,21 @@ class Controls(Protocol):
         ``timeout`` or the file cannot be written; 507 the disk is full (no partial file
         is left).
 
-    Presets (save/recall a drive position with its ROI) will join this list; nothing else
-    should.
+    ``presets() -> dict``
+        Name -> ``{"position": drive units, "units": str, "time": unix s}``.  Never raises.
+    ``save_preset(name) -> dict``
+        Store the drive's current position as ``name`` (1..24 letters, digits, space, ``_``,
+        ``-``).  Raises 400 bad name / too many; 409 a preset move runs; 503 no drive or the
+        file cannot be written.
+    ``delete_preset(name) -> None``
+        Raises 400 no such preset; 503 the file cannot be written.
+    ``go_preset(name, speed_units_s=200.0) -> dict``
+        Start moving the lens to the preset at that speed (drive units/s) in the background;
+        returns the move's state (``{"state": "moving", ...}``, then ``done`` / ``stopped`` /
+        ``failed`` in ``status()["rack"]``).  Raises 400 no such preset / bad speed; 409 the
+        drive is busy; 503 no drive.
+    ``stop_rack() -> dict``
+        Stop a preset move between two legs; returns its state.  Never raises.
     """
 
     @property
@@ -108,6 +121,21 @@ class Controls(Protocol):
 
     def set_af_mode(self, mode: str) -> str:
         """``"single"`` or ``"continuous"`` autofocus; returns the mode in use."""
+
+    def presets(self) -> dict:
+        """All rack-focus presets (name -> position...)."""
+
+    def save_preset(self, name: str) -> dict:
+        """Store the drive's position as preset ``name``."""
+
+    def delete_preset(self, name: str) -> None:
+        """Remove preset ``name``."""
+
+    def go_preset(self, name: str, speed_units_s: float = 200.0) -> dict:
+        """Start moving the lens to preset ``name`` at that speed."""
+
+    def stop_rack(self) -> dict:
+        """Stop a preset move."""
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

@@ -49,6 +49,7 @@ settle_s = 0.15
 port = 0
 max_fps = 0
 captures_dir = "{captures}"
+presets_file = "{presets}"
 """
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -60,7 +61,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def svc(tmp_path_factory):
     d = tmp_path_factory.mktemp("browser-tools")
     p = d / "pifocus.toml"
-    p.write_text(TOML.format(captures=d / "captures"))
+    p.write_text(TOML.format(captures=d / "captures", presets=d / "presets.json"))
     s = Service(cfgmod.load(p), notifier=SdNotifier(""), outputs_enabled=False)
     s.start()
     assert s.wait_ready(20)
@@ -75,6 +76,7 @@ def _browser(w, h):
     profile = tempfile.mkdtemp(prefix="pifocus-chromium-")
     opts.add_argument(f"--user-data-dir={profile}")
     opts.binary_location = CHROME
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
         drv = webdriver.Chrome(options=opts, service=ChromeService(DRIVER))
     except Exception as e:  # a broken browser install is not a pifocus failure
@@ -127,6 +129,17 @@ def open_page(drv, svc, w, h):
     vw, vh = js(drv, "return [window.innerWidth, window.innerHeight]")
     assert (vw, vh) == (w, h)
     return vw, vh
+
+
+def no_script_errors(drv):
+    """The page's JavaScript raised nothing (the browser console has no SEVERE entry)."""
+    try:
+        logs = drv.get_log("browser")
+    except Exception:  # a driver without log support: nothing to check
+        return
+    bad = [e["message"] for e in logs if e.get("level") == "SEVERE" and "favicon" not in e["message"]
+           and "/api/" not in e["message"]]   # refused API calls (tested 4xx) are logged as SEVERE too
+    assert not bad, bad
 
 
 def in_view(r, vw, vh):
@@ -193,6 +206,21 @@ def test_phone_portrait_controls(svc, browser):
     wait(drv, "return document.getElementById('afcurve-text').textContent.startsWith('last AF')")
     assert "running" not in js(drv, "return document.getElementById('msg').textContent")
 
+    # rack focus: save the position as preset A (the page asks for the name), move away, go back
+    svc.drive.move_to(450)
+    time.sleep(0.3)
+    js(drv, "window.prompt = () => 'A'")
+    click(drv, "#preset-save")
+    wait(drv, "const a = window.pifocus.lastAction; return a && a.path === '/api/presets' && a.status === 201")
+    wait(drv, "return document.querySelector(\"[data-preset='A']\") !== null")
+    svc.drive.move_to(250)
+    time.sleep(0.3)
+    Select(drv.find_element(By.ID, "rack-speed")).select_by_value("800")
+    click(drv, "[data-preset='A']")
+    wait(drv, "const s = window.pifocus.status; return s && s.rack && s.rack.state === 'done'", timeout=10)
+    assert svc.drive.position == 450
+    wait(drv, "return document.getElementById('msg').textContent.startsWith('at A')", timeout=5)
+
     # continuous AF on and off from the page
     click(drv, "#af-follow")
     wait(drv, "return document.getElementById('af-follow').getAttribute('aria-pressed') === 'true'")
@@ -212,6 +240,7 @@ def test_phone_portrait_controls(svc, browser):
     js(drv, "window.scrollTo(0, 0)")
     time.sleep(0.3)
     drv.save_screenshot(str(ARTIFACTS / "web-phone.png"))
+    no_script_errors(drv)
 
 
 @pytest.mark.parametrize("w, h, name", [(844, 390, "landscape"), (1280, 800, "desktop")])
@@ -228,3 +257,4 @@ def test_landscape_side_by_side_nothing_below_the_fold(svc, browser, w, h, name)
                     "return {l: r.left, t: r.top, r: r.right, b: r.bottom, w: r.width, h: r.height};")
         assert r["w"] >= 30 and r["h"] >= 24, (sel, r)     # still a button you can hit
     drv.save_screenshot(str(ARTIFACTS / f"web-{name}.png"))
+    no_script_errors(drv)

@@ -37,6 +37,7 @@ state_file = "none"
 port = 0
 max_fps = 0
 captures_dir = "{captures}"
+presets_file = "{presets}"
 """
 
 
@@ -44,7 +45,7 @@ captures_dir = "{captures}"
 def svc(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("webtools")
     p = tmp / "pifocus.toml"
-    p.write_text(TOML.format(captures=tmp / "captures"))
+    p.write_text(TOML.format(captures=tmp / "captures", presets=tmp / "presets.json"))
     s = Service(cfgmod.load(p), notifier=SdNotifier(""), outputs_enabled=False)
     s.start()
     assert s.wait_ready(20)
@@ -183,3 +184,40 @@ def test_status_has_exposure_readouts(svc):
     for k in ("ev_offset", "ev_offset_roi", "clip_high_pct", "clip_high_pct_roi", "clip_low_pct_roi",
               "noise_sigma_dn", "snr_db", "mean_dn"):
         assert k in e
+
+
+def test_presets_save_go_stop_delete(svc):
+    svc.drive.move_to(420)
+    code, d = post(svc, "/api/presets", {"save": "A"})
+    assert code == 201 and d["preset"]["position"] == 420
+    svc.drive.move_to(100)
+    code, d = post(svc, "/api/presets", {"save": "B"})
+    assert code == 201
+    _, body, _ = get(svc, "/api/presets")
+    assert set(json.loads(body)["presets"]) == {"A", "B"}
+    code, d = post(svc, "/api/presets", {"go": "A", "speed": 2000})
+    assert code == 202 and d["rack"]["state"] == "moving"
+    deadline = time.monotonic() + 10
+    while svc.controls.rack_state["state"] == "moving" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = json.loads(get(svc, "/api/status")[1])
+    assert st["rack"]["state"] == "done" and svc.drive.position == 420 and "A" in st["presets"]
+    # a slow move, stopped half-way
+    code, d = post(svc, "/api/presets", {"go": "B", "speed": 100})
+    time.sleep(0.5)
+    code2, _ = post(svc, "/api/nudge", {"steps": 1})
+    assert code2 == 409                        # the drive is busy with the move
+    code, d = post(svc, "/api/presets", {"stop": True})
+    assert code == 200 and d["rack"]["state"] == "stopped"
+    assert 100 < svc.drive.position < 420
+    code, d = post(svc, "/api/presets", {"delete": "B"})
+    assert code == 200
+
+
+@pytest.mark.parametrize("body, words", [({"go": "nope"}, "no preset 'nope'"), ({"save": "a/b"}, "preset name"),
+                                         ({"go": "A", "speed": "fast"}, "speed"), ({}, "give one of"),
+                                         ({"go": "A", "speed": 0}, "rack.speed_units_s"),
+                                         ({"save": "A", "delete": "A"}, "give one of")])
+def test_presets_bad_requests(svc, body, words):
+    code, d = post(svc, "/api/presets", body)
+    assert code == 400 and words in d["error"], d

@@ -20,6 +20,8 @@ Modules:
 * :mod:`.source` -- :class:`WatchedSource`, the source proxy the watchdog and reload use.
 * :mod:`.parts` -- source, analyzer, outputs and focus drive made from a config.
 * :mod:`.captures` -- stills from the live loop: the capture queue and the atomic writer.
+* :mod:`.rack` -- :class:`~.rack.PresetControls`: rack-focus presets (save, go at a speed,
+  stop) for the controls.
 * :mod:`.follow` -- :class:`~.follow.FollowFocus`: continuous autofocus in the live loop
   (``serve`` and ``run --af-mode continuous``).
 

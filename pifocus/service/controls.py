@@ -19,15 +19,16 @@ from typing import Optional
 from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
 from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
-from .follow import FollowFocus
-from .source import Cancelled
+from .follow import FollowControls, FollowFocus
+from .rack import PresetControls
+from .source import AFSource as _AFSource, Cancelled
 from .status import drive_position, status_document
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
 log = logging.getLogger("pifocus.service")
 
 
-class ServiceControls:
+class ServiceControls(FollowControls, PresetControls):
     """The controls of one running :class:`~pifocus.service.Service` (see
     :class:`pifocus.controls.Controls` for each method's contract).
 
@@ -55,6 +56,8 @@ class ServiceControls:
         af = getattr(svc.cfg, "autofocus", None)
         self.follow = FollowFocus(af, enabled=getattr(af, "mode", "single") == "continuous")
         self._follow_src = None
+        web = getattr(svc.cfg, "web", None)
+        self._init_presets(getattr(web, "presets_file", None))
 
     @property
     def hub(self):
@@ -66,6 +69,8 @@ class ServiceControls:
         d = status_document(self._svc, self.af_state)
         d["af_mode"] = "continuous" if self.follow.enabled else "single"
         d["follow"] = self.follow.status()
+        d["presets"] = self.presets()
+        d["rack"] = dict(self.rack_state)
         return d
 
     # -- analysis -------------------------------------------------------------------------------
@@ -262,44 +267,6 @@ class ServiceControls:
                 t.join(2.0)
         return dict(self.af_state)
 
-    def set_af_mode(self, mode: str) -> str:
-        """``"single"`` (autofocus when asked) or ``"continuous"`` (follow focus: refocus when
-        the subject's sharpness drops and stays down); returns the mode in use.
-
-        Raises:
-            ServiceError: (400) unknown mode; (503) continuous without a focus drive.
-        """
-        if mode not in ("single", "continuous"):
-            raise ServiceError(f"af_mode {mode!r} is unknown; use 'single' or 'continuous'")
-        if mode == "continuous":
-            self._require_drive()
-        self.follow.enabled = mode == "continuous"
-        log.info("autofocus mode: %s", mode)
-        return mode
-
-    def follow_frame(self, frame, report) -> None:
-        """Frame loop thread, every frame: continuous AF (when on and the drive is free).  A
-        refocus holds the drive lock and reads its frames through the preview and the
-        watchdog, like a single run; its failure is logged and switches follow focus off."""
-        svc = self._svc
-        if not self.follow.enabled or svc.drive is None:
-            return
-        lock = svc.drive_lock
-        if not lock.acquire(blocking=False):
-            return  # a nudge, an autofocus run or a reload has the drive
-        try:
-            if self._follow_src is None or self._follow_src._source is not svc.source:
-                self.af_cancel.clear()
-                self._follow_src = _AFSource(svc.source, self._on_af_frame, self.af_cancel)
-            self.follow.on_frame(frame, report, svc.drive, svc.pipeline.analyzer, self._follow_src)
-        except Cancelled:
-            pass
-        except PiFocusError as e:
-            self.follow.enabled = False
-            log.error("continuous AF stopped: %s", e)
-        finally:
-            lock.release()
-
     def _on_af_frame(self, frame) -> None:
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
         svc = self._svc
@@ -325,30 +292,6 @@ class ServiceControls:
             raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
         frame = self.captures.next_frame(timeout)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
-
-
-class _AFSource:
-    """The frame source as an autofocus run sees it: frames from the service's source,
-    passed to ``on_frame`` (preview, watchdog), cancelled (:class:`Cancelled`) when the
-    service stops or ``cancel`` is set."""
-
-    def __init__(self, source, on_frame, cancel: Optional[threading.Event] = None):
-        self._source = source
-        self._on_frame = on_frame
-        self._cancel = cancel if cancel is not None else threading.Event()
-        self.name = source.name
-
-    def read(self):
-        """The next frame (raises :class:`Cancelled` once the service is stopping or the run
-        was cancelled)."""
-        if self._cancel.is_set():
-            raise Cancelled()
-        frame = self._source.read_for_af()
-        self._on_frame(frame)
-        return frame
-
-    def __getattr__(self, item):
-        return getattr(self._source, item)
 
 
 def _checked_roi(roi) -> tuple:

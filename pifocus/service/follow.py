@@ -25,6 +25,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..exc import PiFocusError, ServiceError
+from .source import AFSource, Cancelled
+
 log = logging.getLogger("pifocus.service")
 
 #: ContinuousAF events that moved the lens (the analyzer's history is reset after them).
@@ -125,3 +128,49 @@ class FollowFocus:
         """``{"enabled", "state", "last_event", "searches"}`` for ``/api/status``."""
         return {"enabled": self._enabled, "state": self.state, "last_event": self.last_event,
                 "searches": self.searches}
+
+
+class FollowControls:
+    """The controls' part for continuous AF (a mixin of
+    :class:`~pifocus.service.controls.ServiceControls`: needs ``self._svc``, ``self.follow``,
+    ``self._follow_src``, ``self.af_cancel``, ``self._on_af_frame`` and
+    ``self._require_drive()``)."""
+
+    def set_af_mode(self, mode: str) -> str:
+        """``"single"`` (autofocus when asked) or ``"continuous"`` (follow focus: refocus when
+        the subject's sharpness drops and stays down); returns the mode in use.
+
+        Raises:
+            ServiceError: (400) unknown mode; (503) continuous without a focus drive.
+        """
+        if mode not in ("single", "continuous"):
+            raise ServiceError(f"af_mode {mode!r} is unknown; use 'single' or 'continuous'")
+        if mode == "continuous":
+            self._require_drive()
+        self.follow.enabled = mode == "continuous"
+        log.info("autofocus mode: %s", mode)
+        return mode
+
+    def follow_frame(self, frame, report) -> None:
+        """Frame loop thread, every frame: continuous AF (when on and the drive is free).  A
+        refocus holds the drive lock and reads its frames through the preview and the
+        watchdog, like a single run; its failure is logged and switches follow focus off."""
+        svc = self._svc
+        if not self.follow.enabled or svc.drive is None:
+            return
+        lock = svc.drive_lock
+        if not lock.acquire(blocking=False):
+            return  # a nudge, an autofocus run or a reload has the drive
+        try:
+            if self._follow_src is None or self._follow_src._source is not svc.source:
+                self.af_cancel.clear()
+                self._follow_src = AFSource(svc.source, self._on_af_frame, self.af_cancel)
+            self.follow.on_frame(frame, report, svc.drive, svc.pipeline.analyzer, self._follow_src)
+        except Cancelled:
+            pass
+        except PiFocusError as e:
+            self.follow.enabled = False
+            log.error("continuous AF stopped: %s", e)
+        finally:
+            lock.release()
+

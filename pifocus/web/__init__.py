@@ -93,6 +93,8 @@ class WebParams:
         peaking_max_px: with ``"sensor"``, frames wider than this are reduced to this width
             first (bounds the encoder's cost on a 12 MP mode).
         zebra: stripe clipped highlights on the preview (the page can switch it).
+        presets_file: the rack-focus presets file (``None``: ``presets.json`` in the state
+            dir, shared with ``pifocus preset``).
         captures_dir: folder for ``/api/capture`` stills (relative paths are relative to
             the working directory, ``/var/lib/pifocus`` under systemd).
         capture_format: ``png`` (lossless) or ``jpg``.
@@ -127,6 +129,7 @@ class WebParams:
     peaking_min_share: float = 0.15
     peaking_max_px: int = 2048
     zebra: bool = False
+    presets_file: Optional[str] = None
     captures_dir: str = "captures"
     capture_format: str = "png"
     nudge_max_steps: int = 1000

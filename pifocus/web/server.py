@@ -59,11 +59,12 @@ class _Handler(ToolRoutes, BaseHTTPRequestHandler):
     GET_ROUTES = {"/": "_get_page", "/index.html": "_get_page", "/stream.mjpg": "_get_stream",
                   "/api/stream.mjpg": "_get_stream", "/api/preview.jpg": "_get_preview",
                   "/api/status": "_get_status", "/api/captures": "_get_captures",
-                  "/favicon.ico": "_get_favicon", "/api/zoom": "_get_zoom"}
+                  "/favicon.ico": "_get_favicon", "/api/zoom": "_get_zoom",
+                  "/api/presets": "_get_presets"}
     GET_PREFIXES = (("/static/", "_get_static"), ("/captures/", "_get_capture_file"))
     POST_ROUTES = {"/api/roi": "_post_roi", "/api/autofocus": "_post_autofocus",
                    "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode",
-                   "/api/autofocus/cancel": "_post_af_cancel"}
+                   "/api/autofocus/cancel": "_post_af_cancel", "/api/presets": "_post_presets"}
 
     # -- plumbing -----------------------------------------------------------------------------
     @property

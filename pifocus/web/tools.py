@@ -52,7 +52,35 @@ def zoom_params(query: dict) -> ZoomParams:
 
 
 class ToolRoutes:
-    """Handler methods for the magnifier and the view options (mixed into the handler)."""
+    """Handler methods for the magnifier, AF cancel, presets and the view options (mixed
+    into the handler)."""
+
+    def _get_presets(self) -> None:
+        self._json(200, {"ok": True, "presets": self.controls.presets()})
+
+    def _post_presets(self, body: dict) -> None:
+        only(body, ("save", "go", "delete", "speed", "stop"))
+        acts = [k for k in ("save", "go", "delete", "stop") if k in body]
+        if len(acts) != 1:
+            raise HTTPError(400, 'give one of {"save": NAME}, {"go": NAME, "speed": UNITS_PER_S}, '
+                                 '{"delete": NAME} or {"stop": true}')
+        act = acts[0]
+        if act == "stop":
+            return self._json(200, {"ok": True, "rack": self.controls.stop_rack()})
+        name = body[act]
+        if not isinstance(name, str):
+            raise HTTPError(400, f"{act} takes a preset name (a string, e.g. \"A\")")
+        if "speed" in body and act != "go":
+            raise HTTPError(400, "speed goes with go")
+        if act == "save":
+            return self._json(201, {"ok": True, "preset": self.controls.save_preset(name)})
+        if act == "delete":
+            self.controls.delete_preset(name)
+            return self._json(200, {"ok": True, "deleted": name})
+        speed = body.get("speed", 200.0)
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+            raise HTTPError(400, f"speed = {speed!r} must be a number of drive units per second (e.g. 200)")
+        self._json(202, {"ok": True, "rack": self.controls.go_preset(name, float(speed))})
 
     def _get_zoom(self) -> None:
         zp = zoom_params(self.query)

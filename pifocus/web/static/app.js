@@ -218,6 +218,7 @@
     $("af").disabled = noDrive || running;
     $("af-cancel").disabled = !running;
     $("af-follow").disabled = noDrive;
+    showPresets(s.presets || {}, s.rack || {}, noDrive);
     $("af-follow").setAttribute("aria-pressed", s.af_mode === "continuous" ? "true" : "false");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
     const af = s.autofocus || {};
@@ -354,6 +355,44 @@
     document.querySelectorAll("[data-scale]").forEach((o) => o.setAttribute("aria-pressed", o === b ? "true" : "false"));
     if (!state.zoom.on) setZoom(true, state.zoom.x, state.zoom.y); else setZoom(true);
   }));
+
+  // -- rack-focus presets -----------------------------------------------------------------------
+  let presetsKey = "";
+  function showPresets(presets, rack, noDrive) {
+    const names = Object.keys(presets).sort();
+    const key = JSON.stringify([names.map((n) => [n, presets[n].position]), noDrive]);
+    if (key !== presetsKey) {
+      presetsKey = key;
+      const box = $("preset-buttons");
+      box.textContent = "";
+      for (const n of names.slice(0, 4)) {
+        const b = document.createElement("button");
+        b.dataset.preset = n;
+        b.textContent = n;
+        b.title = "rack focus to " + n + " (" + presets[n].position + ")";
+        b.disabled = noDrive;
+        b.addEventListener("click", () => {
+          post("/api/presets", { go: n, speed: parseFloat($("rack-speed").value) })
+            .then(() => { state.rackState = "moving"; say("to " + n + "…", false, 30000); }).catch(() => {});
+        });
+        box.appendChild(b);
+      }
+    }
+    $("preset-save").disabled = noDrive;
+    if (state.rackState === "moving" && rack.state && rack.state !== "moving") {
+      say(rack.state === "done" ? "at " + rack.name + " (" + rack.position + ")" :
+          rack.state + (rack.error ? ": " + rack.error : ""), rack.state === "failed");
+    }
+    state.rackState = rack.state || null;
+  }
+  $("preset-save").addEventListener("click", () => {
+    const have = Object.keys((state.status && state.status.presets) || {});
+    const next = ["A", "B", "C", "D"].find((n) => !have.includes(n)) || "A";
+    const name = window.prompt("Save this lens position as preset:", next);
+    if (!name) return;
+    post("/api/presets", { save: name.trim() }).then((d) => say("preset " + d.preset.name + " = " + d.preset.position))
+      .catch(() => {});
+  });
 
   // -- autofocus strategies offered by the rig ---------------------------------------------------
   let strategiesKey = "";
