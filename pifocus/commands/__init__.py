@@ -11,6 +11,7 @@ it is imported) simply does not appear.
 * :mod:`.autofocus` -- ``pifocus autofocus`` (and the drive options other commands share);
 * :mod:`.calibrate` -- ``pifocus calibrate``, backlash and usable range of a drive;
 * :mod:`.serve` -- ``pifocus serve``, the headless service;
+* :mod:`.stack` -- ``pifocus stack``, focus bracketing from the depth of focus, optional fusion;
 * :mod:`.preset` -- ``pifocus preset``, named lens positions and rack-focus moves between them;
 * :mod:`.convert`, :mod:`.evaluate` -- the model tools (need the ``train`` extra);
 * :mod:`._common` -- options and builders shared by the subcommands (config + flags -> objects).
@@ -26,6 +27,7 @@ COMMANDS = {
     "calibrate": "calibrate",
     "serve": "serve",
     "preset": "preset",
+    "stack": "stack",
     "convert": "convert",
     "evaluate": "evaluate",
 }
