@@ -126,7 +126,7 @@ class WebParams:
     peaking_threshold: float = 0.45
     peaking_colour: str = "red"
     peaking_resolution: str = "sensor"
-    peaking_min_share: float = 0.15
+    peaking_min_share: float = 0.3
     peaking_max_px: int = 2048
     zebra: bool = False
     presets_file: Optional[str] = None
