@@ -89,6 +89,14 @@ class Controls(Protocol):
         drive is busy; 503 no drive.
     ``stop_rack() -> dict``
         Stop a preset move between two legs; returns its state.  Never raises.
+    ``start_stack(near, far, overlap=0.1, fuse=False) -> dict``
+        Start a focus bracket over ``near..far`` (drive units; either order) with ``overlap``
+        (share of the measured depth of focus), stills into ``captures_dir/stack-*``; returns
+        its state (``"running"``, then ``done`` / ``stopped`` / ``failed`` in
+        ``status()["stack"]`` with ``phase``, ``done``, ``total``).  Raises 400 bad range;
+        409 the drive is busy; 503 no drive.
+    ``stop_stack() -> dict``
+        Stop a bracket between two frames; returns its state.  Never raises.
     """
 
     @property
@@ -136,6 +144,12 @@ class Controls(Protocol):
 
     def stop_rack(self) -> dict:
         """Stop a preset move."""
+
+    def start_stack(self, near: float, far: float, overlap: float = 0.1, fuse: bool = False) -> dict:
+        """Start a focus bracket over ``near..far``."""
+
+    def stop_stack(self) -> dict:
+        """Stop a focus bracket."""
 
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

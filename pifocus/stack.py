@@ -8,6 +8,9 @@ all-in-focus image.
   overlap) covers ``near..far``.
 * :func:`fuse` -- the Laplacian-pyramid focus stack (OpenCV): per pyramid level and pixel the
   frame with the strongest detail wins.
+* :func:`probe_dof` -- the probe sweep on a drive; :func:`capture_bracket` -- the whole bracket
+  (probe, plan, stills + ``sweep.csv`` + JSON sidecars, optional fusion), used by ``pifocus
+  stack`` and the ``serve`` daemon's ``/api/stack``.
 
 How the depth of focus is measured: the probe sweep records every tile's noise-corrected
 Laplacian variance at ``probe_frames`` positions over the range.  A tile's focus curve is
@@ -19,13 +22,26 @@ lens's best (the circle of confusion of a sharp lens at 100 % view) reads about 
 peak -- on the sim lens the measured edge of its 1 px circle of confusion is at 0.19.
 """
 
+import csv
+import io
+import json
 import math
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from . import storage
+from .exc import AutofocusError, ConfigError
 from .validate import require
+
+#: Probe tiles are about this wide (analysis px): small, so that a tile of a tilted subject
+#: spans little depth and its focus curve is the lens's depth of focus, not the tilt.
+PROBE_TILE_PX = 24
+#: ``sweep.csv`` columns (the replay format of ``pifocus record``).
+CSV_HEADER = ["file", "position", "timestamp_ns", "exposure_us", "gain"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +196,167 @@ def fuse(frames: Sequence[np.ndarray], levels: int = 5) -> np.ndarray:
     for k in range(levels - 1, -1, -1):
         img = cv2.pyrUp(img, dstsize=(out[k].shape[1], out[k].shape[0])) + out[k]
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def _frame_at(drive, source, pos: float, approach: bool):
+    """Move to ``pos`` and return the first frame taken there (settle frames skipped)."""
+    drive.move_to(pos, approach=approach)
+    frame = source.read()
+    for _ in range(int(getattr(drive.params, "settle_frames", 0) or 0)):
+        frame = source.read()
+    return frame
+
+
+def _probe_analyzer(analyzer, frame):
+    """A Laplacian-only analyzer over the same ROI with a fine grid (tiles ~PROBE_TILE_PX)."""
+    from .focus import FocusAnalyzer
+
+    p = analyzer.params
+    _, _, w, h = p.effective_roi
+    s = int(p.analysis_scale)
+    cols = int(min(32, max(p.cols, w * frame.width / s // PROBE_TILE_PX)))
+    rows = int(min(32, max(p.rows, h * frame.height / s // PROBE_TILE_PX)))
+    return FocusAnalyzer(replace(p, use_cnn=False, rows=rows, cols=cols, exposure=False))
+
+
+def probe_dof(drive, source, analyzer, sp: StackParams, progress: Optional[Callable] = None,
+              cancel: Optional[threading.Event] = None):
+    """Probe sweep over the range (plus 15 % either side, inside the soft limits) on a fine
+    tile grid: returns ``(dof, positions, per-tile scores)``; ``dof`` None when no tile's
+    curve could be measured (or the sweep was cancelled).
+
+    Args:
+        progress: ``fn(iterable, total) -> iterable`` (a progress bar), optional.
+    """
+    lo, hi = drive.limits
+    pad = 0.15 * (sp.far - sp.near)
+    xs = np.linspace(max(lo, sp.near - pad), min(hi, sp.far + pad), int(sp.probe_frames))
+    scores, informative, fine, rep = [], None, None, None
+    for i, x in enumerate(progress(xs, len(xs)) if progress else xs):
+        if cancel is not None and cancel.is_set():
+            break
+        frame = _frame_at(drive, source, float(x), approach=(i == 0))
+        fine = fine or _probe_analyzer(analyzer, frame)
+        rep = fine.analyze(frame, track=False)
+        scores.append(np.maximum(rep.tile_lap_var - rep.tile_floor, 1e-3).ravel())
+        inf = rep.tile_informative.ravel()
+        informative = inf if informative is None else (informative | inf)
+    if fine is not None:
+        fine.close()
+    if len(scores) < len(xs):
+        return None, xs[:len(scores)], np.array(scores)
+    tiles = np.array(scores)
+    return tile_dof(xs, tiles, informative, sp.edge_share, grid=rep.tile_informative.shape), xs, tiles
+
+
+def bracket_positions(sp: StackParams, dof: Optional[float]) -> List[float]:
+    """The lens positions of the bracket: :func:`plan_positions` from ``dof``, or with
+    ``sp.step`` set, ``ceil(range / step)`` frames at the centres of equal slices.
+
+    Raises:
+        ConfigError: more than ``sp.max_frames`` frames.
+    """
+    if sp.step is not None:
+        n = max(1, int(math.ceil((sp.far - sp.near) / sp.step - 1e-9)))
+        positions = [sp.near + (sp.far - sp.near) / n * (i + 0.5) for i in range(n)]
+    else:
+        positions = plan_positions(sp.near, sp.far, dof, sp.overlap)
+    if len(positions) > sp.max_frames:
+        raise ConfigError(f"the bracket needs {len(positions)} frames (> {sp.max_frames}); give a larger step "
+                          "or less overlap")
+    return positions
+
+
+def _write_csv(out: Path, rows) -> None:
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(CSV_HEADER)
+    w.writerows(rows)
+    storage.atomic_write(out / "sweep.csv", text.getvalue().encode(), what="stack: ")
+
+
+def capture_bracket(drive, source, analyzer, sp: StackParams, out_dir, fuse_to=None,
+                    progress: Optional[Callable] = None, on_state: Optional[Callable[[dict], None]] = None,
+                    cancel: Optional[threading.Event] = None) -> dict:
+    """The whole focus bracket: probe (unless ``sp.step``), plan, one full-resolution PNG per
+    position (ascending: one approach, no backlash between frames) with ``sweep.csv`` and a
+    JSON sidecar each, all written atomically, and with ``fuse_to`` the fused image.
+
+    Args:
+        out_dir: the folder (must exist).
+        progress: ``fn(iterable, total, desc) -> iterable`` (progress bars), optional.
+        on_state: called with ``{"phase": "probe" | "capture" | "fuse", "done", "total", ...}``.
+        cancel: set it to stop between frames (what was written stays, listed in sweep.csv).
+
+    Returns:
+        ``{"out", "frames", "positions", "step", "depth_of_focus", "overlap", "cancelled"[, "fused"]}``.
+
+    Raises:
+        AutofocusError: the depth of focus could not be measured (give a step).
+        ConfigError: the range is outside the drive's soft limits, or too many frames.
+        StorageError: a file could not be written (disk full named).
+    """
+    import cv2
+
+    out = Path(out_dir)
+    lo, hi = drive.limits
+    if sp.near < lo or sp.far > hi:
+        raise ConfigError(f"near {sp.near:g} .. far {sp.far:g} is outside the drive's soft limits {lo:g}..{hi:g}; "
+                          "narrow the range or widen [drive] min_position/max_position")
+    state = {"phase": "probe", "done": 0, "total": int(sp.probe_frames)}
+    tell = on_state or (lambda st: None)
+    dof = None
+    if sp.step is None:
+        def probe_progress(it, total):
+            for k, x in enumerate(progress(it, total, "depth of focus") if progress else it):
+                state["done"] = k
+                tell(state)
+                yield x
+        tell(state)
+        dof, _, _ = probe_dof(drive, source, analyzer, sp, probe_progress, cancel)
+        if cancel is not None and cancel.is_set():
+            return {"out": str(out), "frames": 0, "positions": [], "step": None, "depth_of_focus": None,
+                    "overlap": sp.overlap, "cancelled": True}
+        if dof is None:
+            raise AutofocusError("cannot measure the depth of focus: no tile's focus curve rises and falls within the "
+                                 "probe sweep (too little texture, or the range misses focus); give a step")
+    positions = bracket_positions(sp, dof)
+    step = (sp.far - sp.near) / len(positions)
+    state.update(phase="capture", done=0, total=len(positions), step=round(step, 3),
+                 depth_of_focus=None if dof is None else round(dof, 3))
+    tell(state)
+    rows, kept = [], []
+    units = getattr(drive, "units", "steps")
+    _write_csv(out, rows)
+    seq = list(enumerate(positions))
+    for i, pos in (progress(seq, len(seq), "stack") if progress else seq):
+        if cancel is not None and cancel.is_set():
+            break
+        f = _frame_at(drive, source, pos, approach=(i == 0))
+        name = f"frame_{i:05d}.png"
+        ok, buf = cv2.imencode(".png", f.luma)
+        if not ok:
+            raise ConfigError(f"stack: cannot encode frame {i} as PNG")
+        storage.atomic_write(out / name, buf.tobytes(), what="stack: ")
+        side = {"file": name, "index": i, "position": round(pos, 4), "units": units, "near": sp.near, "far": sp.far,
+                "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
+                "overlap": sp.overlap, "frames": len(positions), "timestamp_ns": f.timestamp_ns,
+                "exposure_us": f.exposure_us, "analogue_gain": f.analogue_gain}
+        storage.atomic_write(out / f"frame_{i:05d}.json", json.dumps(side, indent=1).encode(), what="stack: ")
+        rows.append([name, f"{pos:g}", f.timestamp_ns, "" if f.exposure_us is None else f.exposure_us,
+                     "" if f.analogue_gain is None else f"{f.analogue_gain:g}"])
+        _write_csv(out, rows)
+        if fuse_to is not None:
+            kept.append(np.array(f.luma, copy=True))
+        state["done"] = i + 1
+        tell(state)
+    result = {"out": str(out), "frames": len(rows), "positions": [round(p, 3) for p in positions],
+              "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
+              "overlap": sp.overlap, "cancelled": bool(cancel is not None and cancel.is_set())}
+    if fuse_to is not None and kept:
+        state["phase"] = "fuse"
+        tell(state)
+        ok, buf = cv2.imencode(".png", fuse(kept))
+        storage.atomic_write(Path(fuse_to), buf.tobytes(), what="stack: ")
+        result["fused"] = str(fuse_to)
+    return result

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from pifocus.cli import main
-from pifocus.commands.stack import probe_dof
 from pifocus.drive import DriveParams
 from pifocus.drive.simulated import SimulatedDrive
 from pifocus.exc import ConfigError
 from pifocus.focus import AnalysisParams, FocusAnalyzer
 from pifocus.sources.simulated import SimulatedSource, defocus, sensor
-from pifocus.stack import StackParams, curve_width, fuse, plan_positions, tile_dof
+from pifocus.stack import StackParams, curve_width, fuse, plan_positions, probe_dof, tile_dof
 
 #: The sim lens's depth of focus: blur radius hypot(0.04 d, 0.6) <= 1 px (the CoC)  ->  |d| <= 20 steps.
 DOF_STEPS = 40.0

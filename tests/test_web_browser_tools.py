@@ -221,6 +221,19 @@ def test_phone_portrait_controls(svc, browser):
     assert svc.drive.position == 450
     wait(drv, "return document.getElementById('msg').textContent.startsWith('at A')", timeout=5)
 
+    # focus bracket between presets A (450) and B (550) from the page
+    assert js(drv, "return document.getElementById('stack').disabled") is True   # no B yet
+    svc.drive.move_to(550)
+    time.sleep(0.3)
+    js(drv, "window.prompt = () => 'B'")
+    click(drv, "#preset-save")
+    wait(drv, "return !document.getElementById('stack').disabled")
+    click(drv, "#stack")
+    wait(drv, "return document.getElementById('stack-state').textContent.includes('running')", timeout=5)
+    wait(drv, "const s = window.pifocus.status; return s && s.stack && s.stack.state === 'done'", timeout=60)
+    wait(drv, "return document.getElementById('msg').textContent.startsWith('bracket saved')", timeout=5)
+    assert svc.controls.stack_state["frames"] >= 2
+
     # continuous AF on and off from the page
     click(drv, "#af-follow")
     wait(drv, "return document.getElementById('af-follow').getAttribute('aria-pressed') === 'true'")

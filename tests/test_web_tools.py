@@ -5,6 +5,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -221,3 +222,20 @@ def test_presets_save_go_stop_delete(svc):
 def test_presets_bad_requests(svc, body, words):
     code, d = post(svc, "/api/presets", body)
     assert code == 400 and words in d["error"], d
+
+
+def test_stack_endpoint_brackets_into_the_captures_dir(svc):
+    code, d = post(svc, "/api/stack", {"near": 430, "far": 570, "fuse": True})
+    assert code == 202 and d["stack"]["state"] == "running"
+    deadline = time.monotonic() + 60
+    while svc.controls.stack_state["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    st = json.loads(get(svc, "/api/status")[1])["stack"]
+    assert st["state"] == "done" and st["frames"] >= 3 and st["fused"], st
+    out = Path(svc.cfg.web.captures_dir) / st["out"]
+    assert len(list(out.glob("frame_*.png"))) == st["frames"] == len(list(out.glob("frame_*.json")))
+    assert (out / "sweep.csv").exists() and (out / "fused.png").exists()
+    code, d = post(svc, "/api/stack", {"near": 430})
+    assert code == 400 and "far" in d["error"]
+    code, d = post(svc, "/api/stack", {"near": 400, "far": 400})
+    assert code == 400 and "stack.near" in d["error"]

@@ -1,17 +1,11 @@
 """``pifocus stack``: focus bracketing for stacking -- stills through a range at a step from
 the measured depth of focus, with sweep.csv and a JSON sidecar per frame, optionally fused."""
 
-import json
 import logging
-import math
-from pathlib import Path
-
-import numpy as np
 
 from . import _common
 from .autofocus import add_drive_args, make_af_analyzer, open_configured_drive
-from .record import prepare_out, write_frames
-from .. import storage
+from .record import prepare_out
 from ..argtypes import bounded_float, bounded_int
 
 log = logging.getLogger(__name__)
@@ -54,59 +48,8 @@ def add_arguments(p):
     p.add_argument("--fuse", metavar="FILE", help="also write the fused all-in-focus image here (PNG)")
 
 
-def _frame_at(drive, source, pos: float, approach: bool):
-    """Move to ``pos`` and return the first frame taken there (settle frames skipped)."""
-    drive.move_to(pos, approach=approach)
-    frame = source.read()
-    for _ in range(int(getattr(drive.params, "settle_frames", 0) or 0)):
-        frame = source.read()
-    return frame
-
-
-#: Probe tiles are about this wide (analysis px): small, so that a tile of a tilted subject
-#: spans little depth and its focus curve is the lens's depth of focus, not the tilt.
-PROBE_TILE_PX = 24
-
-
-def _probe_analyzer(analyzer, frame):
-    """A Laplacian-only analyzer over the same ROI with a fine grid (tiles ~PROBE_TILE_PX)."""
-    import dataclasses
-
-    from ..focus import FocusAnalyzer
-
-    p = analyzer.params
-    x, y, w, h = p.effective_roi
-    s = int(p.analysis_scale)
-    cols = int(min(32, max(p.cols, w * frame.width / s // PROBE_TILE_PX)))
-    rows = int(min(32, max(p.rows, h * frame.height / s // PROBE_TILE_PX)))
-    return FocusAnalyzer(dataclasses.replace(p, use_cnn=False, rows=rows, cols=cols, exposure=False))
-
-
-def probe_dof(drive, source, analyzer, sp, console=None):
-    """Probe sweep over the range (plus 15 % either side, inside the soft limits) on a fine
-    tile grid: returns ``(dof, positions, per-tile scores)``; ``dof`` None when no tile's
-    curve could be measured."""
-    from ..stack import tile_dof
-
-    lo, hi = drive.limits
-    pad = 0.15 * (sp.far - sp.near)
-    xs = np.linspace(max(lo, sp.near - pad), min(hi, sp.far + pad), int(sp.probe_frames))
-    scores, informative, fine = [], None, None
-    it = console.progress(xs, total=len(xs), desc="depth of focus", unit="frame") if console else xs
-    for i, x in enumerate(it):
-        frame = _frame_at(drive, source, float(x), approach=(i == 0))
-        fine = fine or _probe_analyzer(analyzer, frame)
-        rep = fine.analyze(frame, track=False)
-        scores.append(np.maximum(rep.tile_lap_var - rep.tile_floor, 1e-3).ravel())
-        inf = rep.tile_informative.ravel()
-        informative = inf if informative is None else (informative | inf)
-    fine.close()
-    tiles = np.array(scores)
-    return tile_dof(xs, tiles, informative, sp.edge_share, grid=rep.tile_informative.shape), xs, tiles
-
-
 def run(args, console) -> int:
-    from ..stack import StackParams, fuse, plan_positions
+    from ..stack import StackParams, capture_bracket
 
     sp = StackParams(near=args.near, far=args.far, overlap=args.overlap, step=args.step,
                      edge_share=args.edge_share, probe_frames=args.probe_frames)
@@ -114,58 +57,22 @@ def run(args, console) -> int:
     cfg = _common.load_config(args)
     drive, source = open_configured_drive(cfg, args)
     analyzer = make_af_analyzer(cfg, console)
+    told = {}
+
+    def on_state(st):
+        if st["phase"] == "capture" and "capture" not in told:
+            told["capture"] = True
+            console.note(f"{st['total']} frames, step {st['step']:.2f}"
+                         + (f" (depth of focus {st['depth_of_focus']:.1f}, overlap {sp.overlap:g})"
+                            if st.get("depth_of_focus") else ""))
+
     try:
         drive.open()
-        lo, hi = drive.limits
-        if sp.near < lo or sp.far > hi:
-            from ..exc import ConfigError
-            raise ConfigError(f"--near {sp.near:g} --far {sp.far:g} is outside the drive's soft limits {lo:g}..{hi:g}; "
-                              "narrow the range or widen [drive] min_position/max_position")
-        dof = None
-        if sp.step is None:
-            dof, _, _ = probe_dof(drive, source, analyzer, sp, console)
-            if dof is None:
-                from ..exc import AutofocusError
-                raise AutofocusError("cannot measure the depth of focus: no tile's focus curve rises and falls "
-                                     "within the probe sweep (too little texture, or the range misses focus); "
-                                     "give --step")
-            positions = plan_positions(sp.near, sp.far, dof, sp.overlap)
-        else:
-            n = max(1, int(math.ceil((sp.far - sp.near) / sp.step - 1e-9)))
-            positions = [sp.near + (sp.far - sp.near) / n * (i + 0.5) for i in range(n)]
-        if len(positions) > sp.max_frames:
-            from ..exc import ConfigError
-            raise ConfigError(f"the bracket needs {len(positions)} frames (> {sp.max_frames}); use a larger --step, "
-                              "more --overlap is the other way round: less overlap")
-        step = (sp.far - sp.near) / len(positions)
-        console.note(f"{len(positions)} frames from {positions[0]:.1f} to {positions[-1]:.1f}, step {step:.2f}"
-                     + (f" (depth of focus {dof:.1f}, overlap {sp.overlap:g})" if dof else ""))
-        kept = []
-
-        def frames():
-            for i, pos in enumerate(positions):  # ascending: one approach, no backlash between frames
-                f = _frame_at(drive, source, pos, approach=(i == 0))
-                f = f.with_luma(np.array(f.luma, copy=True))
-                if args.fuse:
-                    kept.append(f.luma)
-                yield f
-
-        n = write_frames(frames(), out, "png", console, total=len(positions))
-        for i, pos in enumerate(positions[:n]):
-            side = {"file": f"frame_{i:05d}.png", "index": i, "position": round(pos, 4),
-                    "units": getattr(drive, "units", "steps"), "near": sp.near, "far": sp.far,
-                    "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
-                    "overlap": sp.overlap, "frames": len(positions)}
-            storage.atomic_write(out / f"frame_{i:05d}.json", json.dumps(side, indent=1).encode(), what="stack: ")
-        result = {"out": str(out), "frames": n, "positions": [round(p, 3) for p in positions],
-                  "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
-                  "overlap": sp.overlap}
-        if args.fuse:
-            import cv2
-            ok, buf = cv2.imencode(".png", fuse(kept))
-            storage.atomic_write(Path(args.fuse), buf.tobytes(), what="stack: ")
-            result["fused"] = str(args.fuse)
-        console.result(result, f"{n} frames in {out}" + (f", fused into {args.fuse}" if args.fuse else ""))
+        result = capture_bracket(drive, source, analyzer, sp, out, fuse_to=args.fuse,
+                                 progress=lambda it, total, desc: console.progress(it, total=total, desc=desc),
+                                 on_state=on_state)
+        console.result(result, f"{result['frames']} frames in {out}"
+                       + (f", fused into {args.fuse}" if args.fuse else ""))
         return 0
     finally:
         analyzer.close()

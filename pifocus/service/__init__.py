@@ -22,6 +22,8 @@ Modules:
 * :mod:`.captures` -- stills from the live loop: the capture queue and the atomic writer.
 * :mod:`.rack` -- :class:`~.rack.PresetControls`: rack-focus presets (save, go at a speed,
   stop) for the controls.
+* :mod:`.bracket` -- :class:`~.bracket.BracketControls`: focus brackets (``/api/stack``) for the
+  controls.
 * :mod:`.follow` -- :class:`~.follow.FollowFocus`: continuous autofocus in the live loop
   (``serve`` and ``run --af-mode continuous``).
 

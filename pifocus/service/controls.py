@@ -19,6 +19,7 @@ from typing import Optional
 from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
 from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
+from .bracket import BracketControls
 from .follow import FollowControls, FollowFocus
 from .rack import PresetControls
 from .source import AFSource as _AFSource, Cancelled
@@ -28,7 +29,7 @@ from .status import drive_position, status_document
 log = logging.getLogger("pifocus.service")
 
 
-class ServiceControls(FollowControls, PresetControls):
+class ServiceControls(FollowControls, PresetControls, BracketControls):
     """The controls of one running :class:`~pifocus.service.Service` (see
     :class:`pifocus.controls.Controls` for each method's contract).
 
@@ -58,6 +59,7 @@ class ServiceControls(FollowControls, PresetControls):
         self._follow_src = None
         web = getattr(svc.cfg, "web", None)
         self._init_presets(getattr(web, "presets_file", None))
+        self._init_bracket()
 
     @property
     def hub(self):
@@ -71,6 +73,7 @@ class ServiceControls(FollowControls, PresetControls):
         d["follow"] = self.follow.status()
         d["presets"] = self.presets()
         d["rack"] = dict(self.rack_state)
+        d["stack"] = dict(self.stack_state)
         return d
 
     # -- analysis -------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ class _Handler(ToolRoutes, BaseHTTPRequestHandler):
     GET_PREFIXES = (("/static/", "_get_static"), ("/captures/", "_get_capture_file"))
     POST_ROUTES = {"/api/roi": "_post_roi", "/api/autofocus": "_post_autofocus",
                    "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode",
-                   "/api/autofocus/cancel": "_post_af_cancel", "/api/presets": "_post_presets"}
+                   "/api/autofocus/cancel": "_post_af_cancel", "/api/presets": "_post_presets",
+                   "/api/stack": "_post_stack"}
 
     # -- plumbing -----------------------------------------------------------------------------
     @property

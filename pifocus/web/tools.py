@@ -94,6 +94,19 @@ class ToolRoutes:
         only(body, ())
         self._json(200, {"ok": True, "autofocus": self.controls.cancel_autofocus()})
 
+    def _post_stack(self, body: dict) -> None:
+        only(body, ("near", "far", "overlap", "fuse", "stop"))
+        if body.get("stop"):
+            return self._json(200, {"ok": True, "stack": self.controls.stop_stack()})
+        if "near" not in body or "far" not in body:
+            raise HTTPError(400, 'give {"near": POS, "far": POS} (drive units; optional "overlap": 0..0.9, '
+                                 '"fuse": true) or {"stop": true}')
+        fuse = body.get("fuse", False)
+        if not isinstance(fuse, bool):
+            raise HTTPError(400, "fuse must be true or false")
+        st = self.controls.start_stack(body["near"], body["far"], body.get("overlap", 0.1), fuse)
+        self._json(202, {"ok": True, "stack": st})
+
     def _view_modes(self, body: dict) -> dict:
         """Apply ``af_mode`` (through the controls) and ``zebra`` / ``peaking_colour`` (to the
         preview) of a ``/api/mode`` body.

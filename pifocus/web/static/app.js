@@ -219,6 +219,7 @@
     $("af-cancel").disabled = !running;
     $("af-follow").disabled = noDrive;
     showPresets(s.presets || {}, s.rack || {}, noDrive);
+    showStack(s.stack || {}, s.presets || {}, noDrive || running);
     $("af-follow").setAttribute("aria-pressed", s.af_mode === "continuous" ? "true" : "false");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
     const af = s.autofocus || {};
@@ -392,6 +393,38 @@
     if (!name) return;
     post("/api/presets", { save: name.trim() }).then((d) => say("preset " + d.preset.name + " = " + d.preset.position))
       .catch(() => {});
+  });
+
+  // -- focus bracket between presets A and B --------------------------------------------------
+  function showStack(st, presets, busy) {
+    const runningStack = st.state === "running";
+    $("stack").disabled = busy || runningStack || !(presets.A && presets.B);
+    $("stack-stop").disabled = !runningStack;
+    let t = "";
+    if (st.state && st.state !== "idle") {
+      t = "stack " + st.state + (runningStack ? ": " + st.phase + " " + st.done + "/" + st.total : "") +
+        (st.frames !== undefined ? ", " + st.frames + " frames" : "") + (st.out ? " → " + st.out : "") +
+        (st.error ? ": " + st.error : "");
+    }
+    $("stack-state").textContent = pagePhrase(t);
+    if (state.stackState === "running" && st.state && st.state !== "running") {
+      say(st.state === "done" ? "bracket saved: " + st.frames + " frames in " + st.out : "bracket " + st.state +
+          (st.error ? ": " + st.error : ""), st.state === "failed");
+    }
+    state.stackState = st.state || null;
+  }
+  $("stack").addEventListener("click", () => {
+    const p = (state.status && state.status.presets) || {};
+    if (!p.A || !p.B) { say("save presets A and B at the near and far ends first", true); return; }
+    post("/api/stack", { near: p.A.position, far: p.B.position, fuse: $("stack-fuse").getAttribute("aria-pressed") === "true" })
+      .then(() => { state.stackState = "running"; say("focus bracket running…", false, 60000); }).catch(() => {});
+  });
+  $("stack-fuse").addEventListener("click", () => {
+    const on = $("stack-fuse").getAttribute("aria-pressed") !== "true";
+    $("stack-fuse").setAttribute("aria-pressed", on ? "true" : "false");
+  });
+  $("stack-stop").addEventListener("click", () => {
+    post("/api/stack", { stop: true }).then(() => say("bracket stopped")).catch(() => {});
   });
 
   // -- autofocus strategies offered by the rig ---------------------------------------------------
