@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             row = {"offset": off, "position": best + off, "pct_of_range": 100.0 * off / src.params.range_steps,
                    "sharpness": round(rep.sharpness, 1)}
             for k, hub in hubs.items():
-                row[k] = round(painted_pct(hub.render(frame.luma, rep.noise_sigma_dn)[0]), 2)
+                row[k] = round(painted_pct(hub.render(frame.luma, rep.noise_sigma_dn, rep.roi)[0]), 2)
             zb, _ = mag.render_zoom(frame.luma, mag.ZoomParams(0.5, 0.5, 1, 480, 360),
                                     hubs["sensor"].peaking_mask_fn(rep.noise_sigma_dn), PEAKING_COLOURS["red"])
             row["zoom_1x"] = round(painted_pct(zb, (0, 0, 1, 1)), 2)

@@ -84,10 +84,10 @@ class WebParams:
             preview pixels; lower paints more).  Contrast below the sensor noise is ignored.
         peaking_colour: one of red, green, blue, yellow, magenta, cyan, white (the page can
             change it; the heat map uses a blue-to-green scale, so it never collides).
-        peaking_resolution: ``"sensor"`` (default): edges are found on the full-resolution
-            frame and the mask reduced onto the preview, so peaking tracks the last pixel of
-            focus; ``"preview"``: on the downscaled preview (cheaper, but blind to the last
-            few per cent of the focus range).
+        peaking_resolution: ``"sensor"`` (default): inside the subject region edges are found
+            on the full-resolution frame and the mask reduced onto the preview, so peaking
+            tracks the last pixel of focus (outside it, and with ``"preview"``, on the
+            downscaled preview: cheaper, but blind to the last few per cent of the focus range).
         peaking_min_share: with ``"sensor"``, a preview pixel is painted when at least this
             share (0..1) of the sensor pixels under it carry a sharp edge.
         peaking_max_px: with ``"sensor"``, frames wider than this are reduced to this width

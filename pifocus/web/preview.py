@@ -9,6 +9,7 @@ nothing is encoded.
 """
 
 import logging
+import math
 import os
 import threading
 import time
@@ -120,6 +121,7 @@ class PreviewHub:
         self.peaking_colour = params.peaking_colour
         self.zebra = params.zebra
         self._full = None  # (luma, index, timestamp_ns, noise, lens_position, monotonic s): last frame encoded
+        self._roi = None   # the subject region of the newest offered frame (normalized x, y, w, h)
         self.offered = self.encoded = self.dropped = 0
         self._clients = 0
         self._want_until = 0.0
@@ -185,6 +187,7 @@ class PreviewHub:
             if self._slot is not None:
                 self.dropped += 1
             self._slot = (luma, int(frame.index), int(frame.timestamp_ns), noise, frame.lens_position)
+            self._roi = getattr(report, "roi", None) if report is not None else None
             self.offered += 1
             self._in.notify()
         return True
@@ -196,10 +199,15 @@ class PreviewHub:
         thr = self.params.peaking_threshold
         return lambda a: _peaking_mask8(a, thr, noise_sigma_dn, scale)
 
-    def render(self, luma: np.ndarray, noise_sigma_dn: float = 0.0) -> Tuple[np.ndarray, float]:
-        """Downscale ``luma`` to the preview width, draw peaking (found at sensor resolution
-        with ``peaking_resolution = "sensor"``, see :mod:`.magnifier`) and the zebra;
-        returns ``(bgr, scale)``."""
+    def render(self, luma: np.ndarray, noise_sigma_dn: float = 0.0,
+               roi: Optional[Tuple[float, float, float, float]] = None) -> Tuple[np.ndarray, float]:
+        """Downscale ``luma`` to the preview width, draw peaking and the zebra; returns
+        ``(bgr, scale)``.
+
+        With ``peaking_resolution = "sensor"`` the peaking inside the subject region ``roi``
+        (normalized; None = the whole frame) is found at sensor resolution (see
+        :mod:`.magnifier`): that is where focus is judged, and it bounds the cost to the ROI's
+        pixels; outside it, on the preview."""
         import cv2
 
         h, w = luma.shape
@@ -211,16 +219,9 @@ class PreviewHub:
         if self.zebra:
             mag.paint(bgr, mag.zebra_mask(small, CLIP_HIGH_DN), (0, 0, 0))
         if self.peaking:
+            mask = _peaking_mask8(small, self.params.peaking_threshold, noise_sigma_dn, scale)
             if self.params.peaking_resolution == "sensor" and scale > 1:
-                src, s0 = luma, 1.0
-                if w > self.params.peaking_max_px:  # bound the cost on a 12 MP frame
-                    s0 = w / self.params.peaking_max_px
-                    src = cv2.resize(luma, (self.params.peaking_max_px, max(1, int(round(h / s0)))),
-                                     interpolation=cv2.INTER_AREA)
-                mask = mag.sensor_peaking(src, (pw, ph), self.peaking_mask_fn(noise_sigma_dn, s0),
-                                          self.params.peaking_min_share)
-            else:
-                mask = _peaking_mask8(small, self.params.peaking_threshold, noise_sigma_dn, scale)
+                self._sensor_peaking(luma, mask, noise_sigma_dn, roi or (0.0, 0.0, 1.0, 1.0))
             colour = PEAKING_COLOURS[self.peaking_colour]
             if self._solid is None or self._solid.shape != bgr.shape or self._solid_colour != colour:
                 self._solid = np.empty_like(bgr)
@@ -228,6 +229,30 @@ class PreviewHub:
                 self._solid_colour = colour
             cv2.copyTo(self._solid, mask, bgr)
         return bgr, scale
+
+    def _sensor_peaking(self, luma: np.ndarray, mask: np.ndarray, noise_sigma_dn: float, roi) -> None:
+        """Replace ``mask`` (preview size) inside ``roi`` with peaking found at sensor
+        resolution on that part of ``luma`` (reduced to ``peaking_max_px`` wide first when
+        the frame is wider)."""
+        import cv2
+
+        h, w = luma.shape
+        ph, pw = mask.shape
+        x, y, rw, rh = roi
+        px0, py0 = max(0, int(x * pw)), max(0, int(y * ph))
+        px1, py1 = min(pw, int(math.ceil((x + rw) * pw))), min(ph, int(math.ceil((y + rh) * ph)))
+        if px1 - px0 < 2 or py1 - py0 < 2:
+            return
+        sx, sy = w / pw, h / ph
+        crop = luma[int(round(py0 * sy)):int(round(py1 * sy)), int(round(px0 * sx)):int(round(px1 * sx))]
+        s0 = 1.0
+        if w > self.params.peaking_max_px:  # bound the cost on a 12 MP frame
+            s0 = w / self.params.peaking_max_px
+            crop = cv2.resize(crop, (max(1, int(round(crop.shape[1] / s0))), max(1, int(round(crop.shape[0] / s0)))),
+                              interpolation=cv2.INTER_AREA)
+        mask[py0:py1, px0:px1] = mag.sensor_peaking(np.ascontiguousarray(crop), (px1 - px0, py1 - py0),
+                                                    self.peaking_mask_fn(noise_sigma_dn, s0),
+                                                    self.params.peaking_min_share)
 
     def zoom(self, zp: "mag.ZoomParams", timeout: float = 2.0) -> Optional[Tuple[bytes, dict]]:
         """The magnifier JPEG of the newest full-resolution frame (:func:`.magnifier.render_zoom`,
@@ -267,7 +292,7 @@ class PreviewHub:
             self._full = (luma, index, ts, noise, lens, time.monotonic())
             t0 = time.perf_counter()
             try:
-                bgr, _ = self.render(luma, noise)
+                bgr, _ = self.render(luma, noise, self._roi)
                 ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(self.params.jpeg_quality)])
                 if not ok:
                     raise RuntimeError("cv2.imencode returned False")
