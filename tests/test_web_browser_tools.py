@@ -162,6 +162,14 @@ def test_phone_portrait_controls(svc, browser):
     wait(drv, "return document.getElementById('msg').textContent.includes('position')", timeout=3)
     wait(drv, "return document.getElementById('msg').textContent === ''", timeout=8)
 
+    # errors are phrased for the page, not the command line
+    t = js(drv, "return window.pifocus.pagePhrase('too little texture: no part of the ROI has detail above the noise "
+                "at any position; aim at a detailed subject or move the ROI (--roi)')")
+    assert "--" not in t and "drag a new focus region" in t
+    t = js(drv, "return window.pifocus.pagePhrase('peak at the far edge of the range (990): focus may lie beyond the "
+                "limits; widen drive.min_position/max_position or move the camera')")
+    assert "drive.min_position" not in t and "config" in t
+
     # exposure: histogram drawn, readout line with ISO
     wait(drv, "return document.getElementById('expo').textContent.includes('ISO 100')")
     painted = js(drv, "const c = document.getElementById('hist'), d = c.getContext('2d')"

@@ -42,6 +42,7 @@
     for (const [re, rep] of PHRASES) t = t.replace(re, rep);
     return t;
   }
+  state.pagePhrase = pagePhrase;  // for the browser tests
 
   async function post(path, body) {
     const headers = { "Content-Type": "application/json" };
