@@ -2,7 +2,7 @@
 
 from . import _common
 from .autofocus import add_drive_args, open_configured_drive
-from ..argtypes import bounded_float
+from ..argtypes import POSITION, bounded_float
 from ..exc import ConfigError
 
 SPEED = bounded_float(0.1, 1e6)
@@ -27,8 +27,8 @@ approach side, so backlash drops out.
 def add_arguments(p):
     p.add_argument("action", choices=("list", "save", "go", "delete"), help="what to do")
     p.add_argument("name", nargs="?", help="preset name (1..24 letters, digits, space, _ or -)")
-    p.add_argument("--position", type=float, metavar="POS",
-                   help="save: this position (drive units) instead of the drive's current one")
+    p.add_argument("--position", type=POSITION, metavar="POS",
+                   help=f"save: this position (drive units, {POSITION.range}) instead of the drive's current one")
     p.add_argument("--speed", type=SPEED, metavar="UNITS_S", default=200.0,
                    help=f"go: lens speed in drive units per second ({SPEED.range}) [200]")
     p.add_argument("--file", metavar="PATH", help="presets file [presets.json in the state dir]")

@@ -6,12 +6,14 @@ import logging
 from . import _common
 from .autofocus import add_drive_args, make_af_analyzer, open_configured_drive
 from .record import prepare_out
-from ..argtypes import bounded_float, bounded_int
+from ..argtypes import POSITION, bounded_float, bounded_int
 
 log = logging.getLogger(__name__)
 
 OVERLAP = bounded_float(0.0, 0.9)
 PROBE = bounded_int(5, 400)
+STEP = bounded_float(1e-6, 1e9)
+SHARE = bounded_float(0.01, 0.9)
 
 HELP = "focus bracketing: full-resolution stills from --near to --far, step from the depth of focus; optional fusion"
 DESCRIPTION = """\
@@ -35,13 +37,16 @@ def add_arguments(p):
     _common.add_source_args(p)
     _common.add_analysis_args(p)
     add_drive_args(p)
-    p.add_argument("--near", type=float, required=True, metavar="POS", help="near end of the range (drive units)")
-    p.add_argument("--far", type=float, required=True, metavar="POS", help="far end of the range (drive units)")
+    p.add_argument("--near", type=POSITION, required=True, metavar="POS",
+                   help=f"near end of the range (drive units, {POSITION.range})")
+    p.add_argument("--far", type=POSITION, required=True, metavar="POS",
+                   help=f"far end of the range (drive units, {POSITION.range})")
     p.add_argument("--overlap", type=OVERLAP, default=0.1, metavar="SHARE",
                    help=f"share of each frame's depth of focus shared with the next ({OVERLAP.range}) [0.1]")
-    p.add_argument("--step", type=float, metavar="UNITS", help="lens step between frames [from the measured depth of focus]")
-    p.add_argument("--edge-share", type=float, default=0.2, metavar="SHARE",
-                   help="in focus = at least this share of a tile's peak sharpness (0.01..0.9) [0.2]")
+    p.add_argument("--step", type=STEP, metavar="UNITS",
+                   help=f"lens step between frames ({STEP.range}) [from the measured depth of focus]")
+    p.add_argument("--edge-share", type=SHARE, default=0.2, metavar="SHARE",
+                   help=f"in focus = at least this share of a tile's peak sharpness ({SHARE.range}) [0.2]")
     p.add_argument("--probe-frames", type=PROBE, default=25, metavar="N",
                    help=f"frames of the depth-of-focus probe sweep ({PROBE.range}) [25]")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the stills (created; must be empty)")
