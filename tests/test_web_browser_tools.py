@@ -199,6 +199,27 @@ def test_phone_portrait_controls(svc, browser):
     click(drv, "#zoom-toggle")
     assert js(drv, "return document.getElementById('zoombox').hidden") is True
 
+    # tap-and-hold on the preview magnifies there; a tap in the magnifier pans; a hold leaves it
+    js(drv, """
+        const c = document.getElementById('overlay'), r = c.getBoundingClientRect();
+        c.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.left + r.width * 0.7, clientY: r.top + r.height * 0.4,
+                                                         pointerId: 2, bubbles: true}));""")
+    wait(drv, "return window.pifocus.zoom.on === true", timeout=3)
+    assert js(drv, "return window.pifocus.zoom.x") == pytest.approx(0.7, abs=0.02)
+    x0 = js(drv, "return window.pifocus.zoom.x")
+    js(drv, """
+        const z = document.getElementById('zoombox'), r = z.getBoundingClientRect();
+        const at = {clientX: r.left + r.width * 0.9, clientY: r.top + r.height * 0.5, pointerId: 3, bubbles: true};
+        z.dispatchEvent(new PointerEvent('pointerdown', at));
+        z.dispatchEvent(new PointerEvent('pointerup', at));""")
+    assert js(drv, "return window.pifocus.zoom.x") > x0            # panned towards the tap
+    js(drv, """
+        const z = document.getElementById('zoombox'), r = z.getBoundingClientRect();
+        z.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.left + 5, clientY: r.top + 5, pointerId: 4,
+                                                         bubbles: true}));""")
+    wait(drv, "return window.pifocus.zoom.on === false", timeout=3)
+    assert js(drv, "return document.getElementById('zoombox').hidden") is True
+
     # autofocus, then cancel it while it runs; the AF curve of a finished run is drawn
     svc.drive.move_to(150)
     time.sleep(0.3)
@@ -236,6 +257,9 @@ def test_phone_portrait_controls(svc, browser):
     js(drv, "window.prompt = () => 'B'")
     click(drv, "#preset-save")
     wait(drv, "return !document.getElementById('stack').disabled")
+    click(drv, "#stack-fuse")                       # fuse off, then on again
+    assert js(drv, "return document.getElementById('stack-fuse').getAttribute('aria-pressed')") == "false"
+    click(drv, "#stack-fuse")
     click(drv, "#stack")
     wait(drv, "return document.getElementById('stack-state').textContent.includes('running')", timeout=5)
     wait(drv, "const s = window.pifocus.status; return s && s.stack && s.stack.state === 'done'", timeout=60)

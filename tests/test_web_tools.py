@@ -239,3 +239,19 @@ def test_stack_endpoint_brackets_into_the_captures_dir(svc):
     assert code == 400 and "far" in d["error"]
     code, d = post(svc, "/api/stack", {"near": 400, "far": 400})
     assert code == 400 and "stack.near" in d["error"]
+
+
+def test_stack_stop_between_frames(svc):
+    code, d = post(svc, "/api/stack", {"near": 300, "far": 700, "overlap": 0.9})   # many frames
+    assert code == 202
+    deadline = time.monotonic() + 30
+    while svc.controls.stack_state.get("phase") != "capture" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    code, d = post(svc, "/api/stack", {"stop": True})
+    assert code == 200 and d["stack"]["state"] == "stopped", d
+    assert d["stack"]["frames"] < d["stack"]["total"]
+    out = Path(svc.cfg.web.captures_dir) / d["stack"]["out"]
+    rows = (out / "sweep.csv").read_text().strip().splitlines()
+    assert len(rows) - 1 == d["stack"]["frames"]           # what was written is listed, nothing more
+    code, _ = post(svc, "/api/nudge", {"steps": 1})
+    assert code == 200                                     # the drive is free again
