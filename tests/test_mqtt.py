@@ -277,8 +277,24 @@ def test_runner_autofocus_waits_for_the_run_and_emits_the_event():
     ok, result = runner.run(_cmd("autofocus", strategy="sweep"))
     assert ok and time.monotonic() - t0 >= 0.29 and result["result"]["final_position"] == 321.0
     assert ctl.calls == [("autofocus", "sweep")] and events[0][0] == "autofocus"
-    ok, _ = runner.run(_cmd("continuous"))
+    ok, _ = runner.run(_cmd("continuous"))  # controls without follow focus: one local pass
     assert ctl.calls[-1] == ("autofocus", "continuous")
+
+
+def test_runner_continuous_switches_follow_focus():
+    from pifocus.rig.commands import CommandRunner
+
+    class WithFollow(ScriptedControls):
+        def set_af_mode(self, mode):
+            self.calls.append(("mode", mode))
+            return mode
+
+    ctl = WithFollow()
+    assert CommandRunner(ctl).run(_cmd("continuous")) == (True, {"mode": "continuous"})
+    assert CommandRunner(ctl).run(_cmd("continuous", enabled=False)) == (True, {"mode": "single"})
+    assert ctl.calls == [("mode", "continuous"), ("mode", "single")]
+    with pytest.raises(ServiceError, match="enabled"):
+        CommandRunner(ctl).run(_cmd("continuous", enabled="yes"))
 
 
 def test_runner_capture_at_a_named_time():
@@ -314,19 +330,31 @@ def test_runner_refusals():
     assert not ok and res == {"reloaded": False, "error": "bad toml"}
 
 
-def test_runner_preset_uses_the_controls_recall_when_the_service_has_one():
+def test_runner_preset_racks_to_the_stored_position_and_waits():
     from pifocus.rig.commands import CommandRunner
 
     class WithPresets(ScriptedControls):
-        def recall_preset(self, name):
-            self.calls.append(("preset", name))
-            return {"name": name, "position": 250.0}
+        rack = {"state": "idle"}
+
+        def go_preset(self, name, speed_units_s=200.0):
+            self.calls.append(("preset", name, speed_units_s))
+            self.rack = {"state": "moving", "name": name, "target": 250.0}
+            threading.Timer(0.2, lambda: setattr(self, "rack", {"state": "done", "name": name,
+                                                                   "target": 250.0})).start()
+            return dict(self.rack)
+
+        def status(self):
+            return dict(super().status(), rack=dict(self.rack))
 
     ctl = WithPresets()
-    ok, res = CommandRunner(ctl).run(_cmd("preset", name="A"))
-    assert ok and res == {"name": "A", "position": 250.0} and ctl.calls == [("preset", "A")]
+    t0 = time.monotonic()
+    ok, res = CommandRunner(ctl).run(_cmd("preset", name="A", speed_units_s=150))
+    assert ok and res["state"] == "done" and res["target"] == 250.0 and time.monotonic() - t0 >= 0.19
+    assert ctl.calls == [("preset", "A", 150.0)]
     with pytest.raises(ServiceError, match="name"):
         CommandRunner(ctl).run(_cmd("preset", name=""))
+    with pytest.raises(ServiceError, match="speed_units_s"):
+        CommandRunner(ctl).run(_cmd("preset", name="A", speed_units_s="fast"))
 
 
 def test_capture_queue_takes_the_first_frame_at_or_after_the_named_time():

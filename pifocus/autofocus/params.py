@@ -196,6 +196,10 @@ class ContinuousParams:
         require(0 <= self.turn_tolerance <= 1, s, "turn_tolerance", self.turn_tolerance, "0..1")
 
 
+#: ``[autofocus] mode`` values.
+AF_MODES = ("single", "continuous")
+
+
 @dataclass(frozen=True)
 class AutofocusParams:
     """Autofocus configuration (config table ``[autofocus]``, sub-tables per strategy).
@@ -213,6 +217,10 @@ class AutofocusParams:
             (more when the drive's backlash is larger), so play that was never calibrated
             drops out too.  Costs travel, not frames.  0 = the drive's backlash only.
         start: position to start from (``None`` = wherever the drive is).
+        mode: ``"single"`` (default): autofocus runs when asked (button, command);
+            ``"continuous"``: ``run --drive`` and ``serve`` keep the subject in focus with
+            :class:`~pifocus.autofocus.ContinuousAF` (refocus only when sharpness drops and
+            stays down; switchable on the page).
         sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
@@ -221,6 +229,7 @@ class AutofocusParams:
     settle_frames: int = 0
     approach_overshoot: float = 0.05
     start: Optional[float] = None
+    mode: str = "single"
     sweep: SweepParams = field(default_factory=SweepParams)
     model: ModelParams = field(default_factory=ModelParams)
     continuous: ContinuousParams = field(default_factory=ContinuousParams)
@@ -235,6 +244,7 @@ class AutofocusParams:
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
+        require(self.mode in AF_MODES, s, "mode", self.mode, '"single" or "continuous"')
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
                           ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name), f"autofocus.{name}"))

@@ -13,6 +13,8 @@ it is imported) simply does not appear.
 * :mod:`.position` -- ``pifocus position``, show, set or home a drive's saved position;
 * :mod:`.serve` -- ``pifocus serve``, the headless service;
 * :mod:`.rig` -- ``pifocus rig``, the rig dashboard over MQTT;
+* :mod:`.stack` -- ``pifocus stack``, focus bracketing from the depth of focus, optional fusion;
+* :mod:`.preset` -- ``pifocus preset``, named lens positions and rack-focus moves between them;
 * :mod:`.convert`, :mod:`.evaluate` -- the model tools (need the ``train`` extra);
 * :mod:`._common` -- options and builders shared by the subcommands (config + flags -> objects).
 """
@@ -28,6 +30,8 @@ COMMANDS = {
     "position": "position",
     "serve": "serve",
     "rig": "rig",
+    "preset": "preset",
+    "stack": "stack",
     "convert": "convert",
     "evaluate": "evaluate",
 }

@@ -33,6 +33,7 @@ import numpy as np
 from ..frames import Frame
 from ..validate import require
 from . import blur as b
+from . import exposure as ex
 from . import measures as m
 from .report import FocusReport
 from .verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams
@@ -78,6 +79,9 @@ class AnalysisParams:
         coarse_levels: a frame with too little detail at the analysis scale is judged again
             reduced 2x, 4x, ... up to this factor, so a strongly defocused subject reads
             ``out_of_focus`` (with its blur) instead of ``no_detail``.  1 = never.
+        exposure: measure the exposure readouts (levels, clipping, histogram, ISO) of every
+            frame into ``report.exposure`` (:func:`pifocus.focus.exposure.frame_exposure`,
+            a decimated pass of about 0.2 ms).
         verdict, peak: the verdict and peak-hold parameters.
     """
 
@@ -101,6 +105,7 @@ class AnalysisParams:
     motion_fraction: float = 0.5
     analysis_scale: int = 1
     coarse_levels: int = 8
+    exposure: bool = True
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)
 
@@ -356,6 +361,8 @@ class FocusAnalyzer:
         absolute = b.blur_meter(subject_blur, p.coc_px)
         if not math.isnan(absolute):
             meter = min(meter, absolute)
+        noise_sigma = math.sqrt(base.k * (128.0 + p.noise_offset_dn))
+        exposure = ex.frame_exposure(frame, p.effective_roi, noise_sigma) if p.exposure else None
         t3 = time.perf_counter()
         g = base.level.geom
         return FocusReport(
@@ -364,7 +371,7 @@ class FocusAnalyzer:
                                           g.cell_w * p.analysis_scale, g.cell_h * p.analysis_scale),
             tile_lap_var=base.st.lap_var, tile_floor=base.floor, tile_informative=j.informative,
             tile_p=j.p, tile_weight=weights,
-            noise_sigma_dn=math.sqrt(base.k * (128.0 + p.noise_offset_dn)),
+            noise_sigma_dn=noise_sigma, exposure=exposure,
             sharpness=sharp, p_in_focus=p_focus, in_focus_fraction=frac,
             informative_fraction=w_inf / w_all if w_all > 0 else 0.0,
             judgeable=judgeable, raw_in_focus=raw, in_focus=in_focus, meter=meter, peak_sharpness=peak,

@@ -96,8 +96,15 @@ class CommandRunner:
         return self._wait_af(self.controls.start_autofocus(strategy))
 
     def _continuous(self, cmd: Command) -> Tuple[bool, dict]:
-        # One pass of the continuous-AF strategy: a local search from where the lens is.
-        return self._wait_af(self.controls.start_autofocus("continuous"))
+        # {"enabled": true|false}: follow focus on or off ([autofocus] mode); default on.
+        enabled = cmd.args.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ServiceError(f'continuous: "enabled" = {enabled!r} must be true or false')
+        set_mode = getattr(self.controls, "set_af_mode", None)
+        if not callable(set_mode):  # a controls object without follow focus: one local pass
+            return self._wait_af(self.controls.start_autofocus("continuous"))
+        mode = set_mode("continuous" if enabled else "single")
+        return True, {"mode": mode}
 
     def _nudge(self, cmd: Command) -> Tuple[bool, dict]:
         if "steps" not in cmd.args:
@@ -108,11 +115,28 @@ class CommandRunner:
         name = cmd.args.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ServiceError('preset: give {"name": "A"} (a stored lens position)')
-        recall = getattr(self.controls, "recall_preset", None)
-        if not callable(recall):
-            raise ServiceError("preset: this pifocus build has no lens presets yet "
-                               "(the service's controls offer no recall_preset)", 501)
-        return True, dict(recall(name))
+        speed = cmd.args.get("speed_units_s", 200.0)
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+            raise ServiceError(f'preset: "speed_units_s" = {speed!r} must be a number (drive units per second)')
+        go = getattr(self.controls, "go_preset", None)
+        if not callable(go):
+            raise ServiceError("preset: this service's controls offer no lens presets", 501)
+        return self._wait_rack(go(name.strip(), float(speed)))
+
+    def _wait_rack(self, started: dict) -> Tuple[bool, dict]:
+        deadline = time.monotonic() + self.command_timeout_s
+        rack = started
+        while not self.stop.is_set():
+            rack = self.controls.status().get("rack") or rack
+            if rack.get("state") != "moving":
+                break
+            if time.monotonic() > deadline:
+                raise ServiceError(f"preset move still running after {self.command_timeout_s:g} s "
+                                   "(mqtt.command_timeout_s); follow it in the state topic", 504)
+            self.stop.wait(AF_POLL_S)
+        else:
+            raise ServiceError("service stopping", 503)
+        return rack.get("state") == "done", dict(rack)
 
     def _reload(self, cmd: Command) -> Tuple[bool, dict]:
         if self.reload_fn is None:

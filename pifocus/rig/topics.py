@@ -29,9 +29,9 @@ PREFIX = "pifocus"
 COMMAND_ARGS = {
     "autofocus": ("strategy",),
     "nudge": ("steps",),
-    "preset": ("name",),
+    "preset": ("name", "speed_units_s"),
     "capture": ("capture_id", "at", "format"),
-    "continuous": (),
+    "continuous": ("enabled",),
     "reload": (),
 }
 COMMANDS = tuple(COMMAND_ARGS)

@@ -19,6 +19,13 @@ Modules:
   touches the analyzer or the outputs runs in that one thread.
 * :mod:`.source` -- :class:`WatchedSource`, the source proxy the watchdog and reload use.
 * :mod:`.parts` -- source, analyzer, outputs, focus drive and MQTT bridge made from a config.
+* :mod:`.captures` -- stills from the live loop: the capture queue and the atomic writer.
+* :mod:`.rack` -- :class:`~.rack.PresetControls`: rack-focus presets (save, go at a speed,
+  stop) for the controls.
+* :mod:`.bracket` -- :class:`~.bracket.BracketControls`: focus brackets (``/api/stack``) for the
+  controls.
+* :mod:`.follow` -- :class:`~.follow.FollowFocus`: continuous autofocus in the live loop
+  (``serve`` and ``run --af-mode continuous``).
 
 ``from pifocus.service import Service, SdNotifier, WatchedSource, ServiceError`` works as
 it did when this was one module (``ServiceError`` itself lives in :mod:`pifocus.exc`).

@@ -16,7 +16,7 @@ from ..exc import PiFocusError
 #: Fields of a focus report copied into the status document.
 REPORT_FIELDS = ("in_focus", "blur_px", "blur_px_sensor", "motion_blur", "coc_px", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
                  "in_focus_fraction", "informative_fraction", "noise_sigma_dn", "roi", "frame",
-                 "lens_position", "timestamp_ns", "timings_ms")
+                 "lens_position", "timestamp_ns", "timings_ms", "exposure")
 
 
 class FrameRate:
@@ -79,6 +79,15 @@ def drive_position(drive) -> Optional[float]:
         return None
 
 
+def autofocus_strategies() -> list:
+    """The autofocus strategy names this build offers (empty without the autofocus package)."""
+    try:
+        from .. import autofocus as afmod
+    except ImportError:
+        return []
+    return list(getattr(afmod, "STRATEGIES", ()))
+
+
 def status_line(svc, report=None) -> str:
     """One line for systemd's ``STATUS=`` (shown by ``systemctl status``); ``report``
     defaults to the pipeline's latest."""
@@ -131,6 +140,7 @@ def status_document(svc, autofocus: dict) -> dict:
                   "uncertain": bool(getattr(drive, "position_uncertain", False)) if drive else False,
                   "uncertain_reason": (getattr(drive, "uncertain_reason", "") or None) if drive else None}
     d["autofocus"] = dict(autofocus)
+    d["strategies"] = autofocus_strategies()
     d["preview"] = svc.hub.stats() if svc.hub else None
     d["clients"] = svc.hub.clients if svc.hub else 0
     return d
