@@ -1,0 +1,337 @@
+"""Model-free defocus and motion-blur estimate of an image region: pure functions, no state.
+
+Used where the focus model has no blur heads (the shipped v1 model is binary): the cull
+still needs a subject blur radius in pixels and a motion-blur flag.
+
+**Defocus** -- the re-blur gradient ratio of S. Zhuo and T. Sim, "Defocus map estimation
+from a single image", Pattern Recognition 44 (2011): an edge blurred by a Gaussian of
+``sigma`` and blurred again by ``sigma0`` keeps the ratio of gradient magnitudes
+``R = |grad I| / |grad I_reblurred| = sqrt(sigma^2 + sigma0^2) / sigma`` at the edge, so
+``sigma = sigma0 / sqrt(R^2 - 1)``.  It is evaluated at Canny edge pixels that stand clearly
+above the noise, and the region's figure is a robust median over them.  The Gaussian
+``sigma`` is converted to the radius of a disk (pillbox) PSF -- what a defocused lens
+gives -- with the table :data:`LEVEL_SIGMA_PX`, calibrated on synthetic disk blur of a dead-leaves
+scene (:func:`dead_leaves`; ``tests/test_blurest.py`` checks the calibration).
+
+**Motion** -- motion blur widens only the edges whose normal lies along the motion, so the
+same estimate is taken per gradient orientation (:data:`N_ORIENTATIONS` bins over 0..180 deg).
+Defocus is isotropic (every orientation reads alike); a motion streak reads much wider in
+one orientation than in the perpendicular one.  The motion length (px) is
+``MOTION_PX_PER_SIGMA * sqrt(sigma_max^2 - sigma_min^2)`` (a box of length L has a sigma of
+L / sqrt(12)), the defocus radius then comes from the least-blurred orientation.
+
+Units: pixels of the array given (the caller's analysis scale); DN for intensities.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..validate import require
+
+#: Calibration: median edge sigma (px of the level) that a disk PSF of radius ``DISK_RADII_PX``
+#: (px of the full-resolution region) gives at each pyramid level (reduction 1, 2, 4, 8),
+#: measured on dead-leaves scenes (:func:`dead_leaves`, two seeds, noise 1 DN); beyond the
+#: last point the last segment is extrapolated.  ``tests/test_blurest.py`` checks it.
+DISK_RADII_PX = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
+LEVEL_SIGMA_PX = {
+    1: (0.773, 0.973, 1.339, 1.84, 2.13),
+    2: (0.685, 0.721, 0.79, 0.912, 1.085, 1.48, 1.83, 2.68),
+    4: (0.508, 0.515, 0.528, 0.553, 0.592, 0.729, 0.898, 1.357, 1.78, 2.65, 3.3),
+    8: (0.443, 0.445, 0.451, 0.457, 0.47, 0.506, 0.548, 0.684, 0.865, 1.29, 1.71),
+}
+#: Motion length (px) per Gaussian sigma (px) of the widening: a box of length L has
+#: sigma = L / sqrt(12).
+MOTION_PX_PER_SIGMA = math.sqrt(12.0)
+#: Edges wider than this (median sigma, px of the level) are measured again on a 2x reduced
+#: copy, where the ratio is precise again and the noise lower.
+PYRAMID_SIGMA_PX = 1.3
+#: Largest reduction of that pyramid, and the smallest side (px) a level may have.
+MAX_REDUCTION = 8
+MIN_LEVEL_PX = 48
+#: Gradient orientation bins for the motion test (over 0..180 degrees).
+N_ORIENTATIONS = 8
+#: Sobel 3x3 gain: its output is 8 x the derivative of a ramp.
+_SOBEL_GAIN = 8.0
+#: Standard deviation of one Sobel 3x3 response per unit of white noise: sqrt(1+4+1+1+4+1).
+_SOBEL_NOISE_GAIN = math.sqrt(12.0)
+
+
+@dataclass(frozen=True)
+class BlurEstParams:
+    """Validated parameters of :func:`estimate_blur`.
+
+    Attributes:
+        reblur_sigma_px: Gaussian sigma of the re-blur (px); 1..3 trades precision on small
+            blur (small sigma) against range on large blur.
+        edge_snr: an edge pixel counts when its gradient exceeds this many times the
+            gradient that the noise alone gives.
+        min_edge_dn: ... and at least this gradient (DN per px), whatever the noise.
+        min_edges: fewest edge pixels needed for an estimate (else NaN).
+        min_edges_orientation: fewest edge pixels an orientation bin needs to vote on motion.
+        motion_ratio: motion when the most blurred orientation's sigma is at least this
+            multiple of the least blurred one's ...
+        motion_min_px: ... and the motion length is at least this (px).
+        max_pixels: a larger region is estimated on its most detailed windows (px count cap).
+        window_px: side of those windows (px).
+    """
+
+    reblur_sigma_px: float = 1.5
+    edge_snr: float = 6.0
+    min_edge_dn: float = 4.0
+    min_edges: int = 30
+    min_edges_orientation: int = 12
+    motion_ratio: float = 1.9
+    motion_min_px: float = 4.0
+    max_pixels: int = 2_000_000
+    window_px: int = 256
+
+    def __post_init__(self):
+        s = "blurest"
+        require(0.5 <= self.reblur_sigma_px <= 4, s, "reblur_sigma_px", self.reblur_sigma_px, "0.5..4 px")
+        require(1 <= self.edge_snr <= 100, s, "edge_snr", self.edge_snr, "1..100")
+        require(0 <= self.min_edge_dn <= 255, s, "min_edge_dn", self.min_edge_dn, "0..255 DN/px")
+        require(1 <= int(self.min_edges) <= 10**7, s, "min_edges", self.min_edges, "1..1e7")
+        require(1 <= int(self.min_edges_orientation) <= 10**7, s, "min_edges_orientation",
+                self.min_edges_orientation, "1..1e7")
+        require(1 < self.motion_ratio <= 20, s, "motion_ratio", self.motion_ratio, "1 < x <= 20")
+        require(0 <= self.motion_min_px <= 1000, s, "motion_min_px", self.motion_min_px, "0..1000 px")
+        require(10_000 <= int(self.max_pixels) <= 10**9, s, "max_pixels", self.max_pixels, "1e4..1e9")
+        require(32 <= int(self.window_px) <= 4096, s, "window_px", self.window_px, "32..4096 px")
+
+
+@dataclass(frozen=True)
+class BlurEstimate:
+    """What :func:`estimate_blur` found.
+
+    Attributes:
+        blur_px: defocus blur as the radius of a disk PSF (px); NaN when too few edges.
+        sigma_px: the Gaussian sigma of the edges (px), median over the least-blurred
+            orientation(s); NaN when too few edges.
+        motion_px: motion-blur length (px), 0 when none is seen; NaN when too few edges.
+        motion_angle_deg: direction of the motion (degrees, 0 = horizontal, counter-
+            clockwise, 0..180); NaN without motion.
+        motion: motion blur detected (``motion_ratio`` and ``motion_min_px`` both met).
+        edges: edge pixels the estimate is based on.
+        orientation_sigma_px: median sigma per orientation bin (NaN where too few edges).
+    """
+
+    blur_px: float
+    sigma_px: float
+    motion_px: float
+    motion_angle_deg: float
+    motion: bool
+    edges: int
+    orientation_sigma_px: Tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN becomes None, floats rounded to 3 decimals)."""
+        def num(v):
+            v = float(v)
+            return None if not math.isfinite(v) else round(v, 3)
+        d = asdict(self)
+        return {k: ([num(x) for x in v] if isinstance(v, tuple) else
+                    num(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _gray32(luma) -> np.ndarray:
+    a = np.asarray(luma)
+    if a.ndim != 2 or min(a.shape) < 8:
+        raise ValueError(f"luma must be a 2-D array of at least 8x8 pixels, got shape {a.shape}")
+    return a.astype(np.float32, copy=False)
+
+
+def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
+                noise_sigma_dn: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-edge-pixel Gaussian blur sigma (px) and gradient orientation (radians, 0..pi).
+
+    Edge pixels are Canny edges (non-maximum suppressed) whose Sobel gradient exceeds
+    ``edge_snr`` times the noise's and ``min_edge_dn``; sigma is from the re-blur ratio
+    (module docstring).  Pixels whose ratio is not above 1 (no measurable difference) are
+    given a very large sigma (they are as blurred as can be told).
+
+    Raises:
+        ValueError: ``luma`` is not a 2-D array of at least 8x8 pixels, or the noise is negative.
+    """
+    import cv2
+
+    f = _gray32(luma)
+    if not (noise_sigma_dn >= 0 and math.isfinite(noise_sigma_dn)):
+        raise ValueError(f"noise_sigma_dn = {noise_sigma_dn!r} must be a finite number >= 0")
+    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    high = max(params.min_edge_dn * _SOBEL_GAIN, params.edge_snr * _SOBEL_NOISE_GAIN * noise_sigma_dn)
+    edges = cv2.Canny(np.clip(gx, -32767, 32767).astype(np.int16),
+                      np.clip(gy, -32767, 32767).astype(np.int16), high * 0.5, high, L2gradient=True)
+    m = (edges > 0) & (mag >= high)
+    # Stay off the border, where the re-blur sees the reflected padding.
+    b = int(math.ceil(3 * params.reblur_sigma_px)) + 2
+    m[:b, :] = m[-b:, :] = False
+    m[:, :b] = m[:, -b:] = False
+    if not m.any():
+        return np.empty(0, np.float32), np.empty(0, np.float32)
+    r = cv2.GaussianBlur(f, (0, 0), params.reblur_sigma_px)
+    rx = cv2.Sobel(r, cv2.CV_32F, 1, 0, ksize=3)
+    ry = cv2.Sobel(r, cv2.CV_32F, 0, 1, ksize=3)
+    rmag = cv2.magnitude(rx[m], ry[m]).ravel()
+    ratio = mag[m] / np.maximum(rmag, 1e-6)
+    denom = np.maximum(ratio * ratio - 1.0, 1e-4)
+    sigma = (params.reblur_sigma_px / np.sqrt(denom)).astype(np.float32)
+    theta = np.mod(np.arctan2(gy[m], gx[m]), np.pi).astype(np.float32)
+    return sigma, theta
+
+
+def _windows(f: np.ndarray, params: BlurEstParams):
+    """The region itself, or (when above ``max_pixels``) its most detailed windows."""
+    h, w = f.shape
+    if h * w <= params.max_pixels:
+        return [f]
+    s = int(params.window_px)
+    ny, nx = h // s, w // s
+    if ny == 0 or nx == 0:
+        return [f]
+    # Detail per window from a cheap gradient on the window grid (no loop over pixels).
+    crop = f[:ny * s, :nx * s]
+    dx = np.abs(np.diff(crop[::4, ::4], axis=1))
+    energy = dx[:, :nx * (s // 4) - 1].reshape(ny, s // 4, -1)
+    energy = np.add.reduceat(energy.sum(axis=1), np.arange(0, energy.shape[2], s // 4), axis=1)[:, :nx]
+    keep = max(1, int(params.max_pixels // (s * s)))
+    order = np.argsort(energy.ravel())[::-1][:keep]
+    return [f[(i // nx) * s:(i // nx + 1) * s, (i % nx) * s:(i % nx + 1) * s] for i in sorted(order)]
+
+
+def sigma_to_disk_px(sigma_px: float, reduction: int = 1) -> float:
+    """The disk-PSF radius (px of the full-resolution region) of a median edge sigma measured
+    at pyramid level ``reduction`` (1, 2, 4 or 8), from the calibration :data:`LEVEL_SIGMA_PX`.
+    0 for an edge no wider than an in-focus one; NaN passes through.
+
+    Raises:
+        ValueError: ``reduction`` is not 1, 2, 4 or 8.
+    """
+    if reduction not in LEVEL_SIGMA_PX:
+        raise ValueError(f"reduction = {reduction!r} must be one of {sorted(LEVEL_SIGMA_PX)}")
+    s = float(sigma_px)
+    if not math.isfinite(s):
+        return s
+    xs = np.asarray(LEVEL_SIGMA_PX[reduction])
+    ys = np.asarray(DISK_RADII_PX[:len(xs)])
+    if s <= xs[-1]:
+        return float(np.interp(s, xs, ys))
+    slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    return float(ys[-1] + slope * (s - xs[-1]))
+
+
+def _reduce2(f: np.ndarray) -> np.ndarray:
+    """``f`` reduced 2x by area averaging."""
+    import cv2
+    h, w = f.shape
+    return cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def _orientation_medians(sigma: np.ndarray, theta: np.ndarray, params: BlurEstParams):
+    """``(bin index per edge, median sigma per orientation bin)`` (NaN: too few edges)."""
+    n_bins = N_ORIENTATIONS
+    k = np.floor(theta / (np.pi / n_bins) + 0.5).astype(np.int64) % n_bins
+    counts = np.bincount(k, minlength=n_bins)
+    med = np.full(n_bins, np.nan)
+    for i in np.flatnonzero(counts >= params.min_edges_orientation):  # at most n_bins
+        med[i] = float(np.median(sigma[k == i]))
+    return k, med
+
+
+def _level(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float):
+    """``(sigma, theta, bins, medians)`` of one pyramid level; ``None`` when too few edges."""
+    parts = [edge_sigmas(win, params, noise_sigma_dn) for win in _windows(f, params)]
+    sigma = np.concatenate([p[0] for p in parts])
+    theta = np.concatenate([p[1] for p in parts])
+    if sigma.size < params.min_edges:
+        return None
+    k, med = _orientation_medians(sigma, theta, params)
+    return sigma, theta, k, med
+
+
+def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
+                  noise_sigma_dn: Optional[float] = None) -> BlurEstimate:
+    """Defocus radius and motion blur of a region (see the module docstring).
+
+    A region whose edges are wider than :data:`PYRAMID_SIGMA_PX` is measured again reduced
+    2x (up to :data:`MAX_REDUCTION`), where the re-blur ratio is precise again and the noise
+    lower; the result is scaled back to the pixels given.
+
+    Args:
+        luma: 2-D luma (any numeric type, DN), at least 8x8; the subject region.
+        params: :class:`BlurEstParams`.
+        noise_sigma_dn: the image's noise sigma (DN); ``None`` measures it with
+            :func:`pifocus.focus.exposure.noise_sigma_dn`.
+
+    Raises:
+        ValueError: ``luma`` is not a 2-D array of at least 8x8 pixels.
+    """
+    f = _gray32(luma)
+    if noise_sigma_dn is None:
+        from .exposure import noise_sigma_dn as measure
+        noise_sigma_dn = measure(f)
+    nan = math.nan
+    factor, lv, edges = 1, _level(f, params, noise_sigma_dn), 0
+    while lv is not None and float(np.median(lv[0])) > PYRAMID_SIGMA_PX and factor < MAX_REDUCTION \
+            and min(f.shape) >= 2 * MIN_LEVEL_PX:
+        f, noise_sigma_dn = _reduce2(f), noise_sigma_dn / 2.0
+        nxt = _level(f, params, noise_sigma_dn)
+        if nxt is None:
+            break
+        factor, lv = factor * 2, nxt
+    if lv is None:
+        return BlurEstimate(nan, nan, nan, nan, False, edges, (nan,) * N_ORIENTATIONS)
+    sigma, _theta, k, med = lv
+    ok = np.isfinite(med)
+    motion_px, angle, motion = 0.0, nan, False
+    sigma_def = float(np.median(sigma))
+    if ok.sum() >= 2:
+        lo_i, hi_i = int(np.nanargmin(med)), int(np.nanargmax(med))
+        lo, hi = med[lo_i], med[hi_i]
+        # Widening beyond the least-blurred orientation, in quadrature (defocus adds to both).
+        widen = MOTION_PX_PER_SIGMA * math.sqrt(max(hi * hi - lo * lo, 0.0)) * factor
+        if hi >= params.motion_ratio * lo:
+            motion_px = widen
+            motion = bool(widen >= params.motion_min_px)
+        if motion:
+            # The gradient of the most widened edges points along the motion (image rows run
+            # down: turn it into the counter-clockwise angle a viewer sees).
+            angle = (180.0 - hi_i * 180.0 / N_ORIENTATIONS) % 180.0
+            # Defocus from the orientations the motion left alone.
+            sigma_def = float(np.median(sigma[np.isin(k, np.flatnonzero(ok & (med <= 1.25 * lo)))]))
+    return BlurEstimate(blur_px=sigma_to_disk_px(sigma_def, factor), sigma_px=factor * sigma_def,
+                        motion_px=float(motion_px), motion_angle_deg=float(angle), motion=motion,
+                        edges=int(sigma.size), orientation_sigma_px=tuple(float(v) * factor for v in med))
+
+
+def dead_leaves(size_px: int, seed: int = 0, n_discs: int = 4000,
+                radius_range_px: Tuple[float, float] = (3.0, 60.0)) -> np.ndarray:
+    """A dead-leaves scene (occluding discs of random grey, power-law radii): the standard
+    synthetic stand-in for natural-image edge statistics.  float32 in 0.1..0.9, square.
+
+    Raises:
+        ValueError: ``size_px`` below 16 or a bad radius range.
+    """
+    import cv2
+
+    if int(size_px) < 16:
+        raise ValueError(f"size_px = {size_px!r} must be at least 16")
+    rmin, rmax = (float(v) for v in radius_range_px)
+    if not 0 < rmin < rmax:
+        raise ValueError(f"radius_range_px = {radius_range_px!r} must be 0 < min < max")
+    rng = np.random.default_rng(seed)
+    n = int(size_px)
+    ss = 4  # drawn 4x supersampled, then area-reduced: anti-aliased, in-focus edges
+    img = np.full((n * ss, n * ss), 0.5, np.float32)
+    # Radii ~ r^-3 (scale invariance), drawn by inverse CDF.
+    u = rng.random(n_discs)
+    radii = (rmin ** -2 - u * (rmin ** -2 - rmax ** -2)) ** -0.5
+    centres = rng.random((n_discs, 2)) * n
+    greys = rng.uniform(0.1, 0.9, n_discs)
+    for (cx, cy), r, g in zip(centres, radii, greys):  # drawing only
+        cv2.circle(img, (int(cx * ss), int(cy * ss)), max(1, int(r * ss)), float(g), -1, cv2.LINE_8)
+    return cv2.resize(img, (n, n), interpolation=cv2.INTER_AREA)
