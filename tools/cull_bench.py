@@ -142,7 +142,7 @@ def centre_reference(a: np.ndarray, b: np.ndarray, box, tile: int = 32, margin: 
 
 
 def cmd_mfifb(args) -> int:
-    from pifocus.cull.bursts import rank_key
+    from pifocus.cull.bursts import sharpness_key
     from pifocus.cull.inputs import decode_photo
     root = Path(args.data) / "multifocus-pairs" / "mfifb"
     if not root.is_dir():
@@ -151,6 +151,8 @@ def cmd_mfifb(args) -> int:
     score = make_scorer(CullParams(subject=args.subject))
     agree = disagree = ambiguous = 0
     wrong = []
+    alt = {"sharpness_key (motion, blur_px, edge_sigma, p)": 0, "edge_sigma_px alone": 0, "CNN p_in_focus alone": 0,
+           "analyzer sharpness alone": 0}
     for scene in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(f for f in scene.iterdir() if f.stem.endswith(("_A", "_B")))
         if len(files) != 2:
@@ -163,18 +165,26 @@ def cmd_mfifb(args) -> int:
         if ref == 0:
             ambiguous += 1
             continue
-        a_first = rank_key(ra) < rank_key(rb)
-        if a_first == (ref == 1):
+        a_first = sharpness_key(ra) < sharpness_key(rb)
+        want_a = ref == 1
+        alt["sharpness_key (motion, blur_px, edge_sigma, p)"] += a_first == want_a
+        alt["edge_sigma_px alone"] += (ra.edge_sigma_px < rb.edge_sigma_px) == want_a
+        alt["CNN p_in_focus alone"] += (ra.p_in_focus > rb.p_in_focus) == want_a
+        alt["analyzer sharpness alone"] += (ra.sharpness > rb.sharpness) == want_a
+        if a_first == want_a:
             agree += 1
         else:
             disagree += 1
             wrong.append(f"{scene.name}: ref {'A' if ref == 1 else 'B'}; A {ra.verdict} blur {ra.blur_px:.2f} "
-                         f"p {ra.p_in_focus:.2f} | B {rb.verdict} blur {rb.blur_px:.2f} p {rb.p_in_focus:.2f}")
+                         f"sigma {ra.edge_sigma_px:.3f} p {ra.p_in_focus:.2f} | B {rb.verdict} blur "
+                         f"{rb.blur_px:.2f} sigma {rb.edge_sigma_px:.3f} p {rb.p_in_focus:.2f}")
     n = agree + disagree
     for w in wrong:
         print("  disagree:", w)
     print(f"MFIFB pairs with a clear centre reference: {n}, ambiguous (not counted): {ambiguous}")
     print(f"agreement (sharp-on-centre photo ranked first): {agree}/{n} = {100.0 * agree / max(n, 1):.1f} %")
+    for k, v in alt.items():
+        print(f"  ranking by {k}: {v}/{n} = {100.0 * v / max(n, 1):.1f} %")
     return 0
 
 

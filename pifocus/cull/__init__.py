@@ -54,8 +54,9 @@ class CullParams:
             that is critically sharp.
         burst_gap_s: photos at most this far apart (s) belong to one burst [2.0].
         subject: ``auto``, ``face``, ``detail`` or ``centre`` [auto].
-        min_p_in_focus: a subject the CNN calls in focus with less than this probability
-            is at best ``maybe`` [0.15].
+        min_p_in_focus: at the default focus tolerance, a subject the CNN calls in focus
+            with less than this probability is at best ``maybe`` [0.15]; the bar scales
+            with ``2 x focus`` (0 when lenient, twice this when strict).
     """
 
     focus: float = 0.5
@@ -138,6 +139,9 @@ class CullResult:
         subject: the :class:`Subject`.
         blur_px: subject defocus blur radius (px of the photo); NaN when not measurable.
         blur_source: ``heads`` (the model's blur head) or ``blurest`` (model-free estimate).
+        edge_sigma_px: the median Gaussian width of the subject's edges (px) behind a
+            ``blurest`` figure -- continuous where ``blur_px`` reads 0 for everything at
+            least as sharp as an in-focus edge, so it ranks the photos of a burst; NaN with heads.
         motion_blur, motion_px, motion_angle_deg: motion blur seen on the subject, its length
             (px) and direction (degrees counter-clockwise from horizontal).
         p_in_focus: the CNN's in-focus probability of the subject (NaN when no tile was judged).
@@ -160,6 +164,7 @@ class CullResult:
     subject: Subject
     blur_px: float
     blur_source: str
+    edge_sigma_px: float
     motion_blur: bool
     motion_px: float
     motion_angle_deg: float
@@ -188,7 +193,7 @@ class CullResult:
     def to_dict(self) -> dict:
         """A JSON-ready dict (NaN becomes null)."""
         d = asdict(self)
-        for k in ("blur_px", "motion_px", "motion_angle_deg", "p_in_focus", "sharpness", "noise_sigma_dn",
+        for k in ("blur_px", "edge_sigma_px", "motion_px", "motion_angle_deg", "p_in_focus", "sharpness", "noise_sigma_dn",
                   "snr_db", "ev_offset", "clip_high_pct", "clip_low_pct", "time_s"):
             d[k] = _num(d[k], 4 if k == "p_in_focus" else 3)
         d["subject"] = {"box_px": list(self.subject.box_px), "kind": self.subject.kind,

@@ -2,14 +2,14 @@
 the subject is marked best of its group.  Pure functions on results.
 
 * :func:`group_times` -- group indices from capture times (a new group after a gap).
-* :func:`rank_key` -- the order "sharper on the subject" (verdict, then blur, then CNN).
+* :func:`sharpness_key` -- the order "sharper on the subject" (motion, blur, edge width, CNN).
+* :func:`rank_key` -- the burst order: not rejected first, then :func:`sharpness_key`.
 * :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results.
 """
 
 import math
 from typing import List, Sequence
 
-from . import VERDICTS
 
 
 def group_times(times_s: Sequence[float], gap_s: float) -> List[int]:
@@ -33,13 +33,20 @@ def group_times(times_s: Sequence[float], gap_s: float) -> List[int]:
     return groups
 
 
+def sharpness_key(r):
+    """Sort key: smaller is sharper on the subject.  No motion blur before motion blur, then
+    the smaller blur radius (``blur_px``), then the narrower edges (``edge_sigma_px``, which
+    still tells apart photos that both read 0 px), then the higher CNN probability."""
+    def fin(v, default):
+        return v if v is not None and math.isfinite(v) else default
+    return (bool(r.motion_blur), round(fin(r.blur_px, math.inf), 1), round(fin(r.edge_sigma_px, math.inf), 3),
+            -fin(r.p_in_focus, -1.0))
+
+
 def rank_key(r):
-    """Sort key: smaller is sharper on the subject.  Verdict first (a keep beats a maybe),
-    no motion before motion, then the smaller blur radius, then the higher CNN probability,
-    then the higher sharpness."""
-    blur = r.blur_px if math.isfinite(r.blur_px) else math.inf
-    p = r.p_in_focus if math.isfinite(r.p_in_focus) else -1.0
-    return (VERDICTS.index(r.verdict), bool(r.motion_blur), round(blur, 2), -p, -r.sharpness)
+    """The burst order: a rejected photo (for any reason) after every other, then
+    :func:`sharpness_key`."""
+    return (r.verdict == "reject",) + sharpness_key(r)
 
 
 def mark_bursts(results, gap_s: float) -> int:

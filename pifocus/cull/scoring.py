@@ -36,8 +36,8 @@ def judge(r: CullResult, p: CullParams) -> Tuple[str, List[str]]:
     """The verdict and its reasons from a result's measures and the tolerances.
 
     Focus: the subject's ``blur_px`` against :attr:`CullParams.keep_blur_px`; a motion streak
-    against :attr:`CullParams.motion_keep_px`; a subject the CNN clearly calls soft is at
-    best ``maybe``; no measurable blur and no CNN verdict is ``maybe`` ("no detail").
+    against :attr:`CullParams.motion_keep_px`; a subject the CNN clearly calls soft
+    (``p_in_focus`` below ``min_p_in_focus x 2 x focus``) is at best ``maybe``; no measurable blur and no CNN verdict is ``maybe`` ("no detail").
     Noise: sigma against :attr:`CullParams.noise_keep_dn`.  Exposure: the subject's
     |EV offset| against :attr:`CullParams.ev_keep`, clipped highlights/shadows against
     :attr:`CullParams.clip_keep_pct`.
@@ -58,8 +58,9 @@ def judge(r: CullResult, p: CullParams) -> Tuple[str, List[str]]:
             f"subject blur {r.blur_px:.1f} px (keep <= {p.keep_blur_px:.1f} px)")
     elif not math.isfinite(r.p_in_focus):
         add(1, "no detail on the subject to judge focus")
-    if math.isfinite(r.p_in_focus) and r.p_in_focus < p.min_p_in_focus and not grades:
-        add(1, f"CNN: subject soft (p_in_focus {r.p_in_focus:.2f} < {p.min_p_in_focus:.2f})")
+    p_min = p.min_p_in_focus * 2.0 * p.focus  # the CNN judges critical focus: lenient tolerances ignore it
+    if math.isfinite(r.p_in_focus) and r.p_in_focus < p_min and not grades:
+        add(1, f"CNN: subject soft (p_in_focus {r.p_in_focus:.2f} < {p_min:.2f})")
     add(_grade(r.noise_sigma_dn, p.noise_keep_dn),
         f"noise sigma {r.noise_sigma_dn:.1f} DN (keep <= {p.noise_keep_dn:.1f})")
     if math.isfinite(r.ev_offset):
@@ -109,11 +110,11 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
     t2 = time.perf_counter()
     noise = exposure.noise_sigma_dn(luma)
     if analyzer.has_blur and math.isfinite(rep.blur_px_sensor):
-        blur, source = rep.blur_px_sensor, "heads"
+        blur, source, sigma = rep.blur_px_sensor, "heads", math.nan
         motion, motion_px, angle = rep.motion_blur, math.nan, math.nan
     else:
         est = blurest.estimate_blur(luma[y:y + bh, x:x + bw], noise_sigma_dn=noise)
-        blur, source = est.blur_px, "blurest"
+        blur, source, sigma = est.blur_px, "blurest", est.sigma_px
         motion, motion_px, angle = est.motion, est.motion_px, est.motion_angle_deg
     t3 = time.perf_counter()
     ex = exposure.exposure_stats(luma, roi_px=subj.box_px, noise_sigma=noise)
@@ -121,7 +122,7 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
     when, src = file_time(path)
     r = CullResult(
         path=path, width=w, height=h, time_s=when, time_source=src, subject=subj,
-        blur_px=float(blur), blur_source=source, motion_blur=bool(motion), motion_px=float(motion_px),
+        blur_px=float(blur), blur_source=source, edge_sigma_px=float(sigma), motion_blur=bool(motion), motion_px=float(motion_px),
         motion_angle_deg=float(angle), p_in_focus=float(rep.p_in_focus), sharpness=float(rep.sharpness),
         focus_verdict=rep.verdict, noise_sigma_dn=float(ex.noise_sigma_dn), snr_db=ex.snr_db,
         ev_offset=float(ex.ev_offset_roi), clip_high_pct=float(ex.clip_high_pct_roi),

@@ -76,7 +76,9 @@ class BlurEstParams:
         min_edges_orientation: fewest edge pixels an orientation bin needs to vote on motion.
         motion_ratio: motion when the most blurred orientation's sigma is at least this
             multiple of the least blurred one's ...
-        motion_min_px: ... and the motion length is at least this (px).
+        motion_min_px: ... and the motion length is at least this (px) ...
+        motion_cells: ... and at least this share of the region's cells (thirds, or its
+            windows) shows the widening too (:func:`motion_consistency`).
         max_pixels: a larger region is estimated on its most detailed windows (px count cap).
         window_px: side of those windows (px).
     """
@@ -88,6 +90,7 @@ class BlurEstParams:
     min_edges_orientation: int = 12
     motion_ratio: float = 1.9
     motion_min_px: float = 4.0
+    motion_cells: float = 0.7
     max_pixels: int = 2_000_000
     window_px: int = 256
 
@@ -101,6 +104,7 @@ class BlurEstParams:
                 self.min_edges_orientation, "1..1e7")
         require(1 < self.motion_ratio <= 20, s, "motion_ratio", self.motion_ratio, "1 < x <= 20")
         require(0 <= self.motion_min_px <= 1000, s, "motion_min_px", self.motion_min_px, "0..1000 px")
+        require(0 <= self.motion_cells <= 1, s, "motion_cells", self.motion_cells, "0..1")
         require(10_000 <= int(self.max_pixels) <= 10**9, s, "max_pixels", self.max_pixels, "1e4..1e9")
         require(32 <= int(self.window_px) <= 4096, s, "window_px", self.window_px, "32..4096 px")
 
@@ -147,8 +151,9 @@ def _gray32(luma) -> np.ndarray:
 
 
 def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
-                noise_sigma_dn: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-edge-pixel Gaussian blur sigma (px) and gradient orientation (radians, 0..pi).
+                noise_sigma_dn: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-edge-pixel Gaussian blur sigma (px), gradient orientation (radians, 0..pi) and
+    cell (0..8: which third of the rows and of the columns it lies in).
 
     Edge pixels are Canny edges (non-maximum suppressed) whose Sobel gradient exceeds
     ``edge_snr`` times the noise's and ``min_edge_dn``; sigma is from the re-blur ratio
@@ -175,7 +180,7 @@ def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
     m[:b, :] = m[-b:, :] = False
     m[:, :b] = m[:, -b:] = False
     if not m.any():
-        return np.empty(0, np.float32), np.empty(0, np.float32)
+        return np.empty(0, np.float32), np.empty(0, np.float32), np.empty(0, np.int64)
     r = cv2.GaussianBlur(f, (0, 0), params.reblur_sigma_px)
     rx = cv2.Sobel(r, cv2.CV_32F, 1, 0, ksize=3)
     ry = cv2.Sobel(r, cv2.CV_32F, 0, 1, ksize=3)
@@ -184,7 +189,9 @@ def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
     denom = np.maximum(ratio * ratio - 1.0, 1e-4)
     sigma = (params.reblur_sigma_px / np.sqrt(denom)).astype(np.float32)
     theta = np.mod(np.arctan2(gy[m], gx[m]), np.pi).astype(np.float32)
-    return sigma, theta
+    ys, xs = np.nonzero(m)
+    cell = (ys * 3 // m.shape[0]) * 3 + xs * 3 // m.shape[1]
+    return sigma, theta, cell.astype(np.int64)
 
 
 def _windows(f: np.ndarray, params: BlurEstParams):
@@ -247,13 +254,31 @@ def _orientation_medians(sigma: np.ndarray, theta: np.ndarray, params: BlurEstPa
 
 def _level(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float):
     """``(sigma, theta, bins, medians)`` of one pyramid level; ``None`` when too few edges."""
-    parts = [edge_sigmas(win, params, noise_sigma_dn) for win in _windows(f, params)]
+    wins = _windows(f, params)
+    parts = [edge_sigmas(win, params, noise_sigma_dn) for win in wins]
     sigma = np.concatenate([p[0] for p in parts])
     theta = np.concatenate([p[1] for p in parts])
+    # Cells for the consistency test: thirds of the region, or the windows themselves.
+    cell = (parts[0][2] if len(parts) == 1 else
+            np.concatenate([np.full(p[0].size, i, np.int64) for i, p in enumerate(parts)]))
     if sigma.size < params.min_edges:
         return None
     k, med = _orientation_medians(sigma, theta, params)
-    return sigma, theta, k, med
+    return sigma, cell, k, med
+
+
+def motion_consistency(sigma: np.ndarray, cell: np.ndarray, k: np.ndarray, lo_i: int, hi_i: int,
+                       ratio: float, min_edges: int) -> float:
+    """Share of the cells (with ``min_edges`` edges in both bins) whose edges in bin ``hi_i``
+    are at least ``ratio`` x wider than in bin ``lo_i``: camera shake and subject motion
+    widen the same orientation everywhere; a defocused diagonal object (a fence before the
+    subject) only where it is.  NaN when no cell can tell."""
+    votes = []
+    for c in np.unique(cell):  # at most 9 cells (or the windows)
+        a, b = sigma[(cell == c) & (k == hi_i)], sigma[(cell == c) & (k == lo_i)]
+        if a.size >= min_edges and b.size >= min_edges:
+            votes.append(float(np.median(a)) >= ratio * float(np.median(b)))
+    return float(np.mean(votes)) if votes else math.nan
 
 
 def _motion_length(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, factor: int,
@@ -304,7 +329,7 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
         factor, lv = factor * 2, nxt
     if lv is None:
         return BlurEstimate(nan, nan, nan, nan, False, edges, (nan,) * N_ORIENTATIONS)
-    sigma, _theta, k, med = lv
+    sigma, cell, k, med = lv
     ok = np.isfinite(med)
     motion_px, angle, motion = 0.0, nan, False
     sigma_def = float(np.median(sigma))
@@ -315,7 +340,9 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
         widen = MOTION_PX_PER_SIGMA * math.sqrt(max(hi * hi - lo * lo, 0.0)) * factor
         if hi >= params.motion_ratio * lo:
             motion_px = _motion_length(f, params, noise_sigma_dn, factor, hi, widen)
-            motion = bool(motion_px >= params.motion_min_px)
+            share = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
+                                       params.min_edges_orientation)
+            motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells)
         if motion:
             # The gradient of the most widened edges points along the motion (image rows run
             # down: turn it into the counter-clockwise angle a viewer sees).
