@@ -161,7 +161,7 @@ def cmd_mfifb(args) -> int:
         if da is None or db is None or da.luma.shape != db.luma.shape:
             continue
         ra, rb = score(da.luma, str(files[0])), score(db.luma, str(files[1]))
-        ref = centre_reference(da.luma, db.luma, ra.subject.box_px)
+        ref = centre_reference(da.luma, db.luma, ra.subject.box_px, min_votes=args.min_votes, agree=args.agree)
         if ref == 0:
             ambiguous += 1
             continue
@@ -181,7 +181,8 @@ def cmd_mfifb(args) -> int:
     n = agree + disagree
     for w in wrong:
         print("  disagree:", w)
-    print(f"MFIFB pairs with a clear centre reference: {n}, ambiguous (not counted): {ambiguous}")
+    print(f"MFIFB pairs with a clear centre reference (>= {args.min_votes} tiles vote, >= {args.agree:.0%} agree): "
+          f"{n}, ambiguous (not counted): {ambiguous}")
     print(f"agreement (sharp-on-centre photo ranked first): {agree}/{n} = {100.0 * agree / max(n, 1):.1f} %")
     for k, v in alt.items():
         print(f"  ranking by {k}: {v}/{n} = {100.0 * v / max(n, 1):.1f} %")
@@ -255,6 +256,8 @@ def main(argv=None) -> int:
     m = sub.add_parser("mfifb")
     m.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     m.add_argument("--subject", default="centre", choices=("auto", "face", "detail", "centre"))
+    m.add_argument("--agree", type=float, default=0.75, help="share of voting tiles the reference needs [0.75]")
+    m.add_argument("--min-votes", type=int, default=8, help="voting tiles the reference needs [8]")
     s = sub.add_parser("speed")
     s.add_argument("--mp", type=float, nargs="+", default=[24.0, 12.0])
     s.add_argument("--repeat", type=int, default=5)

@@ -6,6 +6,7 @@
 * :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
 * :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
 * :mod:`.exposure` -- exposure and noise readouts: EV offset, clipping, noise sigma, SNR, histogram, ISO.
+* :mod:`.blurest` -- model-free defocus radius (re-blur gradient ratio) and motion-blur estimate.
 """
 
 from .analyzer import DEFAULT_ROI, AnalysisParams, FocusAnalyzer  # noqa: F401

@@ -282,10 +282,12 @@ def motion_consistency(sigma: np.ndarray, cell: np.ndarray, k: np.ndarray, lo_i:
 
 
 def _motion_length(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, factor: int,
-                   hi: float, widen: float) -> float:
-    """The motion streak length (px of the region): the widening of the most blurred
-    orientation, measured on coarser levels while it is wider than :data:`PYRAMID_SIGMA_PX`
-    (the ratio saturates there, as it does for defocus)."""
+                   hi: float, lo: float) -> Tuple[float, float]:
+    """``(streak length px of the region, largest hi/lo ratio seen)``: the widening of the
+    most blurred orientation, measured on coarser levels while it is wider than
+    :data:`PYRAMID_SIGMA_PX` (the ratio saturates there, as it does for defocus)."""
+    widen = MOTION_PX_PER_SIGMA * math.sqrt(max(hi * hi - lo * lo, 0.0)) * factor
+    ratio = hi / max(lo, 1e-6)
     while hi > PYRAMID_SIGMA_PX and factor < MAX_REDUCTION and min(f.shape) >= 2 * MIN_LEVEL_PX:
         f, noise_sigma_dn = _reduce2(f), noise_sigma_dn / 2.0
         lv = _level(f, params, noise_sigma_dn)
@@ -294,7 +296,8 @@ def _motion_length(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, 
         factor *= 2
         hi, lo = float(np.nanmax(lv[3])), float(np.nanmin(lv[3]))
         widen = MOTION_PX_PER_SIGMA * math.sqrt(max(hi * hi - lo * lo, 0.0)) * factor
-    return widen
+        ratio = max(ratio, hi / max(lo, 1e-6))
+    return widen, ratio
 
 
 def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
@@ -336,13 +339,15 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
     if ok.sum() >= 2:
         lo_i, hi_i = int(np.nanargmin(med)), int(np.nanargmax(med))
         lo, hi = med[lo_i], med[hi_i]
-        # Widening beyond the least-blurred orientation, in quadrature (defocus adds to both).
-        widen = MOTION_PX_PER_SIGMA * math.sqrt(max(hi * hi - lo * lo, 0.0)) * factor
-        if hi >= params.motion_ratio * lo:
-            motion_px = _motion_length(f, params, noise_sigma_dn, factor, hi, widen)
-            share = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
-                                       params.min_edges_orientation)
-            motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells)
+        # Widening beyond the least-blurred orientation, in quadrature (defocus adds to both);
+        # a saturated (very wide) orientation is measured again on coarser levels.
+        if hi >= math.sqrt(params.motion_ratio) * lo:
+            widen, ratio = _motion_length(f, params, noise_sigma_dn, factor, hi, lo)
+            if ratio >= params.motion_ratio:
+                motion_px = widen
+                share = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
+                                           params.min_edges_orientation)
+                motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells)
         if motion:
             # The gradient of the most widened edges points along the motion (image rows run
             # down: turn it into the counter-clockwise angle a viewer sees).
