@@ -43,6 +43,8 @@ setup(
                   "tensorflow>=2.16; platform_machine != 'x86_64'",
                   "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
+        # Camera raws for `pifocus cull` (DNG from the Pi, CR2/NEF/ARW/...): LibRaw through rawpy.
+        "raw": ["rawpy>=0.18"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
         "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
     },
