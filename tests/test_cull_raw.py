@@ -79,7 +79,7 @@ def test_cull_judges_dngs(tmp_path, capsys):
     assert main(["cull", str(tmp_path), "--json", "--jobs", "1"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     by = {r["path"].rsplit("/", 1)[-1]: r for r in rows if "path" in r}
-    assert by["sharp.dng"]["verdict"] != "reject" and by["soft.dng"]["verdict"] == "reject"
+    assert by["sharp.dng"]["verdict"] == "keep" and by["soft.dng"]["verdict"] == "reject"
     assert by["soft.dng"]["blur_px"] > by["sharp.dng"]["blur_px"] + 3
     assert (tmp_path / "sharp.dng.xmp").exists()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix == ".dng"} == before

@@ -78,7 +78,9 @@ class BlurEstParams:
             multiple of the least blurred one's ...
         motion_min_px: ... and the motion length is at least this (px) ...
         motion_cells: ... and at least this share of the region's cells (thirds, or its
-            windows) shows the widening too (:func:`motion_consistency`).
+            windows) shows the widening too (:func:`motion_consistency`) ...
+        motion_spread: ... by about the same factor: the log width ratios of the cells
+            spread by at most this (standard deviation).
         max_pixels: a larger region is estimated on its most detailed windows (px count cap).
         window_px: side of those windows (px).
     """
@@ -91,6 +93,7 @@ class BlurEstParams:
     motion_ratio: float = 1.9
     motion_min_px: float = 4.0
     motion_cells: float = 0.7
+    motion_spread: float = 0.35
     max_pixels: int = 2_000_000
     window_px: int = 256
 
@@ -105,6 +108,7 @@ class BlurEstParams:
         require(1 < self.motion_ratio <= 20, s, "motion_ratio", self.motion_ratio, "1 < x <= 20")
         require(0 <= self.motion_min_px <= 1000, s, "motion_min_px", self.motion_min_px, "0..1000 px")
         require(0 <= self.motion_cells <= 1, s, "motion_cells", self.motion_cells, "0..1")
+        require(0 < self.motion_spread <= 10, s, "motion_spread", self.motion_spread, "0 < x <= 10")
         require(10_000 <= int(self.max_pixels) <= 10**9, s, "max_pixels", self.max_pixels, "1e4..1e9")
         require(32 <= int(self.window_px) <= 4096, s, "window_px", self.window_px, "32..4096 px")
 
@@ -268,17 +272,23 @@ def _level(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float):
 
 
 def motion_consistency(sigma: np.ndarray, cell: np.ndarray, k: np.ndarray, lo_i: int, hi_i: int,
-                       ratio: float, min_edges: int) -> float:
-    """Share of the cells (with ``min_edges`` edges in both bins) whose edges in bin ``hi_i``
-    are at least ``ratio`` x wider than in bin ``lo_i``: camera shake and subject motion
-    widen the same orientation everywhere; a defocused diagonal object (a fence before the
-    subject) only where it is.  NaN when no cell can tell."""
-    votes = []
+                       ratio: float, min_edges: int) -> Tuple[float, float]:
+    """``(share, spread)`` over the cells with ``min_edges`` edges in both bins: the share
+    whose edges in bin ``hi_i`` are at least ``ratio`` x wider than in bin ``lo_i``, and the
+    standard deviation of the log of that width ratio across them.  Camera shake and subject
+    motion widen the same orientation by the same factor everywhere (share 1, spread near
+    0); a scene whose orientations go with depth (a defocused plank under sharp trees, a
+    fence before the subject) widens some cells and not others.  ``(NaN, NaN)`` when fewer
+    than two cells can tell."""
+    logs = []
     for c in np.unique(cell):  # at most 9 cells (or the windows)
         a, b = sigma[(cell == c) & (k == hi_i)], sigma[(cell == c) & (k == lo_i)]
         if a.size >= min_edges and b.size >= min_edges:
-            votes.append(float(np.median(a)) >= ratio * float(np.median(b)))
-    return float(np.mean(votes)) if votes else math.nan
+            logs.append(math.log(max(float(np.median(a)), 1e-6) / max(float(np.median(b)), 1e-6)))
+    if len(logs) < 2:
+        return math.nan, math.nan
+    logs = np.asarray(logs)
+    return float(np.mean(logs >= math.log(ratio))), float(np.std(logs))
 
 
 def _motion_length(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, factor: int,
@@ -345,9 +355,10 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
             widen, ratio = _motion_length(f, params, noise_sigma_dn, factor, hi, lo)
             if ratio >= params.motion_ratio:
                 motion_px = widen
-                share = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
-                                           params.min_edges_orientation)
-                motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells)
+                share, spread = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
+                                                   params.min_edges_orientation)
+                motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells
+                              and not spread > params.motion_spread)
         if motion:
             # The gradient of the most widened edges points along the motion (image rows run
             # down: turn it into the counter-clockwise angle a viewer sees).
