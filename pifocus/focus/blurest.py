@@ -91,10 +91,10 @@ class BlurEstParams:
     min_edges: int = 30
     min_edges_orientation: int = 12
     motion_ratio: float = 1.9
-    motion_min_px: float = 4.0
+    motion_min_px: float = 5.0
     motion_cells: float = 0.7
     motion_spread: float = 0.35
-    max_pixels: int = 2_000_000
+    max_pixels: int = 1_000_000
     window_px: int = 256
 
     def __post_init__(self):
