@@ -126,6 +126,13 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, word):
     assert word in capsys.readouterr().err
 
 
+def test_bad_face_model_is_a_one_line_error(card, tmp_path, capsys):
+    bad = tmp_path / "m.onnx"
+    bad.write_bytes(b"junk")
+    assert main(["cull", str(card), "--face-model", str(bad), "--no-sidecars"]) == 2
+    assert "cull.face_model" in capsys.readouterr().err
+
+
 def test_no_photos_is_an_error(tmp_path, capsys):
     assert main(["cull", str(tmp_path)]) == 2
     assert "no photos found" in capsys.readouterr().err

@@ -92,7 +92,7 @@ def make_scorer(params: CullParams = CullParams(), use_cnn: bool = True):
     from pifocus.cull.subject import SubjectFinder
     from pifocus.focus import AnalysisParams, FocusAnalyzer
     analyzer = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn))
-    finder = SubjectFinder(params.subject)
+    finder = SubjectFinder(params.subject, face_model=params.face_model)
     return lambda luma, path="synthetic": score_luma(luma, path, analyzer, finder, params)
 
 

@@ -63,6 +63,9 @@ def add_arguments(p):
                    help=f"photos at most S seconds apart form a burst ({GAP.range}; 0 = none) [2]")
     p.add_argument("--subject", choices=("auto", "face", "detail", "centre"), default="auto",
                    help="where the subject is: auto = face, else most detailed region, else centre [auto]")
+    p.add_argument("--face-model", metavar="FILE.onnx",
+                   help="YuNet face detector model for OpenCV's FaceDetectorYN (not shipped with OpenCV) "
+                        "[default: the Haar cascade, where this OpenCV has one]")
     p.add_argument("--jobs", type=JOBS, metavar="N", help=f"worker processes ({JOBS.range}) [the cores, at most 8]")
     _common.add_config_arg(p)
     p.add_argument("--no-cnn", action="store_true", help="Laplacian-only analyzer (no CNN)")
@@ -83,7 +86,10 @@ def run(args, console) -> int:
 
     try:
         params = CullParams(focus=args.focus, noise=args.noise, exposure=args.exposure, coc_px=args.coc_px,
-                            burst_gap_s=args.burst_gap_s, subject=args.subject)
+                            burst_gap_s=args.burst_gap_s, subject=args.subject, face_model=args.face_model)
+        if args.face_model:
+            from ..cull.subject import SubjectFinder
+            SubjectFinder(params.subject, face_model=args.face_model)  # a bad model fails here, once
     except ConfigError as e:
         raise ConfigError(f"command line: {e}") from e
     cfg = _common.load_config(args)

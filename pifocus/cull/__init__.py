@@ -54,6 +54,8 @@ class CullParams:
             that is critically sharp.
         burst_gap_s: photos at most this far apart (s) belong to one burst [2.0].
         subject: ``auto``, ``face``, ``detail`` or ``centre`` [auto].
+        face_model: a YuNet ONNX file (``face_detection_yunet_*.onnx``) for OpenCV's
+            ``FaceDetectorYN``; None = the Haar cascade where OpenCV has one.
         min_p_in_focus: at the default focus tolerance, a subject the CNN calls in focus
             with less than this probability is at best ``maybe`` [0.15]; the bar scales
             with ``2 x focus`` (0 when lenient, twice this when strict).
@@ -66,6 +68,7 @@ class CullParams:
     burst_gap_s: float = 2.0
     subject: str = "auto"
     min_p_in_focus: float = 0.15
+    face_model: Optional[str] = None
 
     def __post_init__(self):
         s = "cull"

@@ -43,7 +43,7 @@ def _init(analysis, params: CullParams, want_thumbs: bool) -> None:
     from ..focus import FocusAnalyzer
     from .subject import SubjectFinder
     _state["analyzer"] = FocusAnalyzer(replace(analysis, num_threads=1))
-    _state["finder"] = SubjectFinder(params.subject)
+    _state["finder"] = SubjectFinder(params.subject, face_model=params.face_model)
     _state["params"] = params
     _state["thumbs"] = want_thumbs
 
