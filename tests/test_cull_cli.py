@@ -126,6 +126,16 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, word):
     assert word in capsys.readouterr().err
 
 
+def test_out_mirrors_folders_so_equal_names_do_not_collide(card, tmp_path, capsys):
+    import shutil
+    for sub in ("day1", "day2"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        shutil.copy(card / "01_sharp.jpg", tmp_path / "in" / sub / "IMG.jpg")
+    assert main(["cull", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert (tmp_path / "out" / "day1" / "IMG.jpg.xmp").exists()
+    assert (tmp_path / "out" / "day2" / "IMG.jpg.xmp").exists()
+
+
 def test_bad_face_model_is_a_one_line_error(card, tmp_path, capsys):
     bad = tmp_path / "m.onnx"
     bad.write_bytes(b"junk")

@@ -46,8 +46,9 @@ A measure past its keep limit makes the photo "maybe", past twice that "reject".
 
 def add_arguments(p):
     p.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (walked recursively)")
-    p.add_argument("--out", metavar="DIR", help="write sidecars and the report (cull.html) into DIR "
-                                               "[default: sidecars next to the photos, no report]")
+    p.add_argument("--out", metavar="DIR", help="write sidecars (in the photos' folder layout) and the report "
+                                               "(cull.html) into DIR [default: sidecars next to the photos, "
+                                               "no report]")
     p.add_argument("--report", metavar="FILE.html", help="write the HTML contact sheet here "
                                                          "[default: DIR/cull.html with --out]")
     p.add_argument("--no-sidecars", action="store_true", help="do not write XMP sidecars")
@@ -105,14 +106,20 @@ def run(args, console) -> int:
     jobs = args.jobs or default_jobs()
     results, thumbs, unreadable = score_photos(
         photos, cfg.analysis, params, jobs=jobs, want_thumbs=report is not None,
-        progress=lambda it, total: console.progress(it, total=total, desc="cull", unit="photo"))
+        progress=lambda it, total: console.progress(it, total=total, desc="cull", unit="photo"),
+        max_pixels=cfg.source.max_pixels)
     bursts = mark_bursts(results, params.burst_gap_s)
     sidecar_errors = []
     if not args.no_sidecars:
         from ..cull.xmp import SidecarError, write_sidecar
+        base = os.path.commonpath([os.path.dirname(os.path.abspath(r.path)) for r in results]) if results else ""
         for r in results:
+            out_dir = None
+            if args.out:  # mirror the folders below the common one, so equal names cannot collide
+                out_dir = os.path.join(args.out, os.path.relpath(os.path.dirname(os.path.abspath(r.path)), base))
+                os.makedirs(out_dir, exist_ok=True)
             try:
-                write_sidecar(r.path, r.verdict, r.rating, out_dir=args.out, style=args.sidecar_style)
+                write_sidecar(r.path, r.verdict, r.rating, out_dir=out_dir, style=args.sidecar_style)
             except SidecarError as e:
                 log.warning("cull: %s", e)
                 sidecar_errors.append(r.path)

@@ -37,7 +37,7 @@ def default_jobs() -> int:
     return max(1, min(MAX_DEFAULT_JOBS, n))
 
 
-def _init(analysis, params: CullParams, want_thumbs: bool) -> None:
+def _init(analysis, params: CullParams, want_thumbs: bool, max_pixels: int) -> None:
     """Build this process's analyzer and subject finder."""
     from dataclasses import replace
     from ..focus import FocusAnalyzer
@@ -46,6 +46,7 @@ def _init(analysis, params: CullParams, want_thumbs: bool) -> None:
     _state["finder"] = SubjectFinder(params.subject, face_model=params.face_model)
     _state["params"] = params
     _state["thumbs"] = want_thumbs
+    _state["max_pixels"] = max_pixels
 
 
 def _one(path: str) -> Tuple[str, Optional[CullResult], str, object]:
@@ -53,7 +54,7 @@ def _one(path: str) -> Tuple[str, Optional[CullResult], str, object]:
     from .inputs import decode_photo
     from .scoring import score_luma
     t0 = time.perf_counter()
-    dec, reason = decode_photo(path, want_thumb=_state["thumbs"])
+    dec, reason = decode_photo(path, want_thumb=_state["thumbs"], max_pixels=_state["max_pixels"])
     if dec is None:
         return path, None, reason, None
     timings = {"decode": (time.perf_counter() - t0) * 1e3}
@@ -72,7 +73,8 @@ def _close() -> None:
 
 
 def score_photos(paths: List[str], analysis, params: CullParams, jobs: int = 1,
-                 want_thumbs: bool = False, progress: Optional[Callable] = None):
+                 want_thumbs: bool = False, progress: Optional[Callable] = None,
+                 max_pixels: Optional[int] = None):
     """Score ``paths``.
 
     Args:
@@ -83,6 +85,8 @@ def score_photos(paths: List[str], analysis, params: CullParams, jobs: int = 1,
         want_thumbs: also make annotated thumbnails for the report.
         progress: wraps the iterator of finished photos (e.g. ``console.progress``) as
             ``progress(iterable, total)``.
+        max_pixels: photos whose header announces more pixels are skipped (``[source]
+            max_pixels``; None = the default 50 MP).
 
     Returns:
         ``(results, thumbs, unreadable)``: results in the order of ``paths`` (unreadable ones
@@ -91,10 +95,12 @@ def score_photos(paths: List[str], analysis, params: CullParams, jobs: int = 1,
     Raises:
         ModelError: the focus model cannot be loaded.
     """
+    from ..sources.imagehdr import DEFAULT_MAX_PIXELS
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     wrap = progress or (lambda it, total: it)
     out: Dict[str, Tuple] = {}
     if jobs <= 1 or len(paths) <= 1:
-        _init(analysis, params, want_thumbs)
+        _init(analysis, params, want_thumbs, limit)
         try:
             for path in wrap(paths, len(paths)):
                 out[path] = _one(path)
@@ -104,7 +110,7 @@ def score_photos(paths: List[str], analysis, params: CullParams, jobs: int = 1,
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                           multiprocessing.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx, initializer=_init,
-                                 initargs=(analysis, params, want_thumbs)) as pool:
+                                 initargs=(analysis, params, want_thumbs, limit)) as pool:
             for item in wrap(pool.map(_one, paths, chunksize=CHUNK), len(paths)):
                 out[item[0]] = item
     results, thumbs, unreadable = [], {}, []
