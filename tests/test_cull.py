@@ -90,6 +90,19 @@ def test_group_times_literal():
         bursts.group_times(t, -1)
 
 
+def test_ranks_share_ties_and_put_nan_last():
+    assert bursts._ranks([3.0, 1.0, 3.0, math.nan, 0.5]) == [2.5, 1.0, 2.5, 4.0, 0.0]
+
+
+def test_burst_order_votes_over_three_measures():
+    rs = [_result(edge_sigma_px=0.80, sharpness=900.0, p_in_focus=0.5),   # best in 2 of 3
+          _result(edge_sigma_px=0.75, sharpness=400.0, p_in_focus=0.4),
+          _result(edge_sigma_px=0.90, sharpness=600.0, p_in_focus=0.9)]
+    assert bursts.burst_order(rs) == [0, 2, 1]  # rank sums 2, 4, 3
+    rs[0].verdict = "reject"
+    assert bursts.burst_order(rs)[-1] == 0
+
+
 def test_mark_bursts_best_is_sharpest_and_rated_5():
     rs = [_result(path="a", time_s=0.0, blur_px=0.0, edge_sigma_px=0.9),
           _result(path="b", time_s=0.4, blur_px=0.0, edge_sigma_px=0.8),       # sharpest

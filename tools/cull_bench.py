@@ -12,6 +12,9 @@ real MFIFB pairs, and speed.  Prints medians and ratios; asserts nothing.
       rule: a tile votes when one image has >= 5x the Laplacian energy of the other; the pair
       counts when >= 8 tiles vote and >= 75 % agree); ambiguous pairs are counted apart.
       Also counts motion-blur flags (all false: the scenes are static).
+  python tools/cull_bench.py sweeps [--data ../shared/data]
+      every real focus sweep as a burst: the frame ranked sharpest on the judged region
+      against the frame judged sharpest by eye and its accepted range (tests/data/sweep_truth.json).
   python tools/cull_bench.py speed [--mp 24 12] [--repeat 5] [--scratch DIR]
       a 24 MP and a 12 MP JPEG (written to --scratch): decode + score, median wall and CPU
       ms (CPU time is what a shared machine cannot inflate), ms per stage, and photos per
@@ -144,7 +147,7 @@ def centre_reference(a: np.ndarray, b: np.ndarray, box, tile: int = 32, margin: 
 
 
 def cmd_mfifb(args) -> int:
-    from pifocus.cull.bursts import sharpness_key
+    from pifocus.cull.bursts import burst_order, sharpness_key
     from pifocus.cull.inputs import decode_photo
     root = Path(args.data) / "multifocus-pairs" / "mfifb"
     if not root.is_dir():
@@ -153,7 +156,8 @@ def cmd_mfifb(args) -> int:
     score = make_scorer(CullParams(subject=args.subject))
     agree = disagree = ambiguous = photos = motion_flags = 0
     wrong = []
-    alt = {"sharpness_key (motion, blur_px, edge_sigma, p)": 0, "edge_sigma_px alone": 0, "CNN p_in_focus alone": 0,
+    alt = {"burst_order (the cull's)": 0, "sharpness_key (motion, blur_px, edge_sigma, p)": 0,
+           "edge_sigma_px alone": 0, "CNN p_in_focus alone": 0,
            "analyzer sharpness alone": 0}
     for scene in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(f for f in scene.iterdir() if f.stem.endswith(("_A", "_B")))
@@ -169,9 +173,10 @@ def cmd_mfifb(args) -> int:
         if ref == 0:
             ambiguous += 1
             continue
-        a_first = sharpness_key(ra) < sharpness_key(rb)
+        a_first = burst_order([ra, rb])[0] == 0
         want_a = ref == 1
-        alt["sharpness_key (motion, blur_px, edge_sigma, p)"] += a_first == want_a
+        alt["burst_order (the cull's)"] += a_first == want_a
+        alt["sharpness_key (motion, blur_px, edge_sigma, p)"] += (sharpness_key(ra) < sharpness_key(rb)) == want_a
         alt["edge_sigma_px alone"] += (ra.edge_sigma_px < rb.edge_sigma_px) == want_a
         alt["CNN p_in_focus alone"] += (ra.p_in_focus > rb.p_in_focus) == want_a
         alt["analyzer sharpness alone"] += (ra.sharpness > rb.sharpness) == want_a
@@ -191,6 +196,82 @@ def cmd_mfifb(args) -> int:
     for k, v in alt.items():
         print(f"  ranking by {k}: {v}/{n} = {100.0 * v / max(n, 1):.1f} %")
     print(f"motion blur flagged on {motion_flags} of {photos} photos (MFIFB scenes are static: every flag is false)")
+    return 0
+
+
+def _rank_sum(rs, p=True):
+    """Per photo: the sum of its ranks by edge sigma (narrow first), analyzer sharpness (high
+    first) and, with ``p``, CNN probability (high first)."""
+    n = len(rs)
+    keys = [lambda r: r.edge_sigma_px, lambda r: -r.sharpness] + ([lambda r: -r.p_in_focus] if p else [])
+    total = [0.0] * n
+    for key in keys:
+        for rank, i in enumerate(sorted(range(n), key=lambda i: key(rs[i]))):
+            total[i] += rank
+    return total
+
+
+class _FixedSubject:
+    """A subject finder that always answers the same normalized region (the sweep truth's)."""
+
+    def __init__(self, roi):
+        self.roi = roi
+
+    def find(self, luma):
+        from pifocus.cull import Subject
+        h, w = luma.shape
+        x, y, rw, rh = self.roi
+        return Subject((int(x * w), int(y * h), int(rw * w), int(rh * h)), "truth-region")
+
+
+def cmd_sweeps(args) -> int:
+    """Every real focus sweep as a burst: is the frame the cull ranks sharpest on the judged
+    region the judged sharpest one, or within its accepted range (tests/data/sweep_truth.json)?"""
+    import json
+    from pifocus.cull.bursts import burst_order
+    from pifocus.cull.inputs import decode_photo, list_photos
+    from pifocus.cull.scoring import score_luma
+    from pifocus.focus import AnalysisParams, FocusAnalyzer
+    truth = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
+    finder = _FixedSubject(truth["region"])
+    analyzer = FocusAnalyzer(AnalysisParams())
+    exact = ok = n = 0
+    alts = {}
+    for name, t in sorted(truth["sweeps"].items()):
+        folder = Path(args.data) / "focus-sweeps" / name
+        if not folder.is_dir():
+            continue
+        photos, _ = list_photos([str(folder)])
+        photos = [p for p in photos if not os.path.basename(p).startswith("expected")]
+        rs = []
+        for p in photos:
+            dec, _why = decode_photo(p)
+            if dec is not None:
+                rs.append(score_luma(dec.luma, p, analyzer, finder, CullParams()))
+        if len(rs) != t["frames"]:
+            print(f"{name}: {len(rs)} frames read, truth has {t['frames']}; skipped")
+            continue
+        best = burst_order(rs)[0]
+        good = {t["sharpest"], *t.get("acceptable", [])}
+        rsum = _rank_sum(rs)
+        for label, key in (("rank-sum(sigma, sharpness, p)", lambda i: rsum[i]),
+                           ("rank-sum(sigma, sharpness)", lambda i: _rank_sum(rs, p=False)[i]),
+                           ("edge_sigma", lambda i: rs[i].edge_sigma_px), ("-sharpness", lambda i: -rs[i].sharpness),
+                           ("-p_in_focus", lambda i: -rs[i].p_in_focus), ("blur_px", lambda i: rs[i].blur_px)):
+            alt = min(range(len(rs)), key=key)
+            alts[label] = alts.get(label, 0) + (alt in good)
+        if args.verbose:
+            for i, r in enumerate(rs):
+                print(f"   {i:2d} blur {r.blur_px:5.2f} sigma {r.edge_sigma_px:.3f} p {r.p_in_focus:.2f} "
+                      f"sharp {r.sharpness:9.1f} motion {r.motion_blur} {'*' if i in good else ''}")
+        n += 1
+        exact += best == t["sharpest"]
+        ok += best in good
+        print(f"{name:28s} cull best {best:2d}, judged sharpest {t['sharpest']:2d}, accepted {sorted(good)}: "
+              f"{'exact' if best == t['sharpest'] else 'accepted' if best in good else 'WRONG'}")
+    print(f"sweeps: best frame exact {exact}/{n}, within the accepted range {ok}/{n}")
+    for k, v in alts.items():
+        print(f"  best by {k} alone: within the accepted range {v}/{n}")
     return 0
 
 
@@ -265,13 +346,16 @@ def main(argv=None) -> int:
     m.add_argument("--subject", default="centre", choices=("auto", "face", "detail", "centre"))
     m.add_argument("--agree", type=float, default=0.75, help="share of voting tiles the reference needs [0.75]")
     m.add_argument("--min-votes", type=int, default=8, help="voting tiles the reference needs [8]")
+    w = sub.add_parser("sweeps")
+    w.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    w.add_argument("--verbose", action="store_true", help="every frame's measures")
     s = sub.add_parser("speed")
     s.add_argument("--mp", type=float, nargs="+", default=[24.0, 12.0])
     s.add_argument("--repeat", type=int, default=5)
     s.add_argument("--card", type=int, default=12)
     s.add_argument("--scratch")
     args = ap.parse_args(argv)
-    return {"accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "speed": cmd_speed}[args.cmd](args)
+    return {"accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ the subject is marked best of its group.  Pure functions on results.
 
 * :func:`group_times` -- group indices from capture times (a new group after a gap).
 * :func:`sharpness_key` -- the order "sharper on the subject" (motion, blur, edge width, CNN).
-* :func:`rank_key` -- the burst order: not rejected first, then :func:`sharpness_key`.
+* :func:`rank_key` -- one photo's order: not rejected first, then :func:`sharpness_key`.
+* :func:`burst_order` -- the order within a burst (rank sum of three subject measures).
 * :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results.
 """
 
@@ -44,9 +45,40 @@ def sharpness_key(r):
 
 
 def rank_key(r):
-    """The burst order: a rejected photo (for any reason) after every other, then
+    """A photo's own order (no group context): rejected after every other, then
     :func:`sharpness_key`."""
     return (r.verdict == "reject",) + sharpness_key(r)
+
+
+def _ranks(values) -> List[float]:
+    """Rank of each value (0 = smallest; ties share their mean rank; NaN last)."""
+    v = [x if math.isfinite(x) else math.inf for x in values]
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    out = [0.0] * len(v)
+    k = 0
+    while k < len(order):  # one pass over the sorted values, ties grouped
+        j = k
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[k]]:
+            j += 1
+        for i in order[k:j + 1]:
+            out[i] = (k + j) / 2.0
+        k = j + 1
+    return out
+
+
+def burst_order(results) -> List[int]:
+    """Indices of ``results`` (one burst: the same scene) from sharpest on the subject to
+    softest.  Rejected photos and motion-blurred ones go last; the rest are ordered by the
+    sum of their ranks in three measures of the subject -- edge width (``edge_sigma_px``,
+    narrow first), the analyzer's noise-corrected Laplacian variance (``sharpness``, high
+    first) and the CNN's ``p_in_focus`` (high first) -- which no single one of them beats on
+    the real focus sweeps (``tools/cull_bench.py sweeps``); :func:`sharpness_key` breaks ties."""
+    rs = list(results)
+    total = [a + b + c for a, b, c in zip(_ranks([r.edge_sigma_px for r in rs]),
+                                          _ranks([-r.sharpness for r in rs]),
+                                          _ranks([-r.p_in_focus for r in rs]))]
+    return sorted(range(len(rs)), key=lambda i: (rs[i].verdict == "reject", bool(rs[i].motion_blur), total[i],
+                                                 sharpness_key(rs[i])))
 
 
 def mark_bursts(results, gap_s: float) -> int:
@@ -65,7 +97,7 @@ def mark_bursts(results, gap_s: float) -> int:
             r.best = False
         if len(rs) > 1:
             bursts += 1
-            best = min(rs, key=rank_key)
+            best = rs[burst_order(rs)[0]]
             best.best = True
             if best.verdict == "keep":
                 best.rating = 5

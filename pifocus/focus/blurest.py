@@ -48,6 +48,9 @@ LEVEL_SIGMA_PX = {
 #: a Gaussian one of that sigma, so the factor calibrated on dead-leaves scenes (streaks of
 #: 6, 9, 15 px at 0, 30, 90 deg) is 4.5.
 MOTION_PX_PER_SIGMA = 4.5
+#: Edge pixels narrower than this fraction of an in-focus edge (the level's first calibration
+#: point) are not step edges (spikes, JPEG block seams, ringing) and are dropped.
+STEP_FLOOR = 0.6
 #: Edges wider than this (median sigma, px of the level) are measured again on a 2x reduced
 #: copy, where the ratio is precise again and the noise lower.
 PYRAMID_SIGMA_PX = 1.3
@@ -155,14 +158,16 @@ def _gray32(luma) -> np.ndarray:
 
 
 def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
-                noise_sigma_dn: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                noise_sigma_dn: float = 1.0, min_sigma_px: float = 0.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-edge-pixel Gaussian blur sigma (px), gradient orientation (radians, 0..pi) and
     cell (0..8: which third of the rows and of the columns it lies in).
 
     Edge pixels are Canny edges (non-maximum suppressed) whose Sobel gradient exceeds
     ``edge_snr`` times the noise's and ``min_edge_dn``; sigma is from the re-blur ratio
     (module docstring).  Pixels whose ratio is not above 1 (no measurable difference) are
-    given a very large sigma (they are as blurred as can be told).
+    given a very large sigma (they are as blurred as can be told); pixels narrower than
+    ``min_sigma_px`` are dropped: no step edge is narrower than an in-focus one, so they are
+    spikes, hot pixels, JPEG block seams or ringing, not edges.
 
     Raises:
         ValueError: ``luma`` is not a 2-D array of at least 8x8 pixels, or the noise is negative.
@@ -195,7 +200,8 @@ def edge_sigmas(luma, params: BlurEstParams = BlurEstParams(),
     theta = np.mod(np.arctan2(gy[m], gx[m]), np.pi).astype(np.float32)
     ys, xs = np.nonzero(m)
     cell = (ys * 3 // m.shape[0]) * 3 + xs * 3 // m.shape[1]
-    return sigma, theta, cell.astype(np.int64)
+    step = sigma >= min_sigma_px
+    return sigma[step], theta[step], cell[step].astype(np.int64)
 
 
 def _windows(f: np.ndarray, params: BlurEstParams):
@@ -256,10 +262,11 @@ def _orientation_medians(sigma: np.ndarray, theta: np.ndarray, params: BlurEstPa
     return k, med
 
 
-def _level(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float):
+def _level(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, factor: int = 1):
     """``(sigma, theta, bins, medians)`` of one pyramid level; ``None`` when too few edges."""
     wins = _windows(f, params)
-    parts = [edge_sigmas(win, params, noise_sigma_dn) for win in wins]
+    floor = STEP_FLOOR * LEVEL_SIGMA_PX[factor][0]
+    parts = [edge_sigmas(win, params, noise_sigma_dn, floor) for win in wins]
     sigma = np.concatenate([p[0] for p in parts])
     theta = np.concatenate([p[1] for p in parts])
     # Cells for the consistency test: thirds of the region, or the windows themselves.
@@ -300,7 +307,7 @@ def _motion_length(f: np.ndarray, params: BlurEstParams, noise_sigma_dn: float, 
     ratio = hi / max(lo, 1e-6)
     while hi > PYRAMID_SIGMA_PX and factor < MAX_REDUCTION and min(f.shape) >= 2 * MIN_LEVEL_PX:
         f, noise_sigma_dn = _reduce2(f), noise_sigma_dn / 2.0
-        lv = _level(f, params, noise_sigma_dn)
+        lv = _level(f, params, noise_sigma_dn, factor * 2)
         if lv is None or np.isfinite(lv[3]).sum() < 2:
             break
         factor *= 2
@@ -336,7 +343,7 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
     while lv is not None and float(np.median(lv[0])) > PYRAMID_SIGMA_PX and factor < MAX_REDUCTION \
             and min(f.shape) >= 2 * MIN_LEVEL_PX:
         f, noise_sigma_dn = _reduce2(f), noise_sigma_dn / 2.0
-        nxt = _level(f, params, noise_sigma_dn)
+        nxt = _level(f, params, noise_sigma_dn, factor * 2)
         if nxt is None:
             break
         factor, lv = factor * 2, nxt
