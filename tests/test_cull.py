@@ -94,11 +94,12 @@ def test_ranks_share_ties_and_put_nan_last():
     assert bursts._ranks([3.0, 1.0, 3.0, math.nan, 0.5]) == [2.5, 1.0, 2.5, 4.0, 0.0]
 
 
-def test_burst_order_votes_over_three_measures():
-    rs = [_result(edge_sigma_px=0.80, sharpness=900.0, p_in_focus=0.5),   # best in 2 of 3
-          _result(edge_sigma_px=0.75, sharpness=400.0, p_in_focus=0.4),
-          _result(edge_sigma_px=0.90, sharpness=600.0, p_in_focus=0.9)]
-    assert bursts.burst_order(rs) == [0, 2, 1]  # rank sums 2, 4, 3
+def test_burst_order_sums_ranks_of_edge_width_and_sharpness():
+    rs = [_result(edge_sigma_px=0.80, sharpness=400.0), _result(edge_sigma_px=0.75, sharpness=900.0),
+          _result(edge_sigma_px=0.90, sharpness=600.0), _result(edge_sigma_px=0.85, sharpness=300.0)]
+    assert bursts.burst_order(rs) == [1, 0, 2, 3]  # rank sums 3, 0, 4, 5
+    # Two photos the measures disagree on (equal sums): the narrower edges win.
+    assert bursts.burst_order([rs[0], rs[2]]) == [0, 1]
     rs[0].verdict = "reject"
     assert bursts.burst_order(rs)[-1] == 0
 

@@ -169,6 +169,10 @@ def cmd_mfifb(args) -> int:
         ra, rb = score(da.luma, str(files[0])), score(db.luma, str(files[1]))
         photos += 2
         motion_flags += int(ra.motion_blur) + int(rb.motion_blur)
+        for r in (ra, rb):
+            if r.motion_blur:
+                print(f"  motion flag (false): {os.path.basename(r.path)}: {r.motion_px:.1f} px at "
+                      f"{r.motion_angle_deg:.0f} deg")
         ref = centre_reference(da.luma, db.luma, ra.subject.box_px, min_votes=args.min_votes, agree=args.agree)
         if ref == 0:
             ambiguous += 1

@@ -4,7 +4,7 @@ the subject is marked best of its group.  Pure functions on results.
 * :func:`group_times` -- group indices from capture times (a new group after a gap).
 * :func:`sharpness_key` -- the order "sharper on the subject" (motion, blur, edge width, CNN).
 * :func:`rank_key` -- one photo's order: not rejected first, then :func:`sharpness_key`.
-* :func:`burst_order` -- the order within a burst (rank sum of three subject measures).
+* :func:`burst_order` -- the order within a burst (rank sum of two subject measures).
 * :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results.
 """
 
@@ -69,14 +69,13 @@ def _ranks(values) -> List[float]:
 def burst_order(results) -> List[int]:
     """Indices of ``results`` (one burst: the same scene) from sharpest on the subject to
     softest.  Rejected photos and motion-blurred ones go last; the rest are ordered by the
-    sum of their ranks in three measures of the subject -- edge width (``edge_sigma_px``,
-    narrow first), the analyzer's noise-corrected Laplacian variance (``sharpness``, high
-    first) and the CNN's ``p_in_focus`` (high first) -- which no single one of them beats on
-    the real focus sweeps (``tools/cull_bench.py sweeps``); :func:`sharpness_key` breaks ties."""
+    sum of their ranks in two measures of the subject -- edge width (``edge_sigma_px``,
+    narrow first) and the analyzer's noise-corrected Laplacian variance (``sharpness``, high
+    first) -- which beats either alone on the real focus sweeps (``tools/cull_bench.py
+    sweeps``); :func:`sharpness_key` (blur, edge width, CNN) breaks ties, so of two photos
+    the measures disagree on, the narrower edges win (best on the MFIFB pairs)."""
     rs = list(results)
-    total = [a + b + c for a, b, c in zip(_ranks([r.edge_sigma_px for r in rs]),
-                                          _ranks([-r.sharpness for r in rs]),
-                                          _ranks([-r.p_in_focus for r in rs]))]
+    total = [a + b for a, b in zip(_ranks([r.edge_sigma_px for r in rs]), _ranks([-r.sharpness for r in rs]))]
     return sorted(range(len(rs)), key=lambda i: (rs[i].verdict == "reject", bool(rs[i].motion_blur), total[i],
                                                  sharpness_key(rs[i])))
 
