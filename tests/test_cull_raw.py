@@ -33,7 +33,6 @@ def write_dng(path, bayer16, white=4095):
     data_off = 8 + ifd_size
     blobs = b""
     entries = b""
-    strip_entry_index = None
     def enc(typ, vals):
         if typ == ASCII:
             return vals, len(vals)

@@ -8,7 +8,9 @@ from a single image", Pattern Recognition 44 (2011): an edge blurred by a Gaussi
 ``sigma`` and blurred again by ``sigma0`` keeps the ratio of gradient magnitudes
 ``R = |grad I| / |grad I_reblurred| = sqrt(sigma^2 + sigma0^2) / sigma`` at the edge, so
 ``sigma = sigma0 / sqrt(R^2 - 1)``.  It is evaluated at Canny edge pixels that stand clearly
-above the noise, and the region's figure is a robust median over them.  The Gaussian
+above the noise, and the region's figure is a robust low quantile over them
+(:data:`SIGMA_QUANTILE`: the sharper part of the region, so a subject box that also holds
+blurred background reads the subject's blur).  The Gaussian
 ``sigma`` is converted to the radius of a disk (pillbox) PSF -- what a defocused lens
 gives -- with the table :data:`LEVEL_SIGMA_PX`, calibrated on synthetic disk blur of a dead-leaves
 scene (:func:`dead_leaves`; ``tests/test_blurest.py`` checks the calibration).
@@ -32,17 +34,21 @@ import numpy as np
 
 from ..validate import require
 
-#: Calibration: median edge sigma (px of the level) that a disk PSF of radius ``DISK_RADII_PX``
+#: Calibration: the :data:`SIGMA_QUANTILE` edge sigma (px of the level) that a disk PSF of radius ``DISK_RADII_PX``
 #: (px of the full-resolution region) gives at each pyramid level (reduction 1, 2, 4, 8),
 #: measured on dead-leaves scenes (:func:`dead_leaves`, two seeds, noise 1 DN); beyond the
 #: last point the last segment is extrapolated.  ``tests/test_blurest.py`` checks it.
 DISK_RADII_PX = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 LEVEL_SIGMA_PX = {
-    1: (0.773, 0.973, 1.339, 1.84, 2.13),
-    2: (0.685, 0.721, 0.79, 0.912, 1.085, 1.48, 1.83, 2.68),
-    4: (0.508, 0.515, 0.528, 0.553, 0.592, 0.729, 0.898, 1.357, 1.78, 2.65, 3.3),
-    8: (0.443, 0.445, 0.451, 0.457, 0.47, 0.506, 0.548, 0.684, 0.865, 1.29, 1.71),
+    1: (0.736, 0.919, 1.236, 1.604, 1.804),
+    2: (0.624, 0.646, 0.686, 0.757, 0.862, 1.206, 1.532, 2.329),
+    4: (0.482, 0.485, 0.49, 0.499, 0.515, 0.589, 0.721, 1.137, 1.521, 2.339, 2.895),
+    8: (0.415, 0.416, 0.419, 0.422, 0.426, 0.444, 0.468, 0.56, 0.706, 1.093, 1.478),
 }
+#: The region's edge sigma is this quantile of its edge pixels' sigmas: the sharper part of
+#: the region, so a subject box that also holds some blurred background (or foreground)
+#: reads the subject's blur, not the mixture's; still robust to single stray edges.
+SIGMA_QUANTILE = 0.3
 #: Motion length (px) per Gaussian sigma (px) of the widening.  A box of length L has
 #: sigma = L / sqrt(12) = L / 3.46; the re-blur ratio reads a box edge about 1.3x narrower than
 #: a Gaussian one of that sigma, so the factor calibrated on dead-leaves scenes (streaks of
@@ -51,12 +57,14 @@ MOTION_PX_PER_SIGMA = 4.5
 #: Edge pixels narrower than this fraction of an in-focus edge (the level's first calibration
 #: point) are not step edges (spikes, JPEG block seams, ringing) and are dropped.
 STEP_FLOOR = 0.6
-#: Edges wider than this (median sigma, px of the level) are measured again on a 2x reduced
-#: copy, where the ratio is precise again and the noise lower.
+#: Edges wider than this (:data:`SIGMA_QUANTILE` sigma, px of the level) are measured again on
+#: a 2x reduced copy, where the ratio is precise again and the noise lower.
 PYRAMID_SIGMA_PX = 1.3
 #: Largest reduction of that pyramid, and the smallest side (px) a level may have.
 MAX_REDUCTION = 8
 MIN_LEVEL_PX = 48
+#: Fewest cells that must show the widening before motion is reported.
+MIN_MOTION_CELLS = 3
 #: Gradient orientation bins for the motion test (over 0..180 degrees).
 N_ORIENTATIONS = 8
 #: Sobel 3x3 gain: its output is 8 x the derivative of a ramp.
@@ -122,8 +130,8 @@ class BlurEstimate:
 
     Attributes:
         blur_px: defocus blur as the radius of a disk PSF (px); NaN when too few edges.
-        sigma_px: the Gaussian sigma of the edges (px), median over the least-blurred
-            orientation(s); NaN when too few edges.
+        sigma_px: the Gaussian sigma of the edges (px), the :data:`SIGMA_QUANTILE` quantile
+            (over the least-blurred orientations with motion); NaN when too few edges.
         motion_px: motion-blur length (px), 0 when none is seen; NaN when too few edges.
         motion_angle_deg: direction of the motion (degrees, 0 = horizontal, counter-
             clockwise, 0..180); NaN without motion.
@@ -224,8 +232,9 @@ def _windows(f: np.ndarray, params: BlurEstParams):
 
 
 def sigma_to_disk_px(sigma_px: float, reduction: int = 1) -> float:
-    """The disk-PSF radius (px of the full-resolution region) of a median edge sigma measured
-    at pyramid level ``reduction`` (1, 2, 4 or 8), from the calibration :data:`LEVEL_SIGMA_PX`.
+    """The disk-PSF radius (px of the full-resolution region) of an edge sigma (the
+    :data:`SIGMA_QUANTILE` quantile) measured at pyramid level ``reduction`` (1, 2, 4 or 8),
+    from the calibration :data:`LEVEL_SIGMA_PX`.
     0 for an edge no wider than an in-focus one; NaN passes through.
 
     Raises:
@@ -286,13 +295,13 @@ def motion_consistency(sigma: np.ndarray, cell: np.ndarray, k: np.ndarray, lo_i:
     motion widen the same orientation by the same factor everywhere (share 1, spread near
     0); a scene whose orientations go with depth (a defocused plank under sharp trees, a
     fence before the subject) widens some cells and not others.  ``(NaN, NaN)`` when fewer
-    than two cells can tell."""
+    than :data:`MIN_MOTION_CELLS` cells can tell (then no motion is reported)."""
     logs = []
     for c in np.unique(cell):  # at most 9 cells (or the windows)
         a, b = sigma[(cell == c) & (k == hi_i)], sigma[(cell == c) & (k == lo_i)]
         if a.size >= min_edges and b.size >= min_edges:
             logs.append(math.log(max(float(np.median(a)), 1e-6) / max(float(np.median(b)), 1e-6)))
-    if len(logs) < 2:
+    if len(logs) < MIN_MOTION_CELLS:
         return math.nan, math.nan
     logs = np.asarray(logs)
     return float(np.mean(logs >= math.log(ratio))), float(np.std(logs))
@@ -340,7 +349,8 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
         noise_sigma_dn = measure(f)
     nan = math.nan
     factor, lv, edges = 1, _level(f, params, noise_sigma_dn), 0
-    while lv is not None and float(np.median(lv[0])) > PYRAMID_SIGMA_PX and factor < MAX_REDUCTION \
+    while lv is not None and float(np.quantile(lv[0], SIGMA_QUANTILE)) > PYRAMID_SIGMA_PX \
+            and factor < MAX_REDUCTION \
             and min(f.shape) >= 2 * MIN_LEVEL_PX:
         f, noise_sigma_dn = _reduce2(f), noise_sigma_dn / 2.0
         nxt = _level(f, params, noise_sigma_dn, factor * 2)
@@ -352,7 +362,7 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
     sigma, cell, k, med = lv
     ok = np.isfinite(med)
     motion_px, angle, motion = 0.0, nan, False
-    sigma_def = float(np.median(sigma))
+    sigma_def = float(np.quantile(sigma, SIGMA_QUANTILE))
     if ok.sum() >= 2:
         lo_i, hi_i = int(np.nanargmin(med)), int(np.nanargmax(med))
         lo, hi = med[lo_i], med[hi_i]
@@ -364,14 +374,16 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
                 motion_px = widen
                 share, spread = motion_consistency(sigma, cell, k, lo_i, hi_i, math.sqrt(params.motion_ratio),
                                                    params.min_edges_orientation)
-                motion = bool(motion_px >= params.motion_min_px and not share < params.motion_cells
-                              and not spread > params.motion_spread)
+                # Unconfirmed (too few cells with edges in both orientations) is not motion.
+                motion = bool(motion_px >= params.motion_min_px and share >= params.motion_cells
+                              and spread <= params.motion_spread)
         if motion:
             # The gradient of the most widened edges points along the motion (image rows run
             # down: turn it into the counter-clockwise angle a viewer sees).
             angle = (180.0 - hi_i * 180.0 / N_ORIENTATIONS) % 180.0
             # Defocus from the orientations the motion left alone.
-            sigma_def = float(np.median(sigma[np.isin(k, np.flatnonzero(ok & (med <= 1.25 * lo)))]))
+            sigma_def = float(np.quantile(sigma[np.isin(k, np.flatnonzero(ok & (med <= 1.25 * lo)))],
+                                          SIGMA_QUANTILE))
     return BlurEstimate(blur_px=sigma_to_disk_px(sigma_def, factor), sigma_px=factor * sigma_def,
                         motion_px=float(motion_px), motion_angle_deg=float(angle), motion=motion,
                         edges=int(sigma.size), orientation_sigma_px=tuple(float(v) * factor for v in med))
