@@ -142,9 +142,9 @@ class CullResult:
         subject: the :class:`Subject`.
         blur_px: subject defocus blur radius (px of the photo); NaN when not measurable.
         blur_source: ``heads`` (the model's blur head) or ``blurest`` (model-free estimate).
-        edge_sigma_px: the median Gaussian width of the subject's edges (px) behind a
-            ``blurest`` figure -- continuous where ``blur_px`` reads 0 for everything at
-            least as sharp as an in-focus edge, so it ranks the photos of a burst; NaN with heads.
+        edge_sigma_px: the median Gaussian width of all the subject's edges (px, from
+            ``blurest``) -- continuous where ``blur_px`` reads 0 for everything at least as
+            sharp as an in-focus edge, so it ranks the photos of a burst; NaN with heads.
         motion_blur, motion_px, motion_angle_deg: motion blur seen on the subject, its length
             (px) and direction (degrees counter-clockwise from horizontal).
         p_in_focus: the CNN's in-focus probability of the subject (NaN when no tile was judged).

@@ -114,7 +114,7 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
         motion, motion_px, angle = rep.motion_blur, math.nan, math.nan
     else:
         est = blurest.estimate_blur(luma[y:y + bh, x:x + bw], noise_sigma_dn=noise)
-        blur, source, sigma = est.blur_px, "blurest", est.sigma_px
+        blur, source, sigma = est.blur_px, "blurest", est.median_sigma_px
         motion, motion_px, angle = est.motion, est.motion_px, est.motion_angle_deg
     t3 = time.perf_counter()
     ex = exposure.exposure_stats(luma, roi_px=subj.box_px, noise_sigma=noise)

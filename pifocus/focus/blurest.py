@@ -132,6 +132,9 @@ class BlurEstimate:
         blur_px: defocus blur as the radius of a disk PSF (px); NaN when too few edges.
         sigma_px: the Gaussian sigma of the edges (px), the :data:`SIGMA_QUANTILE` quantile
             (over the least-blurred orientations with motion); NaN when too few edges.
+        median_sigma_px: the median sigma of all the region's edges (px): the whole
+            region's sharpness, which ranks frames of one scene (a burst, a focus sweep)
+            better than the quantile; NaN when too few edges.
         motion_px: motion-blur length (px), 0 when none is seen; NaN when too few edges.
         motion_angle_deg: direction of the motion (degrees, 0 = horizontal, counter-
             clockwise, 0..180); NaN without motion.
@@ -142,6 +145,7 @@ class BlurEstimate:
 
     blur_px: float
     sigma_px: float
+    median_sigma_px: float
     motion_px: float
     motion_angle_deg: float
     motion: bool
@@ -358,7 +362,7 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
             break
         factor, lv = factor * 2, nxt
     if lv is None:
-        return BlurEstimate(nan, nan, nan, nan, False, edges, (nan,) * N_ORIENTATIONS)
+        return BlurEstimate(nan, nan, nan, nan, nan, False, edges, (nan,) * N_ORIENTATIONS)
     sigma, cell, k, med = lv
     ok = np.isfinite(med)
     motion_px, angle, motion = 0.0, nan, False
@@ -385,6 +389,7 @@ def estimate_blur(luma, params: BlurEstParams = BlurEstParams(),
             sigma_def = float(np.quantile(sigma[np.isin(k, np.flatnonzero(ok & (med <= 1.25 * lo)))],
                                           SIGMA_QUANTILE))
     return BlurEstimate(blur_px=sigma_to_disk_px(sigma_def, factor), sigma_px=factor * sigma_def,
+                        median_sigma_px=factor * float(np.median(sigma)),
                         motion_px=float(motion_px), motion_angle_deg=float(angle), motion=motion,
                         edges=int(sigma.size), orientation_sigma_px=tuple(float(v) * factor for v in med))
 
