@@ -46,6 +46,8 @@ setup(
         "plot": ["matplotlib>=3.5"],
         # Rig scale over MQTT ([mqtt] in the config, `pifocus rig`); the broker is Mosquitto.
         "mqtt": ["paho-mqtt>=2.0"],
+        # Camera raws for `pifocus cull` (DNG from the Pi, CR2/NEF/ARW/...): LibRaw through rawpy.
+        "raw": ["rawpy>=0.18"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
         "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
                 "paho-mqtt>=2.0"],

@@ -7,6 +7,7 @@ it is imported) simply does not appear.
 
 * :mod:`.run` -- ``pifocus run``, the live loop;  :mod:`.score` -- ``pifocus score``, stills;
 * :mod:`.bench` -- ``pifocus bench``, stage timings against the bare Laplacian baseline;
+* :mod:`.cull` -- ``pifocus cull``, keep / maybe / reject a card of photos, XMP sidecars;
 * :mod:`.record` -- ``pifocus record``, frames and lens sweeps in the replay format;
 * :mod:`.autofocus` -- ``pifocus autofocus`` (and the drive options other commands share);
 * :mod:`.calibrate` -- ``pifocus calibrate``, backlash and usable range of a drive;
@@ -23,6 +24,7 @@ it is imported) simply does not appear.
 COMMANDS = {
     "run": "run",
     "score": "score",
+    "cull": "cull",
     "bench": "bench",
     "record": "record",
     "autofocus": "autofocus",

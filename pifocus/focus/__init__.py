@@ -7,6 +7,7 @@
 * :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
 * :mod:`.heatmap`  -- tile heat maps with legend, verdict, ``blur_px`` and file name (``score --heatmap``).
 * :mod:`.exposure` -- exposure and noise readouts: EV offset, clipping, noise sigma, SNR, histogram, ISO.
+* :mod:`.blurest` -- model-free defocus radius (re-blur gradient ratio) and motion-blur estimate.
 """
 
 from .analyzer import DEFAULT_ROI, AnalysisParams, FocusAnalyzer  # noqa: F401
