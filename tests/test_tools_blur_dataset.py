@@ -116,7 +116,7 @@ def test_sharpness_retention_separates_sharp_from_pre_blurred_sources(bd):
 
 def test_screen_sources_keeps_procedural_and_drops_soft_real_patches(bd):
     from pifocus.sources.simulated import defocus
-    p = bd.BlurSetParams()
+    p = bd.BlurSetParams(source_max_q=0.24)
     sharp = np.clip(_checker(), 0, 255).astype(np.uint8)
     soft = np.clip(defocus(_checker(), 1.0), 0, 255).astype(np.uint8)
     patches = [bd.Patch(sharp, "mfifb:a", "train"), bd.Patch(soft, "mfifb:b", "train"),
@@ -125,6 +125,7 @@ def test_screen_sources_keeps_procedural_and_drops_soft_real_patches(bd):
     assert [q.blur_ok for q in patches] == [True, False, True]
     assert out["real"] == 2 and out["soft"] == 1
     assert patches[1].source_q > p.source_max_q > patches[0].source_q
+    assert bd.BlurSetParams().source_max_q == 1.0  # off by default: every patch keeps its labels
     with pytest.raises(ConfigError, match="source_max_q"):
         bd.BlurSetParams(source_max_q=0.0)
 
