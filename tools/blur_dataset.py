@@ -832,6 +832,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dead-leaves-images", type=int, default=BlurSetParams.dead_leaves_images)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--downsample", type=int, default=BlurSetParams.downsample)
+    ap.add_argument("--sweep-short-side", type=int, default=BlurSetParams.sweep_short_side_px,
+                    help="sweeps are reduced by max(--downsample, short side // this), up to 4x")
     ap.add_argument("--defocus-variants", type=int, default=BlurSetParams.defocus_variants)
     ap.add_argument("--motion-variants", type=int, default=BlurSetParams.motion_variants)
     ap.add_argument("--max-sharp-per-scene", type=int, default=BlurSetParams.max_sharp_per_scene)
@@ -842,7 +844,7 @@ def main(argv=None) -> int:
     try:
         p = BlurSetParams(seed=a.seed, downsample=a.downsample, defocus_variants=a.defocus_variants,
                           motion_variants=a.motion_variants, max_sharp_per_scene=a.max_sharp_per_scene,
-                          chart_tiles=a.chart_tiles, screen_max_px=a.screen_max_px, source_max_q=a.source_max_q,
+                          chart_tiles=a.chart_tiles, screen_max_px=a.screen_max_px, source_max_q=a.source_max_q, sweep_short_side_px=a.sweep_short_side,
                           dead_leaves_images=a.dead_leaves_images)
         meta = build(a.data, a.out, p, a.sheet, tuple(a.sources.split(",")), a.screen_model)
     except ConfigError as e:
