@@ -174,3 +174,17 @@ def test_blur_metrics_on_literal_numbers():
     rep = bm.blur_report(pred, np.zeros(9), true, np.zeros(9), np.array(["a"] * 9))
     assert rep["all"]["monotonic"] and "a" in rep and "motion" in rep["all"]
     assert "MAE" in bm.format_blur_report(rep)
+
+
+def test_mae_by_contrast_bins_on_literal_numbers():
+    pred = np.array([0.0, 1.0, 2.0, 0.5, 3.0, 9.0])
+    true = np.array([0.0, 0.0, 2.0, 1.0, 3.0, 8.0])   # the 8 px tile is outside 0-3 px
+    std = np.array([2.0, 5.0, 8.0, 30.0, 50.0, 30.0])
+    rows = bm.mae_by_bins(pred, true, std, bm.CONTRAST_BIN_EDGES_DN)
+    assert [r["bin"] for r in rows] == ["0-6", "6-12", "12-24", ">=24"]
+    assert [r["n"] for r in rows] == [2, 1, 0, 2]
+    assert rows[0]["mae_px"] == pytest.approx(0.5) and rows[1]["mae_px"] == 0.0
+    assert math.isnan(rows[2]["mae_px"]) and rows[3]["mae_px"] == pytest.approx(0.25)
+    rep = bm.blur_report(pred, np.zeros(6), true, np.zeros(6), np.array(["a"] * 6), contrast_dn=std)
+    assert rep["a"]["mae_0_3_by_contrast"][3]["n"] == 2
+    assert "by tile std (DN): 0-6 0.50 (n 2)" in bm.format_blur_report(rep)
