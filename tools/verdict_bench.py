@@ -92,11 +92,11 @@ def live_pull(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
     return out
 
 
-def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool) -> dict:
-    """All numbers of one sweep at one sampling."""
+def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool, model=None) -> dict:
+    """All numbers of one sweep at one sampling (``model``: a ``.tflite`` path, None = the shipped one)."""
     t = truth["sweeps"][name]
     roi = tuple(t.get("roi", region))
-    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn))
+    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn, model=None if model is None else str(model)))
     try:
         lumas = sweep_luma(data / "focus-sweeps" / name, upsample)
         stills = score_stills(analyzer, lumas)
@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweeps", nargs="*", help="only these sweeps (default: every judged sweep)")
     p.add_argument("--upsample", type=int, nargs="*", default=[1], help="samplings to run, e.g. 1 2 3")
     p.add_argument("--no-cnn", action="store_true", help="Laplacian-only mode")
+    p.add_argument("--model", type=Path, default=None, metavar="MODEL.tflite",
+                   help="judge with this model (its .json metadata beside it) instead of the shipped one")
     p.add_argument("--json", action="store_true", help="one JSON object per sweep and sampling")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
     rows = []
     for up in a.upsample:
         for name in names:
-            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn)
+            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model)
             rows.append(r)
             if a.json:
                 print(json.dumps(r), flush=True)
