@@ -76,7 +76,8 @@ def score_stills(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]
         rep = analyzer.analyze(Frame(luma=g, index=i, lens_position=float(i)), track=False)
         d = rep.to_dict(tiles=False)
         out.append({"frame": i, "sharpness": d.get("sharpness"), "p_in_focus": d.get("p_in_focus"),
-                    "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px")})
+                    "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px"),
+                    "analysis_scale": rep.analysis_scale})
     return out
 
 
@@ -99,8 +100,10 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
     analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn))
     try:
         lumas = sweep_luma(data / "focus-sweeps" / name, upsample)
-        stills = score_stills(analyzer, lumas)
+        # The pull first: the ROI's analysis scale ("auto") is learned on the first pass
+        # through focus, as on a rig that has been racked once; the stills keep it.
         pull = live_pull(analyzer, lumas)
+        stills = score_stills(analyzer, lumas)
     finally:
         analyzer.close()
     acc = range(t["acceptable"][0], t["acceptable"][1] + 1)
@@ -110,7 +113,9 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
     led_out = [p["frame"] for p in pull if p["led"] and p["frame"] not in acc]
     # "more than 1 frame outside": distance of each lit frame from the accepted range
     led_dist = [min(abs(f - acc.start), abs(f - (acc.stop - 1))) for f in led_out]
+    scales = sorted({s["analysis_scale"] for s in stills})
     return {"sweep": name, "upsample": upsample, "mode": "cnn" if use_cnn else "laplacian",
+            "analysis_scale": scales,
             "frames": len(lumas), "sharpest_judged": t["sharpest"], "sharpest_measured": int(np.argmax(sharp)),
             "accepted": [acc.start, acc.stop - 1], "in_focus": lit, **pr,
             "pull_lit": sorted({p["frame"] for p in pull if p["led"]}),
