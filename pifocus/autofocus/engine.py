@@ -117,7 +117,12 @@ def _approach_and_verify(run: _Run, final: float, best: Sample, ok: bool, reason
     """
     # the verification may exceed the search budget
     run.max_frames += 2 + run.settle + int(getattr(run.drive, "wait_frames", 0))
-    v = _move_and_read(run, final)
+    last = run.samples[-1] if run.samples else None
+    if (last is not None and last.approached and last.position == final
+            and run.drive.position == final):
+        v = last      # the last frame was taken right there, approached: it is the verification
+    else:
+        v = _move_and_read(run, final)
     if ok and v.score < gate.verify_ratio * best.score and final != best.position:
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
                  final, v.score, 100 * gate.verify_ratio, best.score)

@@ -203,7 +203,9 @@ class _Run:
         if self.params.score == "multiscale":
             # Every level measured here, at fixed scales: the analyzer's own sharpness is at its
             # analysis scale, which "auto" may change between frames.
-            vals = [sc[k] for k in (1,) + tuple(SCALES)]
+            # Each level floored at a twentieth of its noise term: far from focus the
+            # noise-corrected values are noise themselves, and their logs would be wild.
+            vals = [max(sc[k], 0.05 * fl[k] + 1e-3) for k in (1,) + tuple(SCALES)]
             s.score = float(np.exp(np.mean(np.log(vals))))
         self.samples.append(s)
         return s

@@ -294,16 +294,26 @@ class FocusAnalyzer:
         j.p = np.full(j.informative.shape, np.nan, np.float32)
         return j
 
+    def _min_level_px(self) -> int:
+        """Smallest ROI side (pixels of a level) worth judging: two CNN tiles (two
+        ``block_px`` tiles of 16 px in Laplacian-only mode)."""
+        tile = self.classifier.tile_px if self.classifier is not None else 2 * self.params.block_px
+        return 2 * int(tile)
+
     def _pyramid(self, luma: np.ndarray) -> Dict[int, _Judged]:
-        """Every level ``"auto"`` looks at (:func:`~pifocus.focus.scale.levels_needed`),
-        each reduced from the nearest finer level that divides it (area averaging)."""
+        """Every level ``"auto"`` looks at (:func:`~pifocus.focus.scale.levels_needed`)
+        whose ROI still holds 4 x 4 px tiles, each reduced from the nearest finer level
+        that divides it (area averaging)."""
         frames = {1: luma}
         out = {}
+        _, _, rw, rh = m.roi_pixels(self.params.effective_roi, luma.shape[1], luma.shape[0])
         for f in sc.levels_needed():
+            # Octave levels are measured down to 4 tiles of 4 px (for the ratio); only levels
+            # big enough to judge are candidates (see _auto_scale).
+            if f > 1 and (min(rw, rh) // f < 4 * 4 or min(luma.shape) // f < 8):
+                break
             src = max(d for d in frames if f % d == 0)
             frames[f] = _reduce(frames[src], f // src)
-            if min(frames[f].shape) < 8:
-                break
             out[f] = self._prefilter(frames[f], f, False)
         self._frames = frames
         return out
@@ -316,15 +326,17 @@ class FocusAnalyzer:
         sharp = {f: m.sharpness(j.st.lap_var, j.floor, j.level.weights) for f, j in levels.items()}
         # Textured tiles per level; a level with only a stray tile or two (noise on small
         # tiles) has none.
+        _, _, rw, rh = m.roi_pixels(p.effective_roi, luma.shape[1], luma.shape[0])
         inf = {f: (int(j.informative.sum()) if float(j.level.weights[j.informative].sum())
-                   >= p.coarse_min_share * float(j.level.weights.sum()) else 0)
+                   >= p.coarse_min_share * float(j.level.weights.sum())
+                   and (f == 1 or min(rw, rh) // f >= self._min_level_px()) else 0)
                for f, j in levels.items()}
         est = sc.detail_scale(sharp, inf, p.auto_ratio, p.verdict.min_informative_tiles)
-        wide = max(levels)
         key = (luma.shape, p.effective_roi, p.rows, p.cols)
-        s = self._scale.update(key, est, sharp[wide], levels[wide].st.mean)
+        s = self._scale.update(key, est, sc.wide_sharpness(sharp), levels[max(levels)].st.mean)
+        s = s if s in levels and (s == 1 or min(rw, rh) // s >= self._min_level_px()) else 1
         self._octave = sc.octave_ratio(sharp, s)
-        return (s if s in levels else 1), levels
+        return s, levels
 
     def _classify(self, luma: np.ndarray, j: _Judged) -> None:
         """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles."""

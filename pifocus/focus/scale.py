@@ -19,8 +19,8 @@ at successive pyramid levels (pure functions, tested on literal numbers):
 
 A single defocused frame and a sharp oversampled one look alike at one level, so the
 choice is made **per ROI**, not per frame: :class:`ScaleMemory` adopts the level chosen by
-the sharpest frame of a focus pass (sharpest by the wide-range measure, the Laplacian
-variance 8x reduced, which every frame of a pull has) once the pass has gone through it,
+the sharpest frame of a focus pass (sharpest by :func:`wide_sharpness`, the geometric mean
+over the levels, as the autofocus curve) once the pass has gone through it,
 keeps it for this ROI and frame size, and starts over on a new ROI, a new frame size or a
 scene cut.  So the first approach to focus is judged at full resolution (an oversampled rig
 reads ``out_of_focus`` on it), and from the first pass through focus on at the rig's level.  Measured on the shared focus sweeps (see
@@ -38,7 +38,7 @@ import numpy as np
 from .verdict import scene_difference
 
 #: Candidate analysis scales of ``analysis_scale = "auto"`` (sensor pixels per analysis pixel).
-AUTO_SCALES = (1, 2, 3, 4)
+AUTO_SCALES = (1, 2, 3, 4, 6)
 
 
 def levels_needed(scales: Iterable[int] = AUTO_SCALES) -> Tuple[int, ...]:
@@ -72,6 +72,14 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
         if informative.get(s, 0) >= min_tiles and not math.isnan(r) and r < ratio:
             return s
     return None
+
+
+def wide_sharpness(sharp: Dict[int, float]) -> float:
+    """One figure for comparing the frames of a focus pass whatever their best level: the
+    geometric mean of the noise-corrected Laplacian variance over every measured level
+    (each floored at 1e-3 DN²), as the autofocus curve's ``multiscale`` score."""
+    vals = [max(float(v), 1e-3) for v in sharp.values()]
+    return float(np.exp(np.mean(np.log(vals)))) if vals else 0.0
 
 
 def closeness(ratio: float, qualify: float = 4.0, soft: float = 16.0) -> float:
@@ -108,7 +116,7 @@ class ScaleMemory:
             below to confirm the candidate as the peak.
     """
 
-    def __init__(self, scene_change: float = 0.25, confirm_drop: float = 0.7):
+    def __init__(self, scene_change: float = 0.25, confirm_drop: float = 0.8):
         self.scene_change = float(scene_change)
         self.confirm_drop = float(confirm_drop)
         self.reset()
