@@ -46,9 +46,12 @@ log = logging.getLogger("pifocus.autofocus")
 def relative_blur(coarse_1: float, coarse_8: float) -> float:
     """Model-free defocus estimate (arbitrary units, grows about linearly with the blur
     radius): ``sqrt(coarse_8 / coarse_1)`` of the noise-corrected Laplacian variances at full
-    resolution and 8x reduced; NaN when either is not positive."""
-    if not (coarse_1 > 0 and coarse_8 > 0):
+    resolution and 8x reduced; infinite when only the reduced one is positive (nothing left
+    at full resolution), NaN when neither is."""
+    if not coarse_8 > 0:
         return math.nan
+    if not coarse_1 > 0:
+        return math.inf         # nothing left at full resolution: far from focus
     return math.sqrt(coarse_8 / coarse_1)
 
 
@@ -61,6 +64,10 @@ def v_jump(near: Tuple[float, float], far: Tuple[float, float], floor: float) ->
         return None
     slope = (b1 - b0) / abs(x1 - x0)
     return x0 + math.copysign(max(b0 - floor, 0.0) / slope, x0 - x1)
+
+
+#: At most this many noise terms of the full-resolution measure count as its noise residual.
+NOISE_RESIDUAL_FLOORS = 5.0
 
 
 class DfdStrategy(Strategy):
@@ -89,11 +96,20 @@ def _tol(run: _Run, step: float) -> float:
     return max(run.res / 2, step / 10)
 
 
-def _blur(s: Sample, use_head: bool) -> float:
-    """The sample's defocus estimate (model head, else :func:`relative_blur`)."""
+def _blur(s: Sample, use_head: bool, run: Optional[_Run] = None) -> float:
+    """The sample's defocus estimate (model head, else :func:`relative_blur`).
+
+    Far from focus the full-resolution measure is what the noise correction left over, the
+    same at every position; the run's lowest full-resolution value (at most
+    ``NOISE_RESIDUAL_FLOORS`` noise terms) is taken off first, so it reads as no detail."""
     if use_head and not math.isnan(s.blur):
         return s.blur
-    return relative_blur(s.coarse.get(1, 0.0), s.coarse.get(8, 0.0))
+    m1 = s.coarse.get(1, 0.0)
+    if run is not None and run.samples:
+        residual = min(min(u.coarse.get(1, 0.0) for u in run.samples),
+                       NOISE_RESIDUAL_FLOORS * s.coarse_floor.get(1, 0.0))
+        m1 -= 0.9 * max(residual, 0.0)
+    return relative_blur(m1, s.coarse.get(8, 0.0))
 
 
 def _probe(run: _Run, step: float) -> None:
@@ -130,8 +146,8 @@ def _largest_gap(run: _Run, U: List[Sample]) -> float:
 
 def _dfd_target(run: _Run, p: DfdParams, U: List[Sample], use_head: bool) -> Optional[float]:
     """Where the blur V through the samples puts focus (None: no usable blur estimates)."""
-    pts = [(u.position, _blur(u, use_head)) for u in U]
-    pts = [(x, b) for x, b in pts if not math.isnan(b)]
+    pts = [(u.position, _blur(u, use_head, run)) for u in U]
+    pts = [(x, b) for x, b in pts if math.isfinite(b)]
     if len(pts) < 2:
         return None
     if len(pts) == 2:
@@ -168,8 +184,10 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
     h = _fine_spacing(run, p, step)
     br = _bracket(U)
     if br is not None:
-        if _tight(run, p, br) or _converged(run, p, br):
-            return None
+        soft = _is_soft(run, p, br[1], use_head)
+        narrow = br[2].position - br[0].position <= p.explore_gap * run.span
+        if (_tight(run, p, br) or (narrow and _converged(run, p, br))) and (narrow or not soft):
+            return _explore_if_soft(run, p, U, br[1], use_head)
         return _inside(run, step, br)
     best = max(U, key=lambda u: u.score)
     i = U.index(best)
@@ -193,6 +211,26 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
     return min(max(best.position + direction * dist, run.lo), run.hi)
 
 
+def _is_soft(run: _Run, p: DfdParams, s: Sample, use_head: bool) -> bool:
+    """The sample's own blur estimate says it is not at focus (above ``sharp_blur``)."""
+    b = _blur(s, use_head, run)
+    return not math.isnan(b) and b > (p.sharp_blur_px if use_head else p.sharp_blur)
+
+
+def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], best: Sample,
+                     use_head: bool) -> Optional[float]:
+    """A peak whose own blur estimate is still high is a local one (a side lobe, an edge of
+    another plane): look at the widest unsampled stretch of the range (while there is one
+    wider than ``explore_gap`` of it) before accepting it.  None: accept the peak."""
+    if not _is_soft(run, p, best, use_head):
+        return None
+    xs = [u.position for u in U]
+    widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - run.lo, run.hi - xs[-1]])
+    if widest <= p.explore_gap * run.span:
+        return None
+    return _largest_gap(run, U)
+
+
 def _tight(run: _Run, p: DfdParams, br) -> bool:
     """The bracket ``(left, best, right)`` is narrow enough for its log-parabola vertex to be
     the target: within ``bracket_sigmas`` sigmas of the fitted peak, or four drive steps."""
@@ -200,6 +238,9 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     width = right.position - left.position
     if width <= 4 * run.res:
         return True
+    gaps = sorted((best.position - left.position, right.position - best.position))
+    if gaps[1] > p.max_skew * max(gaps[0], run.res):
+        return False       # lopsided: the curve's cusp would pull the vertex to the wide side
     f = _vertex(br)
     return f is not None and bool(f.get("sigma")) and width <= p.bracket_sigmas * f["sigma"]
 
@@ -281,7 +322,9 @@ def _land(run: _Run, p: DfdParams, step: float) -> Tuple[Optional[dict], Optiona
         right = A[i + 1] if i < len(A) - 1 else None
         if left is not None and right is not None and _tight(run, p, (left, best, right)):
             break
-        tol = 1.5 * h + run.res / 2
+        # At a range end the gate needs the end's own neighbour: no wider spacing there.
+        at_end = best.position <= run.lo + run.res / 2 or best.position >= run.hi - run.res / 2
+        tol = (1.0 if at_end else 1.5) * h + run.res / 2
         inside = [x for x, nb in ((best.position - h, left), (best.position + h, right))
                   if (nb is None or abs(best.position - nb.position) > tol)
                   and run.lo - run.res / 2 <= x <= run.hi + run.res / 2

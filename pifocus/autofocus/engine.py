@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 from ..exc import AutofocusError, ConfigError
 from .base import REGISTRY, AutofocusResult, Strategy
-from .gate import _gate
+from .gate import _gate, confidence, depth_of_focus
 from .params import AutofocusParams, GateParams
 from .run import Sample, _OutOfFrames, _Run, _SearchStalled
 
@@ -153,4 +153,5 @@ def _result(run: _Run, strategy: str, fit: Optional[dict], ok: bool, reason: str
         curve=[[s.position, s.score] for s in run.samples], success=ok, reason=reason, fit=fit,
         strategy=strategy, best_position=best.position, best_score=best.score, final_score=final_score,
         p_in_focus=None if p_final is None or math.isnan(p_final) else p_final,
-        coarse_curve=[[s.position, s.coarse[8]] for s in run.samples])
+        coarse_curve=[[s.position, s.coarse[8]] for s in run.samples],
+        confidence=confidence(run, ok, best, final_score, fit), depth_of_focus=depth_of_focus(fit))

@@ -44,7 +44,7 @@ class GateParams:
 
     min_brightness_dn: float = 12.0
     min_informative: float = 0.05
-    flat_ratio: float = 2.0
+    flat_ratio: float = 1.4
     min_r2: float = 0.6
     verify_ratio: float = 0.5
 
@@ -166,6 +166,8 @@ class DfdParams:
         fine_factor: landing samples at this many sigmas of the fitted peak from the best.
         max_jumps: most jumps (bounded loop).
         max_landing: most landing samples (bounded loop).
+        max_skew: a bracket whose wider side is more than this many times the other is not
+            close enough (the vertex of a cusp-shaped curve leans to the wide side).
         grow: a jump beyond the best sample goes at most this many times the distance from
             the best to its inner neighbour (and exactly that far when nothing predicts focus).
         bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
@@ -173,6 +175,10 @@ class DfdParams:
         converge_sigmas: ... or its vertex is within this many sigmas of the best sample.
         snap_sigmas: a target this close (sigmas of the fitted peak) to the best sample is the
             best sample itself (its frame, when it was the last, verifies it).
+        sharp_blur: a bracketed peak whose model-free blur estimate is above this is not
+            trusted yet (a local peak): the widest unsampled stretch is looked at first.
+        sharp_blur_px: the same with the model's blur head (px at the analysis scale).
+        explore_gap: ... while an unsampled stretch wider than this share of the range is left.
         flat_ratio: while the best/worst score of the samples is below this, nothing has
             changed with focus yet: sample the middle of the widest unsampled stretch.
     """
@@ -183,16 +189,24 @@ class DfdParams:
     fine_factor: float = 0.6
     max_jumps: int = 8
     max_landing: int = 4
-    flat_ratio: float = 2.0
+    flat_ratio: float = 1.4
     bracket_sigmas: float = 3.5
     grow: float = 2.0
+    max_skew: float = 4.0
     converge_sigmas: float = 0.3
     snap_sigmas: float = 0.15
+    sharp_blur: float = 6.0
+    sharp_blur_px: float = 2.5
+    explore_gap: float = 0.35
 
     def __post_init__(self):
         s = "autofocus.dfd"
+        require(0 < self.sharp_blur <= 100, s, "sharp_blur", self.sharp_blur, "0 < x <= 100")
+        require(0 < self.sharp_blur_px <= 50, s, "sharp_blur_px", self.sharp_blur_px, "0 < x <= 50 px")
+        require(0 < self.explore_gap <= 1, s, "explore_gap", self.explore_gap, "0 < x <= 1")
         require(0 <= self.snap_sigmas <= 1, s, "snap_sigmas", self.snap_sigmas, "0..1")
         require(0 <= self.converge_sigmas <= 2, s, "converge_sigmas", self.converge_sigmas, "0..2")
+        require(1 <= self.max_skew <= 100, s, "max_skew", self.max_skew, "1..100")
         require(1 < self.grow <= 10, s, "grow", self.grow, "1 < x <= 10")
         require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
         require(1 < self.flat_ratio <= 100, s, "flat_ratio", self.flat_ratio, "1 < x <= 100")

@@ -254,7 +254,8 @@ def run(args, console) -> int:
     d["drive"] = drive.name
     d["units"] = drive.units
     text = (f"autofocus {'OK' if result.success else 'FAILED'}: lens at {result.final_position:g} {drive.units} "
-            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s)"
+            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s, "
+            f"confidence {result.confidence:.2f})"
             + ("" if result.success else f"\n  reason: {result.reason}")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
     console.result(d, text)  # first: a failing plot must not lose the result

@@ -37,6 +37,12 @@ import numpy as np
 
 from .verdict import scene_difference
 
+#: A reduced level qualifies up to this many times ``ratio``: area-averaging a frame that was
+#: enlarged by the same factor (bicubic) does not give the original back -- it keeps less of
+#: the top octave, and the octave ratio reads about 1.6x higher than at the original's full
+#: resolution (measured on the simulated chart and the shared sweeps enlarged 2x and 3x).
+REDUCED_ALLOWANCE = 1.5
+
 #: Candidate analysis scales of ``analysis_scale = "auto"`` (sensor pixels per analysis pixel).
 AUTO_SCALES = (1, 2, 3, 4, 6)
 
@@ -63,13 +69,15 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
         sharp: noise-corrected Laplacian variance of the ROI per level (DN², level =
             reduction factor), for every level of :func:`levels_needed`.
         informative: textured tiles per level (above the texture gate).
-        ratio: a level qualifies when :func:`octave_ratio` is below this.
+        ratio: full resolution qualifies when its :func:`octave_ratio` is below this, a
+            reduced level when below ``REDUCED_ALLOWANCE`` times this.
         min_tiles: ... and it has at least this many textured tiles.
         scales: candidates, finest first.
     """
     for s in sorted(int(v) for v in scales):
         r = octave_ratio(sharp, s)
-        if informative.get(s, 0) >= min_tiles and not math.isnan(r) and r < ratio:
+        limit = ratio if s == 1 else ratio * REDUCED_ALLOWANCE
+        if informative.get(s, 0) >= min_tiles and not math.isnan(r) and r < limit:
             return s
     return None
 
