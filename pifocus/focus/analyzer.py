@@ -458,6 +458,8 @@ class FocusAnalyzer:
                         else sc.closeness(self._octave, p.auto_ratio))
         if not math.isnan(absolute):
             meter = min(meter, absolute)
+        if not judgeable:
+            meter = 0.0      # nothing to judge focus on: the meter shows no closeness at all
         t3 = time.perf_counter()
         g, f = j.level.geom, int(j.factor)
         return FocusReport(
