@@ -241,6 +241,8 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     gaps = sorted((best.position - left.position, right.position - best.position))
     if gaps[1] > p.max_skew * max(gaps[0], run.res):
         return False       # lopsided: the curve's cusp would pull the vertex to the wide side
+    if not best.coarse_ok(1, p.detail_factor):
+        return False       # no full-resolution detail at the best: still in the far tails
     f = _vertex(br)
     return f is not None and bool(f.get("sigma")) and width <= p.bracket_sigmas * f["sigma"]
 

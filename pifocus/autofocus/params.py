@@ -168,6 +168,8 @@ class DfdParams:
         max_landing: most landing samples (bounded loop).
         max_skew: a bracket whose wider side is more than this many times the other is not
             close enough (the vertex of a cusp-shaped curve leans to the wide side).
+        detail_factor: a bracket counts as close only when the best sample's full-resolution
+            measure is this many times its noise term (far out the curve's tails are wide).
         grow: a jump beyond the best sample goes at most this many times the distance from
             the best to its inner neighbour (and exactly that far when nothing predicts focus).
         bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
@@ -193,6 +195,7 @@ class DfdParams:
     bracket_sigmas: float = 3.5
     grow: float = 2.0
     max_skew: float = 4.0
+    detail_factor: float = 3.0
     converge_sigmas: float = 0.3
     snap_sigmas: float = 0.15
     sharp_blur: float = 6.0
@@ -206,6 +209,7 @@ class DfdParams:
         require(0 < self.explore_gap <= 1, s, "explore_gap", self.explore_gap, "0 < x <= 1")
         require(0 <= self.snap_sigmas <= 1, s, "snap_sigmas", self.snap_sigmas, "0..1")
         require(0 <= self.converge_sigmas <= 2, s, "converge_sigmas", self.converge_sigmas, "0..2")
+        require(0 <= self.detail_factor <= 100, s, "detail_factor", self.detail_factor, "0..100")
         require(1 <= self.max_skew <= 100, s, "max_skew", self.max_skew, "1..100")
         require(1 < self.grow <= 10, s, "grow", self.grow, "1 < x <= 10")
         require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
