@@ -186,6 +186,10 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
     if br is not None:
         soft = _is_soft(run, p, br[1], use_head)
         narrow = br[2].position - br[0].position <= p.explore_gap * run.span
+        if narrow and not _has_detail(p, br[1]):
+            # A small bump in the far tails (no fine detail anywhere yet): look elsewhere.
+            x = _largest_gap(run, U)
+            return None if run.find(run.snap(x), tol=_tol(run, step)) is not None else x
         if (_tight(run, p, br) or (narrow and _converged(run, p, br))) and (narrow or not soft):
             return _explore_if_soft(run, p, U, br[1], use_head)
         return _inside(run, step, br)
@@ -209,6 +213,12 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
         dist = min(max(abs(x - best.position), gap / 2), p.grow * gap)
     dist = min(max(dist, run.res), p.max_jump * run.span)
     return min(max(best.position + direction * dist, run.lo), run.hi)
+
+
+def _has_detail(p: DfdParams, s: Sample) -> bool:
+    """Fine detail at the sample: its 2x-reduced measure is ``detail_factor`` times its noise
+    term (2x, not full resolution, so an oversampled rig's focus has it too)."""
+    return s.coarse_ok(2, p.detail_factor)
 
 
 def _is_soft(run: _Run, p: DfdParams, s: Sample, use_head: bool) -> bool:
@@ -241,8 +251,8 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     gaps = sorted((best.position - left.position, right.position - best.position))
     if gaps[1] > p.max_skew * max(gaps[0], run.res):
         return False       # lopsided: the curve's cusp would pull the vertex to the wide side
-    if not best.coarse_ok(1, p.detail_factor):
-        return False       # no full-resolution detail at the best: still in the far tails
+    if not _has_detail(p, best):
+        return False       # no fine detail at the best: still in the far tails
     f = _vertex(br)
     return f is not None and bool(f.get("sigma")) and width <= p.bracket_sigmas * f["sigma"]
 

@@ -168,8 +168,9 @@ class DfdParams:
         max_landing: most landing samples (bounded loop).
         max_skew: a bracket whose wider side is more than this many times the other is not
             close enough (the vertex of a cusp-shaped curve leans to the wide side).
-        detail_factor: a bracket counts as close only when the best sample's full-resolution
-            measure is this many times its noise term (far out the curve's tails are wide).
+        detail_factor: a bracket counts as close only when the best sample's 2x-reduced
+            measure is this many times its noise term (far out the curve's tails are wide and
+            bumpy: a narrow bracket there sends the search to the widest unsampled stretch).
         grow: a jump beyond the best sample goes at most this many times the distance from
             the best to its inner neighbour (and exactly that far when nothing predicts focus).
         bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
