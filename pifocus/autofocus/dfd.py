@@ -232,7 +232,7 @@ def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], best: Sample,
     """A peak whose own blur estimate is still high is a local one (a side lobe, an edge of
     another plane): look at the widest unsampled stretch of the range (while there is one
     wider than ``explore_gap`` of it) before accepting it.  None: accept the peak."""
-    if not _is_soft(run, p, best, use_head):
+    if p.trust_sharp and not _is_soft(run, p, best, use_head):
         return None
     xs = [u.position for u in U]
     widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - run.lo, run.hi - xs[-1]])

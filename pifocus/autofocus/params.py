@@ -181,6 +181,8 @@ class DfdParams:
         sharp_blur: a bracketed peak whose model-free blur estimate is above this is not
             trusted yet (a local peak): the widest unsampled stretch is looked at first.
         sharp_blur_px: the same with the model's blur head (px at the analysis scale).
+        trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
+            False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
         explore_gap: ... while an unsampled stretch wider than this share of the range is left.
         flat_ratio: while the best/worst score of the samples is below this, nothing has
             changed with focus yet: sample the middle of the widest unsampled stretch.
@@ -202,6 +204,7 @@ class DfdParams:
     sharp_blur: float = 6.0
     sharp_blur_px: float = 2.5
     explore_gap: float = 0.35
+    trust_sharp: bool = True
 
     def __post_init__(self):
         s = "autofocus.dfd"
@@ -271,8 +274,9 @@ class AutofocusParams:
     """Autofocus configuration (config table ``[autofocus]``, sub-tables per strategy).
 
     Attributes:
-        strategy: ``model`` (default), ``sweep`` or ``continuous`` (a name in
-            :data:`~pifocus.autofocus.STRATEGIES`).
+        strategy: ``dfd`` (default: depth from defocus, then a short local fit; fewest
+            frames on ``tools/af_bench.py``), ``model``, ``sweep``, ``blur`` or ``continuous``
+            (a name in :data:`~pifocus.autofocus.STRATEGIES`).
         score: the focus measure of the curve: ``multiscale`` (default: geometric mean of
             the noise-corrected Laplacian variance at full resolution and reduced 2x, 4x and
             8x -- every frequency band counts, so a small very sharp edge in a 3-D scene does
@@ -286,7 +290,7 @@ class AutofocusParams:
         sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
-    strategy: str = "model"
+    strategy: str = "dfd"
     score: str = "multiscale"
     settle_frames: int = 0
     approach_overshoot: float = 0.05
