@@ -102,6 +102,11 @@ def _coerce(section: str, key: str, value, annotation, default):
             return None
         inner = [a for a in args if a is not type(None)][0]
         return _coerce(section, key, value, inner, default)
+    if origin is typing.Union:
+        # e.g. Union[int, str] ("auto" or a number): any member type; the dataclass validates.
+        if isinstance(value, bool) or not isinstance(value, args):
+            raise bad(" or ".join(a.__name__ for a in args))
+        return value
     target = annotation if isinstance(annotation, type) else (type(default) if default is not None else None)
     if origin in (tuple, list) or target in (tuple, list):
         if not isinstance(value, (list, tuple)):

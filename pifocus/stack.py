@@ -213,10 +213,12 @@ def _probe_analyzer(analyzer, frame):
 
     p = analyzer.params
     _, _, w, h = p.effective_roi
-    s = int(p.analysis_scale)
+    # "auto" picks its level per ROI as frames come; size the probe grid for full resolution.
+    s = p.analysis_scale if isinstance(p.analysis_scale, int) else 1
     cols = int(min(32, max(p.cols, w * frame.width / s // PROBE_TILE_PX)))
     rows = int(min(32, max(p.rows, h * frame.height / s // PROBE_TILE_PX)))
-    return FocusAnalyzer(replace(p, use_cnn=False, rows=rows, cols=cols, exposure=False))
+    # A fixed scale: the curve widths must be measured at one resolution through the sweep.
+    return FocusAnalyzer(replace(p, use_cnn=False, rows=rows, cols=cols, exposure=False, analysis_scale=s))
 
 
 def probe_dof(drive, source, analyzer, sp: StackParams, progress: Optional[Callable] = None,

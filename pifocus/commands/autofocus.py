@@ -19,9 +19,11 @@ Run one autofocus pass and print the final position, frames used, moves, time, t
 focus curve and whether the quality gate passed (with the reason when it did not).  The
 drive is left at the chosen position -- or, when the gate fails, at the best position seen.
 
-Strategies: model (default; model-guided, ~10 frames), sweep (coarse-to-fine contrast
-sweep, the baseline, ~25 frames), continuous (watch the ROI for --frames frames and search
-locally only when sharpness drops and stays down).
+Strategies: dfd (default; depth from defocus to jump, then a short local fit: ~6-8
+frames), model (model-guided, ~10 frames), sweep (coarse-to-fine contrast sweep, the
+baseline, ~25 frames), blur (depth from defocus with the model's blur head), continuous
+(watch the ROI for --frames frames and search locally only when sharpness drops and stays
+down).  The result carries a confidence (0-1) and the depth of focus the curve shows.
 
   pifocus autofocus --drive sim --size 640x480 --plot af.png
   pifocus autofocus --drive sim --strategy sweep --start 100 --json
@@ -159,9 +161,9 @@ def add_arguments(p):
     add_drive_args(p)
     from ..autofocus import STRATEGIES
     p.add_argument("--strategy", choices=STRATEGIES,
-                   help="AF strategy: model (contrast, shape of the curve), sweep (coarse-to-fine), "
-                        "blur (depth from defocus with the model's blur estimate, ~6 frames), "
-                        "continuous [default: the config's, else model]")
+                   help="AF strategy: dfd (depth from defocus + short fit), model (contrast, shape of "
+                        "the curve), sweep (coarse-to-fine), blur (depth from defocus with the "
+                        "model's blur estimate), continuous [default: the config's, else dfd]")
     p.add_argument("--start", type=POSITION, metavar="POS",
                    help=f"move here first ({POSITION.range}) [stay where the lens is]")
     p.add_argument("--frames", type=FRAMES, default=300, metavar="N",
@@ -261,7 +263,8 @@ def run(args, console) -> int:
     d["drive"] = drive.name
     d["units"] = drive.units
     text = (f"autofocus {'OK' if result.success else 'FAILED'}: lens at {result.final_position:g} {drive.units} "
-            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s)"
+            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s, "
+            f"confidence {result.confidence:.2f})"
             + ("" if result.success else f"\n  reason: {result.reason}")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
     console.result(d, text)  # first: a failing plot must not lose the result
