@@ -19,7 +19,13 @@ the variant's fraction through a fresh :class:`~pifocus.focus.verdict.Verdict` (
 hysteresis and dwell) in pull order: ok when it lit at least once and never more than 1 frame
 outside the judged range.
 
-    python tools/blurverdict_bench.py --upsample 1 2 --coc 0.75 1.0 1.5
+    python tools/blurverdict_bench.py --upsample 1 2 --tiles --coc 0.5 0.75 1.0 1.5 --dump runs.json
+    python tools/blurverdict_bench.py --load runs.json --tiles --coc 1.0   # replay, no measuring
+    python tools/blurverdict_bench.py --cost 40 --cost-max-pixels 65000 250000 1000000
+
+Summary lines per sampling and variant: sweeps with precision >= 0.9, recall >= 0.67, both,
+pull ok; sweeps never lit as stills; and, summed over the sweeps, stills lit outside the
+judged range and accepted frames lit.
 """
 
 import argparse
@@ -204,9 +210,15 @@ def main(argv=None) -> int:
             both = sum(s["precision"] >= 0.9 and s["recall"] >= 0.67 for s in sc)
             pull = sum(s["pull_ok"] for s in sc)
             lit_none = sum(not s["in_focus"] for s in sc)
+            outside = sum(len(set(s["in_focus"]) - set(range(r["accepted"][0], r["accepted"][1] + 1)))
+                          for r, s in zip(rs, sc))
+            hits = sum(len(set(s["in_focus"]) & set(range(r["accepted"][0], r["accepted"][1] + 1)))
+                       for r, s in zip(rs, sc))
+            n_acc = sum(r["accepted"][1] - r["accepted"][0] + 1 for r in rs)
             tag = v if c is None else f"{v} coc={c}"
             print(f"x{up} {tag:22s} P>=0.9 {okp:2d}/{len(rs)}  R>=0.67 {okr:2d}/{len(rs)}  both {both:2d}/{len(rs)}"
-                  f"  pull ok {pull:2d}/{len(rs)}  stills never lit {lit_none}")
+                  f"  pull ok {pull:2d}/{len(rs)}  stills never lit {lit_none}"
+                  f"  stills lit outside {outside}, accepted lit {hits}/{n_acc}")
             for r, s in zip(rs, sc):
                 print(f"    {r['sweep']:24s} acc {r['accepted']} in_focus {s['in_focus']} "
                       f"P {s['precision']:.2f} R {s['recall']:.2f} pull {s['pull_lit']} {'ok' if s['pull_ok'] else 'BAD'}")
