@@ -436,9 +436,9 @@ def test_hub_offer_never_waits_for_a_slow_encoder(monkeypatch):
     slow = threading.Event()
     orig = hub.render
 
-    def slow_render(luma, noise=0.0):
-        slow.wait(0.5)
-        return orig(luma, noise)
+    def slow_render(luma, noise=0.0, roi=None):
+        slow.wait(5.0)  # released by the test: the encoder is busy for the whole offer loop
+        return orig(luma, noise, roi)
     monkeypatch.setattr(hub, "render", slow_render)
     try:
         assert hub.try_join()
