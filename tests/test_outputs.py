@@ -237,7 +237,8 @@ def test_rgb_error_pattern_red_then_blue(factory):
 
 # -- buzzer ----------------------------------------------------------------------------------
 def beep_period(pin, rises=3, timeout=2.0):
-    """Mean time between rising edges over ``rises`` periods, seconds."""
+    """Shortest time between rising edges over ``rises`` periods, seconds (a loaded machine
+    only ever makes a blink thread sleep longer, so the shortest period is the robust one)."""
     pin.clear_states()
     assert wait_for(lambda: sum(1 for s in pin.states if s.state) >= rises + 1, timeout=timeout)
     t, times = 0.0, []
@@ -245,7 +246,7 @@ def beep_period(pin, rises=3, timeout=2.0):
         t += s.timestamp
         if s.state:
             times.append(t)
-    return (times[rises] - times[0]) / rises
+    return min(b - a for a, b in zip(times[:rises], times[1:rises + 1]))
 
 
 def test_buzzer_beeps_faster_near_focus(factory):
@@ -256,11 +257,11 @@ def test_buzzer_beeps_faster_near_focus(factory):
     bz.update(report(meter=0.1))
     assert bz.rate_hz == 0 and pin.state == 0  # below min_meter: silent
     bz.update(report(meter=0.35))
-    slow = beep_period(pin, rises=2)
+    slow = beep_period(pin, rises=3)
     bz.update(report(meter=0.95))
-    fast = beep_period(pin, rises=3)
-    assert slow == pytest.approx(1 / 6, rel=0.35)
-    assert fast == pytest.approx(1 / 24, rel=0.5)
+    fast = beep_period(pin, rises=5)
+    assert 0.8 / 6 <= slow <= 2.0 / 6
+    assert 0.8 / 24 <= fast <= 2.5 / 24
     assert fast < slow / 2
     bz.update(report(in_focus=True, meter=1.0))
     assert bz.rate_hz == math.inf and pin.state == 1  # steady tone in focus
