@@ -19,8 +19,8 @@
 #      browser tests, which skip there anyway; see TIERS below).
 #
 # With --cache DIR (or PIFOCUS_PI_OS_CACHE) the root, with its apt packages installed, is kept
-# in DIR and reused while its recipe (suite, arch, packages) is unchanged: a cached run skips
-# debootstrap.  Without a cache the root is built in a temporary folder and removed.
+# in DIR and reused: a cached run skips debootstrap, and apt runs again only when the README's
+# apt lines changed.  The venv and the copy of the checkout are made anew every run.  Without a cache the root is built in a temporary folder and removed.
 #
 # Exit status: 0 passed; 1 failed (install, demo or tests); 3 skipped because this host
 # cannot run it (not root, no debootstrap/qemu-user-static, no binfmt_misc, no network),
@@ -173,14 +173,31 @@ if [ -n "$CACHE" ]; then
 else
   ROOT="$(mktemp -d /var/tmp/pi-os-ci.XXXXXX)/$SUITE-$ARCH"
 fi
+if [ -n "$CACHE" ]; then  # one run at a time per cache
+  exec 9>"$CACHE/.lock"
+  flock -w 3600 9 || skip "the cache $CACHE stayed locked by another run for an hour"
+fi
 MOUNTS=()
+umount_under() {  # detach whatever is still mounted inside $1 (a run that was killed)
+  local m
+  awk -v r="$1/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
 cleanup() {
   local i
   for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
-  if [ -z "$CACHE" ] && [ "$KEEP" = 0 ]; then rm -rf "$(dirname "$ROOT")"; fi
+  umount_under "$ROOT"
+  if [ -z "$CACHE" ] && [ "$KEEP" = 0 ]; then rm -rf --one-file-system "$(dirname "$ROOT")"; fi
 }
 trap cleanup EXIT
-bind() { mkdir -p "$ROOT$2"; mount "${@:3}" "$1" "$ROOT$2"; MOUNTS+=("$ROOT$2"); }
+bind() {  # bind SRC DIR MOUNT-OPTIONS...: mounted at $ROOT/DIR, private to the root
+  mkdir -p "$ROOT$2"
+  mount "${@:3}" "$1" "$ROOT$2"
+  MOUNTS+=("$ROOT$2")
+  mount --make-rslave "$ROOT$2" 2>/dev/null || true
+}
+umount_under "$ROOT"
 in_root() {
   chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PIP_DEFAULT_TIMEOUT=180 \
@@ -189,11 +206,11 @@ in_root() {
 }
 
 T0=$(date +%s)
-if [ -f "$ROOT/.pifocus-root-$KEY" ]; then
+if [ -f "$ROOT/.pifocus-debootstrap" ]; then
   say "reusing the cached $SUITE $ARCH root in $ROOT"
   DEBOOTSTRAP_S=0
 else
-  rm -rf "$ROOT"
+  rm -rf --one-file-system "$ROOT"
   mkdir -p "$ROOT"
   say "debootstrap $SUITE $ARCH into $ROOT (${MIRROR:-the default mirror of debootstrap}) ..."
   T=$(date +%s)
@@ -202,6 +219,7 @@ else
       > "$ROOT.debootstrap.log" 2>&1 \
     || { tail -20 "$ROOT.debootstrap.log" >&2; die "debootstrap failed (log above)"; }
   DEBOOTSTRAP_S=$(elapsed "$T")
+  touch "$ROOT/.pifocus-debootstrap"
   say "debootstrap took ${DEBOOTSTRAP_S} s"
 fi
 
