@@ -215,7 +215,7 @@ if [ -f "$ROOT/.pifocus-debootstrap" ]; then
   say "reusing the cached $SUITE $ARCH root in $ROOT"
   DEBOOTSTRAP_S=0
 else
-  rm -rf --one-file-system "$ROOT"
+  rm -rf --one-file-system "$ROOT" || die "cannot remove the old root $ROOT (something still mounted in it?)"
   mkdir -p "$ROOT"
   say "debootstrap $SUITE $ARCH into $ROOT (${MIRROR:-the default mirror of debootstrap}) ..."
   T=$(date +%s)
