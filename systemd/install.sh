@@ -9,7 +9,7 @@
 #   1. creates the system user "pifocus" (groups video, gpio);
 #   2. makes a venv in $PREFIX/venv with --system-site-packages (picamera2 and lgpio come
 #      from apt) and pip-installs this checkout into it.  When apt's numpy is 1.x (Bookworm)
-#      the pins numpy<2 and opencv-python-headless<4.12 go to $PREFIX/constraints.txt and the
+#      the pins numpy<1.25 (apt's minor) and opencv-python-headless<4.12 go to $PREFIX/constraints.txt and the
 #      venv's pip.conf, so every later pip run in that venv keeps them too.  The extras follow
 #      the userland, not the kernel: a 32-bit Raspberry Pi OS on a 64-bit kernel says aarch64
 #      in uname -m but gets [pi,tflite-runtime] and apt's python3-opencv;
@@ -137,15 +137,17 @@ run usermod -a -G video,gpio "$USER_NAME"
 run install -d -m 0755 "$PREFIX"
 [ -x "$VENV/bin/python" ] || run "$PYTHON" -m venv --system-site-packages "$VENV"
 CONSTRAINTS=()
-if "$PYTHON" -c 'import numpy, sys; sys.exit(0 if numpy.__version__.startswith("1.") else 1)' 2>/dev/null; then
+# "numpy<2" is not enough: the newest matplotlib would still replace apt's 1.24 with pip's 1.26.
+NUMPY_PIN="$("$PYTHON" -c 'import numpy; v = numpy.__version__.split("."); print(f"numpy<{v[0]}.{int(v[1]) + 1}" if v[0] == "1" else "")' 2>/dev/null || true)"
+if [ -n "$NUMPY_PIN" ]; then
   # apt's picamera2/simplejpeg/OpenCV are built for numpy 1.x: pip must never pull numpy 2,
   # now or later (an extra with matplotlib would): the venv's pip.conf carries the pins.
   C="$PREFIX/constraints.txt"
   if [ "$DRY" = 1 ]; then
-    echo "+ write $C: numpy<2, opencv-python-headless<4.12"
+    echo "+ write $C: $NUMPY_PIN, opencv-python-headless<4.12"
     echo "+ write $VENV/pip.conf: [global] constraint = $C"
   else
-    printf 'numpy<2\nopencv-python-headless<4.12\n' > "$C"
+    printf '%s\nopencv-python-headless<4.12\n' "$NUMPY_PIN" > "$C"
     printf '[global]\nconstraint = %s\n' "$C" > "$VENV/pip.conf"
   fi
   CONSTRAINTS=(-c "$C")

@@ -187,11 +187,12 @@ def test_the_tests_block_runs_after_the_install_and_keeps_numpy(plan):
     assert len(checks) == 2 and checks[-1] < pytest_at == len(plan) - 1
 
 
-def test_every_pi_pip_line_keeps_numpy_below_2():
+def test_every_pi_pip_line_keeps_apts_numpy():
+    # "numpy<2" is not enough: the newest matplotlib then brings pip's numpy 1.26 over apt's 1.24.
     for name in ("arm64", "armhf", "tests"):
         for line in _block(name):
             if "/bin/pip install" in line:
-                assert '"numpy<2"' in line, line
+                assert '"numpy<1.25"' in line, line
                 if "opencv-python-headless" in line:
                     assert '"opencv-python-headless<4.12"' in line, line
     # Plots take matplotlib from apt on the Pi.
