@@ -232,10 +232,21 @@ def test_script_skips_cleanly_where_it_cannot_run():
     if BASH is None or setpriv is None or not hasattr(__import__("os"), "geteuid"):
         pytest.skip("bash or setpriv missing")
     import os
-    cmd = [BASH, str(SCRIPT)]
-    if os.geteuid() == 0:
-        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    import tempfile
+    # A copy the unprivileged user can read (a checkout under /root is not).
+    top = Path(tempfile.mkdtemp(prefix="pi-os-ci-skip-"))
+    try:
+        (top / "tools").mkdir()
+        shutil.copy(SCRIPT, top / "tools" / SCRIPT.name)
+        shutil.copy(ROOT / "README.md", top / "README.md")
+        for d in (top, top / "tools"):
+            d.chmod(0o755)
+        cmd = [BASH, str(top / "tools" / SCRIPT.name)]
+        if os.geteuid() == 0:
+            cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(top))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
     assert r.returncode == 3, (r.returncode, r.stderr)
     assert "pi_os_ci: SKIP:" in r.stderr and "root" in r.stderr
 
