@@ -283,7 +283,7 @@ step() {  # step NAME COMMAND: run in the root from /root/pifocus, within the de
 }
 
 say "the run (the README's blocks <!-- pi-os-ci: $ARCH --> and <!-- pi-os-ci: tests -->, as run inside the root):"
-printf '    %s\n' "$STEPS" >&2
+printf '%s\n' "$STEPS" | sed 's/^/    /' >&2
 FAILED=""
 while IFS= read -r cmd; do
   case "$cmd" in
