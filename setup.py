@@ -59,6 +59,7 @@ setup(
     package_data={
         "pifocus.models": ["*.tflite", "*.json", "*.md"],
         "pifocus.web": ["static/*"],
+        "pifocus.rig": ["static/*"],
     },
     install_requires=[
         "numpy>=1.24",
@@ -74,10 +75,15 @@ setup(
                   "tensorflow>=2.16; platform_machine != 'x86_64'",
                   "matplotlib>=3.5", "tqdm>=4.60"],
         # On Bookworm, matplotlib from PyPI pulls numpy 2 and breaks apt's picamera2/OpenCV:
-        # Pi users take apt's python3-matplotlib and keep "numpy<2" on the pip line (README).
+        # Pi users take apt's python3-matplotlib and keep "numpy<1.25" on the pip line (README).
         "plot": ["matplotlib>=3.5"],
+        # Rig scale over MQTT ([mqtt] in the config, `pifocus rig`); the broker is Mosquitto.
+        "mqtt": ["paho-mqtt>=2.0"],
+        # Camera raws for `pifocus cull` (DNG from the Pi, CR2/NEF/ARW/...): LibRaw through rawpy.
+        "raw": ["rawpy>=0.18"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
-        "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10"],
+        "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
+                "paho-mqtt>=2.0"],
     },
     entry_points={"console_scripts": ["pifocus = pifocus.cli:main"]},
     classifiers=[

@@ -25,6 +25,7 @@ EPILOG = """\
 examples:
   pifocus run --source sim --frames 120      focus pull on the built-in simulated lens
   pifocus score photo.jpg shots/ --json      judge stills or folders
+  pifocus cull DCIM/ --out cull/            keep / maybe / reject a card of photos, XMP sidecars
   pifocus bench --source sim --frames 60     per-stage timings against a plain Laplacian
   pifocus run --source picamera2 --config /etc/pifocus/pifocus.toml
 

@@ -1,7 +1,7 @@
 """TOML configuration -> validated dataclasses.
 
 One file (``systemd/pifocus.toml`` is the documented example) with the tables ``[source]``,
-``[analysis]``, ``[outputs]``, ``[drive]``, ``[autofocus]``, ``[web]``.  Each table maps onto
+``[analysis]``, ``[outputs]``, ``[drive]``, ``[autofocus]``, ``[web]``, ``[mqtt]``.  Each table maps onto
 a frozen dataclass owned by the module that uses it (``AnalysisParams`` in
 :mod:`pifocus.focus`, ``OutputsParams`` in :mod:`pifocus.outputs`, ...); this module only
 reads TOML, rejects unknown keys (with a did-you-mean), coerces types and lets the
@@ -47,6 +47,9 @@ class SourceConfig:
     @classmethod
     def from_table(cls, table: dict) -> "SourceConfig":
         """Build from the ``[source]`` table."""
+        if not isinstance(table, dict):
+            raise ConfigError(f"[source] must be a table, got {type(table).__name__} ({table!r}); "
+                              "write [source] on its own line, then name = \"sim\"")
         table = dict(table)
         name = table.pop("name", cls.name)
         if not isinstance(name, str) or not name.strip():
@@ -67,6 +70,7 @@ SECTIONS = {
     "drive": "pifocus.drive:DriveParams",
     "autofocus": "pifocus.autofocus:AutofocusParams",
     "web": "pifocus.web:WebParams",
+    "mqtt": "pifocus.rig:MqttParams",
 }
 
 #: Keys of ``[analysis]`` that belong to its nested parameter objects.
@@ -88,7 +92,7 @@ def _resolve(spec: str):
 def _coerce(section: str, key: str, value, annotation, default):
     """Coerce a TOML value to the field's type; raise ConfigError naming the key."""
     def bad(allowed):
-        shown = "***" if key == "token" else repr(value)  # a secret never goes into a message or log
+        shown = "***" if key in ("token", "password") else repr(value)  # a secret never goes into a message or log
         return ConfigError(f"{section}.{key} = {shown} has the wrong type; allowed: {allowed}")
 
     origin = typing.get_origin(annotation)
@@ -98,6 +102,11 @@ def _coerce(section: str, key: str, value, annotation, default):
             return None
         inner = [a for a in args if a is not type(None)][0]
         return _coerce(section, key, value, inner, default)
+    if origin is typing.Union:
+        # e.g. Union[int, str] ("auto" or a number): any member type; the dataclass validates.
+        if isinstance(value, bool) or not isinstance(value, args):
+            raise bad(" or ".join(a.__name__ for a in args))
+        return value
     target = annotation if isinstance(annotation, type) else (type(default) if default is not None else None)
     if origin in (tuple, list) or target in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -176,6 +185,7 @@ class Config:
     drive: Any = None
     autofocus: Any = None
     web: Any = None
+    mqtt: Any = None
     path: Optional[str] = None
 
     def replace(self, **changes) -> "Config":

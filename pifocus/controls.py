@@ -58,17 +58,47 @@ class Controls(Protocol):
         "strategy": str, "started": unix seconds}``; follow it in ``status()["autofocus"]``.
         Raises 400 unknown strategy; 409 already running or the drive is moving; 503 no
         focus drive or no autofocus support.
-    ``capture(fmt=None, timeout=3.0) -> dict``
+    ``set_af_mode(mode) -> str``
+        ``mode``: ``"single"`` or ``"continuous"`` (follow focus in the frame loop).
+        Returns the mode in use.  Raises 400 unknown mode; 503 continuous without a drive.
+    ``cancel_autofocus() -> dict``
+        Stop a running autofocus run at its next frame (the lens stays where it is) and
+        return the AF state (``"cancelled"`` once it has stopped).  Never raises: with
+        nothing running the state is returned unchanged.
+    ``capture(fmt=None, timeout=3.0, not_before_ns=None) -> dict``
         ``fmt``: ``"png"``, ``"jpg"`` (``"jpeg"`` accepted) or None for ``[web]
-        capture_format``; ``timeout`` in seconds to wait for the next frame.  Saves that
+        capture_format``; ``timeout`` in seconds to wait for the next frame;
+        ``not_before_ns``: the frame must be stamped at or after this
+        ``time.monotonic_ns()`` time (synchronised rig captures).  Saves that
         full-resolution luma frame into ``[web] captures_dir`` and returns ``{"file": name,
         "path": absolute path, "width": px, "height": px, "frame": index, "lens_position":
-        float | None, "bytes": file size}``.  Raises 400 unknown format; 503 no frame within
+        float | None, "bytes": file size, "timestamp_ns": the frame's stamp}``.  Raises 400 unknown format; 503 no frame within
         ``timeout`` or the file cannot be written; 507 the disk is full (no partial file
         is left).
 
-    Presets (save/recall a drive position with its ROI) will join this list; nothing else
-    should.
+    ``presets() -> dict``
+        Name -> ``{"position": drive units, "units": str, "time": unix s}``.  Never raises.
+    ``save_preset(name) -> dict``
+        Store the drive's current position as ``name`` (1..24 letters, digits, space, ``_``,
+        ``-``).  Raises 400 bad name / too many; 409 a preset move runs; 503 no drive or the
+        file cannot be written.
+    ``delete_preset(name) -> None``
+        Raises 400 no such preset; 503 the file cannot be written.
+    ``go_preset(name, speed_units_s=200.0) -> dict``
+        Start moving the lens to the preset at that speed (drive units/s) in the background;
+        returns the move's state (``{"state": "moving", ...}``, then ``done`` / ``stopped`` /
+        ``failed`` in ``status()["rack"]``).  Raises 400 no such preset / bad speed; 409 the
+        drive is busy; 503 no drive.
+    ``stop_rack() -> dict``
+        Stop a preset move between two legs; returns its state.  Never raises.
+    ``start_stack(near, far, overlap=0.1, fuse=False) -> dict``
+        Start a focus bracket over ``near..far`` (drive units; either order) with ``overlap``
+        (share of the measured depth of focus), stills into ``captures_dir/stack-*``; returns
+        its state (``"running"``, then ``done`` / ``stopped`` / ``failed`` in
+        ``status()["stack"]`` with ``phase``, ``done``, ``total``).  Raises 400 bad range;
+        409 the drive is busy; 503 no drive.
+    ``stop_stack() -> dict``
+        Stop a bracket between two frames; returns its state.  Never raises.
     """
 
     @property
@@ -96,5 +126,32 @@ class Controls(Protocol):
     def start_autofocus(self, strategy: Optional[str] = None) -> dict:
         """Start one autofocus run in the background; returns the AF state."""
 
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def cancel_autofocus(self) -> dict:
+        """Cancel the running autofocus run; returns the AF state."""
+
+    def set_af_mode(self, mode: str) -> str:
+        """``"single"`` or ``"continuous"`` autofocus; returns the mode in use."""
+
+    def presets(self) -> dict:
+        """All rack-focus presets (name -> position...)."""
+
+    def save_preset(self, name: str) -> dict:
+        """Store the drive's position as preset ``name``."""
+
+    def delete_preset(self, name: str) -> None:
+        """Remove preset ``name``."""
+
+    def go_preset(self, name: str, speed_units_s: float = 200.0) -> dict:
+        """Start moving the lens to preset ``name`` at that speed."""
+
+    def stop_rack(self) -> dict:
+        """Stop a preset move."""
+
+    def start_stack(self, near: float, far: float, overlap: float = 0.1, fuse: bool = False) -> dict:
+        """Start a focus bracket over ``near..far``."""
+
+    def stop_stack(self) -> dict:
+        """Stop a focus bracket."""
+
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save the next full-resolution luma frame; returns what was written."""

@@ -302,10 +302,15 @@ def test_replay_real_sweeps_land_on_the_judged_frame(shared_data, analyzer, tmp_
         folder.mkdir()
         (folder / "sweep.csv").write_text("file,position\n" + "".join(f"{src / n},{i}\n" for i, n in enumerate(names)))
         target = names.index(j["sharpest"])
-        for start in (0, len(names) - 1):
-            with open_drive(f"replay:{folder}") as d:
-                r = autofocus(d, an, AutofocusParams(), start=start)
-                assert abs(d.nearest_index(r.final_position) - target) <= 1, (name, start, r.reason)
+        for strategy in ("model", "dfd"):
+            for start in (0, len(names) - 1):
+                with open_drive(f"replay:{folder}") as d:
+                    r = autofocus(d, an, AutofocusParams(strategy=strategy), start=start)
+                    off = abs(d.nearest_index(r.final_position) - target)
+                # dfd does not scan the whole range: on pcb-7 from frame 0 it stops on the local
+                # peak at frame 1 (the curve there is 44, 541, 292, 451, 579, ...) -- and says,
+                # through its confidence, that most of the range was never looked at.
+                assert off <= 1 or (strategy == "dfd" and r.confidence < 0.5), (name, strategy, start, r.reason)
 
 
 class FakeCamModule3:

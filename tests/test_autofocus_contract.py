@@ -21,7 +21,8 @@ W, H = 320, 240
 FOCUS = 500.0
 #: the ``to_dict()`` keys of every result (the ``autofocus --json`` object)
 RESULT_KEYS = {"final_position", "frames_used", "moves", "time_s", "success", "reason", "strategy",
-               "curve", "fit", "best_position", "best_score", "final_score", "p_in_focus"}
+               "curve", "fit", "best_position", "best_score", "final_score", "p_in_focus",
+               "confidence", "depth_of_focus"}
 
 strategies = pytest.mark.parametrize("strategy", list(REGISTRY))
 

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["autofocus", "calibrate"])
+@pytest.mark.parametrize("command", ["autofocus", "calibrate", "record"])
 def test_sigterm_mid_move_deenergizes_and_leaves_the_state_honest(command, tmp_path):
     state = tmp_path / "stepper.json"
     cfg = tmp_path / "c.toml"
@@ -23,7 +23,8 @@ def test_sigterm_mid_move_deenergizes_and_leaves_the_state_honest(command, tmp_p
                    f'[drive]\nname = "stepper"\nspeed = 100.0\nacceleration = 0.0\n'
                    f'state_file = "{state}"\nassume_position = 0.0\n')
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "pifocus", command, "--config", str(cfg), "-v"],
+    extra = ["--sweep", "0:1500:100", "--out", str(tmp_path / "rec")] if command == "record" else []
+    p = subprocess.Popen([sys.executable, "-m", "pifocus", command, "--config", str(cfg), "-v", *extra],
                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not state.exists() and time.monotonic() < deadline and p.poll() is None:

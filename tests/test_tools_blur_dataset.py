@@ -94,6 +94,42 @@ def test_bad_params_are_config_errors(bd, kw):
         bd.BlurSetParams(**kw)
 
 
+def _checker(n=80, cell=3, lo=40.0, hi=200.0):
+    """A literal checkerboard (exactly sharp, pixel-aligned edges)."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    return np.where(((yy // cell) + (xx // cell)) % 2 == 0, lo, hi).astype(np.float32)
+
+
+def test_sharpness_retention_separates_sharp_from_pre_blurred_sources(bd):
+    from pifocus.sources.simulated import defocus
+    sharp = _checker()
+    q0 = bd.sharpness_retention(sharp, 24, 32)
+    q06 = bd.sharpness_retention(defocus(sharp, 0.6), 24, 32)
+    q1 = bd.sharpness_retention(defocus(sharp, 1.0), 24, 32)
+    assert q0 < 0.2 < q06 < q1 < 1.0, (q0, q06, q1)
+    # white noise of a known sigma is not detail: removing it keeps a noisy sharp source sharp
+    noisy = sharp + np.random.default_rng(0).normal(0, 3.0, sharp.shape).astype(np.float32)
+    assert bd.sharpness_retention(noisy, 24, 32, 3.0) == pytest.approx(q0, abs=0.03)
+    # nothing above the noise: no verdict
+    assert math.isnan(bd.sharpness_retention(np.full((80, 80), 100.0, np.float32), 24, 32, 2.0))
+
+
+def test_screen_sources_keeps_procedural_and_drops_soft_real_patches(bd):
+    from pifocus.sources.simulated import defocus
+    p = bd.BlurSetParams(source_max_q=0.24)
+    sharp = np.clip(_checker(), 0, 255).astype(np.uint8)
+    soft = np.clip(defocus(_checker(), 1.0), 0, 255).astype(np.uint8)
+    patches = [bd.Patch(sharp, "mfifb:a", "train"), bd.Patch(soft, "mfifb:b", "train"),
+               bd.Patch(soft, "leaves:0", "train")]
+    out = bd.screen_sources(patches, p)
+    assert [q.blur_ok for q in patches] == [True, False, True]
+    assert out["real"] == 2 and out["soft"] == 1
+    assert patches[1].source_q > p.source_max_q > patches[0].source_q
+    assert bd.BlurSetParams().source_max_q == 1.0  # off by default: every patch keeps its labels
+    with pytest.raises(ConfigError, match="source_max_q"):
+        bd.BlurSetParams(source_max_q=0.0)
+
+
 def test_render_variant_shapes_and_texture_numbers(bd):
     from pifocus.sources.simulated import focus_chart
     p = bd.BlurSetParams(gains=(1.0,), jpeg_fraction=0.0)
@@ -138,3 +174,17 @@ def test_blur_metrics_on_literal_numbers():
     rep = bm.blur_report(pred, np.zeros(9), true, np.zeros(9), np.array(["a"] * 9))
     assert rep["all"]["monotonic"] and "a" in rep and "motion" in rep["all"]
     assert "MAE" in bm.format_blur_report(rep)
+
+
+def test_mae_by_contrast_bins_on_literal_numbers():
+    pred = np.array([0.0, 1.0, 2.0, 0.5, 3.0, 9.0])
+    true = np.array([0.0, 0.0, 2.0, 1.0, 3.0, 8.0])   # the 8 px tile is outside 0-3 px
+    std = np.array([2.0, 5.0, 8.0, 30.0, 50.0, 30.0])
+    rows = bm.mae_by_bins(pred, true, std, bm.CONTRAST_BIN_EDGES_DN)
+    assert [r["bin"] for r in rows] == ["0-6", "6-12", "12-24", ">=24"]
+    assert [r["n"] for r in rows] == [2, 1, 0, 2]
+    assert rows[0]["mae_px"] == pytest.approx(0.5) and rows[1]["mae_px"] == 0.0
+    assert math.isnan(rows[2]["mae_px"]) and rows[3]["mae_px"] == pytest.approx(0.25)
+    rep = bm.blur_report(pred, np.zeros(6), true, np.zeros(6), np.array(["a"] * 6), contrast_dn=std)
+    assert rep["a"]["mae_0_3_by_contrast"][3]["n"] == 2
+    assert "by tile std (DN): 0-6 0.50 (n 2)" in bm.format_blur_report(rep)

@@ -43,13 +43,64 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pifocus.autofocus import AutofocusParams, autofocus  # noqa: E402
+from pifocus.autofocus import AutofocusParams, Strategy, autofocus, register  # noqa: E402
+from pifocus.autofocus.fit import fit_peak  # noqa: E402
+from pifocus.autofocus.run import _grid  # noqa: E402
 from pifocus.drive import DriveParams, open_drive  # noqa: E402
 from pifocus.focus import AnalysisParams, FocusAnalyzer  # noqa: E402
 
 SWEEPS = ROOT.parent / "shared" / "data" / "focus-sweeps"
 JUDGEMENTS = [ROOT / "tests" / "data" / "sweep_judgements.json", ROOT / "tests" / "data" / "af_sweep_judgements.json"]
 W, H = 640, 480
+
+
+class ContrastScan(Strategy):
+    """The reference: a libcamera-style contrast-detect scan (the Raspberry Pi IPA's
+    ``af.cpp`` programmed scan, with its default tuning: a coarse step of 1/12 of the range,
+    a fine step of a quarter of it, ``contrastRatio`` 0.75).
+
+    Coarse scan from the near end upwards, stopping once the contrast has fallen below 0.75
+    of the best after at least three steps; fine scan from one coarse step below the best
+    upwards, stopping the same way (or one coarse step above the best); the peak by a
+    parabola through the best fine sample and its neighbours.  Registered by this bench only
+    (``--strategies contrast``), as the number to beat.
+    """
+
+    name = "contrast"
+    params_field = "sweep"
+    COARSE_STEPS = 12
+    FINE_PER_COARSE = 4
+    CONTRAST_RATIO = 0.75
+
+    def search(self, run):
+        """Coarse scan, fine scan, parabola."""
+        coarse = (run.hi - run.lo) / self.COARSE_STEPS
+        self._scan(run, _grid(run.lo, run.hi, self.COARSE_STEPS + 1, run.res))
+        best = run.best().position
+        fine = _grid(max(run.lo, best - coarse), min(run.hi, best + coarse),
+                     2 * self.FINE_PER_COARSE + 1, run.res)
+        pts = self._scan(run, fine)
+        pts = sorted(pts, key=lambda u: u.position)
+        top = max(pts, key=lambda u: u.score)
+        i = pts.index(top)
+        if 0 < i < len(pts) - 1:
+            f = fit_peak([u.position for u in pts[i - 1:i + 2]], [u.score for u in pts[i - 1:i + 2]], "parabola")
+            if f is not None:
+                return f, min(max(f["peak"], pts[i - 1].position), pts[i + 1].position)
+        return None, top.position
+
+    def _scan(self, run, positions):
+        """Sample upwards until the contrast falls below CONTRAST_RATIO of the best (>= 3)."""
+        got = []
+        for x in positions:
+            got.append(run.measure(x, approach=True))
+            top = max(u.score for u in got)
+            if len(got) >= 3 and got[-1].score < self.CONTRAST_RATIO * top:
+                break          # past the peak: the contrast has dropped
+        return got
+
+
+register(ContrastScan)
 
 
 class Kill(Exception):
@@ -98,6 +149,8 @@ def summarize(rows):
         "max_error_dof": round(float(errs.max()), 4),
         "median_moves": float(np.median([r["moves"] for r in rows])) if rows else 0,
         "gate_failures": sum(1 for r in rows if not r["success"]),
+        "within_dof": round(sum(1 for r in rows if abs(r["err_dof"]) <= 1.0) / max(1, len(rows)), 4),
+        "median_confidence": round(float(np.median([r.get("confidence", 0.0) for r in rows])), 3) if rows else 0.0,
         # The success flag tells the truth: success <=> the lens ends within the depth of focus.
         "flag_agreement": round(sum(1 for r in rows if r["success"] == (abs(r["err_dof"]) <= 1.0))
                                 / max(1, len(rows)), 4),
@@ -116,7 +169,8 @@ def sim_bench(strategy, runs, seed, analyzer, verbose=False, settle=False):
             err = lens_error(d, sc)
             dof = 1.0 / sc["blur_px_per_step"]
             row = {"ok": bool(r.success and abs(err) <= dof), "success": r.success, "frames": r.frames_used,
-                   "moves": r.moves, "err_dof": err / dof, "reason": r.reason, "scenario": sc}
+                   "moves": r.moves, "err_dof": err / dof, "reason": r.reason, "scenario": sc,
+                   "confidence": r.confidence}
             rows.append(row)
             if verbose and not row["ok"]:
                 print(f"  FAIL {strategy} #{i}: err {err:+.1f} (dof {dof:.1f}) {r.reason} {sc}", file=sys.stderr)
@@ -337,7 +391,7 @@ def _replay_sweep(name, folder, j, t, an, strategies, verbose):
                       f"(judged {j['sharpest']}, accepted {accepted.start}..{accepted.stop - 1}) "
                       f"success={r.success} {r.reason}", file=sys.stderr)
         n = len(d.positions)
-        res[strat] = {"starts": n, "within_1": n_ok, "rate": round(n_ok / n, 4),
+        res[strat] = {"starts": n, "within_1": n_ok, "rate": round(n_ok / n, 4), "frames": frames,
                       "within_accepted": n_acc, "flag_agreement": round(n_agree / n, 4),
                       "median_frames": float(np.median(frames)), "p95_frames": float(np.percentile(frames, 95)),
                       "max_abs_error_frames": int(max(abs(e) for e in errs))}
@@ -353,7 +407,9 @@ def main(argv=None):
     ap.add_argument("--settle-runs", type=int, default=40,
                     help="simulated runs per strategy with 1-2 stale frames after each move [40]")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--strategies", default="model,sweep")
+    ap.add_argument("--strategies", default="dfd,model,sweep,contrast",
+                    help="comma-separated strategies; 'contrast' is the libcamera-style reference scan "
+                         "[dfd,model,sweep,contrast]")
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--cnn", action="store_true",
                     help="also run the model strategy with the shipped CNN loaded (its confidence "
@@ -392,11 +448,11 @@ def main(argv=None):
           f"{W}x{H}, Laplacian-only analysis)")
     print("\nSimulated scenes (success = AF ok and lens within depth of focus):" if report["sim"] else "")
     print(f"  {'strategy':10s} {'success':>8s} {'median fr':>10s} {'p95 fr':>7s} {'med err/DOF':>12s} "
-          f"{'p95 err/DOF':>12s} {'gate fails':>10s} {'flag true':>9s}")
+          f"{'p95 err/DOF':>12s} {'gate fails':>10s} {'flag true':>9s} {'in DOF':>7s} {'med conf':>8s}")
     for s, v in report["sim"].items():
         print(f"  {s:10s} {v['success_rate']:8.1%} {v['median_frames']:10.1f} {v['p95_frames']:7.1f} "
               f"{v['median_error_dof']:12.3f} {v['p95_error_dof']:12.3f} {v['gate_failures']:10d} "
-              f"{v['flag_agreement']:9.1%}")
+              f"{v['flag_agreement']:9.1%} {v['within_dof']:7.1%} {v['median_confidence']:8.2f}")
     if report.get("sim_cnn"):
         v = report["sim_cnn"].get("model")
         if v is None:
@@ -437,6 +493,11 @@ def main(argv=None):
                                   for s in strategies)
                 print(f"  {name:20s} judged {v['judged']:34s} {cells}  [{v['judged_in']}]")
             for s in strategies:
+                allf = [f for v in rp.values() if s in v for f in v[s]["frames"]]
+                rp_s = {"runs": len(allf), "median_frames": float(np.median(allf)) if allf else 0.0,
+                        "p95_frames": float(np.percentile(allf, 95)) if allf else 0.0}
+                print(f"  all sweeps, {s}: {rp_s['runs']} runs, frames median {rp_s['median_frames']:.1f}, "
+                      f"p95 {rp_s['p95_frames']:.1f}")
                 tot = sum(v[s]["starts"] for v in rp.values() if s in v)
                 okn = sum(v[s]["within_1"] for v in rp.values() if s in v)
                 acc = sum(v[s]["within_accepted"] for v in rp.values() if s in v)

@@ -8,7 +8,10 @@ Every label here is exact by construction or a fitted disk radius -- never a foc
   with ``tools/dataset.py``'s rules at that scale (MFIFB: 5x Laplacian-energy ratio between
   A and B *and* a confirmed disk-PSF blur fit of the other twin; sweeps: the cell's peak
   frame only).  Context patches (``tile + 2 x margin``) around those sharp tiles are the
-  sources of the synthetic tiles.
+  sources of the synthetic tiles.  Each patch's :func:`sharpness_retention` is recorded (``source_q``); with
+  ``--source-max-q`` below 1 a patch that keeps more of its Laplacian energy under a 1 px
+  disk blur is treated as already soft (the sweep cell's best frame can still be out of
+  focus, benchmark JPEGs are soft) and gives motion tiles but no radius labels.
 * ``synthetic-defocus`` -- a sharp patch blurred by a disk (pillbox) PSF of radius ``r``
   (:func:`pifocus.sources.simulated.defocus`), through the sensor noise model (shot + read
   noise at analogue gain 1-16, exposure x0.5-1.6), JPEG (quality 50-95) on part of them.
@@ -40,7 +43,9 @@ float32; ``jpeg_quality`` int16 (0 = none); ``snr`` float32 (Laplacian energy of
 blurred tile / that of the added noise, NaN for real tiles); ``texture_snr`` float32 (the
 same for the clean *sharp* source tile: how textured the scene is at this noise level --
 "textured" in the reports means ``texture_snr >= 3``); ``motion_visibility`` float32 (clean sharp / clean blurred
-Laplacian energy of a motion tile, NaN otherwise); ``fit_corr`` float32; ``tile_px``;
+Laplacian energy of a motion tile, NaN otherwise); ``fit_corr`` float32; ``source_q``
+float32 (:func:`sharpness_retention` of the synthetic tile's sharp source, NaN for real
+tiles); ``tile_px``;
 ``meta`` (JSON).
 
 Usage::
@@ -110,6 +115,12 @@ class BlurSetParams:
             (up to 4x): the big DSLR frames are softer per pixel than the benchmark pairs.
         screen_max_px: with a screening model, a real scene's sharp patches (and its fitted
             real tiles) are used only if the model's median radius on them is at most this.
+        source_max_q: a real sharp patch keeps its radius labels only when its
+            :func:`sharpness_retention` is at most this (an exactly sharp dead-leaves tile:
+            ~0.19; one pre-blurred by a 0.6 px disk: ~0.25); softer patches are used for the
+            motion head only.  1 = no screen (the default: with 0.24 the screen dropped 30 %
+            of the real sharp patches' radius labels and the real-source validation error
+            rose, see models/MODEL_CARD.md).
         seed: random seed.
     """
 
@@ -132,6 +143,7 @@ class BlurSetParams:
     dead_leaves_patches: int = 50
     sweep_short_side_px: int = 300
     screen_max_px: float = 0.5
+    source_max_q: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -159,6 +171,7 @@ class BlurSetParams:
         check("dead_leaves_patches", self.dead_leaves_patches >= 1, ">= 1")
         check("sweep_short_side_px", self.sweep_short_side_px >= 128, ">= 128")
         check("screen_max_px", 0.0 < self.screen_max_px <= 3.0, "0..3 px")
+        check("source_max_q", 0.0 < self.source_max_q <= 1.0, "0 < q <= 1 (1 = no screen)")
 
     @property
     def context_px(self) -> int:
@@ -245,6 +258,69 @@ def downsample(gray: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(gray, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
 
 
+#: Radius (px) of the test blur of :func:`sharpness_retention`.
+RETENTION_RADIUS_PX = 1.0
+
+
+def sharpness_retention(patch: np.ndarray, margin_px: int, tile_px: int, noise_sigma_dn: float = 0.0) -> float:
+    """How much of a patch's central tile's detail survives a 1 px disk blur: ``q = E(blurred)
+    / E(patch)``, E the Laplacian variance of the central ``tile_px`` square, with the energy
+    white noise of ``noise_sigma_dn`` contributes removed from both (what noise adds is not
+    detail, and blurring removes most of it).
+
+    An exactly sharp source loses most of its Laplacian energy (dead leaves: q ~0.19); a
+    source that is already soft loses less (pre-blurred by a 0.6 px disk: ~0.25, 1 px:
+    ~0.48).  A pure function of the pixels (float result, dimensionless); NaN when the tile
+    has no detail above the noise.
+    """
+    import cv2
+    from pifocus.sources.simulated import defocus
+    f = np.asarray(patch, np.float32)
+    m, t = int(margin_px), int(tile_px)
+    c = (slice(m, m + t), slice(m, m + t))
+    e0 = float(cv2.Laplacian(f[c], cv2.CV_32F).var())
+    e1 = float(cv2.Laplacian(defocus(f, RETENTION_RADIUS_PX)[c], cv2.CV_32F).var())
+    n0 = ds.LAP_NOISE_GAIN * float(noise_sigma_dn) ** 2
+    n1 = n0 * _noise_retention()
+    if e0 - n0 <= 0:
+        return float("nan")
+    return max(e1 - n1, 0.0) / (e0 - n0)
+
+
+_NOISE_RET = []
+
+
+def _noise_retention() -> float:
+    """Share of white noise's Laplacian energy that survives the retention blur (measured once)."""
+    if not _NOISE_RET:
+        import cv2
+        from pifocus.sources.simulated import defocus
+        w = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+        _NOISE_RET.append(float(cv2.Laplacian(defocus(w, RETENTION_RADIUS_PX), cv2.CV_32F)[8:-8, 8:-8].var()
+                                / cv2.Laplacian(w, cv2.CV_32F)[8:-8, 8:-8].var()))
+    return _NOISE_RET[0]
+
+
+def screen_sources(sharp: List["Patch"], p: "BlurSetParams") -> dict:
+    """Per-patch source screen: compute every patch's :func:`sharpness_retention`; real
+    patches (not dead leaves or the chart, which are exactly sharp) above ``p.source_max_q``
+    keep only their motion labels.  Returns counts ``{"real", "soft", "q_median"}``."""
+    qs, soft, real = [], 0, 0
+    for q in sharp:
+        q.source_q = sharpness_retention(q.pixels, p.margin_px, p.tile_px, q.noise_sigma_dn)
+        if q.scene.startswith(("leaves:", "chart:")):
+            continue
+        real += 1
+        qs.append(q.source_q)
+        if not (q.source_q <= p.source_max_q):  # NaN (no detail above noise) counts as soft
+            q.blur_ok = False
+            soft += 1
+    out = {"real": real, "soft": soft, "q_median": float(np.nanmedian(qs)) if qs else float("nan")}
+    log.info("source screen: %d of %d real sharp patches too soft for radius labels (q > %.2f; median q %.3f)",
+             soft, real, p.source_max_q, out["q_median"])
+    return out
+
+
 def fit_radius(sharp: np.ndarray, blurry: np.ndarray, tile: int, stride: int, radii=FIT_RADII):
     """Per window, the disk radius (px) that best maps ``sharp`` onto ``blurry``, refined by a
     parabola through the best grid radius and its neighbours, and that fit's correlation.
@@ -287,11 +363,12 @@ class Rows:
     tiles: List[np.ndarray] = field(default_factory=list)
     cols: dict = field(default_factory=lambda: {k: [] for k in (
         "labels", "radius_px", "motion_px", "source", "scene", "split", "motion_kind", "gain",
-        "jpeg_quality", "snr", "texture_snr", "motion_visibility", "fit_corr")})
+        "jpeg_quality", "snr", "texture_snr", "motion_visibility", "fit_corr", "source_q")})
 
     def add(self, tile: np.ndarray, **values) -> None:
         defaults = dict(labels=NO_LABEL, radius_px=np.nan, motion_px=np.nan, motion_kind="", gain=np.nan,
-                        jpeg_quality=0, snr=np.nan, texture_snr=np.nan, motion_visibility=np.nan, fit_corr=np.nan)
+                        jpeg_quality=0, snr=np.nan, texture_snr=np.nan, motion_visibility=np.nan, fit_corr=np.nan,
+                        source_q=np.nan)
         defaults.update(values)
         self.tiles.append(np.asarray(tile, np.uint8))
         for k, v in self.cols.items():
@@ -309,6 +386,8 @@ class Patch:
     scene: str
     split: str
     blur_ok: bool = True  # False: the source is too soft for exact radius labels (motion only)
+    noise_sigma_dn: float = 0.0  # white-noise sigma of the image it came from (Immerkaer)
+    source_q: float = float("nan")  # :func:`sharpness_retention` of its central tile
 
 
 def _context(img, y, x, tile, margin) -> Optional[np.ndarray]:
@@ -361,6 +440,7 @@ def collect_mfifb(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pat
             continue
         a, b = downsample(a_full, p.downsample), downsample(b_full, p.downsample)
         lab = _pair_labels(a, b, t, stride, True)
+        sig = {1: ds.immerkaer_sigma(a), -1: ds.immerkaer_sigma(b)}
         for sign, s_img, b_img in ((1, a, b), (-1, b, a)):
             r, c = fit_radius(s_img, b_img, t, stride)
             confirmed = (lab == sign) & (r >= min_fit) & (c >= ds.FIT_MIN_CORR)
@@ -369,7 +449,7 @@ def collect_mfifb(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pat
                 y, x = iy[k] * stride, ix[k] * stride
                 patch = _context(s_img, y, x, t, p.margin_px)
                 if patch is not None:
-                    sharp.append(Patch(patch.copy(), sid, split))
+                    sharp.append(Patch(patch.copy(), sid, split, noise_sigma_dn=sig[sign]))
             # real defocused tiles: the blurrier twin, labelled by the fitted radius
             iy, ix = np.nonzero((lab == sign) & (c >= p.fit_min_corr))
             for k in _pick(rng, len(iy), p.max_real_per_scene // 2):
@@ -400,7 +480,8 @@ def collect_sweeps(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pa
         frames = [downsample(f[:h, :w], factor) for f in frames]
         h, w = frames[0].shape
         stride = t if min(h, w) > 600 else t // 2
-        noise = min(ds.LAP_NOISE_GAIN * ds.immerkaer_sigma(f) ** 2 for f in frames)
+        sigmas = [ds.immerkaer_sigma(f) for f in frames]
+        noise = min(ds.LAP_NOISE_GAIN * s ** 2 for s in sigmas)
         energies = np.stack([np.maximum(ds.tile_energy(f, t, stride) - noise, 0.0) for f in frames])
         nf, nr, nc = energies.shape
         lab = ds.label_sweep(energies.reshape(nf, -1), flat=ds.FLAT + 4.0 * noise).reshape(nf, nr, nc)
@@ -414,7 +495,7 @@ def collect_sweeps(root: Path, p: BlurSetParams, rng, rows: Rows, sharp: List[Pa
             for k in _pick(rng, len(iy), cap):
                 patch = _context(frames[pk], iy[k] * stride, ix[k] * stride, t, p.margin_px)
                 if patch is not None:
-                    sharp.append(Patch(patch.copy(), scene, split))
+                    sharp.append(Patch(patch.copy(), scene, split, noise_sigma_dn=sigmas[pk]))
             # out-of-focus frames of these cells, labelled by the radius fit against the peak
             for fi in range(nf):
                 cand = (peak == pk) & (lab[fi] == 0)
@@ -498,7 +579,7 @@ def synthesize(sharp: List[Patch], p: BlurSetParams, rng, rows: Rows, source_pre
             tile, info = render_variant(lum, rng, p, radius_px=r)
             lab = int(ds.label_blur(r)) if patch.blur_ok else -1
             rows.add(tile, labels=lab if lab >= 0 else NO_LABEL, radius_px=r if patch.blur_ok else np.nan,
-                     motion_px=0.0,
+                     motion_px=0.0, source_q=patch.source_q,
                      source=f"{source_prefix}-defocus", scene=patch.scene, split=patch.split, **info)
         for _ in range(p.motion_variants):
             if val:
@@ -509,7 +590,7 @@ def synthesize(sharp: List[Patch], p: BlurSetParams, rng, rows: Rows, source_pre
             kind = "shake" if rng.random() < p.shake_fraction else "linear"
             r = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.3 else 0.0
             tile, info = render_variant(lum, rng, p, radius_px=r, motion=_motion_psf(rng, p, length, kind))
-            rows.add(tile, motion_px=length, motion_kind=kind, source=f"{source_prefix}-motion",
+            rows.add(tile, motion_px=length, motion_kind=kind, source=f"{source_prefix}-motion", source_q=patch.source_q,
                      scene=patch.scene, split=patch.split, **info)
 
 
@@ -665,10 +746,13 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
     if "sweep" in sources:
         collect_sweeps(data / "focus-sweeps", p, rng, rows, sharp)
     screened = screen_scenes(sharp, rows, screen_model, p) if screen_model and sharp else {}
+    source_screen = screen_sources(sharp, p)
     n_sharp = len(sharp)
     synthesize(sharp, p, rng, rows, "synthetic")
     if "leaves" in sources:
-        synthesize(dead_leaves_patches(p, rng), p, rng, rows, "leaves")
+        leaves = dead_leaves_patches(p, rng)
+        screen_sources(leaves, p)  # q for the reports only: never screened
+        synthesize(leaves, p, rng, rows, "leaves")
     if "chart" in sources:
         synthesize(chart_patches(p, rng), p, rng, rows, "chart")
     if not len(rows):
@@ -681,7 +765,7 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
                   jpeg_quality=np.array(c["jpeg_quality"], np.int16), snr=np.array(c["snr"], np.float32),
                   texture_snr=np.array(c["texture_snr"], np.float32),
                   motion_visibility=np.array(c["motion_visibility"], np.float32),
-                  fit_corr=np.array(c["fit_corr"], np.float32))
+                  fit_corr=np.array(c["fit_corr"], np.float32), source_q=np.array(c["source_q"], np.float32))
     overlap = set(arrays["scene"][arrays["split"] == "train"]) & set(arrays["scene"][arrays["split"] == "val"])
     if overlap:
         raise ConfigError(f"scenes in both splits: {sorted(overlap)[:5]}")
@@ -690,6 +774,7 @@ def build(data: Path, out: Path, p: BlurSetParams = BlurSetParams(), sheet=None,
         counts[f"{s}/{sp}"] = counts.get(f"{s}/{sp}", 0) + 1
     params = asdict(p)
     meta = dict(params=params, data=str(data), n=int(len(rows)), sharp_patches=n_sharp, counts=counts,
+                source_screen=source_screen,
                 screen_model=str(screen_model) if screen_model else None, screened_median_px=screened,
                 screened_out=sorted(s for s, v in screened.items() if v > p.screen_max_px),
                 seconds=round(time.time() - t0, 1), val_scenes=sorted(set(arrays["scene"][arrays["split"] == "val"])))
@@ -741,9 +826,14 @@ def main(argv=None) -> int:
                     help="drop real scenes whose sharp patches this blur model (trained on --sources "
                          "chart,leaves only) does not find sharp (median radius > --screen-max-px)")
     ap.add_argument("--screen-max-px", type=float, default=BlurSetParams.screen_max_px)
+    ap.add_argument("--source-max-q", type=float, default=BlurSetParams.source_max_q,
+                    help="per-patch source screen: real sharp patches whose detail retention under a 1 px "
+                         "disk exceeds this are already soft and keep motion labels only (1 = off)")
     ap.add_argument("--dead-leaves-images", type=int, default=BlurSetParams.dead_leaves_images)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--downsample", type=int, default=BlurSetParams.downsample)
+    ap.add_argument("--sweep-short-side", type=int, default=BlurSetParams.sweep_short_side_px,
+                    help="sweeps are reduced by max(--downsample, short side // this), up to 4x")
     ap.add_argument("--defocus-variants", type=int, default=BlurSetParams.defocus_variants)
     ap.add_argument("--motion-variants", type=int, default=BlurSetParams.motion_variants)
     ap.add_argument("--max-sharp-per-scene", type=int, default=BlurSetParams.max_sharp_per_scene)
@@ -754,7 +844,7 @@ def main(argv=None) -> int:
     try:
         p = BlurSetParams(seed=a.seed, downsample=a.downsample, defocus_variants=a.defocus_variants,
                           motion_variants=a.motion_variants, max_sharp_per_scene=a.max_sharp_per_scene,
-                          chart_tiles=a.chart_tiles, screen_max_px=a.screen_max_px,
+                          chart_tiles=a.chart_tiles, screen_max_px=a.screen_max_px, source_max_q=a.source_max_q, sweep_short_side_px=a.sweep_short_side,
                           dead_leaves_images=a.dead_leaves_images)
         meta = build(a.data, a.out, p, a.sheet, tuple(a.sources.split(",")), a.screen_model)
     except ConfigError as e:

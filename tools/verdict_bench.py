@@ -61,6 +61,58 @@ def sweep_luma(folder: Path, upsample: int = 1) -> List[np.ndarray]:
     return out
 
 
+def roi_crops(folder: Path, roi, upsample: int = 1) -> List[np.ndarray]:
+    """The sweep's frames cut to ``roi`` (normalized x, y, w, h), optionally enlarged
+    ``upsample`` x bicubically: judged with ``roi=(0, 0, 1, 1)`` they give the ROI's tiles,
+    at a fraction of the cost of enlarging whole frames (the scale-invariance test)."""
+    import cv2
+    from pifocus.focus.measures import roi_pixels
+    out = []
+    for f in sweep_frames(folder):
+        g = read_gray(f)
+        x, y, w, h = roi_pixels(roi, g.shape[1], g.shape[0])
+        g = np.ascontiguousarray(g[y:y + h, x:x + w])
+        if upsample > 1:
+            g = cv2.resize(g, (g.shape[1] * upsample, g.shape[0] * upsample), interpolation=cv2.INTER_CUBIC)
+        out.append(g)
+    return out
+
+
+def window(lit: List[int]):
+    """``(first, last)`` frame of an in-focus set, or None when nothing lit."""
+    return (min(lit), max(lit)) if lit else None
+
+
+def invariance(name: str, truth: dict, data: Path, upsamplings=(2, 3), use_cnn: bool = True) -> dict:
+    """Part 2's check on one sweep: the ROI's frames at the sensor's sampling and enlarged
+    ``upsamplings`` x, each through a fresh analyzer (``analysis_scale = "auto"``): a pull
+    1 -> N -> 1 (the ROI's scale is learned on it), then every frame as a still.  Returns,
+    per sampling, the analysis scale used, the sharpest frame by the analyzer's sharpness,
+    the in-focus window of the stills, and whether they agree with the native ones within
+    +-1 frame."""
+    t = truth["sweeps"][name]
+    roi = tuple(t.get("roi", truth["region"]))
+    res = {}
+    for up in (1,) + tuple(upsamplings):
+        lumas = roi_crops(data / "focus-sweeps" / name, roi, up)
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), use_cnn=use_cnn))
+        try:
+            live_pull(an, lumas)
+            stills = score_stills(an, lumas)
+        finally:
+            an.close()
+        sharp = [s["sharpness"] if s["sharpness"] is not None else -1.0 for s in stills]
+        res[up] = {"analysis_scale": sorted({s["analysis_scale"] for s in stills}),
+                   "sharpest": int(np.argmax(sharp)), "window": window([s["frame"] for s in stills if s["in_focus"]])}
+    base = res[1]
+    for up in upsamplings:
+        r, w0, w1 = res[up], base["window"], res[up]["window"]
+        r["same_sharpest"] = abs(r["sharpest"] - base["sharpest"]) <= 1
+        r["same_window"] = (w0 is None and w1 is None) or (
+            w0 is not None and w1 is not None and abs(w0[0] - w1[0]) <= 1 and abs(w0[1] - w1[1]) <= 1)
+    return {"sweep": name, **{f"x{k}": v for k, v in res.items()}}
+
+
 def precision_recall(lit: List[int], accepted: range) -> Dict[str, float]:
     """Precision of the lit frames against the accepted range, and its recall."""
     lit_set = set(lit)
@@ -76,7 +128,8 @@ def score_stills(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]
         rep = analyzer.analyze(Frame(luma=g, index=i, lens_position=float(i)), track=False)
         d = rep.to_dict(tiles=False)
         out.append({"frame": i, "sharpness": d.get("sharpness"), "p_in_focus": d.get("p_in_focus"),
-                    "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px")})
+                    "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px"),
+                    "analysis_scale": rep.analysis_scale})
     return out
 
 
@@ -92,15 +145,17 @@ def live_pull(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
     return out
 
 
-def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool) -> dict:
-    """All numbers of one sweep at one sampling."""
+def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool, model=None) -> dict:
+    """All numbers of one sweep at one sampling (``model``: a ``.tflite`` path, None = the shipped one)."""
     t = truth["sweeps"][name]
     roi = tuple(t.get("roi", region))
-    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn))
+    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn, model=None if model is None else str(model)))
     try:
         lumas = sweep_luma(data / "focus-sweeps" / name, upsample)
-        stills = score_stills(analyzer, lumas)
+        # The pull first: the ROI's analysis scale ("auto") is learned on the first pass
+        # through focus, as on a rig that has been racked once; the stills keep it.
         pull = live_pull(analyzer, lumas)
+        stills = score_stills(analyzer, lumas)
     finally:
         analyzer.close()
     acc = range(t["acceptable"][0], t["acceptable"][1] + 1)
@@ -110,7 +165,9 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
     led_out = [p["frame"] for p in pull if p["led"] and p["frame"] not in acc]
     # "more than 1 frame outside": distance of each lit frame from the accepted range
     led_dist = [min(abs(f - acc.start), abs(f - (acc.stop - 1))) for f in led_out]
+    scales = sorted({s["analysis_scale"] for s in stills})
     return {"sweep": name, "upsample": upsample, "mode": "cnn" if use_cnn else "laplacian",
+            "analysis_scale": scales,
             "frames": len(lumas), "sharpest_judged": t["sharpest"], "sharpest_measured": int(np.argmax(sharp)),
             "accepted": [acc.start, acc.stop - 1], "in_focus": lit, **pr,
             "pull_lit": sorted({p["frame"] for p in pull if p["led"]}),
@@ -125,7 +182,12 @@ def main(argv=None) -> int:
     p.add_argument("--sweeps", nargs="*", help="only these sweeps (default: every judged sweep)")
     p.add_argument("--upsample", type=int, nargs="*", default=[1], help="samplings to run, e.g. 1 2 3")
     p.add_argument("--no-cnn", action="store_true", help="Laplacian-only mode")
+    p.add_argument("--model", type=Path, default=None, metavar="MODEL.tflite",
+                   help="judge with this model (its .json metadata beside it) instead of the shipped one")
     p.add_argument("--json", action="store_true", help="one JSON object per sweep and sampling")
+    p.add_argument("--invariance", action="store_true",
+                   help="only the scale-invariance check: the ROI native and enlarged 2x and 3x (or "
+                        "--upsample), same sharpest frame and in-focus window within +-1 frame")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not (a.data / "focus-sweeps").is_dir():
@@ -133,10 +195,23 @@ def main(argv=None) -> int:
         return 0
     truth = load_truth()
     names = a.sweeps or sorted(truth["sweeps"])
+    if a.invariance:
+        ups = tuple(u for u in a.upsample if u > 1) or (2, 3)
+        ok = 0
+        for name in names:
+            r = invariance(name, truth, a.data, ups, not a.no_cnn)
+            good = all(r[f"x{u}"]["same_sharpest"] and r[f"x{u}"]["same_window"] for u in ups)
+            ok += good
+            print(json.dumps(r) if a.json else
+                  f"{name:24s} " + "  ".join(f"x{u}: scale {r[f'x{u}']['analysis_scale']} sharpest {r[f'x{u}']['sharpest']} "
+                                            f"window {r[f'x{u}']['window']}" for u in (1,) + ups)
+                  + ("" if good else "   <- differs"), flush=True)
+        print(f"invariant on {ok}/{len(names)} sweeps (x{', x'.join(map(str, ups))} vs native)")
+        return 0
     rows = []
     for up in a.upsample:
         for name in names:
-            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn)
+            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model)
             rows.append(r)
             if a.json:
                 print(json.dumps(r), flush=True)

@@ -45,6 +45,9 @@ Modules of the package (each imports only the ones above it in this list):
   look further if flat, refit;
 * ``blur`` -- the ``blur`` strategy (:class:`BlurStrategy`): depth from defocus with the
   model's blur estimate -- probe, jump to the V's centre, fine fit (about 6 frames);
+* ``dfd`` -- the ``dfd`` strategy (:class:`DfdStrategy`): depth from defocus (the blur head's
+  estimate, else a model-free one from the measure's scales) to jump, a short local fit to
+  land (about 6 frames);
 * ``continuous`` -- the ``continuous`` strategy (:class:`LocalSearchStrategy`, a local
   hill-climb) and :class:`ContinuousAF`.
 
@@ -55,15 +58,17 @@ This module registers the built-in strategies (a new one: a module with a
 from .base import REGISTRY, SCALES, AutofocusResult, Strategy, register
 from .blur import BlurStrategy, fit_v
 from .continuous import ContinuousAF, LocalSearchStrategy
+from .dfd import DfdStrategy, relative_blur
 from .engine import autofocus, frame_limit, search_budget
 from .fit import fit_eval, fit_peak
 from .model import ModelStrategy
-from .params import AutofocusParams, BlurParams, ContinuousParams, GateParams, ModelParams, SweepParams
+from .params import (AutofocusParams, BlurParams, ContinuousParams, DfdParams, GateParams, ModelParams,
+                     SweepParams)
 from .run import Sample, _Run, multiscale  # noqa: F401  (_Run: pifocus calibrate, tests)
 from .sweep import SweepStrategy
 
 # The order here is the order of STRATEGIES (and of "use one of ..." in error messages).
-for _cls in (ModelStrategy, SweepStrategy, LocalSearchStrategy, BlurStrategy):
+for _cls in (ModelStrategy, SweepStrategy, LocalSearchStrategy, BlurStrategy, DfdStrategy):
     register(_cls)
 del _cls
 
@@ -73,4 +78,5 @@ STRATEGIES = tuple(REGISTRY)
 __all__ = ["AutofocusParams", "SweepParams", "ModelParams", "ContinuousParams", "GateParams",
            "AutofocusResult", "autofocus", "ContinuousAF", "fit_peak", "fit_eval", "multiscale", "STRATEGIES",
            "SCALES", "Strategy", "REGISTRY", "register", "Sample", "SweepStrategy", "ModelStrategy",
-           "LocalSearchStrategy", "BlurStrategy", "BlurParams", "fit_v", "search_budget", "frame_limit"]
+           "LocalSearchStrategy", "BlurStrategy", "BlurParams", "fit_v", "search_budget", "frame_limit",
+           "DfdStrategy", "DfdParams", "relative_blur"]

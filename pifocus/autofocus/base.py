@@ -89,6 +89,13 @@ class AutofocusResult:
         best_position, best_score: the best sample.
         final_score: score of the verification frame at the final position.
         p_in_focus: CNN in-focus probability of that frame (None in Laplacian-only mode).
+        confidence: how sure the run is that it stands at the subject's focus, 0..1
+            (:func:`pifocus.autofocus.gate.confidence`: bracketed, clearly peaked, well fitted,
+            reproduced; a failed run is at most 0.3).
+        depth_of_focus: the depth of focus the curve shows, drive units (half width at half
+            maximum of the fitted peak, :func:`pifocus.autofocus.gate.depth_of_focus`); None
+            without a fit.  ``success`` means the final position is within it of the peak of
+            the subject's curve, bracketed by lower samples.
     """
 
     final_position: float
@@ -105,6 +112,8 @@ class AutofocusResult:
     final_score: Optional[float] = None
     p_in_focus: Optional[float] = None
     coarse_curve: List[List[float]] = field(default_factory=list)
+    confidence: float = 0.0
+    depth_of_focus: Optional[float] = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (the ``autofocus --json`` object)."""
@@ -134,4 +143,6 @@ class AutofocusResult:
             "best_score": num(self.best_score, 3),
             "final_score": num(self.final_score, 3),
             "p_in_focus": num(self.p_in_focus, 4),
+            "confidence": num(self.confidence, 3),
+            "depth_of_focus": num(self.depth_of_focus, 4),
         }

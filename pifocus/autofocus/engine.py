@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 from ..exc import AutofocusError, ConfigError
 from .base import REGISTRY, AutofocusResult, Strategy
-from .gate import _gate
+from .gate import _gate, confidence, depth_of_focus
 from .params import AutofocusParams, GateParams
 from .run import Sample, _OutOfFrames, _Run, _SearchStalled
 
@@ -117,7 +117,12 @@ def _approach_and_verify(run: _Run, final: float, best: Sample, ok: bool, reason
     """
     # the verification may exceed the search budget
     run.max_frames += 2 + run.settle + int(getattr(run.drive, "wait_frames", 0))
-    v = _move_and_read(run, final)
+    last = run.samples[-1] if run.samples else None
+    if (last is not None and last.approached and last.position == final
+            and run.drive.position == final):
+        v = last      # the last frame was taken right there, approached: it is the verification
+    else:
+        v = _move_and_read(run, final)
     if ok and v.score < gate.verify_ratio * best.score and final != best.position:
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
                  final, v.score, 100 * gate.verify_ratio, best.score)
@@ -148,4 +153,5 @@ def _result(run: _Run, strategy: str, fit: Optional[dict], ok: bool, reason: str
         curve=[[s.position, s.score] for s in run.samples], success=ok, reason=reason, fit=fit,
         strategy=strategy, best_position=best.position, best_score=best.score, final_score=final_score,
         p_in_focus=None if p_final is None or math.isnan(p_final) else p_final,
-        coarse_curve=[[s.position, s.coarse[8]] for s in run.samples])
+        coarse_curve=[[s.position, s.coarse[8]] for s in run.samples],
+        confidence=confidence(run, ok, best, final_score, fit), depth_of_focus=depth_of_focus(fit))

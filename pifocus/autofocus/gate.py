@@ -3,9 +3,11 @@
 :func:`_gate` fails a run, with the reason a person can act on, for too little light or
 texture, a flat curve, a peak at the edge of the range, no peak fit or a poor one (judged
 by :func:`_quality_r2`); :func:`~pifocus.autofocus.autofocus` then returns the drive to the
-best position seen.
+best position seen.  :func:`confidence` and :func:`depth_of_focus` summarize how sure the
+run is and how much focus error it tolerates (both in :class:`~pifocus.autofocus.AutofocusResult`).
 """
 
+import math
 from typing import Optional, Tuple
 
 from .fit import fit_peak
@@ -50,14 +52,15 @@ def _quality_r2(run: _Run, peak: float, scale: int = 8) -> Optional[float]:
     return max(r2_of(lambda u: u.coarse[scale]), r2_of(lambda u: u.score))
 
 
-def _peaks_at_edge(from_edge, beyond: float = 0.25) -> bool:
+def _peaks_at_edge(from_edge, beyond: float = 0.5) -> bool:
     """Does the curve peak *at* the range end (``from_edge[0]`` is the end sample, the
     rest go inwards), rather than still rising past it?
 
     The scores must fall inwards from the end, and a log-parabola through the end sample
     and its two inner neighbours must be concave with its vertex no further than ``beyond``
-    of a step outside the range (a curve still climbing steeply at the limit puts it well
-    outside: focus lies beyond).
+    of a step outside the range -- so the end sample is the sample nearest the peak, within
+    half a step of it (a curve still climbing steeply at the limit puts it well outside:
+    focus lies beyond).
     """
     if len(from_edge) < 3:
         return False
@@ -110,3 +113,50 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     if fit.get("r2", 1.0) < gate.min_r2:
         return False, f"poor peak fit: R² {fit['r2']:.2f} < {gate.min_r2:g}; noisy or multi-peaked curve"
     return True, "ok"
+
+
+#: Half width at half maximum of a Gaussian, in sigmas.
+HWHM_SIGMAS = math.sqrt(2.0 * math.log(2.0))
+
+
+def depth_of_focus(fit: Optional[dict]) -> Optional[float]:
+    """The depth of focus the curve shows (drive units): the half width at half maximum of
+    the peak fitted through the best sample and its neighbours (``sqrt(2 ln 2)`` sigmas of
+    the log-parabola) -- the lens positions where the curve score is at least half its
+    peak.  On the simulated lens this is 0.8..1.3 x the true depth of focus (defocus blur
+    radius <= 1 px); on the shared sweeps it spans the photographer's accepted range.
+    None without a Gaussian fit."""
+    if not fit or not fit.get("sigma"):
+        return None
+    return float(HWHM_SIGMAS * fit["sigma"])
+
+
+def confidence(run: _Run, ok: bool, best, final_score: float, fit: Optional[dict]) -> float:
+    """How sure the run is that it stands at the subject's focus, 0..1.
+
+    The product of four terms, each 0..1:
+
+    * **bracket** -- 1 when the best sample has a lower sample on each side, 0.8 when it is
+      at an end of the range the curve turns over at, 0.3 otherwise;
+    * **fit** -- the quality fit's R² (clipped to 0..1; 0.8 when there is none);
+    * **coverage** -- ``1 - widest unsampled stretch / range``: a higher peak could hide in
+      a wide stretch nobody looked at (another plane, a local maximum of the curve);
+    * **reproduced** -- ``min(1, final score / best score)`` of the verification frame.
+
+    A run that failed the gate is capped at 0.3 of that.  It is a heuristic for a person
+    or a caller deciding whether to look again, not a probability.
+    """
+    U = run.unique_sorted()
+    i = next((k for k, u in enumerate(U) if u is best), None)
+    if i is None:
+        i = max(range(len(U)), key=lambda k: U[k].score)
+    at_end = i in (0, len(U) - 1)
+    bracket = 0.8 if (at_end and ok) else (0.3 if at_end else 1.0)
+    r2 = (fit or {}).get("r2")
+    fit_term = min(1.0, max(0.0, float(r2))) if r2 is not None else 0.8
+    xs = [u.position for u in U]
+    gaps = [b - a for a, b in zip(xs, xs[1:])] + [xs[0] - run.lo, run.hi - xs[-1]]
+    coverage = 1.0 - min(1.0, max(gaps) / run.span) if run.span > 0 else 1.0
+    reproduced = min(1.0, max(0.0, float(final_score) / max(best.score, 1e-9)))
+    c = bracket * fit_term * coverage * reproduced
+    return float(c if ok else 0.3 * c)

@@ -44,7 +44,7 @@ class GateParams:
 
     min_brightness_dn: float = 12.0
     min_informative: float = 0.05
-    flat_ratio: float = 2.0
+    flat_ratio: float = 1.4
     min_r2: float = 0.6
     verify_ratio: float = 0.5
 
@@ -154,6 +154,79 @@ class BlurParams:
 
 
 @dataclass(frozen=True)
+class DfdParams:
+    """Depth-from-defocus search (``[autofocus.dfd]``, :mod:`pifocus.autofocus.dfd`).
+
+    Attributes:
+        probe_step: distance of the first probe from the start, as a fraction of the range.
+        max_jump: the longest jump towards the predicted focus, as a fraction of the range.
+        blur_floor: the blur estimate at best focus (units of the estimate: px with the
+            model's blur head, :func:`~pifocus.autofocus.dfd.relative_blur` units without;
+            on the simulated lens and the shared sweeps its sharpest frames read 1..2).
+        fine_factor: landing samples at this many sigmas of the fitted peak from the best.
+        max_jumps: most jumps (bounded loop).
+        max_landing: most landing samples (bounded loop).
+        max_skew: a bracket whose wider side is more than this many times the other is not
+            close enough (the vertex of a cusp-shaped curve leans to the wide side).
+        detail_factor: a bracket counts as close only when the best sample's 2x-reduced
+            measure is this many times its noise term (far out the curve's tails are wide and
+            bumpy: a narrow bracket there sends the search to the widest unsampled stretch).
+        grow: a jump beyond the best sample goes at most this many times the distance from
+            the best to its inner neighbour (and exactly that far when nothing predicts focus).
+        bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
+            many sigmas of its fitted log-parabola wide is close enough: its vertex is the target.
+        converge_sigmas: ... or its vertex is within this many sigmas of the best sample.
+        snap_sigmas: a target this close (sigmas of the fitted peak) to the best sample is the
+            best sample itself (its frame, when it was the last, verifies it).
+        sharp_blur: a bracketed peak whose model-free blur estimate is above this is not
+            trusted yet (a local peak): the widest unsampled stretch is looked at first.
+        sharp_blur_px: the same with the model's blur head (px at the analysis scale).
+        trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
+            False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
+        explore_gap: ... while an unsampled stretch wider than this share of the range is left.
+        flat_ratio: while the best/worst score of the samples is below this, nothing has
+            changed with focus yet: sample the middle of the widest unsampled stretch.
+    """
+
+    probe_step: float = 0.1
+    max_jump: float = 0.45
+    blur_floor: float = 1.0
+    fine_factor: float = 0.6
+    max_jumps: int = 8
+    max_landing: int = 4
+    flat_ratio: float = 1.4
+    bracket_sigmas: float = 3.5
+    grow: float = 2.0
+    max_skew: float = 4.0
+    detail_factor: float = 3.0
+    converge_sigmas: float = 0.3
+    snap_sigmas: float = 0.15
+    sharp_blur: float = 6.0
+    sharp_blur_px: float = 2.5
+    explore_gap: float = 0.35
+    trust_sharp: bool = True
+
+    def __post_init__(self):
+        s = "autofocus.dfd"
+        require(0 < self.sharp_blur <= 100, s, "sharp_blur", self.sharp_blur, "0 < x <= 100")
+        require(0 < self.sharp_blur_px <= 50, s, "sharp_blur_px", self.sharp_blur_px, "0 < x <= 50 px")
+        require(0 < self.explore_gap <= 1, s, "explore_gap", self.explore_gap, "0 < x <= 1")
+        require(0 <= self.snap_sigmas <= 1, s, "snap_sigmas", self.snap_sigmas, "0..1")
+        require(0 <= self.converge_sigmas <= 2, s, "converge_sigmas", self.converge_sigmas, "0..2")
+        require(0 <= self.detail_factor <= 100, s, "detail_factor", self.detail_factor, "0..100")
+        require(1 <= self.max_skew <= 100, s, "max_skew", self.max_skew, "1..100")
+        require(1 < self.grow <= 10, s, "grow", self.grow, "1 < x <= 10")
+        require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
+        require(1 < self.flat_ratio <= 100, s, "flat_ratio", self.flat_ratio, "1 < x <= 100")
+        require(0 < self.probe_step <= 0.5, s, "probe_step", self.probe_step, "0 < x <= 0.5")
+        require(0 < self.max_jump <= 1, s, "max_jump", self.max_jump, "0 < x <= 1")
+        require(0 <= self.blur_floor <= 10, s, "blur_floor", self.blur_floor, "0..10")
+        require(0.1 <= self.fine_factor <= 3, s, "fine_factor", self.fine_factor, "0.1..3")
+        require(1 <= int(self.max_jumps) <= 20, s, "max_jumps", self.max_jumps, "1..20")
+        require(1 <= int(self.max_landing) <= 20, s, "max_landing", self.max_landing, "1..20")
+
+
+@dataclass(frozen=True)
 class ContinuousParams:
     """Continuous AF (``[autofocus.continuous]``).
 
@@ -196,13 +269,18 @@ class ContinuousParams:
         require(0 <= self.turn_tolerance <= 1, s, "turn_tolerance", self.turn_tolerance, "0..1")
 
 
+#: ``[autofocus] mode`` values.
+AF_MODES = ("single", "continuous")
+
+
 @dataclass(frozen=True)
 class AutofocusParams:
     """Autofocus configuration (config table ``[autofocus]``, sub-tables per strategy).
 
     Attributes:
-        strategy: ``model`` (default), ``sweep`` or ``continuous`` (a name in
-            :data:`~pifocus.autofocus.STRATEGIES`).
+        strategy: ``dfd`` (default: depth from defocus, then a short local fit; fewest
+            frames on ``tools/af_bench.py``), ``model``, ``sweep``, ``blur`` or ``continuous``
+            (a name in :data:`~pifocus.autofocus.STRATEGIES`).
         score: the focus measure of the curve: ``multiscale`` (default: geometric mean of
             the noise-corrected Laplacian variance at full resolution and reduced 2x, 4x and
             8x -- every frequency band counts, so a small very sharp edge in a 3-D scene does
@@ -213,19 +291,25 @@ class AutofocusParams:
             (more when the drive's backlash is larger), so play that was never calibrated
             drops out too.  Costs travel, not frames.  0 = the drive's backlash only.
         start: position to start from (``None`` = wherever the drive is).
+        mode: ``"single"`` (default): autofocus runs when asked (button, command);
+            ``"continuous"``: ``run --drive`` and ``serve`` keep the subject in focus with
+            :class:`~pifocus.autofocus.ContinuousAF` (refocus only when sharpness drops and
+            stays down; switchable on the page).
         sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
-    strategy: str = "model"
+    strategy: str = "dfd"
     score: str = "multiscale"
     settle_frames: int = 0
     approach_overshoot: float = 0.05
     start: Optional[float] = None
+    mode: str = "single"
     sweep: SweepParams = field(default_factory=SweepParams)
     model: ModelParams = field(default_factory=ModelParams)
     continuous: ContinuousParams = field(default_factory=ContinuousParams)
     gate: GateParams = field(default_factory=GateParams)
     blur: BlurParams = field(default_factory=BlurParams)
+    dfd: DfdParams = field(default_factory=DfdParams)
 
     def __post_init__(self):
         s = "autofocus"
@@ -235,7 +319,9 @@ class AutofocusParams:
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
+        require(self.mode in AF_MODES, s, "mode", self.mode, '"single" or "continuous"')
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
-                          ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams)):
+                          ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams),
+                          ("dfd", DfdParams)):
             object.__setattr__(self, name, _sub(cls, getattr(self, name), f"autofocus.{name}"))
 

@@ -42,7 +42,8 @@ class Sample:
 
 
 def multiscale(luma: np.ndarray, roi, noise_sigma: float) -> Tuple[Dict[int, float], Dict[int, float], float]:
-    """Laplacian variance of the ROI reduced by each of :data:`SCALES`, noise-corrected.
+    """Laplacian variance of the ROI at full resolution (key 1) and reduced by each of
+    :data:`SCALES`, noise-corrected.
 
     Returns ``(scores, floors, mean)``: per scale the variance minus the noise term
     (``20 sigma² / s²`` for the 4-neighbour Laplacian of white noise averaged over s x s),
@@ -57,9 +58,9 @@ def multiscale(luma: np.ndarray, roi, noise_sigma: float) -> Tuple[Dict[int, flo
     a = luma[y0:y1, x0:x1].astype(np.float32)
     scores, floors = {}, {}
     var_n = float(noise_sigma) ** 2
-    for s in SCALES:
+    for s in (1,) + tuple(SCALES):
         ww, hh = max(3, a.shape[1] // s), max(3, a.shape[0] // s)
-        b = cv2.resize(a, (ww, hh), interpolation=cv2.INTER_AREA)
+        b = a if s == 1 else cv2.resize(a, (ww, hh), interpolation=cv2.INTER_AREA)
         lap = cv2.Laplacian(b, cv2.CV_32F, ksize=1)
         noise = 20.0 * var_n / (s * s)
         scores[s] = max(float(lap[1:-1, 1:-1].var()) - noise, 1e-3)
@@ -200,7 +201,11 @@ class _Run:
                    frame_index=frame.index, sharpness=float(rep.sharpness),
                    blur=float(getattr(rep, "blur_px", math.nan)))
         if self.params.score == "multiscale":
-            vals = [max(s.sharpness, 1e-3)] + [sc[k] for k in SCALES]
+            # Every level measured here, at fixed scales: the analyzer's own sharpness is at its
+            # analysis scale, which "auto" may change between frames.
+            # Each level floored at a twentieth of its noise term: far from focus the
+            # noise-corrected values are noise themselves, and their logs would be wild.
+            vals = [max(sc[k], 0.05 * fl[k] + 1e-3) for k in (1,) + tuple(SCALES)]
             s.score = float(np.exp(np.mean(np.log(vals))))
         self.samples.append(s)
         return s

@@ -6,6 +6,8 @@ the training script's per-epoch report.
 
 * :func:`radius_bins` -- mean absolute error of ``blur_px`` per true-radius bin.
 * :func:`mean_by_radius` -- mean (and spread of) the prediction per true radius value.
+* :func:`mae_by_bins` -- MAE over radii 0-3 px per bin of a tile covariate (the tile's
+  contrast: where the blur of a tile is observable at all).
 * :func:`motion_rates` -- motion flag rate on motion-blurred tiles (TPR) and on sharp or
   defocused tiles (FPR).
 * :func:`blur_report` -- all of it per tile source, as a JSON-ready dict;
@@ -22,6 +24,8 @@ import numpy as np
 
 #: Lower edges of the reporting bins (px); the last bin is open ("8 px or more").
 RADIUS_BIN_EDGES_PX = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+#: Lower edges of the tile-contrast bins (standard deviation of the tile, DN) of the report.
+CONTRAST_BIN_EDGES_DN = (0.0, 6.0, 12.0, 24.0)
 #: Motion blur of at least this path length (px) is "motion-blurred".
 MOTION_MIN_PX = 3.0
 
@@ -66,6 +70,27 @@ def mae_up_to(pred_px, true_px, max_true_px: float = 3.0) -> float:
     t = np.asarray(true_px, np.float64).ravel()
     m = np.isfinite(t) & np.isfinite(p) & (t <= max_true_px)
     return float(np.abs(p[m] - t[m]).mean()) if m.any() else float("nan")
+
+
+def mae_by_bins(pred_px, true_px, covariate, edges, max_true_px: float = 3.0) -> list:
+    """MAE of the radius estimate over tiles with true radius ``<= max_true_px``, per bin
+    ``[edge_i, edge_i+1)`` of ``covariate`` (the last bin open), e.g. the tile's standard
+    deviation in DN (``CONTRAST_BIN_EDGES_DN``).
+
+    Returns ``[{"bin", "lo", "hi", "n", "mae_px"}]`` (empty bins: n = 0, NaN).
+    """
+    p = np.asarray(pred_px, np.float64).ravel()
+    t = np.asarray(true_px, np.float64).ravel()
+    c = np.asarray(covariate, np.float64).ravel()
+    ok = np.isfinite(p) & np.isfinite(t) & np.isfinite(c) & (t <= max_true_px)
+    rows = []
+    for i, lo in enumerate(edges):
+        hi = edges[i + 1] if i + 1 < len(edges) else None
+        m = ok & (c >= lo) & ((c < hi) if hi is not None else True)
+        n = int(m.sum())
+        rows.append({"bin": _bin_name(lo, hi), "lo": lo, "hi": hi, "n": n,
+                     "mae_px": float(np.abs(p[m] - t[m]).mean()) if n else float("nan")})
+    return rows
 
 
 def mean_by_radius(pred_px, true_px, step_px: float = 0.5, max_px: float = 10.0) -> list:
@@ -126,7 +151,7 @@ def motion_by_length(p_motion, motion_px, threshold: float = 0.5) -> list:
 
 
 def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float = 8.0,
-                motion_threshold: float = 0.5, textured=None) -> dict:
+                motion_threshold: float = 0.5, textured=None, contrast_dn=None) -> dict:
     """Blur and motion metrics overall and per source (JSON-ready).
 
     Args:
@@ -136,6 +161,8 @@ def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float =
         textured: optional bool mask of tiles whose scene texture stands clearly above the
             noise (``texture_snr >= 10``); adds ``mae_0_3_px_textured``, ``radius_bins_textured``
             and ``motion_textured``.
+        contrast_dn: optional per-tile standard deviation (DN); adds ``mae_0_3_by_contrast``
+            (:func:`mae_by_bins` over ``CONTRAST_BIN_EDGES_DN``).
 
     Returns:
         ``{group: {"radius_bins": [...], "mae_0_3_px": x, "by_radius": [...],
@@ -160,6 +187,9 @@ def blur_report(blur_px, p_motion, radius_px, motion_px, source, max_px: float =
                 tm = np.asarray(textured, bool)[m]
                 g["mae_0_3_px_textured"] = mae_up_to(blur_px[m][tm], r[m][tm], 3.0)
                 g["radius_bins_textured"] = radius_bins(blur_px[m][tm], r[m][tm], max_px)
+            if contrast_dn is not None:
+                g["mae_0_3_by_contrast"] = mae_by_bins(blur_px[m], r[m], np.asarray(contrast_dn)[m],
+                                                       CONTRAST_BIN_EDGES_DN)
         if np.isfinite(L[m]).any():
             g["motion"] = motion_rates(p_motion[m], L[m], motion_threshold)
             if (L[m] >= MOTION_MIN_PX).any():
@@ -185,6 +215,9 @@ def format_blur_report(rep: dict) -> str:
             lines.append("  n " + " ".join(f"{b['n']:>5d}" for b in bins))
             if "mae_0_3_px_textured" in g:
                 lines.append(f"  textured tiles: MAE 0-3 px = {g['mae_0_3_px_textured']:.3f}")
+            if g.get("mae_0_3_by_contrast"):
+                lines.append("  MAE 0-3 px by tile std (DN): " + ", ".join(
+                    f"{x['bin']} {x['mae_px']:.2f} (n {x['n']})" for x in g["mae_0_3_by_contrast"] if x["n"]))
             lines.append("  true -> mean pred: " + ", ".join(f"{x['true_px']:g}->{x['mean_pred_px']:.2f}"
                                                               for x in g["by_radius"]))
         if "motion" in g:

@@ -347,7 +347,8 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
         blur = blur_report(pred.blur_px, pred.p_motion, blur_labels.get("radius_px", np.full(n, np.nan)),
                            blur_labels.get("motion_px", np.full(n, np.nan)), source, info.layout.max_blur_px,
                            motion_threshold=info.layout.motion_threshold,
-                           textured=None if snr is None else snr >= TEXTURED_SNR)
+                           textured=None if snr is None else snr >= TEXTURED_SNR,
+                           contrast_dn=tiles.reshape(n, -1).std(axis=1))
     has = np.asarray(labels) <= 1
     flag_rate = None
     if pred is not None:  # how often the motion head fires, per source (for still tile sets: false flags)

@@ -20,9 +20,11 @@ Run one autofocus pass and print the final position, frames used, moves, time, t
 focus curve and whether the quality gate passed (with the reason when it did not).  The
 drive is left at the chosen position -- or, when the gate fails, at the best position seen.
 
-Strategies: model (default; model-guided, ~10 frames), sweep (coarse-to-fine contrast
-sweep, the baseline, ~25 frames), continuous (watch the ROI for --frames frames and search
-locally only when sharpness drops and stays down).
+Strategies: dfd (default; depth from defocus to jump, then a short local fit: ~6-8
+frames), model (model-guided, ~10 frames), sweep (coarse-to-fine contrast sweep, the
+baseline, ~25 frames), blur (depth from defocus with the model's blur head), continuous
+(watch the ROI for --frames frames and search locally only when sharpness drops and stays
+down).  The result carries a confidence (0-1) and the depth of focus the curve shows.
 
   pifocus autofocus --drive sim --size 640x480 --plot af.png
   pifocus autofocus --drive sim --strategy sweep --start 100 --json
@@ -48,8 +50,10 @@ def add_drive_args(p, default_drive=None) -> None:
     p.add_argument("--limits", metavar="LO:HI", help="soft limits in drive units, e.g. 50:1900")
     p.add_argument("--state-file", metavar="FILE", help="where the drive keeps its position ('none': nowhere)")
     p.add_argument("--assume-position", type=POSITION, metavar="POS",
-                   help=f"({POSITION.range}) stepper/uln2003 with no saved position and no homing: where the lens is now "
-                        "(drive units); without it such a drive refuses to move")
+                   help=f"({POSITION.range}) where the lens is now, drive units: used when nothing is saved and over a "
+                        "saved position that is uncertain (an interrupted move), unless the drive homes on open; "
+                        "without it a stepper/uln2003 whose position is unknown or uncertain refuses to move "
+                        "(see `pifocus position`)")
     p.add_argument("--sim-focus", type=POSITION, metavar="POS",
                    help=f"({POSITION.range}) sim drive: lens position at which the simulated scene is sharp")
     p.add_argument("--sim-backlash", type=BACKLASH, metavar="STEPS",
@@ -65,6 +69,9 @@ def parse_limits(text: str):
     if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e9 and abs(hi) <= 1e9):
         raise ConfigError(f"--limits {text!r}: LO and HI must be finite numbers within -1e9..1e9, "
                           "e.g. 50:1900")
+    if lo >= hi:
+        raise ConfigError(f"--limits {text!r}: LO must be below HI (they become drive.min_position and "
+                          "drive.max_position), e.g. 50:1900")
     return lo, hi
 
 
@@ -111,11 +118,12 @@ def open_configured_drive(cfg, args):
         opts = dict(cfg.source.options)
         if getattr(args, "sim_focus", None) is not None:
             opts["focus_position"] = args.sim_focus
-        src = open_source(name, **opts)
+        src = open_source(name, max_pixels=cfg.source.max_pixels, **opts)
         extra = {}
         if getattr(args, "sim_backlash", None) is not None:
             extra["backlash_steps"] = args.sim_backlash
         drive = open_drive(dp.name, source=src, params=dp, **extra)
+        drive.told_position = getattr(args, "assume_position", None)  # a step counter like the stepper
         return drive, drive.source
     if kind == "replay":
         drive = open_drive(dp.name, params=dp)
@@ -128,6 +136,7 @@ def open_configured_drive(cfg, args):
         drive = open_drive(dp.name, source=src, params=dp)
         return drive, src
     drive = open_drive(dp.name, params=dp)  # stepper, uln2003 (or a ConfigError naming the string)
+    drive.told_position = getattr(args, "assume_position", None)  # applied on open (see FocusDrive)
     src = _common.make_source(cfg)
     if cfg.source.name.lower().startswith("sim"):
         log.warning("drive %s with the sim source: the lens in the frames does not move; use --source picamera2",
@@ -153,9 +162,9 @@ def add_arguments(p):
     add_drive_args(p)
     from ..autofocus import STRATEGIES
     p.add_argument("--strategy", choices=STRATEGIES,
-                   help="AF strategy: model (contrast, shape of the curve), sweep (coarse-to-fine), "
-                        "blur (depth from defocus with the model's blur estimate, ~6 frames), "
-                        "continuous [default: the config's, else model]")
+                   help="AF strategy: dfd (depth from defocus + short fit), model (contrast, shape of "
+                        "the curve), sweep (coarse-to-fine), blur (depth from defocus with the "
+                        "model's blur estimate), continuous [default: the config's, else dfd]")
     p.add_argument("--start", type=POSITION, metavar="POS",
                    help=f"move here first ({POSITION.range}) [stay where the lens is]")
     p.add_argument("--frames", type=FRAMES, default=300, metavar="N",
@@ -257,7 +266,8 @@ def run(args, console) -> int:
     d["drive"] = drive.name
     d["units"] = drive.units
     text = (f"autofocus {'OK' if result.success else 'FAILED'}: lens at {result.final_position:g} {drive.units} "
-            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s)"
+            f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s, "
+            f"confidence {result.confidence:.2f})"
             + ("" if result.success else f"\n  reason: {result.reason}")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
     console.result(d, text)  # first: a failing plot must not lose the result

@@ -5,6 +5,7 @@ import threading
 
 from . import _common
 from ..argtypes import bounded_int
+from ..exc import ConfigError
 
 FRAMES = bounded_int(1, 1_000_000_000)
 
@@ -18,6 +19,9 @@ outputs run on gpiozero's mock pins (nothing is wired; the line shows what the L
   pifocus run --source sim --frames 120      demo: a focus pull on the simulated lens
   pifocus run --source picamera2 --roi 0.4,0.4,0.2,0.2
   pifocus run --source shots/ --json          one JSON object per frame
+  pifocus run --source sim --drive sim --af-mode continuous --sim-focus 620
+                                             follow focus: refocus when the subject's sharpness
+                                             drops and stays down (never hunts while in focus)
 """
 
 
@@ -29,6 +33,12 @@ def add_arguments(p):
                    help=f"stop after N frames ({FRAMES.range}) [run until Ctrl-C / end of recording]")
     p.add_argument("--no-outputs", action="store_true", help="do not touch GPIO outputs")
     p.add_argument("--tiles", action="store_true", help="with --json: include the per-tile grid in every object")
+    from .autofocus import add_drive_args
+    add_drive_args(p)
+    p.add_argument("--af-mode", choices=("single", "continuous"),
+                   help="continuous: keep the subject in focus with the focus drive (--drive, or the "
+                        "config's [drive]); single: no autofocus in the loop [the config's [autofocus] mode, "
+                        "else single]")
 
 
 def meter_bar(meter: float, width: int = 20) -> str:
@@ -50,11 +60,37 @@ def frame_line(frame, report, led_text: str = "") -> str:
             f"tiles {n_inf:2d}/{report.tile_informative.size}  {verdict:12s}{led_text}")
 
 
+def _follow_focus(cfg, args):
+    """``(follow, drive, source)``: with ``--af-mode continuous`` (or ``[autofocus] mode``) a
+    :class:`~pifocus.service.follow.FollowFocus` on the opened drive and the source its
+    frames come from; else ``(None, None, source)``.
+
+    Raises:
+        ConfigError: continuous AF without a drive to move (named with the fix).
+    """
+    af = cfg.autofocus
+    mode = args.af_mode or (getattr(af, "mode", "single") if af is not None else "single")
+    if mode != "continuous":
+        if args.drive:
+            raise ConfigError(f"--drive {args.drive} does nothing in run without --af-mode continuous; "
+                              "add it, or use `pifocus autofocus --drive` for one run")
+        return None, None, _common.make_source(cfg)
+    if af is None:
+        raise ConfigError("--af-mode continuous: autofocus is not part of this pifocus build")
+    if not args.drive and cfg.drive is None:
+        raise ConfigError("--af-mode continuous needs a focus drive: give --drive (sim, stepper, uln2003, "
+                          "libcamera) or a [drive] table in the config")
+    from ..service.follow import FollowFocus
+    from .autofocus import open_configured_drive
+    drive, source = open_configured_drive(cfg, args)
+    return FollowFocus(af, enabled=True), drive, source
+
+
 def run(args, console) -> int:
     from ..pipeline import Pipeline
 
     cfg = _common.load_config(args)
-    source = _common.make_source(cfg)
+    follow, drive, source = _follow_focus(cfg, args)
     analyzer = _common.make_analyzer(cfg)
     outputs = None
     try:
@@ -75,6 +111,10 @@ def run(args, console) -> int:
     stats = {"frames": 0, "in_focus_frames": 0, "best_sharpness": 0.0, "best_position": None}
 
     def on_frame(frame, report):
+        if follow is not None:
+            ev = follow.on_frame(frame, report, drive, analyzer, source)
+            if ev in ("focus", "search", "manual_turn"):
+                console.note(f"continuous AF: {ev} -> position {drive.position:g}")
         stats["frames"] += 1
         stats["in_focus_frames"] += int(report.in_focus)
         if report.sharpness > stats["best_sharpness"]:
@@ -98,11 +138,15 @@ def run(args, console) -> int:
         pipeline.stop()
     finally:
         pipeline.close()
+        if drive is not None:
+            drive.close()
 
     summary = {"summary": True, "frames": stats["frames"], "in_focus_frames": stats["in_focus_frames"],
                "fps": round(pipeline.fps, 2), "skipped": source.skipped,
                "best_sharpness": round(stats["best_sharpness"], 2), "best_position": stats["best_position"],
                "mode": analyzer.mode}
+    if follow is not None:
+        summary["af_searches"] = follow.searches
     if console.json_mode:
         console.result(summary)
     else:

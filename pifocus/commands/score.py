@@ -28,32 +28,17 @@ def add_arguments(p):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     _common.add_config_arg(p)
     _common.add_analysis_args(p)
-    p.add_argument("--heatmap", metavar="DIR", help="write a tile heat-map PNG per image into DIR")
+    p.add_argument("--heatmap", metavar="DIR",
+                   help="write a colour tile heat map per image into DIR (NAME_heatmap.png, <= 1280 px wide: "
+                        "legend, verdict, blur_px, file name)")
 
 
 def heatmap(luma, report):
-    """A BGR image: the frame with every tile tinted by its verdict.
-
-    Green = in focus, red = soft (brighter = more confident), no tint = uninformative (too
-    flat or too noisy to judge); the ROI is outlined.
-    """
-    import cv2
-    import numpy as np
-
-    img = cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR)
-    x0, y0, cw, ch = report.grid_px
-    overlay = img.copy()
-    for r in range(report.rows):
-        for c in range(report.cols):  # drawing only: a handful of rectangles
-            p = report.tile_p[r, c]
-            x, y = x0 + c * cw, y0 + r * ch
-            if report.tile_informative[r, c] and not np.isnan(p):
-                colour = (0, int(255 * p), int(255 * (1 - p)))
-                cv2.rectangle(overlay, (x, y), (x + cw - 1, y + ch - 1), colour, -1)
-            cv2.rectangle(img, (x, y), (x + cw - 1, y + ch - 1), (128, 128, 128), 1)
-    img = cv2.addWeighted(overlay, 0.35, img, 0.65, 0)
-    cv2.rectangle(img, (x0, y0), (x0 + report.cols * cw - 1, y0 + report.rows * ch - 1), (255, 255, 0), 2)
-    return img
+    """A BGR heat map of ``report`` (:func:`pifocus.focus.heatmap.render_heatmap`): tiles
+    coloured soft blue to sharp green, unjudged tiles hatched, the ROI outlined, a banner with
+    file name, verdict, ``blur_px`` and sharpness, a legend; at most 1280 px wide."""
+    from ..focus.heatmap import render_heatmap
+    return render_heatmap(luma, report)
 
 
 def _sources(paths, max_pixels=None):
@@ -105,7 +90,8 @@ def run(args, console) -> int:
                            "in_focus": d["in_focus"], "verdict": d["verdict"], "blur_px": d["blur_px"],
                            "blur_px_sensor": d["blur_px_sensor"], "motion_blur": d["motion_blur"],
                            "judgeable": d["judgeable"],
-                           "in_focus_fraction": d["in_focus_fraction"], "mode": d["mode"], "tiles": d["tiles"]}
+                           "in_focus_fraction": d["in_focus_fraction"], "mode": d["mode"], "tiles": d["tiles"],
+                           "exposure": d.get("exposure")}
                     p = "  n/a" if obj["p_in_focus"] is None else f"{obj['p_in_focus']:.2f}"
                     verdict = "IN FOCUS" if report.in_focus else CATEGORY_TEXT.get(report.verdict, report.verdict)
                     console.result(obj, f"{verdict:9s} p={p}  sharpness {report.sharpness:9.1f}  "

@@ -15,7 +15,9 @@ configured source through the analysis to the GPIO outputs, with
   * SIGTERM/SIGINT stop within 2 s (LED off, motor de-energized, position saved);
   * a lost camera shows the error pattern and is reopened with backoff;
   * the phone preview page and JSON API (see pifocus/web/API.md) on [web] host:port
-    (127.0.0.1:8080 by default; a token is required to bind beyond localhost).
+    (127.0.0.1:8080 by default; a token is required to bind beyond localhost);
+  * with [mqtt] enabled: state, events and commands over an MQTT broker for a rig of
+    cameras (pifocus/web/MQTT.md; the dashboard is `pifocus rig`).
 
   pifocus serve --config /etc/pifocus/pifocus.toml
   pifocus serve --source sim --size 640x480 --port 8080     try it on a PC

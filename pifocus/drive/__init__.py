@@ -8,7 +8,8 @@ one.  The package's modules:
   per-driver microstep settings (``MICROSTEPS``)
 * :mod:`.state`     -- state files: where the position is kept across restarts, the atomic
   JSON write, reading it back (:func:`atomic_write_json`, :func:`read_state`,
-  :func:`default_state_dir`; the base class's persistence)
+  :func:`default_state_dir`; the base class's persistence and when it trusts the position:
+  uncertain positions, :meth:`FocusDrive.set_position`)
 * :mod:`.homing`    -- the homing algorithm (end stop or limit switch) behind
   :meth:`FocusDrive.home`
 * :mod:`.timing`    -- :func:`step_intervals`, step pulse timing of the acceleration ramp
@@ -40,7 +41,15 @@ Position safety, the same for every drive:
   ``os.replace`` + directory fsync, so a crash leaves either the old or the new file, never
   a torn one) before a move (marked "moving") and after it.  On open the position is
   restored; if the process died during a move the position is *uncertain*: the drive homes
-  when homing is configured, else it warns and :attr:`FocusDrive.position_uncertain` is set.
+  when homing is configured, else :attr:`FocusDrive.position_uncertain` is set.
+* **An uncertain position is not trusted**: a step-counting drive (stepper, uln2003, sim)
+  whose position is uncertain -- an interrupted move, this run or the last one -- refuses
+  every move (autofocus, presets, nudges) with a :class:`~pifocus.exc.DriveError` that names
+  the fix: home it (``[drive] homing``: it then homes on open), or turn the lens to a known
+  mark and say where it is (``pifocus position --set POS``, or ``--assume-position POS`` on
+  autofocus/calibrate/record; :meth:`FocusDrive.set_position`).  The focus verdict, the LED
+  and the other outputs do not depend on the drive and keep working.  Drives that set an
+  absolute position (libcamera, replay) are certain again after their next completed move.
 * **Backlash**: with ``backlash > 0`` every move whose last leg would run against the
   final-approach side (``approach = "up"``: moving to higher positions) first overshoots by
   the backlash (+ margin) and comes back, so the lens always arrives from the same side.
@@ -79,8 +88,8 @@ class FocusDrive(PersistentPosition):
             the camera source; stepper/uln2003: ``None`` -- use the configured camera).
         moves: physical moves made since open (an overshoot + approach counts as two).
         travel: total distance moved since open, units.
-        position_uncertain: the restored position may be wrong (the process died
-            mid-move and no homing is configured).
+        position_uncertain, uncertain_reason, told_position, homed_on_open: see
+            :class:`~pifocus.drive.state.PersistentPosition`.
         resolution: smallest meaningful position change (1 step; replay: the smallest
             gap between recorded positions; libcamera: 0.01 dioptre).
         state_path: the state file, or ``None`` when the position is not persisted.
@@ -107,6 +116,7 @@ class FocusDrive(PersistentPosition):
         self.moves = 0
         self.travel = 0.0
         self.position_uncertain = False
+        self.told_position: Optional[float] = None
         #: (from, to) of a leg interrupted part-way (None: every move completed)
         self._interrupted: Optional[Tuple[float, float]] = None
         self._position = None  # logical position, units
@@ -185,8 +195,12 @@ class FocusDrive(PersistentPosition):
         self._opened = True
         try:
             self._restore()
+            homed = False
             if self.params.homing != "none" and (self.params.home_on_open or self.position_uncertain):
                 self.home()
+                homed = True
+            self.homed_on_open = homed
+            self._apply_told_position(homed)
         except BaseException:
             self.close()
             raise
@@ -197,14 +211,7 @@ class FocusDrive(PersistentPosition):
         if not self._opened:
             return
         self._opened = False
-        try:
-            if self._interrupted is None:
-                self._save(moving=False)
-            else:  # never overwrite the write-ahead record with a position nobody reached
-                log.warning("drive %s: closing after an interrupted move; the state file keeps it "
-                            "marked as moving (position uncertain)", self.name)
-        except Exception:
-            log.exception("drive %s: could not save the position", self.name)
+        self._save_on_close()
         try:
             self._deenergize()
         except Exception:
@@ -266,6 +273,7 @@ class FocusDrive(PersistentPosition):
                                  "no further moves")
             self.open()
         self._require_position()
+        self._require_certain()
         t = self._legal(target)
         cur = float(self._position)
         p = self.params
@@ -311,16 +319,13 @@ class FocusDrive(PersistentPosition):
         except BaseException as e:
             # Ctrl-C, SIGTERM or a hardware error part-way: the lens is somewhere between cur
             # and target.  The write-ahead record (moving=true) stays the truth on disk.
-            self._interrupted = (cur, target)
-            self.position_uncertain = True
-            log.warning("drive %s: move %g -> %g interrupted (%s); the position is uncertain until "
-                        "homed (pifocus calibrate, or [drive] homing)", self.name, cur, target,
-                        type(e).__name__)
+            self._mark_interrupted(cur, target, e)
             raise
         self._last_dir = 1 if target > cur else -1
         self._position = target
         self.moves += 1
         self.travel += abs(target - cur)
+        self._mark_reached()
         if self._opened:  # a move that ends after close() (abandon_move) must not write
             self._save(moving=False)
 

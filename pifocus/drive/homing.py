@@ -59,11 +59,13 @@ def run_homing(drive) -> float:
         # Interrupted or failed: the homing record (moving) stays; close() must not overwrite it.
         drive._interrupted = (drive._position, ref)
         drive.position_uncertain = True
+        drive.uncertain_reason = "homing did not complete"
         raise
     drive._interrupted = None
     drive._position = ref
     drive._last_dir = sign
     drive.position_uncertain = False
+    drive.uncertain_reason = ""
     drive._homed = True
     drive._save(moving=False)
     drift = math.nan if before is None or moved is None else before - (ref - sign * moved)

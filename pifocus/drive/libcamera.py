@@ -48,6 +48,7 @@ class LibcameraDrive(FocusDrive):
     units = "dioptres"
     resolution = 0.01
     integer_positions = False
+    absolute_positioning = True  # a move sets the position absolutely
     #: frames to drop after the metadata first reports the target: that frame was exposed
     #: before the IPA moved the lens (af.cpp Af::prepare reports the position it sets)
     pipeline_frames = 1

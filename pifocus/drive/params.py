@@ -2,6 +2,7 @@
 checked against.  Pure data: no hardware, no state files."""
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -118,16 +119,19 @@ class DriveParams:
                                                   and math.isfinite(float(self.assume_position))),
                 s, "assume_position", self.assume_position, "a finite position in drive units, or unset")
         require(self.on_limit in ("clamp", "error"), s, "on_limit", self.on_limit, "clamp, error")
-        require(self.speed > 0, s, "speed", self.speed, "> 0 units/s")
-        require(self.acceleration >= 0, s, "acceleration", self.acceleration, ">= 0 units/s² (0 = no ramp)")
-        require(self.backlash >= 0, s, "backlash", self.backlash, ">= 0")
-        require(self.backlash_margin >= 0, s, "backlash_margin", self.backlash_margin, ">= 0")
+        require(0 < self.speed <= 1e6, s, "speed", self.speed, "0 < speed <= 1000000 units/s")
+        require(0 <= self.acceleration <= 1e8, s, "acceleration", self.acceleration,
+                "0..100000000 units/s² (0 = no ramp)")
+        require(0 <= self.backlash <= 1e6, s, "backlash", self.backlash, "0..1000000 units")
+        require(0 <= self.backlash_margin <= 1e6, s, "backlash_margin", self.backlash_margin, "0..1000000 units")
         require(self.approach in ("up", "down"), s, "approach", self.approach, "up, down")
         require(self.homing in ("none", "endstop", "switch"), s, "homing", self.homing,
                 "none, endstop, switch")
         require(self.home_side in ("min", "max"), s, "home_side", self.home_side, "min, max")
-        require(self.home_travel is None or self.home_travel > 0, s, "home_travel", self.home_travel, "> 0")
-        require(self.home_speed is None or self.home_speed > 0, s, "home_speed", self.home_speed, "> 0 units/s")
+        require(self.home_travel is None or 0 < self.home_travel <= 1e8, s, "home_travel", self.home_travel,
+                "0 < home_travel <= 100000000 steps")
+        require(self.home_speed is None or 0 < self.home_speed <= 1e6, s, "home_speed", self.home_speed,
+                "0 < home_speed <= 1000000 units/s")
         require(self.homing != "switch" or bool(self.limit_pin) or self.name.startswith("sim"), s,
                 "limit_pin", self.limit_pin, "a GPIO name such as 'GPIO5'",
                 "homing = 'switch' needs the pin the limit switch is wired to")
@@ -143,6 +147,29 @@ class DriveParams:
                 "auto, lgpio, gpiozero")
         require(-1 <= int(self.gpiochip) <= 16, s, "gpiochip", self.gpiochip, "-1 (auto) or 0..16")
         require(len(self.coil_pins) == 4, s, "coil_pins", self.coil_pins, "4 GPIO names (IN1..IN4)")
+        self._check_pins(s)
+
+    def _check_pins(self, s: str) -> None:
+        """Pin names that gpiozero understands, and no pin twice among the ones the drive claims."""
+        names = [(k, getattr(self, k)) for k in ("step_pin", "dir_pin", "enable_pin", "limit_pin")]
+        names += [(f"{k}[{i}]", v) for k in ("ms_pins", "coil_pins") for i, v in enumerate(getattr(self, k))]
+        for key, v in names:
+            optional = key in ("enable_pin", "limit_pin")
+            require((optional and v in ("", None)) or _pin_name_ok(v),
+                    s, key, v, "a GPIO name such as 'GPIO20', 'BCM20' or 'BOARD38'" + (" (or '' for none)" if optional
+                                                                                      else ""))
+        kind = self.name.partition(":")[0].strip().lower()
+        claimed = {"stepper": [n for n in names if not n[0].startswith("coil_pins")],
+                   "uln2003": [n for n in names if n[0].startswith("coil_pins") or n[0] == "limit_pin"]}.get(kind, [])
+        seen = {}
+        for key, v in claimed:
+            if v in ("", None):
+                continue
+            norm = v.strip().upper().replace("BCM", "GPIO")
+            norm = norm if not norm.isdigit() else f"GPIO{norm}"
+            require(norm not in seen, s, key, v, f"a pin not already used by drive.{seen.get(norm)}",
+                    "each drive signal needs its own GPIO")
+            seen[norm] = key
 
     @property
     def homing_speed(self) -> float:
@@ -154,6 +181,19 @@ class DriveParams:
         """+1 when the final approach runs towards higher positions, else -1."""
         return 1 if self.approach == "up" else -1
 
+
+#: GPIO names the drives accept (gpiozero's forms): GPIO20, BCM20, 20 (BCM 0..57), BOARD38,
+#: J8:38, P1:38 (header 1..40).
+PIN_NAME = re.compile(r"(?i)(?:(GPIO|BCM)?|(BOARD|J8:|P1:))(\d{1,2})")
+
+
+def _pin_name_ok(v) -> bool:
+    """True for a pin name in one of the :data:`PIN_NAME` forms, within its range."""
+    m = PIN_NAME.fullmatch(v.strip()) if isinstance(v, str) else None
+    if m is None:
+        return False
+    n = int(m.group(3))
+    return 1 <= n <= 40 if m.group(2) else 0 <= n <= 57
 
 #: Microstep settings each driver supports (by its MS pins / jumpers).
 MICROSTEPS = {

@@ -35,6 +35,7 @@ class ReplayDrive(FocusDrive):
     kind = "replay"
     persistent_by_default = False
     integer_positions = False
+    absolute_positioning = True  # a move sets the position absolutely
 
     def __init__(self, folder: str, params: DriveParams = DriveParams(), **source_options):
         from ..sources.recorded import RecordedSource
@@ -58,6 +59,7 @@ class ReplayDrive(FocusDrive):
                              "(check the position column of sweep.csv)")
         self.positions = positions
         self._distinct = distinct
+        self._unreadable: set = set()   # positions whose frames do not decode
         self.folder = folder
         gaps = [b - a for a, b in zip(distinct, distinct[1:])]
         self.resolution = float(min(gaps))
@@ -71,11 +73,33 @@ class ReplayDrive(FocusDrive):
 
     def clamp(self, target: float) -> float:
         """The recorded position nearest ``target`` within the soft limits: the "lens" only
-        stops where a frame was recorded, so positions in curves are the frames' own."""
+        stops where a frame was recorded, so positions in curves are the frames' own.
+        Positions whose frames turned out unreadable are not offered."""
         lo, hi = self.limits
         t = min(max(float(target), lo), hi)
         inside = [p for p in self._distinct if lo - 1e-9 <= p <= hi + 1e-9] or self._distinct
-        return min(inside, key=lambda p: (abs(p - t), p))
+        good = [p for p in inside if p not in self._unreadable] or inside
+        return min(good, key=lambda p: (abs(p - t), p))
+
+    def move_to(self, target: float, approach=None, overshoot=None) -> float:
+        """Move to the readable recorded frame nearest ``target`` (see
+        :meth:`FocusDrive.move_to`): a frame that does not decode is found here, before the
+        move, so the position reported -- and every AF sample labelled with it -- is the
+        position of the frame actually shown, never that of a corrupt one."""
+        if self._opened:
+            for _ in range(len(self._distinct)):
+                t = self.clamp(target)
+                if self._position_readable(t):
+                    break
+                self._unreadable.add(t)
+                log.warning("replay %s: the frame at position %g is unreadable; the lens stops at the "
+                            "nearest readable one instead", self.folder, t)
+        return super().move_to(target, approach=approach, overshoot=overshoot)
+
+    def _position_readable(self, position: float) -> bool:
+        """True when some frame recorded at ``position`` decodes."""
+        idx = [i for i, p in enumerate(self.positions) if p == position]
+        return any(self.source.readable(i) for i in idx)
 
     def nearest_index(self, position: float) -> int:
         """Index of the recorded frame nearest ``position``."""

@@ -59,7 +59,8 @@ def atomic_write_json(path: str, data: dict) -> None:
     check_replaceable(path, "state file")  # never rename over /dev/null, a FIFO, ...
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    prefix = f".tmp-{os.getpid()}-"   # the writer's pid: a temp file left by a killed writer is removable
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"))
@@ -72,6 +73,7 @@ def atomic_write_json(path: str, data: dict) -> None:
         except OSError:
             pass
         raise
+    remove_stale_temps(directory)
     try:
         dfd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -82,6 +84,39 @@ def atomic_write_json(path: str, data: dict) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def remove_stale_temps(directory: str) -> int:
+    """Remove ``.tmp-<pid>-*.json`` files of :func:`atomic_write_json` whose writer is gone (a
+    ``kill -9`` between ``mkstemp`` and ``os.replace``); returns how many.  Files of live
+    processes (another drive writing right now) are left alone."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        parts = name.split("-", 2)
+        if not (name.startswith(".tmp-") and name.endswith(".json") and len(parts) == 3 and parts[1].isdigit()):
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue            # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except OSError:
+            pass
+    if removed:
+        log.info("removed %d temp file(s) left in %s by a killed writer", removed, directory)
+    return removed
 
 
 def read_state(path: str) -> Optional[dict]:
@@ -106,8 +141,23 @@ class PersistentPosition:
     after it (:meth:`_save`), and reads the file back on open (:meth:`_restore`).  It relies
     on the drive's ``params``, ``name``, ``kind``, ``units``, ``native_range``,
     ``persistent_by_default``, ``state_path`` (``None`` = no file), ``_position``,
-    ``_last_dir``, ``_homed``, ``position_uncertain``, ``clamp()`` and ``default_position()``.
+    ``_last_dir``, ``_homed``, ``position_uncertain`` (and ``uncertain_reason``), ``clamp()`` and ``default_position()``.
+
+    Attributes (set by the drive's ``__init__``):
+        position_uncertain: the position may be wrong (a move was interrupted, this run or
+            the last, and no homing is configured); step-counting drives then refuse to move.
+        uncertain_reason: why the position is uncertain (``""`` when it is not).
+        told_position: where the user says the lens is now (``--assume-position``), applied
+            on open over a saved or uncertain position unless open() homed; ``None``: nothing said.
+        homed_on_open: the last open() homed the drive (configured, or the position was uncertain).
     """
+
+    #: True for drives that set an absolute position (libcamera, replay): a completed move
+    #: makes an uncertain position certain again.  False for step counters, which refuse to
+    #: move while the position is uncertain.
+    absolute_positioning = False
+    uncertain_reason = ""
+    homed_on_open = False
 
     def _state_path(self) -> Optional[str]:
         """The state file: ``params.state_file`` (``""``/``"none"``: none), else for drives
@@ -164,10 +214,99 @@ class PersistentPosition:
                 "([drive] homing = 'endstop' or 'switch', then `pifocus calibrate`), or say where it is: "
                 "--assume-position POS ([drive] assume_position)")
 
+    def _require_certain(self) -> None:
+        """Raise :class:`DriveError` (with the fix) while a step-counting drive's position is
+        uncertain: a move from a wrong count could run past the soft limits, and autofocus or
+        a preset would land somewhere else than it reports."""
+        if not self.position_uncertain or self.absolute_positioning:
+            return
+        raise DriveError(
+            f"drive {self.name!r}: the lens position is uncertain ({self.uncertain_reason or 'see the log'}); "
+            f"moves are refused until it is known -- autofocus, presets and the soft limits would trust a "
+            f"wrong step count (the focus verdict and the LED keep working).  Fix: home it ([drive] homing = "
+            f"'endstop' or 'switch'; it then homes on open), or turn the lens to a known mark and say where it "
+            f"is: `pifocus position --set POS` (or --assume-position POS on autofocus/calibrate/record)")
+
+    def set_position(self, position: float) -> float:
+        """Say where the lens is: the user turned it to a known mark (``pifocus position --set``,
+        ``--assume-position``).  Clears an uncertain position and saves it (works on a closed
+        drive too: only the state file is written).
+
+        Args:
+            position: the lens position now, drive units, within the native range.
+
+        Returns:
+            The position set.
+
+        Raises:
+            DriveError: ``position`` is not a finite number inside the drive's native range, or
+                the state file cannot be written.
+        """
+        lo, hi = self.native_range
+        try:
+            pos = float(position)
+        except (TypeError, ValueError):
+            pos = math.nan
+        if not (math.isfinite(pos) and lo <= pos <= hi):
+            raise DriveError(f"drive {self.name!r}: position {position!r} is outside the drive's range "
+                             f"{lo:g}..{hi:g}; give the position the lens is really at (drive units)")
+        before = self._position
+        was = " (was uncertain: " + self.uncertain_reason + ")" if self.position_uncertain else ""
+        self._position = pos
+        self.position_uncertain = False
+        self.uncertain_reason = ""
+        self._interrupted = None
+        self._save(moving=False)
+        log.info("drive %s: position set to %g %s by the user (saved %s)%s", self.name, pos, self.units,
+                 "nothing" if before is None else f"{before:g}", was)
+        return pos
+
+    def _save_on_close(self) -> None:
+        """Save the position at close -- unless a move was interrupted: the write-ahead record
+        (moving) stays on disk then, never a position nobody reached.  Logs, never raises."""
+        try:
+            if self._interrupted is None:
+                self._save(moving=False)
+            else:
+                log.warning("drive %s: closing after an interrupted move; the state file keeps it "
+                            "marked as moving (position uncertain)", self.name)
+        except DriveError as e:  # the message names the file and the fix: no traceback
+            log.error("could not save the position: %s", e)
+        except Exception:
+            log.exception("drive %s: could not save the position", self.name)
+
+    def _mark_interrupted(self, start: float, target: float, exc: BaseException) -> None:
+        """A leg ``start -> target`` stopped part-way (``exc``): the position is uncertain."""
+        self._interrupted = (start, target)
+        self.position_uncertain = True
+        self.uncertain_reason = f"a move {start:g} -> {target:g} was interrupted ({type(exc).__name__})"
+        log.warning("drive %s: move %g -> %g interrupted (%s); the position is uncertain until "
+                    "homed ([drive] homing) or set (pifocus position --set POS)", self.name, start, target,
+                    type(exc).__name__)
+
+    def _mark_reached(self) -> None:
+        """A leg completed: a drive that sets its position absolutely is certain again."""
+        if self.absolute_positioning and self.position_uncertain and not getattr(self, "_abandoned", False):
+            self.position_uncertain = False
+            self.uncertain_reason = ""
+            self._interrupted = None
+
+    def _apply_told_position(self, homed: bool) -> None:
+        """On open: :attr:`told_position` (``--assume-position``) becomes the position, unless
+        the drive just homed (homing found the truth)."""
+        if self.told_position is None:
+            return
+        if homed:
+            log.warning("drive %s: homed on open; --assume-position %g is not used (homing found "
+                        "the position)", self.name, self.told_position)
+            return
+        self.set_position(self.told_position)
+
     def abandon_move(self) -> None:
         """A move running in another thread will not be waited for (shutdown): mark the
         position uncertain so that :meth:`close` keeps the write-ahead record on disk."""
         self.position_uncertain = True
+        self.uncertain_reason = "a move was abandoned at shutdown"
         if self._interrupted is None:
             self._interrupted = (float(self._position) if self._position is not None else math.nan, math.nan)
         self._abandoned = True  # a later move from that thread must not reopen the drive
@@ -191,6 +330,7 @@ class PersistentPosition:
             return
         self._position = None
         self.position_uncertain = True
+        self.uncertain_reason = "nothing saved"
         log.warning("drive %s: no saved position%s; the position is unknown%s", self.name,
                     f" in {self.state_path}" if self.state_path else "",
                     "; homing" if self.params.homing != "none" else
@@ -215,19 +355,25 @@ class PersistentPosition:
         if st.get("moving"):
             self.position_uncertain = True
             target = st.get("target")
+            self.uncertain_reason = (f"the last run stopped during a "
+                                     f"{'homing' if st.get('homing') else 'move'} from {pos:g}"
+                                     + (f" to {target:g}" if isinstance(target, (int, float)) else ""))
             log.warning("drive %s: the last run stopped during a move (%g -> %s); the position is uncertain%s",
                         self.name, pos, target,
                         "; homing" if self.params.homing != "none" else
-                        "; configure homing or check the focus")
+                        "; moves are refused until it is homed or set (pifocus position --set POS)")
         elif st.get("uncertain"):
             self.position_uncertain = True
+            self.uncertain_reason = f"the saved position {pos:g} is marked uncertain"
             log.warning("drive %s: the saved position %g is marked uncertain (an interrupted move or "
                         "an unknown start); %s", self.name, pos,
-                        "homing" if self.params.homing != "none" else "configure homing or check the focus")
+                        "homing" if self.params.homing != "none" else
+                        "moves are refused until it is homed or set (pifocus position --set POS)")
         lo, hi = self.native_range
         if not (lo - 1e-6 <= pos <= hi + 1e-6):
             log.warning("drive %s: saved position %g is outside the range %g..%g; position uncertain",
                         self.name, pos, lo, hi)
             self.position_uncertain = True
+            self.uncertain_reason = f"the saved position {pos:g} is outside the range {lo:g}..{hi:g}"
             pos = min(max(pos, lo), hi)
         self._position = pos

@@ -26,14 +26,16 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from ..frames import Frame
 from ..validate import require
 from . import blur as b
+from . import exposure as ex
 from . import measures as m
+from . import scale as sc
 from .report import FocusReport
 from .verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams
 
@@ -72,12 +74,23 @@ class AnalysisParams:
         near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
             which the frame is ``motion_blur`` (never in focus).
-        analysis_scale: sensor pixels per analysis pixel (1 = full resolution).  Set 2 or 3
-            for an oversampled rig (a macro lens, a microscope, the HQ Camera's 4056 x 3040
-            mode behind a soft lens), where detail spans several pixels even at best focus.
+        analysis_scale: sensor pixels per analysis pixel: ``"auto"`` (default) picks, per
+            ROI, the pyramid level where the subject's detail lives (1, 2, 3 or 4; see
+            :mod:`pifocus.focus.scale`), so an oversampled rig (a macro lens, a microscope,
+            the HQ Camera's 4056 x 3040 mode behind a soft lens) or an upscaled stream is
+            judged like a sharp small frame; an integer 1..4 fixes it (1 = full resolution).
+        auto_ratio: ``"auto"``: a level qualifies when the ROI's noise-corrected Laplacian
+            variance one octave coarser is less than this many times its own (1 = natural
+            detail at the level's Nyquist limit, 16 = no detail at this level at all).
         coarse_levels: a frame with too little detail at the analysis scale is judged again
-            reduced 2x, 4x, ... up to this factor, so a strongly defocused subject reads
-            ``out_of_focus`` (with its blur) instead of ``no_detail``.  1 = never.
+            reduced 2x, 4x, ... up to this factor, so a strongly defocused subject with real
+            structure reads ``out_of_focus`` (with its blur, with the blur head) instead of
+            ``no_detail``.  Judged only there, a frame is never in focus.  1 = never.
+        exposure: measure the exposure readouts (levels, clipping, histogram, ISO) of every
+            frame into ``report.exposure`` (:func:`pifocus.focus.exposure.frame_exposure`,
+            a decimated pass of about 0.2 ms).
+        coarse_min_share: a reduced copy counts only when at least this share of its tile
+            weight is textured (a stray noisy tile is not a blurred subject).
         verdict, peak: the verdict and peak-hold parameters.
     """
 
@@ -99,8 +112,11 @@ class AnalysisParams:
     coc_px: float = 1.0
     near_factor: float = 2.5
     motion_fraction: float = 0.5
-    analysis_scale: int = 1
+    analysis_scale: Union[int, str] = "auto"
+    auto_ratio: float = 4.0
     coarse_levels: int = 8
+    exposure: bool = True
+    coarse_min_share: float = 0.15
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)
 
@@ -130,8 +146,15 @@ class AnalysisParams:
                 "0.25..8 px (blur radius; 1.0 = critical focus at 100 % view)")
         require(1 < self.near_factor <= 20, s, "near_factor", self.near_factor, "1 < x <= 20")
         require(0 < self.motion_fraction <= 1, s, "motion_fraction", self.motion_fraction, "0 < x <= 1")
-        require(int(self.analysis_scale) in (1, 2, 3, 4), s, "analysis_scale", self.analysis_scale,
-                "1, 2, 3 or 4 sensor pixels per analysis pixel")
+        a = self.analysis_scale
+        require(a == "auto" or (isinstance(a, (int, float)) and not isinstance(a, bool)
+                                and float(a).is_integer() and int(a) in (1, 2, 3, 4)),
+                s, "analysis_scale", a, '"auto" (the level where the detail lives, per ROI) or 1, 2, 3, 4 '
+                "sensor pixels per analysis pixel")
+        if a != "auto":
+            object.__setattr__(self, "analysis_scale", int(a))
+        require(1.5 <= self.auto_ratio <= 16, s, "auto_ratio", self.auto_ratio, "1.5..16")
+        require(0 < self.coarse_min_share <= 1, s, "coarse_min_share", self.coarse_min_share, "0 < x <= 1")
         require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,
                 "1 (off), 2, 4, 8 or 16")
 
@@ -161,7 +184,7 @@ class _Judged:
     def __init__(self, level: _Level, st, k: float, floor, informative, factor: int):
         self.level, self.st, self.k, self.floor, self.informative = level, st, k, floor, informative
         self.factor = factor          # sensor pixels per pixel of this level
-        shape = informative.shape
+        shape = st.lap_var.shape
         self.p = np.full(shape, np.nan, np.float32)
         self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
         self.motion = np.full(shape, np.nan, np.float32)
@@ -206,7 +229,8 @@ class FocusAnalyzer:
         self.verdict = Verdict(params.verdict)
         self.peak = PeakHold(params.peak)
         self._levels = {}
-        self._noise_k = None
+        self._noise_k: Dict[int, float] = {}
+        self._scale = sc.ScaleMemory(params.peak.scene_change)
         self._t_ms = {}
 
     @property
@@ -242,7 +266,8 @@ class FocusAnalyzer:
         """Forget history: verdict, peak hold, noise estimate."""
         self.verdict.reset()
         self.peak.reset()
-        self._noise_k = None
+        self._noise_k = {}
+        self._scale.reset()
 
     def _level(self, factor: int, h: int, w: int) -> _Level:
         lv = self._levels.get(factor)
@@ -251,18 +276,72 @@ class FocusAnalyzer:
         return lv
 
     def _prefilter(self, luma: np.ndarray, factor: int, track: bool) -> _Judged:
-        """Tile statistics, noise model and texture gate of one pyramid level."""
+        """Tile statistics, noise model and texture gate of one pyramid level (``track``:
+        smooth this level's noise estimate over frames)."""
         p = self.params
         lv = self._level(factor, *luma.shape)
         st = m.tile_stats(luma, lv.geom, lv.workspace)
         k = m.noise_model(st.noise_var, st.mean, percentile=p.noise_percentile,
                           offset_dn=p.noise_offset_dn, min_sigma_dn=p.min_noise_sigma_dn)
-        if track and factor == p.analysis_scale:
-            # Noise changes with gain, not from frame to frame: smooth it, but follow fast.
-            k = k if self._noise_k is None else 0.7 * self._noise_k + 0.3 * k
-            self._noise_k = k
-        floor = m.noise_floor(k, st.mean, p.noise_offset_dn)
-        return _Judged(lv, st, k, floor, m.texture_gate(st.lap_var, floor, p.gate_factor), factor)
+        return self._gated(_Judged(lv, st, k, None, None, factor), k, track)
+
+    def _gated(self, j: _Judged, k: float, track: bool) -> _Judged:
+        """Set ``j``'s noise floor and texture gate from the noise model ``k`` (smoothed over
+        frames when ``track``: noise changes with gain, not from frame to frame)."""
+        p = self.params
+        if track:
+            prev = self._noise_k.get(j.factor)
+            k = k if prev is None else 0.7 * prev + 0.3 * k
+            self._noise_k[j.factor] = k
+        j.k = k
+        j.floor = m.noise_floor(k, j.st.mean, p.noise_offset_dn)
+        j.informative = m.texture_gate(j.st.lap_var, j.floor, p.gate_factor)
+        j.p = np.full(j.informative.shape, np.nan, np.float32)
+        return j
+
+    def _min_level_px(self) -> int:
+        """Smallest ROI side (pixels of a level) worth judging: two CNN tiles (two
+        ``block_px`` tiles of 16 px in Laplacian-only mode)."""
+        tile = self.classifier.tile_px if self.classifier is not None else 2 * self.params.block_px
+        return 2 * int(tile)
+
+    def _pyramid(self, luma: np.ndarray) -> Dict[int, _Judged]:
+        """Every level ``"auto"`` looks at (:func:`~pifocus.focus.scale.levels_needed`)
+        whose ROI still holds 4 x 4 px tiles, each reduced from the nearest finer level
+        that divides it (area averaging)."""
+        frames = {1: luma}
+        out = {}
+        _, _, rw, rh = m.roi_pixels(self.params.effective_roi, luma.shape[1], luma.shape[0])
+        for f in sc.levels_needed():
+            # Octave levels are measured down to 4 tiles of 4 px (for the ratio); only levels
+            # big enough to judge are candidates (see _auto_scale).
+            if f > 1 and (min(rw, rh) // f < 4 * 4 or min(luma.shape) // f < 8):
+                break
+            src = max(d for d in frames if f % d == 0)
+            frames[f] = _reduce(frames[src], f // src)
+            out[f] = self._prefilter(frames[f], f, False)
+        self._frames = frames
+        return out
+
+    def _auto_scale(self, luma: np.ndarray, track: bool) -> Tuple[int, Dict[int, _Judged]]:
+        """The ROI's analysis scale (:class:`~pifocus.focus.scale.ScaleMemory`) and the
+        pyramid levels measured for it."""
+        p = self.params
+        levels = self._pyramid(luma)
+        sharp = {f: m.sharpness(j.st.lap_var, j.floor, j.level.weights) for f, j in levels.items()}
+        # Textured tiles per level; a level with only a stray tile or two (noise on small
+        # tiles) has none.
+        _, _, rw, rh = m.roi_pixels(p.effective_roi, luma.shape[1], luma.shape[0])
+        inf = {f: (int(j.informative.sum()) if float(j.level.weights[j.informative].sum())
+                   >= p.coarse_min_share * float(j.level.weights.sum())
+                   and (f == 1 or min(rw, rh) // f >= self._min_level_px()) else 0)
+               for f, j in levels.items()}
+        est = sc.detail_scale(sharp, inf, p.auto_ratio, p.verdict.min_informative_tiles)
+        key = (luma.shape, p.effective_roi, p.rows, p.cols)
+        s = self._scale.update(key, est, sc.wide_sharpness(sharp), levels[max(levels)].st.mean)
+        s = s if s in levels and (s == 1 or min(rw, rh) // s >= self._min_level_px()) else 1
+        self._octave = sc.octave_ratio(sharp, s)
+        return s, levels
 
     def _classify(self, luma: np.ndarray, j: _Judged) -> None:
         """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles."""
@@ -296,24 +375,43 @@ class FocusAnalyzer:
         """``(base, judging)``: the analysis-scale level (sharpness, noise) and the level whose
         tiles carry the verdict -- the same one unless the frame had to be reduced further."""
         p = self.params
-        s = int(p.analysis_scale)
         t0 = time.perf_counter()
-        base_luma = _reduce(luma, s)
-        base = self._prefilter(base_luma, s, track)
+        if p.analysis_scale == "auto":
+            s, levels = self._auto_scale(luma, track)
+            base = levels[s]
+            if track:
+                self._gated(base, base.k, True)
+            base_luma = self._frames[s]
+        else:
+            s, levels = int(p.analysis_scale), {}
+            base_luma = _reduce(luma, s)
+            base = self._prefilter(base_luma, s, track)
+            octave = self._prefilter(_reduce(base_luma, 2), 2 * s, False)
+            self._octave = sc.octave_ratio(
+                {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
         self._classify(base_luma, base)
         self._t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
-        while (self.has_blur and int(j.judged.sum()) < p.verdict.min_informative_tiles
-               and f <= p.coarse_levels):
+        tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px
+        while int(j.judged.sum()) < p.verdict.min_informative_tiles and f <= p.coarse_levels:
             small = _reduce(luma, s * f)
-            if min(small.shape) < 2 * self.classifier.tile_px:
+            if min(small.shape) < 2 * tile:
                 break
-            j = self._prefilter(small, s * f, False)
-            self._classify(small, j)
+            c = self._prefilter(small, s * f, False)
+            w = c.level.weights
             f *= 2
+            if float(w[c.informative].sum()) < p.coarse_min_share * float(w.sum()):
+                continue     # a stray tile or two: noise, not a blurred subject
+            self._classify(small, c)
+            j = c
         if j is not base:
             self._t_ms["coarse"] = (time.perf_counter() - t0) * 1e3 - sum(self._t_ms.values())
+        if track and s != getattr(self, "_scale_used", s):
+            self.peak.reset()        # sharpness at another level: a new pass of the meter
+        self._scale_used = s
+        # Sensor noise is judged at full resolution (a reduced level averages it down).
+        self._sensor_k = levels[1].k if 1 in levels else base.k
         return base, j
 
     def analyze(self, frame: Frame, track: bool = True) -> FocusReport:
@@ -328,7 +426,7 @@ class FocusAnalyzer:
         t0 = time.perf_counter()
         base, j = self._judge_levels(frame.luma, track)
         t2 = time.perf_counter()
-        weights = base.level.weights
+        weights = j.level.weights        # the judging level's (its grid may be smaller)
         judged = j.judged
         w_all = float(weights.sum())
         w_inf = float(weights[judged].sum())
@@ -336,35 +434,47 @@ class FocusAnalyzer:
             p_focus = float((j.p[judged] * weights[judged]).sum() / w_inf)
         else:
             p_focus = math.nan
-        scale = float(p.analysis_scale)
+        scale = float(self._scale_used)
         blur_an = j.blur / scale                         # radius in analysis pixels
         subject_blur = b.weighted_quantile(blur_an[judged], weights[judged], p.verdict.on_fraction)
         motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged]) >= p.motion_fraction
         if self.has_blur:
             frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px,
                                     exclude=np.nan_to_num(j.motion, nan=0.0) >= 0.5)
+        elif j is not base:
+            # Detail only on a reduced copy: real structure, but blurred by at least the
+            # reduction -- out of focus, never in focus (no blur head to say by how much).
+            frac = 0.0
         else:
             frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
         raw = judgeable and not motion and frac >= p.verdict.on_fraction
-        sharp = m.sharpness(base.st.lap_var, base.floor, weights)
+        sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:
             in_focus = self.verdict.update(0.0 if motion else frac, judgeable)
             meter, peak, changed = self.peak.update(sharp, base.st.mean)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
         absolute = b.blur_meter(subject_blur, p.coc_px)
+        if math.isnan(absolute):
+            # No blur head: judged only reduced, blurred by at least the reduction; else how
+            # far the detail is from this level's Nyquist limit (scale.closeness).
+            absolute = (scale / j.factor if j is not base
+                        else sc.closeness(self._octave, p.auto_ratio))
         if not math.isnan(absolute):
             meter = min(meter, absolute)
+        if not judgeable:
+            meter = 0.0      # nothing to judge focus on: the meter shows no closeness at all
+        noise_sigma = math.sqrt(self._sensor_k * (128.0 + p.noise_offset_dn))
+        exposure = ex.frame_exposure(frame, p.effective_roi, noise_sigma) if p.exposure else None
         t3 = time.perf_counter()
-        g = base.level.geom
+        g, f = j.level.geom, int(j.factor)
         return FocusReport(
             frame_index=frame.index, timestamp_ns=frame.timestamp_ns, lens_position=frame.lens_position,
-            roi=p.effective_roi, grid_px=(g.x * p.analysis_scale, g.y * p.analysis_scale,
-                                          g.cell_w * p.analysis_scale, g.cell_h * p.analysis_scale),
-            tile_lap_var=base.st.lap_var, tile_floor=base.floor, tile_informative=j.informative,
+            roi=p.effective_roi, grid_px=(g.x * f, g.y * f, g.cell_w * f, g.cell_h * f),
+            tile_lap_var=j.st.lap_var, tile_floor=j.floor, tile_informative=j.informative,
             tile_p=j.p, tile_weight=weights,
-            noise_sigma_dn=math.sqrt(base.k * (128.0 + p.noise_offset_dn)),
+            noise_sigma_dn=noise_sigma, exposure=exposure,
             sharpness=sharp, p_in_focus=p_focus, in_focus_fraction=frac,
             informative_fraction=w_inf / w_all if w_all > 0 else 0.0,
             judgeable=judgeable, raw_in_focus=raw, in_focus=in_focus, meter=meter, peak_sharpness=peak,
@@ -373,7 +483,7 @@ class FocusAnalyzer:
             path=frame.path,
             verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion),
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
-            analysis_scale=int(p.analysis_scale), judged_scale=int(j.factor), coc_px=p.coc_px,
+            analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
             tile_blur_px=blur_an, tile_p_motion=j.motion,
         )
 

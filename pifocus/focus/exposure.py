@@ -10,6 +10,8 @@ ISO equivalent of the sensor's analogue gain.
 * :func:`exposure_stats` -- :class:`ExposureStats` of the frame and of an ROI.
 * :func:`histogram` -- normalized luma histogram.
 * :func:`iso_equivalent` -- ISO from analogue gain.
+* :func:`frame_exposure` -- all of it for one :class:`~pifocus.frames.Frame` at a bounded cost
+  (:class:`ExposureParams`: decimation, bins, thresholds), as a :class:`FrameExposure`.
 
 Units: pixel values are 8-bit digital numbers (DN); EV are stops (log2).
 """
@@ -20,6 +22,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ..validate import require
 from .measures import IMMERKAER_SCALE
 
 #: Mid-grey: 18 % reflectance through the sRGB curve is about 118 DN of 255.
@@ -178,3 +181,92 @@ def iso_equivalent(analogue_gain: Optional[float], base_iso: float = BASE_ISO) -
     if not math.isfinite(g) or g <= 0:
         raise ValueError(f"analogue_gain = {analogue_gain!r} must be a positive number")
     return int(round(base_iso * g))
+
+
+@dataclass(frozen=True)
+class ExposureParams:
+    """Validated parameters of the per-frame exposure readouts.
+
+    Attributes:
+        decimate_px: the levels, clipping and histogram are measured on every
+            ``decimate_px``-th pixel of every ``decimate_px``-th row (a strided view, no copy):
+            the cost stays a small fraction of the analysis (4: 1/16 of the pixels).
+        max_samples: larger frames are sampled more sparsely, so that at most about this many
+            pixels are read (the cost is bounded whatever the sensor mode).
+        histogram_bins: bins of the histogram kept in the report (64 for the page, up to 256).
+        clip_high_dn, clip_low_dn: clipped-highlight and crushed-shadow thresholds (DN).
+    """
+
+    decimate_px: int = 4
+    max_samples: int = 1 << 15
+    histogram_bins: int = 64
+    clip_high_dn: int = CLIP_HIGH_DN
+    clip_low_dn: int = CLIP_LOW_DN
+
+    def __post_init__(self):
+        s = "exposure"
+        require(1 <= int(self.decimate_px) <= 16, s, "decimate_px", self.decimate_px, "1..16 px")
+        require(1024 <= int(self.max_samples) <= 1 << 24, s, "max_samples", self.max_samples, "1024..16777216")
+        require(1 <= int(self.histogram_bins) <= 256 and 256 % int(self.histogram_bins) == 0, s,
+                "histogram_bins", self.histogram_bins, "a divisor of 256: 16, 32, 64, 128 or 256")
+        require(0 <= int(self.clip_low_dn) < int(self.clip_high_dn) <= 255, s, "clip_high_dn",
+                self.clip_high_dn, f"above clip_low_dn ({self.clip_low_dn}) and at most 255 DN")
+
+
+@dataclass(frozen=True)
+class FrameExposure:
+    """Exposure readouts of one frame: pixel statistics plus what the camera said.
+
+    Attributes:
+        stats: :class:`ExposureStats` of the frame and of the ROI.
+        histogram: normalized luma histogram of the frame (``ExposureParams.histogram_bins``).
+        exposure_us: exposure time from the frame metadata (microseconds), None if unknown.
+        analogue_gain: analogue gain from the frame metadata (1.0 = base ISO), None if unknown.
+        iso: ISO equivalent of ``analogue_gain`` (:func:`iso_equivalent`), None if unknown.
+    """
+
+    stats: ExposureStats
+    histogram: np.ndarray
+    exposure_us: Optional[int] = None
+    analogue_gain: Optional[float] = None
+    iso: Optional[int] = None
+
+    def to_dict(self, histogram: bool = True) -> dict:
+        """JSON-ready: the :class:`ExposureStats` fields, ``exposure_us``, ``analogue_gain``,
+        ``iso`` and (with ``histogram``) ``histogram`` as a list of fractions."""
+        d = self.stats.to_dict()
+        d.update(exposure_us=self.exposure_us,
+                 analogue_gain=None if self.analogue_gain is None else round(float(self.analogue_gain), 3),
+                 iso=self.iso)
+        if histogram:
+            d["histogram"] = [round(float(v), 5) for v in self.histogram]
+        return d
+
+
+def frame_exposure(frame, roi: Tuple[float, float, float, float], noise_sigma: Optional[float] = None,
+                   params: ExposureParams = ExposureParams()) -> FrameExposure:
+    """The exposure readouts of a :class:`~pifocus.frames.Frame` at a bounded cost.
+
+    Args:
+        frame: the frame (its ``luma``, ``exposure_us``, ``analogue_gain``).
+        roi: the subject region, normalized ``(x, y, w, h)``.
+        noise_sigma: a noise sigma already measured (DN), e.g. the analyzer's; ``None``
+            measures it (:func:`noise_sigma_dn`, on at most a 1024 px crop).
+        params: :class:`ExposureParams` (decimation, histogram bins, clip thresholds).
+
+    Raises:
+        ValueError: bad luma or ROI; a non-positive analogue gain in the metadata.
+    """
+    luma = _gray(frame.luma)
+    d = max(int(params.decimate_px), math.ceil(math.sqrt(luma.size / int(params.max_samples))))
+    small = np.ascontiguousarray(luma[::d, ::d])  # one small copy: faster to scan than a strided view
+    h, w = small.shape
+    x, y, rw, rh = (float(v) for v in roi)
+    roi_px = (int(x * w), int(y * h), max(1, int(round(rw * w))), max(1, int(round(rh * h))))
+    if noise_sigma is None or not math.isfinite(float(noise_sigma)):
+        noise_sigma = noise_sigma_dn(luma)
+    st = exposure_stats(small, roi_px, params.clip_high_dn, params.clip_low_dn, noise_sigma=noise_sigma)
+    gain = getattr(frame, "analogue_gain", None)
+    return FrameExposure(stats=st, histogram=histogram(small, params.histogram_bins),
+                         exposure_us=getattr(frame, "exposure_us", None), analogue_gain=gain,
+                         iso=iso_equivalent(gain))

@@ -6,6 +6,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from .exposure import FrameExposure
+
 
 @dataclass
 class FocusReport:
@@ -50,6 +52,9 @@ class FocusReport:
         coc_px: the circle of confusion the verdict used (blur radius, analysis pixels).
         tile_blur_px: per-tile blur radius (analysis pixels; NaN where not judged).
         tile_p_motion: per-tile motion-blur probability (NaN where not judged).
+        exposure: the frame's exposure readouts (:class:`~pifocus.focus.exposure.FrameExposure`:
+            levels, EV offset, clipping of frame and ROI, noise sigma, SNR, histogram,
+            ``exposure_us``, ``analogue_gain``, ISO); None when ``[analysis] exposure`` is off.
     """
 
     frame_index: int
@@ -86,6 +91,7 @@ class FocusReport:
     coc_px: float = 1.0
     tile_blur_px: Optional[np.ndarray] = None
     tile_p_motion: Optional[np.ndarray] = None
+    exposure: Optional[FrameExposure] = None
 
     def __post_init__(self):
         if not self.verdict:
@@ -103,7 +109,8 @@ class FocusReport:
         return int(self.tile_lap_var.shape[1])
 
     def to_dict(self, tiles: bool = True) -> dict:
-        """A JSON-ready dict (NaN becomes ``null``).  ``tiles=False`` drops the per-tile grid."""
+        """A JSON-ready dict (NaN becomes ``null``).  ``tiles=False`` drops the per-tile grid
+        and the exposure histogram (the exposure readouts themselves stay)."""
         def num(x, nd=4):
             x = float(x)
             return None if math.isnan(x) or math.isinf(x) else round(x, nd)
@@ -135,6 +142,8 @@ class FocusReport:
             "roi": [round(float(v), 4) for v in self.roi],
             "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
         }
+        if self.exposure is not None:
+            d["exposure"] = self.exposure.to_dict(histogram=tiles)
         if self.path is not None:
             d["path"] = self.path
         if tiles:

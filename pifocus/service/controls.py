@@ -1,5 +1,5 @@
-"""The service's :class:`~pifocus.controls.Controls`: what the web page (and later MQTT)
-may ask the running daemon.
+"""The service's :class:`~pifocus.controls.Controls`: what the web page (and the MQTT
+bridge, :mod:`pifocus.rig.bridge`) may ask the running daemon.
 
 :class:`ServiceControls` is the one object a front end gets.  Its methods, arguments (with
 units), return values and ``ServiceError`` statuses are listed on
@@ -9,7 +9,6 @@ autofocus run too, in full, while a worker thread waits for it.
 """
 
 import dataclasses
-import datetime
 import logging
 import math
 import threading
@@ -17,17 +16,20 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .. import storage
-from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError, StorageError
+from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
-from .source import Cancelled
+from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
+from .bracket import BracketControls
+from .follow import FollowControls, FollowFocus
+from .rack import PresetControls
+from .source import AFSource as _AFSource, Cancelled
 from .status import drive_position, status_document
 
 # One logger for the whole service package: the journal keeps saying "pifocus.service: ...".
 log = logging.getLogger("pifocus.service")
 
 
-class ServiceControls:
+class ServiceControls(FollowControls, PresetControls, BracketControls):
     """The controls of one running :class:`~pifocus.service.Service` (see
     :class:`pifocus.controls.Controls` for each method's contract).
 
@@ -50,7 +52,14 @@ class ServiceControls:
         self._svc = svc
         self.af_state = {"state": "idle"}
         self.af_thread: Optional[threading.Thread] = None
+        self.af_cancel = threading.Event()
         self.captures = CaptureQueue()
+        af = getattr(svc.cfg, "autofocus", None)
+        self.follow = FollowFocus(af, enabled=getattr(af, "mode", "single") == "continuous")
+        self._follow_src = None
+        web = getattr(svc.cfg, "web", None)
+        self._init_presets(getattr(web, "presets_file", None))
+        self._init_bracket()
 
     @property
     def hub(self):
@@ -59,7 +68,13 @@ class ServiceControls:
 
     def status(self) -> dict:
         """Everything the page shows, JSON-ready (see ``pifocus/web/API.md``)."""
-        return status_document(self._svc, self.af_state)
+        d = status_document(self._svc, self.af_state)
+        d["af_mode"] = "continuous" if self.follow.enabled else "single"
+        d["follow"] = self.follow.status()
+        d["presets"] = self.presets()
+        d["rack"] = dict(self.rack_state)
+        d["stack"] = dict(self.stack_state)
+        return d
 
     # -- analysis -------------------------------------------------------------------------------
     def set_roi(self, roi) -> tuple:
@@ -205,6 +220,7 @@ class ServiceControls:
         params = getattr(self._svc.cfg, "autofocus", None) or afmod.AutofocusParams()
         if not self._svc.drive_lock.acquire(blocking=False):
             raise ServiceError("autofocus is already running (or the drive is moving)", 409)
+        self.af_cancel.clear()
         self.af_state = {"state": "running", "strategy": strategy or params.strategy, "started": time.time()}
         self.af_thread = threading.Thread(target=self._af_worker, args=(afmod, drive, params, strategy),
                                           name="pifocus-autofocus", daemon=True)
@@ -214,7 +230,7 @@ class ServiceControls:
     def _af_worker(self, afmod, drive, params, strategy) -> None:
         """The autofocus thread: hands the run to the frame loop, waits, records the end."""
         svc = self._svc
-        src = _AFSource(svc.source, self._on_af_frame)
+        src = _AFSource(svc.source, self._on_af_frame, self.af_cancel)
 
         def run():
             analyzer = svc.pipeline.analyzer
@@ -243,6 +259,17 @@ class ServiceControls:
         finally:
             svc.drive_lock.release()
 
+    def cancel_autofocus(self) -> dict:
+        """Stop the running autofocus run at its next frame (the lens stays where that run
+        left it); returns the AF state.  Nothing to cancel is not an error: the state is
+        returned as it is."""
+        if self.af_state.get("state") == "running":
+            self.af_cancel.set()
+            t = self.af_thread
+            if t is not None:
+                t.join(2.0)
+        return dict(self.af_state)
+
     def _on_af_frame(self, frame) -> None:
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
         svc = self._svc
@@ -251,10 +278,14 @@ class ServiceControls:
             svc.hub.offer(frame, svc.pipeline.last_report)
 
     # -- captures -------------------------------------------------------------------------------
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save the next full-resolution luma frame as PNG or JPEG in the captures folder.
 
-        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes"}``.
+        ``not_before_ns``: take the first frame stamped at or after this ``time.monotonic_ns()``
+        time (a synchronised rig capture), not one read before and still being analysed.
+
+        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes",
+        "timestamp_ns"}``.
 
         Raises:
             ServiceError: (400) unknown format; (503) no frame within ``timeout``, or the file
@@ -266,75 +297,8 @@ class ServiceControls:
             fmt = "jpg"
         if fmt not in ("png", "jpg"):
             raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
-        frame = self.captures.next_frame(timeout)
+        frame = self.captures.next_frame(timeout, not_before_ns)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
-
-
-class CaptureQueue:
-    """Captures waiting for the next frame: an HTTP thread waits in :meth:`next_frame`, the
-    frame loop hands over a copy of its frame in :meth:`serve`."""
-
-    def __init__(self):
-        self._waiting = []
-        self._lock = threading.Lock()
-
-    def next_frame(self, timeout: float):
-        """A copy of the next frame the loop analyses.
-
-        Raises:
-            ServiceError: (503) none within ``timeout`` seconds, or the service is stopping.
-        """
-        req = {"event": threading.Event()}
-        with self._lock:
-            self._waiting.append(req)
-        if not req["event"].wait(timeout):
-            with self._lock:
-                if req in self._waiting:
-                    self._waiting.remove(req)
-            raise ServiceError("no frame from the camera to capture", 503)
-        if "error" in req:
-            raise ServiceError(req["error"], 503)
-        return req["frame"]
-
-    def serve(self, frame) -> None:
-        """Frame loop thread, every frame: hand ``frame`` to the waiting captures."""
-        if not self._waiting:
-            return  # the common case, without taking the lock
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        if reqs:
-            snap = frame.with_luma(frame.luma.copy())  # the loop reuses its buffer
-            for r in reqs:
-                r["frame"] = snap
-                r["event"].set()
-
-    def fail(self, why: str) -> None:
-        """Shutdown: end every waiting capture with ``ServiceError(why)`` (503)."""
-        with self._lock:
-            reqs, self._waiting = self._waiting, []
-        for r in reqs:
-            r["error"] = why
-            r["event"].set()
-
-
-class _AFSource:
-    """The frame source as an autofocus run sees it: frames from the service's source,
-    passed to ``on_frame`` (preview, watchdog), cancelled (:class:`Cancelled`) when the
-    service stops."""
-
-    def __init__(self, source, on_frame):
-        self._source = source
-        self._on_frame = on_frame
-        self.name = source.name
-
-    def read(self):
-        """The next frame (raises :class:`Cancelled` once the service is stopping)."""
-        frame = self._source.read_for_af()
-        self._on_frame(frame)
-        return frame
-
-    def __getattr__(self, item):
-        return getattr(self._source, item)
 
 
 def _checked_roi(roi) -> tuple:
@@ -357,39 +321,6 @@ def _checked_roi(roi) -> tuple:
     return roi
 
 
-def write_capture(frame, folder: Path, fmt: str) -> dict:
-    """Write ``frame``'s luma into ``folder`` as ``fmt`` (``"png"`` or ``"jpg"``), atomically
-    (:func:`pifocus.storage.atomic_write`: a ``.part`` file renamed once synced, removed
-    again on any error).
-
-    Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes"}``.
-
-    Raises:
-        ServiceError: (507) the disk is full (the message names the file); (503) the folder
-            or file cannot be written otherwise.
-    """
-    import cv2
-
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    name = f"pifocus-{stamp}-f{frame.index}.{fmt}"
-    ok, buf = cv2.imencode("." + fmt, frame.luma, [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [])
-    if not ok:
-        raise ServiceError(f"cannot encode the capture as {fmt}; use 'png'", 503)
-    try:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise storage.storage_error(e, folder) from None
-        storage.atomic_write(folder / name, buf.tobytes())
-    except StorageError as e:
-        log.error("capture failed: %s", e)
-        raise ServiceError(f"capture not saved: {e}", 507 if e.disk_full else 503) from None
-    log.info("captured %s", folder / name)
-    return {"file": name, "path": str((folder / name).resolve()), "width": frame.width,
-            "height": frame.height, "frame": frame.index, "lens_position": frame.lens_position,
-            "bytes": len(buf)}
-
-
 def _af_result_dict(result) -> dict:
     """The JSON-ready part of an autofocus result (whatever its type)."""
     if result is None:
@@ -401,7 +332,8 @@ def _af_result_dict(result) -> dict:
             break
     else:
         d = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
-    keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s")
+    keep = ("final_position", "success", "reason", "frames_used", "moves", "strategy", "time_s", "elapsed_s",
+            "curve")
     return {k: d[k] for k in keep if k in d}
 
 
@@ -445,6 +377,14 @@ class ControlShortcuts:
         """Start an autofocus run: :meth:`ServiceControls.start_autofocus`."""
         return self.controls.start_autofocus(strategy)
 
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0) -> dict:
+    def cancel_autofocus(self) -> dict:
+        """Cancel the running autofocus run: :meth:`ServiceControls.cancel_autofocus`."""
+        return self.controls.cancel_autofocus()
+
+    def set_af_mode(self, mode: str) -> str:
+        """Single or continuous autofocus: :meth:`ServiceControls.set_af_mode`."""
+        return self.controls.set_af_mode(mode)
+
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
         """Save a full-resolution still: :meth:`ServiceControls.capture`."""
-        return self.controls.capture(fmt, timeout)
+        return self.controls.capture(fmt, timeout, not_before_ns)

@@ -19,6 +19,9 @@ worker thread and ties it to the rest of the rig:
   and hands only that to the web server.  Everything that touches the analyzer or outputs
   runs in the frame loop's thread (:class:`~pifocus.service.actions.LoopActions`), so no
   lock is ever held around a frame.
+* **MQTT** (``[mqtt] enabled``): a :class:`pifocus.rig.bridge.MqttBridge` gets the same
+  controls, publishes the state from its own threads and answers rig commands; started
+  after the web server, stopped first (a clean "offline").
 """
 
 import contextlib
@@ -79,6 +82,8 @@ class Service(ControlShortcuts):
             itself delegate to it (:class:`~pifocus.service.controls.ControlShortcuts`).
         hub: the :class:`~pifocus.web.preview.PreviewHub` (None without web).
         web: the :class:`~pifocus.web.server.WebServer` (None without web).
+        mqtt: the :class:`~pifocus.rig.bridge.MqttBridge` (None without ``[mqtt] enabled``).
+        exposure: ``(exposure_us, analogue_gain)`` of the last frame (None when unknown).
         drive: the open focus drive, or None (then ``drive_error`` may say why).
         drive_lock: held while the drive moves (nudge, autofocus, a reload swapping it).
         actions: the :class:`~pifocus.service.actions.LoopActions` of the frame loop.
@@ -104,6 +109,7 @@ class Service(ControlShortcuts):
         self.source: Optional[WatchedSource] = None
         self.hub = None
         self.web = None
+        self.mqtt = None
         self.drive = None
         self.drive_error: Optional[str] = None
         self.drive_lock = threading.Lock()
@@ -114,6 +120,7 @@ class Service(ControlShortcuts):
         self.outputs_muted = False
         self.started = time.time()
         self.frame_size = None
+        self.exposure = (None, None)
         self.actions = LoopActions()
         self.controls = ServiceControls(self)
         self._reloader = Reloader(self, given_source=source is not None)
@@ -125,6 +132,7 @@ class Service(ControlShortcuts):
         self._loop_error: Optional[BaseException] = None
         self._rate = FrameRate()
         self._shutdown_done = False
+        self._reload_lock = threading.Lock()
 
     def _reconnect_params(self, cfg) -> ReconnectParams:
         r = getattr(cfg, "reconnect", None)
@@ -154,6 +162,8 @@ class Service(ControlShortcuts):
             with extend_timeout(self.notifier, "opening the focus drive (homing)"):
                 self.drive, self.drive_error = parts.open_drive(cfg, inner)
             self._start_web(cfg)
+            self.mqtt = parts.make_mqtt(cfg, self.controls, self.reload if self.config_path else None,
+                                        lambda: self.reload_error)
         except BaseException:
             self._undo_start(outputs, analyzer)
             raise
@@ -183,6 +193,9 @@ class Service(ControlShortcuts):
                     part.close()
                 except Exception:  # keep closing the rest; the original error is raised
                     log.exception("closing %r", part)
+        if self.mqtt is not None:
+            self.mqtt.stop()
+            self.mqtt = None
         if self.web is not None:
             self.web.stop()
             self.web = None
@@ -260,6 +273,8 @@ class Service(ControlShortcuts):
             self.source.cancel.set()
         if self.pipeline is not None:
             self.pipeline.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
         if self.web is not None:
             self.web.stop()
         if self.hub is not None:
@@ -303,6 +318,7 @@ class Service(ControlShortcuts):
         now = time.monotonic()
         self._rate.tick(now)
         self.frame_size = (frame.width, frame.height)
+        self.exposure = (frame.exposure_us, frame.analogue_gain)
         first = not self._ready.is_set()
         if first:
             self._ready.set()
@@ -311,6 +327,7 @@ class Service(ControlShortcuts):
         if self.hub is not None:
             self.hub.offer(frame, report)
         self.controls.captures.serve(frame)
+        self.controls.follow_frame(frame, report)
 
     def _supervise(self) -> None:
         """Watchdog pings while a lost camera is being reopened (the loop is alive and
@@ -338,5 +355,7 @@ class Service(ControlShortcuts):
     # -- reload ------------------------------------------------------------------------------------
     def reload(self) -> bool:
         """Re-read the config file and apply it (:class:`~pifocus.service.reload.Reloader`);
-        on any error log it and keep the old one.  Returns True when the new config is in use."""
-        return self._reloader.reload()
+        on any error log it and keep the old one.  Returns True when the new config is in use.
+        One at a time (SIGHUP, MQTT ``reload``); a changed ``[mqtt]`` applies at the next start."""
+        with self._reload_lock:
+            return self._reloader.reload()

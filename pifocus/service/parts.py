@@ -1,4 +1,5 @@
-"""The daemon's parts made from a config: source, analyzer, outputs and the focus drive.
+"""The daemon's parts made from a config: source, analyzer, outputs, the focus drive and the
+MQTT bridge.
 
 Optional parts (outputs, drive) are imported when first made, so a build without them (or a
 machine without their libraries) still serves.
@@ -112,3 +113,22 @@ def close_drive(drive) -> None:
         log.info("focus drive closed at position %s", drive_position(drive))
     except Exception:  # shutdown goes on whatever the drive does
         log.exception("closing the focus drive failed")
+
+
+def make_mqtt(cfg, controls, reload_fn, reload_error):
+    """The started :class:`pifocus.rig.bridge.MqttBridge` when ``[mqtt] enabled`` (it
+    connects in the background), else None.
+
+    Args:
+        cfg: the config; controls: the service's controls (what the bridge may ask);
+        reload_fn: ``fn() -> bool`` for the ``reload`` command, or None;
+        reload_error: ``fn() -> str | None``, why the last reload failed.
+
+    Raises:
+        ConfigError: paho-mqtt is missing, or the TLS settings cannot be used.
+    """
+    params = getattr(cfg, "mqtt", None)
+    if params is None or not params.enabled:
+        return None
+    from ..rig.bridge import MqttBridge
+    return MqttBridge(controls, params, reload_fn=reload_fn, reload_error=reload_error).start()

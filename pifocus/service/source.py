@@ -1,6 +1,7 @@
 """The source proxy between the service and the camera: it lets the daemon see reads and
 reopen attempts (for the watchdog), swap the real source on reload, and cancel an autofocus
-run on shutdown."""
+run on shutdown; :class:`AFSource`, the source as an autofocus run (single, continuous) sees
+it."""
 
 import threading
 import time
@@ -95,3 +96,27 @@ class WatchedSource:
         """When the running ``open()`` or ``close()`` began, or None."""
         times = [t for t in (self.opening_since, self.closing_since) if t is not None]
         return min(times) if times else None
+
+
+class AFSource:
+    """The frame source as an autofocus run sees it: frames from the service's source,
+    passed to ``on_frame`` (preview, watchdog), cancelled (:class:`Cancelled`) when the
+    service stops or ``cancel`` is set."""
+
+    def __init__(self, source, on_frame, cancel: Optional[threading.Event] = None):
+        self._source = source
+        self._on_frame = on_frame
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self.name = source.name
+
+    def read(self):
+        """The next frame (raises :class:`Cancelled` once the service is stopping or the run
+        was cancelled)."""
+        if self._cancel.is_set():
+            raise Cancelled()
+        frame = self._source.read_for_af()
+        self._on_frame(frame)
+        return frame
+
+    def __getattr__(self, item):
+        return getattr(self._source, item)

@@ -11,11 +11,12 @@ import time
 from typing import Optional
 
 from .. import __version__
+from ..exc import PiFocusError
 
 #: Fields of a focus report copied into the status document.
 REPORT_FIELDS = ("in_focus", "blur_px", "blur_px_sensor", "motion_blur", "coc_px", "sharpness", "meter", "peak_sharpness", "p_in_focus", "judgeable",
                  "in_focus_fraction", "informative_fraction", "noise_sigma_dn", "roi", "frame",
-                 "lens_position", "timestamp_ns", "timings_ms")
+                 "lens_position", "timestamp_ns", "timings_ms", "exposure")
 
 
 class FrameRate:
@@ -66,13 +67,25 @@ def drive_position(drive) -> Optional[float]:
     """The drive's position in steps (rounded to 0.001), or None (no drive, not homed)."""
     if drive is None:
         return None
-    pos = getattr(drive, "position", None)
-    if callable(pos):
-        pos = pos()
+    try:
+        pos = getattr(drive, "position", None)   # a step counter with no known position raises
+        if callable(pos):
+            pos = pos()
+    except PiFocusError:
+        return None
     try:
         return round(float(pos), 3) if pos is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def autofocus_strategies() -> list:
+    """The autofocus strategy names this build offers (empty without the autofocus package)."""
+    try:
+        from .. import autofocus as afmod
+    except ImportError:
+        return []
+    return list(getattr(afmod, "STRATEGIES", ()))
 
 
 def status_line(svc, report=None) -> str:
@@ -114,6 +127,8 @@ def status_document(svc, autofocus: dict) -> dict:
         "source": svc.source.name if svc.source else None,
         "frame_size": list(svc.frame_size) if svc.frame_size else None,
         "mode": p.analyzer.mode if p else None,
+        "exposure_us": getattr(svc, "exposure", (None, None))[0],
+        "analogue_gain": getattr(svc, "exposure", (None, None))[1],
         "outputs": describe_outputs(p.outputs) if p else None,
         "outputs_on": bool(p and p.outputs is not None),
         "outputs_available": bool(svc.outputs_enabled and svc.cfg.outputs is not None),
@@ -121,8 +136,11 @@ def status_document(svc, autofocus: dict) -> dict:
     d.update(_report_fields(report, svc.frame_size))
     drive = svc.drive
     d["drive"] = {"available": drive is not None, "position": drive_position(drive) if drive else None,
-                  "busy": svc.drive_lock.locked(), "error": svc.drive_error}
+                  "busy": svc.drive_lock.locked(), "error": svc.drive_error,
+                  "uncertain": bool(getattr(drive, "position_uncertain", False)) if drive else False,
+                  "uncertain_reason": (getattr(drive, "uncertain_reason", "") or None) if drive else None}
     d["autofocus"] = dict(autofocus)
+    d["strategies"] = autofocus_strategies()
     d["preview"] = svc.hub.stats() if svc.hub else None
     d["clients"] = svc.hub.clients if svc.hub else 0
     return d

@@ -134,8 +134,10 @@ def open_source(spec: str, max_pixels: Optional[int] = None, **options) -> Frame
             ``opencv:INDEX_OR_URL``, a folder of images, or a video file.
         options: keyword options for the source class (e.g. ``width``, ``height`` for
             ``sim``); unknown options raise :class:`ConfigError`.
-        max_pixels: for recorded images: skip files whose header announces more pixels
-            (``[source] max_pixels``); ignored by live sources.
+        max_pixels: pixel-count limit (``[source] max_pixels``, default 50 MP) of anything
+            decoded from a file: recorded images above it are skipped, a ``sim:IMAGE`` scene
+            or a video whose frame size is above it is refused before decoding; ignored by
+            live cameras.
 
     Raises:
         ConfigError: the string names no known source.
@@ -147,7 +149,7 @@ def open_source(spec: str, max_pixels: Optional[int] = None, **options) -> Frame
     try:
         if kind_l == "sim":
             from .simulated import SimulatedSource
-            return SimulatedSource(image=arg or None, **options)
+            return SimulatedSource(image=arg or None, max_pixels=max_pixels, **options)
         if kind_l == "picamera2":
             from .picamera2 import Picamera2Source
             try:

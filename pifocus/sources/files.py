@@ -24,7 +24,7 @@ import numpy as np
 
 from ..exc import FileRefusedError, SourceError
 from ..safeio import SWEEP_CSV_MAX_BYTES, read_limited
-from .imagehdr import DEFAULT_MAX_PIXELS, image_size
+from .imagehdr import DEFAULT_MAX_PIXELS, check_video_size, image_size, pixels_refusal
 
 #: Image file types a folder may hold (lower case, with the dot).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -302,9 +302,8 @@ def decode_image_file(path: str, bit_depth: Optional[int] = None,
     if data.size == 0:
         return None, "empty file"
     dims = image_size(data[:65536].tobytes())
-    if dims is not None and dims[0] * dims[1] > limit:
-        return None, (f"{dims[0]}x{dims[1]} = {dims[0] * dims[1] / 1e6:.1f} MP is above source.max_pixels = "
-                      f"{limit} ({limit / 1e6:.1f} MP); raise [source] max_pixels if the image is genuine")
+    if dims is not None and pixels_refusal(dims[0], dims[1], limit):
+        return None, pixels_refusal(dims[0], dims[1], limit)
     if path.lower().endswith((".jpg", ".jpeg")) and truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"
     try:
@@ -319,15 +318,19 @@ def decode_image_file(path: str, bit_depth: Optional[int] = None,
         return None, str(e)
 
 
-def open_video(path: str):
+def open_video(path: str, max_pixels: Optional[int] = None):
     """Open a video file with ``cv2.VideoCapture``.
+
+    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): a video
+    whose reported frame size is above it is refused before any frame is decoded.
 
     Returns:
         ``(capture, length)``: the opened capture and its frame count, ``None`` when the
         container does not say.
 
     Raises:
-        SourceError: OpenCV cannot open or decode the file (the message says how to convert it).
+        SourceError: OpenCV cannot open or decode the file (the message says how to convert
+            it), or the frames are above ``max_pixels``.
     """
     import cv2
 
@@ -337,5 +340,10 @@ def open_video(path: str):
         raise SourceError(f"cannot open video {path!r}: OpenCV has no decoder for it or the file "
                           "is damaged; convert it (e.g. ffmpeg -i IN -c:v mjpeg OUT.avi) or "
                           "extract its frames to a folder")
+    try:
+        check_video_size(cap, path, DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels))
+    except SourceError:
+        cap.release()
+        raise
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     return cap, (count if count > 0 else None)

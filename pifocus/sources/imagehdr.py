@@ -3,16 +3,65 @@
 A 390 KB PNG can decode to 1.9 GB (a "decompression bomb"): :func:`image_size` reads the
 width and height from the header bytes of PNG, JPEG, BMP, TIFF, WebP and PNM files so that
 :func:`~pifocus.sources.files.decode_image_file` can refuse an image above ``max_pixels``
-without decoding it.  Nothing here imports OpenCV.
+without decoding it; :func:`check_max_pixels` validates the limit and
+:func:`check_video_size` applies it to a video from the size ``cv2.VideoCapture`` reports
+before any frame is decoded.  Nothing here imports OpenCV.
 """
 
 import struct
 from typing import Optional, Tuple
 
+from ..exc import ConfigError, SourceError
+
 #: Default pixel limit of decoded images (the HQ Camera's full frame is 12.3 MP).
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Highest ``[source] max_pixels`` accepted (4 GB of luma).
 MAX_PIXELS_LIMIT = 4_000_000_000
+
+#: ``cv2.CAP_PROP_FRAME_WIDTH`` / ``cv2.CAP_PROP_FRAME_HEIGHT`` (stable OpenCV constants, so
+#: this module needs no OpenCV import).
+_CAP_PROP_FRAME_WIDTH, _CAP_PROP_FRAME_HEIGHT = 3, 4
+
+
+def check_max_pixels(max_pixels) -> int:
+    """``max_pixels`` (``None``: :data:`DEFAULT_MAX_PIXELS`) validated.
+
+    Raises:
+        ConfigError: not an integer in ``1..MAX_PIXELS_LIMIT``.
+    """
+    if max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 1 <= max_pixels <= MAX_PIXELS_LIMIT:
+        raise ConfigError(f"source.max_pixels = {max_pixels!r} is invalid; allowed: an integer 1..{MAX_PIXELS_LIMIT} "
+                          f"(default {DEFAULT_MAX_PIXELS})")
+    return max_pixels
+
+
+def pixels_refusal(width: int, height: int, max_pixels: int) -> Optional[str]:
+    """The reason a ``width`` x ``height`` image is refused under ``max_pixels``, or None."""
+    if width * height <= max_pixels:
+        return None
+    return (f"{width}x{height} = {width * height / 1e6:.1f} MP is above source.max_pixels = "
+            f"{max_pixels} ({max_pixels / 1e6:.1f} MP); raise [source] max_pixels if the image is genuine")
+
+
+def check_video_size(cap, path: str, max_pixels: int) -> Tuple[int, int]:
+    """The frame size an opened ``cv2.VideoCapture`` reports, checked before decoding frames.
+
+    Returns:
+        ``(width, height)`` in pixels (``(0, 0)`` when the container does not say).
+
+    Raises:
+        SourceError: the reported frame size is above ``max_pixels`` (a decompression bomb
+            or a video far larger than any camera frame).
+    """
+    w = int(cap.get(_CAP_PROP_FRAME_WIDTH) or 0)
+    h = int(cap.get(_CAP_PROP_FRAME_HEIGHT) or 0)
+    reason = pixels_refusal(w, h, max_pixels)
+    if reason is not None:
+        raise SourceError(f"video {path!r}: frames of {reason}")
+    return w, h
+
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic...): C0..CF
 # except DHT (C4), JPG (C8) and DAC (CC).

@@ -58,7 +58,7 @@ import numpy as np
 from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
-from .imagehdr import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+from .imagehdr import check_max_pixels
 from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
                     list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
                     resize_luma, to_luma8)
@@ -70,16 +70,6 @@ _is_image = is_image
 
 __all__ = ["RecordedSource", "IMAGE_EXTENSIONS", "SWEEP_CSV", "SWEEP_COLUMNS", "natural_key",
            "natural_sorted", "read_sweep_csv", "to_luma8"]
-
-
-def _check_max_pixels(max_pixels) -> int:
-    """``max_pixels`` (None: the default) checked; raises ConfigError."""
-    if max_pixels is None:
-        return DEFAULT_MAX_PIXELS
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 1 <= max_pixels <= MAX_PIXELS_LIMIT:
-        raise ConfigError(f"source.max_pixels = {max_pixels!r} is invalid; allowed: an integer 1..{MAX_PIXELS_LIMIT} "
-                          f"(default {DEFAULT_MAX_PIXELS})")
-    return max_pixels
 
 
 def _check_options(fps, bit_depth, width, height) -> None:
@@ -131,7 +121,7 @@ class RecordedSource(FrameSource):
                  max_pixels: Optional[int] = None):
         super().__init__()
         _check_options(fps, bit_depth, width, height)
-        self.max_pixels = _check_max_pixels(max_pixels)
+        self.max_pixels = check_max_pixels(max_pixels)
         self.loop = bool(loop)
         self.finite = not self.loop
         self.fps = float(fps)
@@ -186,6 +176,22 @@ class RecordedSource(FrameSource):
         if self.is_video:
             return [float(i) for i in range(self.length or 0)]
         return [e.position for e in self._entries]
+
+    def readable(self, index: int) -> bool:
+        """Whether frame ``index`` decodes (decoded now and kept for the next read; an
+        unreadable file is skipped with a warning and never tried again)."""
+        if index in self._bad:
+            return False
+        if self.is_video or (self._cache is not None and self._cache[0] == index):
+            return True
+        luma, reason = self._decode_file(self._entries[index].path)
+        if luma is None:
+            self._bad.add(index)
+            self._skip(self._entries[index].path, reason)
+            return False
+        luma.flags.writeable = False
+        self._cache = (index, luma)
+        return True
 
     def index_nearest(self, position: float) -> int:
         """Index of the frame recorded nearest ``position`` (first one on ties), skipping frames
@@ -274,7 +280,7 @@ class RecordedSource(FrameSource):
         if not self.is_video:
             return
         path = self._video_path
-        self._cap, self.length = open_video(path)
+        self._cap, self.length = open_video(path, self.max_pixels)
         self._video_next = 0  # frame index the decoder is at (seeks happen lazily in _read_video)
         log.info("video %s: %s frames", path, self.length if self.length else "unknown number of")
 
@@ -343,52 +349,58 @@ class RecordedSource(FrameSource):
                      extra=extra)
 
     def _read_video(self) -> Frame:
-        import cv2
+        return _read_video_frame(self)
 
-        cap = self._cap
-        target = self._hold if self._hold is not None else self._pos
-        if self._hold is not None and self._cache is not None and self._cache[0] == target:
-            i, luma = self._cache
-            return Frame(luma=luma, index=self._index, timestamp_ns=self._cache_ts,
-                         lens_position=float(i), path=self._video_path, extra={"frame_index": i})
-        if self._video_next != target:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, target)
-            self._video_next = target
-        retries = 0
-        while True:
-            i = self._video_next
-            ok, img = cap.read()
-            if ok and img is not None:
-                break
-            # End of file, or a frame the decoder could not read.  Try further frames only when
-            # the container says there are more (frame counts can be approximate: few retries).
-            if self.length is not None and i < self.length - 1 and retries < 8:
-                retries += 1
-                self._video_next = i + 1
-                self._skip(f"{self._video_path}#{i}", "video frame could not be decoded")
-                continue
-            if self.loop and i > 0 and retries < 8:
-                retries += 1
-                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                self._video_next = 0
-                continue
-            if i == 0:
-                raise SourceError(f"video {self._video_path!r}: no frame could be decoded; convert "
-                                  "it (e.g. ffmpeg -i IN -c:v mjpeg OUT.avi)")
-            self._pos = self._video_next = i  # stay at the end: further reads are exhausted too
-            raise SourceExhausted(f"{self.name}: end of video after frame {i - 1}")
-        msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-        ts = int(round(msec * 1e6)) if msec and msec > 0 else int(round(i * 1e9 / self.fps))
-        self._video_next = i + 1
-        if self._hold is None:
-            self._pos = i + 1
-        try:
-            luma = resize_luma(to_luma8(img, self.bit_depth), self.size)
-        except ValueError as e:
-            raise SourceError(f"video {self._video_path!r} frame {i}: {e}") from e
-        if self._hold is not None:
-            self._hold = i  # (a held frame that could not be decoded moved on to this one)
-            luma.flags.writeable = False
-            self._cache, self._cache_ts = (i, luma), ts
-        return Frame(luma=luma, index=self._index, timestamp_ns=ts, lens_position=float(i),
-                     path=self._video_path, extra={"frame_index": i})
+
+def _read_video_frame(src: "RecordedSource") -> Frame:
+    """The next (or held) frame of a video source: decode retries over unreadable frames,
+    looping, the held-frame cache (:meth:`RecordedSource._read` for videos)."""
+    import cv2
+
+    cap = src._cap
+    target = src._hold if src._hold is not None else src._pos
+    if src._hold is not None and src._cache is not None and src._cache[0] == target:
+        i, luma = src._cache
+        return Frame(luma=luma, index=src._index, timestamp_ns=src._cache_ts,
+                     lens_position=float(i), path=src._video_path, extra={"frame_index": i})
+    if src._video_next != target:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+        src._video_next = target
+    retries = 0
+    while True:
+        i = src._video_next
+        ok, img = cap.read()
+        if ok and img is not None:
+            break
+        # End of file, or a frame the decoder could not read.  Try further frames only when
+        # the container says there are more (frame counts can be approximate: few retries).
+        if src.length is not None and i < src.length - 1 and retries < 8:
+            retries += 1
+            src._video_next = i + 1
+            src._skip(f"{src._video_path}#{i}", "video frame could not be decoded")
+            continue
+        if src.loop and i > 0 and retries < 8:
+            retries += 1
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            src._video_next = 0
+            continue
+        if i == 0:
+            raise SourceError(f"video {src._video_path!r}: no frame could be decoded; convert "
+                              "it (e.g. ffmpeg -i IN -c:v mjpeg OUT.avi)")
+        src._pos = src._video_next = i  # stay at the end: further reads are exhausted too
+        raise SourceExhausted(f"{src.name}: end of video after frame {i - 1}")
+    msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+    ts = int(round(msec * 1e6)) if msec and msec > 0 else int(round(i * 1e9 / src.fps))
+    src._video_next = i + 1
+    if src._hold is None:
+        src._pos = i + 1
+    try:
+        luma = resize_luma(to_luma8(img, src.bit_depth), src.size)
+    except ValueError as e:
+        raise SourceError(f"video {src._video_path!r} frame {i}: {e}") from e
+    if src._hold is not None:
+        src._hold = i  # (a held frame that could not be decoded moved on to this one)
+        luma.flags.writeable = False
+        src._cache, src._cache_ts = (i, luma), ts
+    return Frame(luma=luma, index=src._index, timestamp_ns=ts, lens_position=float(i),
+                 path=src._video_path, extra={"frame_index": i})

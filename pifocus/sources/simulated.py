@@ -23,6 +23,8 @@ import numpy as np
 from ..exc import ConfigError, SourceError
 from ..frames import Frame
 from . import FrameSource
+from .files import decode_image_file
+from .imagehdr import check_max_pixels
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,18 @@ class SimParams:
     hold_position: Optional[float] = None
 
     def __post_init__(self):
+        for f in ("width", "height", "focus_position", "range_steps", "blur_px_per_step", "lens_blur_px",
+                  "max_blur_px", "analogue_gain", "exposure", "full_well_e", "read_noise_e", "pull_frames",
+                  "fps", "seed", "hold_position"):
+            v = getattr(self, f)
+            if v is None and f == "hold_position":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"sim source: {f} = {v!r} is invalid; allowed: a finite number "
+                                  f"(default {getattr(type(self), f)!r})")
+        if not isinstance(self.realtime, bool):
+            raise ConfigError(f"sim source: realtime = {self.realtime!r} is invalid; allowed: true or false")
+
         def check(name, ok, allowed):
             if not ok:
                 raise ConfigError(f"sim source: {name} = {getattr(self, name)!r} is invalid; "
@@ -268,6 +282,8 @@ class SimulatedSource(FrameSource):
     Args:
         image: path of an image to use as the scene instead of the procedural chart; its
             size becomes the frame size unless ``width``/``height`` are given.
+        max_pixels: refuse a scene image whose header announces more pixels than this
+            (``[source] max_pixels``; default 50 MP) before decoding it.
         **params: fields of :class:`SimParams`.
 
     Attributes:
@@ -277,9 +293,10 @@ class SimulatedSource(FrameSource):
 
     finite = False
 
-    def __init__(self, image: Optional[str] = None, **params):
+    def __init__(self, image: Optional[str] = None, max_pixels: Optional[int] = None, **params):
         super().__init__()
         self.image_path = image
+        self.max_pixels = check_max_pixels(max_pixels)
         self._user_size = "width" in params or "height" in params
         known = sorted(SimParams.__dataclass_fields__)
         for key in params:
@@ -322,9 +339,9 @@ class SimulatedSource(FrameSource):
         p = self.params
         if self.image_path is None:
             return focus_chart(p.width, p.height, p.seed)
-        img = cv2.imread(self.image_path, cv2.IMREAD_GRAYSCALE)
+        img, reason = decode_image_file(self.image_path, max_pixels=self.max_pixels)
         if img is None:
-            raise SourceError(f"sim source: cannot read scene image {self.image_path!r}; "
+            raise SourceError(f"sim source: cannot use scene image {self.image_path!r}: {reason}; "
                               "give a readable PNG/JPEG/BMP file")
         if self._user_size and (img.shape[1], img.shape[0]) != (p.width, p.height):
             img = cv2.resize(img, (p.width, p.height), interpolation=cv2.INTER_AREA)

@@ -4,11 +4,15 @@
 * :mod:`.preview` -- :class:`~pifocus.web.preview.PreviewHub`: one encoder thread turns the
   newest frame into one JPEG (downscaled, with focus peaking) that every client shares
   ("encode once, fan out"), so clients never slow the frame loop.
+* :mod:`.magnifier` -- critical-focus aids from the full-resolution luma: sensor-resolution
+  peaking for the overview, the magnifier crop (``GET /api/zoom``), the zebra.
 * :mod:`.server` -- the stdlib ``ThreadingHTTPServer``: the route tables for the page
   (``static/``), the MJPEG stream and the JSON API documented in ``API.md``.  It talks to
   the service only through a :class:`pifocus.controls.Controls`.
 * :mod:`.httpd` -- the listening socket: tracks its connections (closed on stop or
   rebind) and caps them (``max_connections``).
+* :mod:`.tools` -- the magnifier route, AF cancel, the view options (zebra, peaking colour) and
+  the autofocus mode of ``POST /api/mode``.
 * :mod:`.request` -- reading and checking requests: JSON body, Origin, token.
 * :mod:`.files` -- the page's files and the saved stills (safe names only).
 * :mod:`.stream` -- the MJPEG stream of the shared preview JPEGs.
@@ -78,7 +82,19 @@ class WebParams:
         peaking_threshold: edge sharpness needed for peaking: |Laplacian| of the downscaled
             frame as a share of the local contrast (0.45 paints edges no wider than about two
             preview pixels; lower paints more).  Contrast below the sensor noise is ignored.
-        peaking_colour: one of red, green, blue, yellow, magenta, cyan, white.
+        peaking_colour: one of red, green, blue, yellow, magenta, cyan, white (the page can
+            change it; the heat map uses a blue-to-green scale, so it never collides).
+        peaking_resolution: ``"sensor"`` (default): inside the subject region edges are found
+            on the full-resolution frame and the mask reduced onto the preview, so peaking
+            tracks the last pixel of focus (outside it, and with ``"preview"``, on the
+            downscaled preview: cheaper, but blind to the last few per cent of the focus range).
+        peaking_min_share: with ``"sensor"``, a preview pixel is painted when at least this
+            share (0..1) of the sensor pixels under it carry a sharp edge.
+        peaking_max_px: with ``"sensor"``, frames wider than this are reduced to this width
+            first (bounds the encoder's cost on a 12 MP mode).
+        zebra: stripe clipped highlights on the preview (the page can switch it).
+        presets_file: the rack-focus presets file (``None``: ``presets.json`` in the state
+            dir, shared with ``pifocus preset``).
         captures_dir: folder for ``/api/capture`` stills (relative paths are relative to
             the working directory, ``/var/lib/pifocus`` under systemd).
         capture_format: ``png`` (lossless) or ``jpg``.
@@ -109,6 +125,11 @@ class WebParams:
     peaking: bool = True
     peaking_threshold: float = 0.45
     peaking_colour: str = "red"
+    peaking_resolution: str = "sensor"
+    peaking_min_share: float = 0.3
+    peaking_max_px: int = 2048
+    zebra: bool = False
+    presets_file: Optional[str] = None
     captures_dir: str = "captures"
     capture_format: str = "png"
     nudge_max_steps: int = 1000
@@ -138,6 +159,10 @@ class WebParams:
         require(0.05 <= self.peaking_threshold <= 2.0, s, "peaking_threshold", self.peaking_threshold, "0.05..2")
         require(self.peaking_colour in PEAKING_COLOURS, s, "peaking_colour", self.peaking_colour,
                 ", ".join(PEAKING_COLOURS))
+        require(self.peaking_resolution in ("sensor", "preview"), s, "peaking_resolution",
+                self.peaking_resolution, '"sensor" or "preview"')
+        require(0 < self.peaking_min_share <= 1, s, "peaking_min_share", self.peaking_min_share, "0 < x <= 1")
+        require(320 <= int(self.peaking_max_px) <= 8192, s, "peaking_max_px", self.peaking_max_px, "320..8192 px")
         require(isinstance(self.captures_dir, str) and self.captures_dir.strip() != "", s, "captures_dir",
                 self.captures_dir, "a folder path")
         require(self.capture_format in CAPTURE_FORMATS, s, "capture_format", self.capture_format, "png or jpg")

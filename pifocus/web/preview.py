@@ -9,6 +9,7 @@ nothing is encoded.
 """
 
 import logging
+import math
 import os
 import threading
 import time
@@ -17,7 +18,9 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
+from ..focus.exposure import CLIP_HIGH_DN
 from . import PEAKING_COLOURS, WebParams
+from . import magnifier as mag
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +110,18 @@ class PreviewHub:
 
     Attributes:
         peaking: draw focus peaking (switchable at run time).
+        peaking_colour: name of the peaking colour (:data:`~pifocus.web.PEAKING_COLOURS`).
+        zebra: stripe clipped highlights (at or above ``CLIP_HIGH_DN``) on the preview.
         offered, encoded, dropped: frame counters (dropped = replaced before encoding).
     """
 
     def __init__(self, params: WebParams = WebParams()):
         self.params = params
         self.peaking = params.peaking
+        self.peaking_colour = params.peaking_colour
+        self.zebra = params.zebra
+        self._full = None  # (luma, index, timestamp_ns, noise, lens_position, monotonic s): last frame encoded
+        self._roi = None   # the subject region of the newest offered frame (normalized x, y, w, h)
         self.offered = self.encoded = self.dropped = 0
         self._clients = 0
         self._want_until = 0.0
@@ -177,14 +186,28 @@ class PreviewHub:
         with self._in:
             if self._slot is not None:
                 self.dropped += 1
-            self._slot = (luma, int(frame.index), int(frame.timestamp_ns), noise, time.perf_counter())
+            self._slot = (luma, int(frame.index), int(frame.timestamp_ns), noise, frame.lens_position)
+            self._roi = getattr(report, "roi", None) if report is not None else None
             self.offered += 1
             self._in.notify()
         return True
 
     # -- encoder -------------------------------------------------------------------------------
-    def render(self, luma: np.ndarray, noise_sigma_dn: float = 0.0) -> Tuple[np.ndarray, float]:
-        """Downscale ``luma`` to the preview width and draw peaking; returns ``(bgr, scale)``."""
+    def peaking_mask_fn(self, noise_sigma_dn: float, scale: float = 1.0):
+        """``fn(luma) -> 0/255 mask``: the peaking rule with this hub's threshold and the
+        frame's noise, for luma at ``scale`` sensor pixels per pixel."""
+        thr = self.params.peaking_threshold
+        return lambda a: _peaking_mask8(a, thr, noise_sigma_dn, scale)
+
+    def render(self, luma: np.ndarray, noise_sigma_dn: float = 0.0,
+               roi: Optional[Tuple[float, float, float, float]] = None) -> Tuple[np.ndarray, float]:
+        """Downscale ``luma`` to the preview width, draw peaking and the zebra; returns
+        ``(bgr, scale)``.
+
+        With ``peaking_resolution = "sensor"`` the peaking inside the subject region ``roi``
+        (normalized; None = the whole frame) is found at sensor resolution (see
+        :mod:`.magnifier`): that is where focus is judged, and it bounds the cost to the ROI's
+        pixels; outside it, on the preview."""
         import cv2
 
         h, w = luma.shape
@@ -193,15 +216,65 @@ class PreviewHub:
         small = cv2.resize(luma, (pw, ph), interpolation=cv2.INTER_AREA) if pw != w else luma
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
         scale = w / pw
+        if self.zebra:
+            mag.paint(bgr, mag.zebra_mask(small, CLIP_HIGH_DN), (0, 0, 0))
         if self.peaking:
             mask = _peaking_mask8(small, self.params.peaking_threshold, noise_sigma_dn, scale)
-            colour = PEAKING_COLOURS[self.params.peaking_colour]
+            if self.params.peaking_resolution == "sensor" and scale > 1:
+                self._sensor_peaking(luma, mask, noise_sigma_dn, roi or (0.0, 0.0, 1.0, 1.0))
+            colour = PEAKING_COLOURS[self.peaking_colour]
             if self._solid is None or self._solid.shape != bgr.shape or self._solid_colour != colour:
                 self._solid = np.empty_like(bgr)
                 self._solid[:] = colour
                 self._solid_colour = colour
             cv2.copyTo(self._solid, mask, bgr)
         return bgr, scale
+
+    def _sensor_peaking(self, luma: np.ndarray, mask: np.ndarray, noise_sigma_dn: float, roi) -> None:
+        """Replace ``mask`` (preview size) inside ``roi`` with peaking found at sensor
+        resolution on that part of ``luma`` (reduced to ``peaking_max_px`` wide first when
+        the frame is wider)."""
+        import cv2
+
+        h, w = luma.shape
+        ph, pw = mask.shape
+        x, y, rw, rh = roi
+        px0, py0 = max(0, int(x * pw)), max(0, int(y * ph))
+        px1, py1 = min(pw, int(math.ceil((x + rw) * pw))), min(ph, int(math.ceil((y + rh) * ph)))
+        if px1 - px0 < 2 or py1 - py0 < 2:
+            return
+        sx, sy = w / pw, h / ph
+        crop = luma[int(round(py0 * sy)):int(round(py1 * sy)), int(round(px0 * sx)):int(round(px1 * sx))]
+        s0 = 1.0
+        if w > self.params.peaking_max_px:  # bound the cost on a 12 MP frame
+            s0 = w / self.params.peaking_max_px
+            crop = cv2.resize(crop, (max(1, int(round(crop.shape[1] / s0))), max(1, int(round(crop.shape[0] / s0)))),
+                              interpolation=cv2.INTER_AREA)
+        mask[py0:py1, px0:px1] = mag.sensor_peaking(np.ascontiguousarray(crop), (px1 - px0, py1 - py0),
+                                                    self.peaking_mask_fn(noise_sigma_dn, s0),
+                                                    self.params.peaking_min_share)
+
+    def zoom(self, zp: "mag.ZoomParams", timeout: float = 2.0) -> Optional[Tuple[bytes, dict]]:
+        """The magnifier JPEG of the newest full-resolution frame (:func:`.magnifier.render_zoom`,
+        peaking at sensor resolution when peaking is on); ``(jpeg, headers)`` or None when
+        no frame comes within ``timeout`` seconds.  Runs in the caller's (HTTP) thread."""
+        import cv2
+
+        full = self._full
+        if full is None or time.monotonic() - full[5] > 0.5:
+            self.snapshot(timeout)  # asks the loop for frames; the encoder keeps the full luma
+            full = self._full
+        if full is None:
+            return None
+        luma, index, ts, noise, lens, _ = full
+        fn = self.peaking_mask_fn(noise) if self.peaking else None
+        bgr, (x0, y0, w, h) = mag.render_zoom(luma, zp, fn, PEAKING_COLOURS[self.peaking_colour])
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            return None
+        return buf.tobytes(), {"X-Frame-Index": str(index), "X-Timestamp-Ns": str(ts),
+                               "X-Zoom-Window": f"{x0},{y0},{w},{h}", "X-Zoom-Scale": str(zp.scale),
+                               "X-Lens-Position": "" if lens is None else f"{float(lens):g}"}
 
     def _encoder(self) -> None:
         import cv2
@@ -214,11 +287,12 @@ class PreviewHub:
                     self._in.wait(0.5)
                 if self._closed:
                     break
-                luma, index, ts, noise, _t_offer = self._slot
+                luma, index, ts, noise, lens = self._slot
                 self._slot = None
+            self._full = (luma, index, ts, noise, lens, time.monotonic())
             t0 = time.perf_counter()
             try:
-                bgr, _ = self.render(luma, noise)
+                bgr, _ = self.render(luma, noise, self._roi)
                 ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(self.params.jpeg_quality)])
                 if not ok:
                     raise RuntimeError("cv2.imencode returned False")
@@ -298,5 +372,7 @@ class PreviewHub:
         pf = self._latest
         return {"clients": self._clients, "encoded": self.encoded, "dropped": self.dropped,
                 "encode_ms": round(self._encode_ms, 2), "peaking": self.peaking,
+                "peaking_colour": self.peaking_colour, "peaking_resolution": self.params.peaking_resolution,
+                "zebra": self.zebra,
                 "width": pf.width if pf else None, "height": pf.height if pf else None,
                 "seq": pf.seq if pf else 0}

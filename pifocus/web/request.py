@@ -131,6 +131,34 @@ def redact(text: str, token: Optional[str]) -> str:
     return text
 
 
+#: Deepest JSON nesting a request body may have (the API's bodies are one level deep).
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text (brackets inside strings not counted),
+    found without parsing it -- so a body of thousands of nested lists never reaches the
+    recursive parser."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for b in raw:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:       # backslash
+                escaped = True
+            elif b == 0x22:       # closing quote
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):   # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x5D, 0x7D):   # ] }
+            depth -= 1
+    return deepest
+
+
 def read_json_body(headers, rfile) -> dict:
     """The request body: a JSON object sent with ``Content-Type: application/json`` and a
     ``Content-Length`` of at most :data:`MAX_BODY` bytes (an empty body is ``{}``).
@@ -155,10 +183,15 @@ def read_json_body(headers, rfile) -> dict:
         raise HTTPError(415, "send Content-Type: application/json (also for an empty body)")
     if not raw.strip():
         return {}
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise HTTPError(400, f"body is nested too deeply (more than {MAX_JSON_DEPTH} levels); send a flat "
+                             "JSON object, e.g. {\"steps\": 10}")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    except RecursionError:  # thousands of nested [[[ ... within the size limit
+        raise HTTPError(400, "body is nested too deeply; send a flat JSON object, e.g. {\"steps\": 10}") from None
     if not isinstance(data, dict):
         raise HTTPError(400, "body must be a JSON object, e.g. {\"steps\": 10}")
     return data

@@ -29,6 +29,7 @@ from .files import CONTENT_TYPES, STATIC_DIR
 from .httpd import AddressInUse, DeadlineReader, HTTPServer, bind, check_exposure
 from .request import MAX_BODY, HTTPError, only
 from .stream import BOUNDARY, serve_stream
+from .tools import VIEW_FIELDS, ToolRoutes
 
 # The constants kept their old home here too (they were defined in this module).
 __all__ = ["WebServer", "check_exposure", "HTTPError", "BOUNDARY", "CONTENT_TYPES", "MAX_BODY", "STATIC_DIR"]
@@ -41,10 +42,10 @@ IO_TIMEOUT_S = 15.0
 BODY_TIMEOUT_S = 10.0
 
 #: Paths that answer GET only: a POST to them is a 405, any other unknown POST a 404.
-GET_ONLY = ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures")
+GET_ONLY = ("/api/status", "/stream.mjpg", "/api/preview.jpg", "/api/captures", "/api/zoom")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ToolRoutes, BaseHTTPRequestHandler):
     """One HTTP connection: dispatch to the route tables, answer JSON, never crash.
 
     ``GET_ROUTES``/``POST_ROUTES`` map a path to a method name; ``GET_PREFIXES`` map a path
@@ -58,10 +59,13 @@ class _Handler(BaseHTTPRequestHandler):
     GET_ROUTES = {"/": "_get_page", "/index.html": "_get_page", "/stream.mjpg": "_get_stream",
                   "/api/stream.mjpg": "_get_stream", "/api/preview.jpg": "_get_preview",
                   "/api/status": "_get_status", "/api/captures": "_get_captures",
-                  "/favicon.ico": "_get_favicon"}
+                  "/favicon.ico": "_get_favicon", "/api/zoom": "_get_zoom",
+                  "/api/presets": "_get_presets"}
     GET_PREFIXES = (("/static/", "_get_static"), ("/captures/", "_get_capture_file"))
     POST_ROUTES = {"/api/roi": "_post_roi", "/api/autofocus": "_post_autofocus",
-                   "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode"}
+                   "/api/nudge": "_post_nudge", "/api/capture": "_post_capture", "/api/mode": "_post_mode",
+                   "/api/autofocus/cancel": "_post_af_cancel", "/api/presets": "_post_presets",
+                   "/api/stack": "_post_stack"}
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
@@ -305,11 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(201, {"ok": True, **out})
 
     def _post_mode(self, body: dict) -> None:
-        only(body, ("analysis", "peaking", "outputs"))
+        only(body, ("analysis", "peaking", "outputs") + VIEW_FIELDS)
         if not body:
-            raise HTTPError(400, "give {\"analysis\": \"cnn\"|\"laplacian\"}, {\"peaking\": true|false} "
-                                 "and/or {\"outputs\": true|false}")
-        out = {}
+            raise HTTPError(400, "give {\"analysis\": \"cnn\"|\"laplacian\"}, {\"peaking\": true|false}, "
+                                 "{\"outputs\": true|false}, {\"zebra\": true|false} and/or {\"peaking_colour\": NAME}")
+        out = self._view_modes(body)
         if "outputs" in body:
             out["outputs"] = self.controls.set_outputs(_flag(body, "outputs", "outputs must be true or false"))
         if "peaking" in body:

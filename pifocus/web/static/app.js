@@ -7,6 +7,8 @@
   const state = window.pifocus = {
     status: null, statusCount: 0, meter: 0, peak: 0, peakAt: 0, heatmap: false, drag: null,
     token: null, errors: 0, lastAction: null,
+    zoom: { on: false, x: 0.5, y: 0.5, scale: 1, loads: 0, busy: false },
+    afState: null, msgTimer: null,
   };
 
   // -- token: ?token=... once, then remembered on this phone -------------------------------
@@ -16,11 +18,31 @@
     state.token = localStorage.getItem("pifocus-token");
   } catch (e) { state.token = q.get("token"); }
 
-  function say(text, isError) {
+  // Messages clear themselves (errors stay a little longer).
+  function say(text, isError, ttlMs) {
     const m = $("msg");
-    m.textContent = text || "";
+    m.textContent = text ? pagePhrase(text) : "";
     m.className = isError ? "error" : "";
+    clearTimeout(state.msgTimer);
+    if (text) state.msgTimer = setTimeout(() => { m.textContent = ""; m.className = ""; }, ttlMs || (isError ? 8000 : 4000));
   }
+
+  // Errors from the rig are written for the command line and the config file; say what to
+  // do on this page instead.
+  const PHRASES = [
+    [/\s*\(--roi\)/g, " (drag a new focus region on the preview)"],
+    [/move the ROI/g, "move the focus region"],
+    [/widen drive\.min_position\/max_position/g, "widen the drive's limits in the rig's config"],
+    [/\(web\.nudge_max_steps\)/g, ""],
+    [/--no-outputs/g, "the service's start options"],
+    [/raise exposure\/gain/g, "raise the exposure or gain"],
+  ];
+  function pagePhrase(text) {
+    let t = String(text);
+    for (const [re, rep] of PHRASES) t = t.replace(re, rep);
+    return t;
+  }
+  state.pagePhrase = pagePhrase;  // for the browser tests
 
   async function post(path, body) {
     const headers = { "Content-Type": "application/json" };
@@ -40,7 +62,10 @@
         return post(path, body);
       }
     }
-    if (!r.ok) { say(data.error || ("HTTP " + r.status), true); throw new Error(data.error); }
+    if (!r.ok) {
+      say(data.error || (r.status === 503 ? "not possible right now" : "the rig refused (HTTP " + r.status + ")"), true);
+      throw new Error(data.error);
+    }
     return data;
   }
 
@@ -73,7 +98,8 @@
           if (p === null) {
             ctx.fillStyle = "rgba(128,128,128,0.18)";
           } else {
-            ctx.fillStyle = "hsla(" + Math.round(120 * p) + ",95%,50%,0.38)";
+            // blue (soft) -> teal -> green (sharp): never one of the peaking colours
+            ctx.fillStyle = "hsla(" + Math.round(230 - 110 * p) + ",95%,50%,0.38)";
           }
           ctx.fillRect((gx + c * cw) * W + 1, (gy + r * ch) * H + 1, cw * W - 2, ch * H - 2);
         }
@@ -108,7 +134,12 @@
   canvas.addEventListener("pointerdown", (ev) => {
     const [x, y] = norm(ev);
     state.drag = { x0: x, y0: y, x1: x, y1: y, moved: false };
-    canvas.setPointerCapture(ev.pointerId);
+    try { canvas.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic event */ }
+    clearTimeout(state.holdTimer);
+    state.holdTimer = setTimeout(() => {  // tap-and-hold: magnify there
+      const d = state.drag;
+      if (d && !d.moved) { state.drag = null; setZoom(true, d.x0, d.y0); draw(); }
+    }, 550);
   });
   canvas.addEventListener("pointermove", (ev) => {
     const d = state.drag;
@@ -118,6 +149,7 @@
     draw();
   });
   canvas.addEventListener("pointerup", () => {
+    clearTimeout(state.holdTimer);
     const d = state.drag;
     state.drag = null;
     if (!d) return;
@@ -142,7 +174,8 @@
     state.statusCount++;
     const v = $("verdict");
     v.textContent = s.error ? "camera lost" : s.verdict;
-    v.className = "chip " + (s.error ? "err" : !s.ready ? "wait" : s.in_focus ? "ok" : s.verdict === "no detail" ? "wait" : "bad");
+    v.className = "chip " + (s.error ? "err" : !s.ready ? "wait" : s.in_focus ? "ok" :
+      s.verdict_code === "near" ? "near" : (s.verdict_code === "no_detail" || !s.verdict_code) ? "wait" : "bad");
     $("fps").textContent = (s.fps || 0).toFixed(1) + " fps";
     $("pos").textContent = "pos " + (s.drive && s.drive.available && s.drive.position !== null ? s.drive.position : "–");
     $("clients").textContent = s.clients ? s.clients + (s.clients > 1 ? " viewers" : " viewer") : "";
@@ -150,7 +183,9 @@
     banner.hidden = !s.error;
     banner.textContent = s.error ? s.error + " — reconnecting…" : "";
 
-    const m = Math.max(0, Math.min(1, s.meter || 0)), now = performance.now();
+    // Nothing to judge: the meter shows no reading rather than an old peak hold.
+    const judged = s.judgeable !== false && s.verdict_code !== "no_detail" && !s.error;
+    const m = judged ? Math.max(0, Math.min(1, s.meter || 0)) : 0, now = performance.now();
     state.meter = m;
     if (m >= state.peak || now - state.peakAt > 1500) {  // peak hold, then fall back
       state.peak = m >= state.peak ? m : Math.max(m, state.peak - 0.05);
@@ -158,12 +193,21 @@
     }
     $("meter-fill").style.width = (m * 100).toFixed(1) + "%";
     $("meter-peak").style.left = "calc(" + (state.peak * 100).toFixed(1) + "% - 2px)";
-    $("meter-text").textContent = Math.round(m * 100) + "%";
+    $("meter-text").textContent = judged ? Math.round(m * 100) + "%" : "–";
     const meter = $("meter");
     meter.classList.toggle("ok", !!s.in_focus);
+    meter.classList.toggle("none", !judged);
     meter.setAttribute("aria-valuenow", Math.round(m * 100));
-    $("detail").textContent = "sharpness " + (s.sharpness === null ? "–" : Math.round(s.sharpness)) +
-      " · best " + (s.peak_sharpness ? Math.round(s.peak_sharpness) : "–") + " · " + (s.mode || "");
+    $("detail").textContent = "sharpness " + (s.sharpness === null || s.sharpness === undefined ? "–" : Math.round(s.sharpness)) +
+      " · best " + (s.peak_sharpness ? Math.round(s.peak_sharpness) : "–") +
+      (s.blur_px !== null && s.blur_px !== undefined ? " · blur " + s.blur_px.toFixed(2) + " px" : "") +
+      " · " + (s.mode || "");
+    showExposure(s.exposure);
+    if (s.preview) {
+      $("zebra").setAttribute("aria-pressed", s.preview.zebra ? "true" : "false");
+      if (s.preview.peaking_colour && document.activeElement !== $("peak-colour")) $("peak-colour").value = s.preview.peaking_colour;
+    }
+    fillStrategies(s.strategies);
 
     $("mode").textContent = s.mode === "cnn" ? "CNN" : "Laplacian";
     $("mode").setAttribute("aria-pressed", s.mode === "cnn" ? "true" : "false");
@@ -171,16 +215,233 @@
     $("outputs").setAttribute("aria-pressed", s.outputs_on ? "true" : "false");
     $("outputs").disabled = !s.outputs_available;
     const noDrive = !(s.drive && s.drive.available);
-    $("af").disabled = noDrive || (s.autofocus && s.autofocus.state === "running");
+    const running = !!(s.autofocus && s.autofocus.state === "running");
+    $("af").disabled = noDrive || running;
+    $("af-cancel").disabled = !running;
+    $("af-follow").disabled = noDrive;
+    showPresets(s.presets || {}, s.rack || {}, noDrive);
+    showStack(s.stack || {}, s.presets || {}, noDrive || running);
+    $("af-follow").setAttribute("aria-pressed", s.af_mode === "continuous" ? "true" : "false");
     document.querySelectorAll("[data-nudge]").forEach((b) => { b.disabled = noDrive; });
     const af = s.autofocus || {};
     let t = noDrive ? (s.drive && s.drive.error ? s.drive.error : "no focus drive") : "autofocus: " + (af.state || "idle");
+    if (s.follow && s.follow.enabled) t += " · following (" + (s.follow.state || "…") + ", " + s.follow.searches + " refocus)";
     if (af.result && af.result.final_position !== undefined) {
       t += " → " + af.result.final_position + (af.result.reason ? " (" + af.result.reason + ")" : "");
     }
     if (af.error) t += ": " + af.error;
-    $("af-state").textContent = t;
+    $("af-state").textContent = pagePhrase(t);
+    if (state.afState === "running" && af.state && af.state !== "running") {
+      const r = af.result || {};
+      say(af.state === "done" ? "autofocus done at " + r.final_position :
+          af.state === "cancelled" ? "autofocus cancelled" :
+          "autofocus failed: " + (r.reason || af.error || "see the status line"), af.state === "failed");
+    }
+    state.afState = af.state || null;
+    drawCurve(af);
     draw();
+  }
+
+  // -- exposure: histogram, readout line, warning chip ---------------------------------------
+  const CLIP_WARN_PCT = 1.0, SHADOW_WARN_PCT = 5.0, UNDER_EV = -2.0;
+  function showExposure(e) {
+    const chip = $("expo-chip");
+    if (!e) { chip.hidden = true; $("expo").textContent = "exposure –"; return; }
+    const parts = ["EV " + (e.ev_offset_roi >= 0 ? "+" : "") + e.ev_offset_roi.toFixed(1),
+      "clip " + e.clip_high_pct_roi.toFixed(1) + "% / " + e.clip_low_pct_roi.toFixed(1) + "%"];
+    if (e.iso) parts.push("ISO " + e.iso);
+    if (e.exposure_us) parts.push(e.exposure_us >= 1e6 ? (e.exposure_us / 1e6).toFixed(1) + " s" : "1/" + Math.round(1e6 / e.exposure_us) + " s");
+    parts.push("σ " + e.noise_sigma_dn.toFixed(1) + " DN");
+    if (e.snr_db !== null) parts.push("SNR " + Math.round(e.snr_db) + " dB");
+    $("expo").textContent = parts.join(" · ");
+    let warn = "";
+    if (e.clip_high_pct_roi > CLIP_WARN_PCT) warn = "overexposed " + e.clip_high_pct_roi.toFixed(1) + "%";
+    else if (e.clip_low_pct_roi > SHADOW_WARN_PCT || e.ev_offset_roi < UNDER_EV) warn = "underexposed";
+    chip.hidden = !warn;
+    chip.textContent = warn;
+    const hc = $("hist"), g = hc.getContext("2d"), h = e.histogram;
+    g.clearRect(0, 0, hc.width, hc.height);
+    if (!h || !h.length) return;
+    const max = Math.max(...h, 1e-6), bw = hc.width / h.length;
+    for (let i = 0; i < h.length; i++) {
+      const clipped = i === 0 || i === h.length - 1;
+      g.fillStyle = clipped && h[i] > 0.002 ? "#ff851b" : "#ccc";
+      const bh = Math.max(h[i] > 0 ? 1 : 0, Math.round((h[i] / max) * (hc.height - 2)));
+      g.fillRect(i * bw, hc.height - bh, Math.max(1, bw - 0.5), bh);
+    }
+    g.fillStyle = "rgba(255,255,255,.35)";  // mid-grey (118 DN)
+    g.fillRect(Math.round(118 / 256 * hc.width), 0, 1, hc.height);
+  }
+
+  // -- the last autofocus curve ----------------------------------------------------------------
+  let curveKey = "";
+  function drawCurve(af) {
+    const r = af && af.result, c = r && r.curve;
+    const key = c ? JSON.stringify([c.length, r.final_position, c[c.length - 1]]) : "";
+    if (key === curveKey) return;
+    curveKey = key;
+    const cv = $("afcurve"), g = cv.getContext("2d");
+    g.clearRect(0, 0, cv.width, cv.height);
+    if (!c || !c.length) return;
+    const xs = c.map((p) => p[0]), ys = c.map((p) => p[1]);
+    const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y1 = Math.max(...ys, 1e-9);
+    const X = (x) => 4 + (x - x0) / (x1 - x0) * (cv.width - 8), Y = (y) => cv.height - 4 - y / y1 * (cv.height - 10);
+    const sorted = c.slice().sort((a, b) => a[0] - b[0]);
+    g.strokeStyle = "#0b5ed7"; g.lineWidth = 1.5; g.beginPath();
+    sorted.forEach((p, i) => (i ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
+    g.stroke();
+    g.fillStyle = "#eee";
+    for (const p of c) g.fillRect(X(p[0]) - 2, Y(p[1]) - 2, 4, 4);
+    if (r.final_position !== undefined && r.final_position !== null) {
+      g.fillStyle = r.success === false ? "#ff4136" : "#2ecc40";
+      g.fillRect(X(r.final_position) - 1, 0, 2, cv.height);
+    }
+    $("afcurve-text").textContent = "last AF: " + c.length + " samples, " + Math.round(x0) + "–" + Math.round(x1) +
+      " → " + r.final_position + (r.success === false ? " (failed)" : "");
+  }
+
+  // -- the magnifier ---------------------------------------------------------------------------
+  function zoomUrl() {
+    const z = state.zoom, v = $("view").getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+    const w = Math.max(64, Math.min(960, Math.round(v.width * dpr))), h = Math.max(64, Math.min(720, Math.round(v.height * dpr)));
+    return "/api/zoom?x=" + z.x.toFixed(4) + "&y=" + z.y.toFixed(4) + "&scale=" + z.scale + "&w=" + w + "&h=" + h +
+      "&t=" + Date.now();
+  }
+  function loadZoom() {
+    const z = state.zoom;
+    if (!z.on || z.busy) return;
+    z.busy = true;
+    $("zoom").src = zoomUrl();
+  }
+  $("zoom").addEventListener("load", () => {
+    const z = state.zoom;
+    z.busy = false; z.loads++;
+    if (z.on) setTimeout(loadZoom, 150);  // self-paced: one request in flight, ~5 per second at most
+  });
+  $("zoom").addEventListener("error", () => {
+    state.zoom.busy = false;
+    if (state.zoom.on) { say("no frame to magnify yet", true); setTimeout(loadZoom, 1000); }
+  });
+  function setZoom(on, x, y) {
+    const z = state.zoom;
+    z.on = on;
+    if (x !== undefined) { z.x = x; z.y = y; }
+    $("zoombox").hidden = !on;
+    $("zoom-toggle").setAttribute("aria-pressed", on ? "true" : "false");
+    $("zoom-label").textContent = on ? z.scale + "× sensor px · tap to move, hold for overview" : "";
+    if (on) loadZoom();
+  }
+  // In the magnifier a tap moves the point (by a half view towards the tap); a hold leaves it.
+  $("zoombox").addEventListener("pointerdown", (ev) => {
+    const r = $("zoombox").getBoundingClientRect();
+    const fx = (ev.clientX - r.left) / r.width - 0.5, fy = (ev.clientY - r.top) / r.height - 0.5;
+    const z = state.zoom, s = state.status, size = (s && s.frame_size) || [r.width, r.height];
+    const hold = setTimeout(() => setZoom(false), 550);
+    const up = () => {
+      clearTimeout(hold);
+      $("zoombox").removeEventListener("pointerup", up);
+      if (!z.on) return;
+      z.x = Math.min(1, Math.max(0, z.x + fx * r.width / z.scale / size[0]));
+      z.y = Math.min(1, Math.max(0, z.y + fy * r.height / z.scale / size[1]));
+    };
+    $("zoombox").addEventListener("pointerup", up);
+  });
+  $("zoom-toggle").addEventListener("click", () => {
+    const s = state.status, roi = s && s.roi;
+    if (state.zoom.on) setZoom(false);
+    else if (roi) setZoom(true, roi[0] + roi[2] / 2, roi[1] + roi[3] / 2);
+    else setZoom(true);
+  });
+  document.querySelectorAll("[data-scale]").forEach((b) => b.addEventListener("click", () => {
+    state.zoom.scale = parseInt(b.dataset.scale, 10);
+    document.querySelectorAll("[data-scale]").forEach((o) => o.setAttribute("aria-pressed", o === b ? "true" : "false"));
+    if (!state.zoom.on) setZoom(true, state.zoom.x, state.zoom.y); else setZoom(true);
+  }));
+
+  // -- rack-focus presets -----------------------------------------------------------------------
+  let presetsKey = "";
+  function showPresets(presets, rack, noDrive) {
+    const names = Object.keys(presets).sort();
+    const key = JSON.stringify([names.map((n) => [n, presets[n].position]), noDrive]);
+    if (key !== presetsKey) {
+      presetsKey = key;
+      const box = $("preset-buttons");
+      box.textContent = "";
+      for (const n of names.slice(0, 4)) {
+        const b = document.createElement("button");
+        b.dataset.preset = n;
+        b.textContent = n;
+        b.title = "rack focus to " + n + " (" + presets[n].position + ")";
+        b.disabled = noDrive;
+        b.addEventListener("click", () => {
+          post("/api/presets", { go: n, speed: parseFloat($("rack-speed").value) })
+            .then(() => { state.rackState = "moving"; say("to " + n + "…", false, 30000); }).catch(() => {});
+        });
+        box.appendChild(b);
+      }
+    }
+    $("preset-save").disabled = noDrive;
+    if (state.rackState === "moving" && rack.state && rack.state !== "moving") {
+      say(rack.state === "done" ? "at " + rack.name + " (" + rack.position + ")" :
+          rack.state + (rack.error ? ": " + rack.error : ""), rack.state === "failed");
+    }
+    state.rackState = rack.state || null;
+  }
+  $("preset-save").addEventListener("click", () => {
+    const have = Object.keys((state.status && state.status.presets) || {});
+    const next = ["A", "B", "C", "D"].find((n) => !have.includes(n)) || "A";
+    const name = window.prompt("Save this lens position as preset:", next);
+    if (!name) return;
+    post("/api/presets", { save: name.trim() }).then((d) => say("preset " + d.preset.name + " = " + d.preset.position))
+      .catch(() => {});
+  });
+
+  // -- focus bracket between presets A and B --------------------------------------------------
+  function showStack(st, presets, busy) {
+    const runningStack = st.state === "running";
+    $("stack").disabled = busy || runningStack || !(presets.A && presets.B);
+    $("stack-stop").disabled = !runningStack;
+    let t = "";
+    if (st.state && st.state !== "idle") {
+      t = "stack " + st.state + (runningStack ? ": " + st.phase + " " + st.done + "/" + st.total : "") +
+        (st.frames !== undefined ? ", " + st.frames + " frames" : "") + (st.out ? " → " + st.out : "") +
+        (st.error ? ": " + st.error : "");
+    }
+    $("stack-state").textContent = pagePhrase(t);
+    if (state.stackState === "running" && st.state && st.state !== "running") {
+      say(st.state === "done" ? "bracket saved: " + st.frames + " frames in " + st.out : "bracket " + st.state +
+          (st.error ? ": " + st.error : ""), st.state === "failed");
+    }
+    state.stackState = st.state || null;
+  }
+  $("stack").addEventListener("click", () => {
+    const p = (state.status && state.status.presets) || {};
+    if (!p.A || !p.B) { say("save presets A and B at the near and far ends first", true); return; }
+    post("/api/stack", { near: p.A.position, far: p.B.position, fuse: $("stack-fuse").getAttribute("aria-pressed") === "true" })
+      .then(() => { state.stackState = "running"; say("focus bracket running…", false, 60000); }).catch(() => {});
+  });
+  $("stack-fuse").addEventListener("click", () => {
+    const on = $("stack-fuse").getAttribute("aria-pressed") !== "true";
+    $("stack-fuse").setAttribute("aria-pressed", on ? "true" : "false");
+  });
+  $("stack-stop").addEventListener("click", () => {
+    post("/api/stack", { stop: true }).then(() => say("bracket stopped")).catch(() => {});
+  });
+
+  // -- autofocus strategies offered by the rig ---------------------------------------------------
+  let strategiesKey = "";
+  function fillStrategies(list) {
+    const key = JSON.stringify(list || []);
+    if (key === strategiesKey) return;
+    strategiesKey = key;
+    const sel = $("af-strategy"), keep = sel.value;
+    sel.length = 1;
+    for (const name of list || []) {
+      const o = document.createElement("option");
+      o.value = o.textContent = name;
+      sel.appendChild(o);
+    }
+    sel.value = keep;
   }
 
   async function poll() {
@@ -198,8 +459,29 @@
 
   // -- controls ---------------------------------------------------------------------------
   $("af").addEventListener("click", () => {
-    say("autofocus…");
-    post("/api/autofocus", {}).then(() => say("autofocus started")).catch(() => {});
+    const strategy = $("af-strategy").value;
+    post("/api/autofocus", strategy ? { strategy } : {}).then(() => {
+      state.afState = "running";
+      say("autofocus running…", false, 60000);  // replaced when the run ends
+    }).catch(() => {});
+  });
+  $("af-cancel").addEventListener("click", () => {
+    post("/api/autofocus/cancel", {}).then((d) => say("autofocus " + (d.autofocus.state || "cancelled"))).catch(() => {});
+  });
+  $("af-follow").addEventListener("click", () => {
+    const on = $("af-follow").getAttribute("aria-pressed") !== "true";
+    post("/api/mode", { af_mode: on ? "continuous" : "single" }).then((d) => {
+      $("af-follow").setAttribute("aria-pressed", d.af_mode === "continuous" ? "true" : "false");
+      say(d.af_mode === "continuous" ? "continuous AF: refocuses when the subject goes soft" : "single AF");
+    }).catch(() => {});
+  });
+  $("zebra").addEventListener("click", () => {
+    const on = $("zebra").getAttribute("aria-pressed") !== "true";
+    post("/api/mode", { zebra: on }).then((d) => $("zebra").setAttribute("aria-pressed", d.zebra)).catch(() => {});
+  });
+  $("peak-colour").addEventListener("change", () => {
+    post("/api/mode", { peaking_colour: $("peak-colour").value })
+      .then((d) => say("peaking in " + d.peaking_colour)).catch(() => {});
   });
   document.querySelectorAll("[data-nudge]").forEach((b) => b.addEventListener("click", () => {
     post("/api/nudge", { steps: parseInt(b.dataset.nudge, 10) })
@@ -208,7 +490,7 @@
   $("capture").addEventListener("click", () => {
     post("/api/capture", {}).then((d) => {
       const m = $("msg");
-      m.className = "";
+      say("saved ", false, 10000);
       m.textContent = "saved ";
       const a = document.createElement("a");
       a.href = d.url; a.textContent = d.file; a.style.color = "inherit";

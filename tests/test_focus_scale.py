@@ -1,0 +1,127 @@
+"""``analysis_scale = "auto"``: the pure functions of :mod:`pifocus.focus.scale` on literal
+numbers, the per-ROI memory frame by frame, and the analyzer judging an oversampled frame at
+the level where its detail lives."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from pifocus.exc import ConfigError
+from pifocus.focus import AnalysisParams, FocusAnalyzer
+from pifocus.focus import scale as sc
+from pifocus.frames import Frame
+
+
+def test_octave_ratio_and_detail_scale_on_literal_levels():
+    # natural detail at full resolution: the per-pixel Laplacian variance hardly changes per octave
+    sharp = {1: 100.0, 2: 120.0, 3: 130.0, 4: 150.0, 6: 160.0, 8: 170.0, 12: 170.0}
+    inf = {k: 40 for k in sharp}
+    assert sc.octave_ratio(sharp, 1) == pytest.approx(1.2)
+    assert sc.detail_scale(sharp, inf) == 1
+    # oversampled 2x: full resolution holds 1/8 of the half-size detail, half size is natural
+    over = {1: 15.0, 2: 120.0, 3: 200.0, 4: 150.0, 6: 160.0, 8: 170.0, 12: 170.0}
+    assert sc.octave_ratio(over, 1) == pytest.approx(8.0)
+    assert sc.detail_scale(over, inf) == 2
+    # ... but a level needs textured tiles to qualify
+    few = dict(inf)
+    few[2] = 1
+    assert sc.detail_scale(over, few) == 3
+    assert sc.detail_scale(over, few, scales=(1, 2)) is None
+    # a reduced level gets REDUCED_ALLOWANCE (bicubic-then-area keeps less of the top octave)
+    assert sc.detail_scale({1: 10.0, 2: 50.0, 4: 240.0}, {1: 9, 2: 9}, ratio=4.0, scales=(1, 2)) == 2
+    assert sc.detail_scale({1: 10.0, 2: 50.0, 4: 260.0}, {1: 9, 2: 9}, ratio=4.0, scales=(1, 2)) is None
+    # far from focus: the ratio keeps growing octave after octave -> no level
+    soft = {1: 1.0, 2: 10.0, 3: 40.0, 4: 100.0, 6: 600.0, 8: 1000.0, 12: 9000.0}
+    assert sc.detail_scale(soft, inf) is None
+    # no detail at a level, or its octave not measured: NaN
+    assert math.isnan(sc.octave_ratio({1: 0.0, 2: 5.0}, 1))
+    assert math.isnan(sc.octave_ratio({1: 3.0}, 1))
+    assert sc.levels_needed((1, 2, 3)) == (1, 2, 3, 4, 6)
+
+
+def test_closeness_and_wide_sharpness():
+    assert sc.closeness(1.0) == 1.0 and sc.closeness(4.0) == 1.0
+    assert sc.closeness(8.0) == pytest.approx(0.5)         # half-way in log between 4 and 16
+    assert sc.closeness(16.0) == 0.0 and sc.closeness(40.0) == 0.0
+    assert math.isnan(sc.closeness(math.nan))
+    assert sc.wide_sharpness({1: 100.0, 4: 1.0}) == pytest.approx(10.0)
+    assert sc.wide_sharpness({1: 0.0}) == pytest.approx(1e-3)
+
+
+def test_scale_memory_adopts_the_sharpest_frame_once_passed():
+    mem = sc.ScaleMemory(scene_change=0.25, confirm_drop=0.8)
+    means = np.full((2, 2), 100.0)
+    key = ("shape", "roi")
+    # approaching focus: coarser estimates from softer frames are never adopted for themselves
+    assert mem.update(key, 3, 10.0, means) == 1
+    assert mem.update(key, None, 5.0, means) == 3        # 10 -> 5: passed the candidate (est 3)
+    assert mem.update(key, 2, 50.0, means) == 3          # a sharper frame: the new candidate
+    assert mem.update(key, 1, 45.0, means) == 3          # not below 0.8 x 50 yet
+    assert mem.update(key, 1, 30.0, means) == 2          # passed: its estimate (2) holds now
+    # a scene cut (brightness) or a new ROI starts over
+    assert mem.update(key, 4, 1.0, means * 2) == 1
+    assert mem.update(("other",), 4, 1.0, means * 2) == 1 and mem.scale is None
+
+
+@pytest.mark.parametrize("value", ["Auto", 0, 5, 2.5, True, [2]])
+def test_bad_analysis_scale_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="analysis_scale"):
+        AnalysisParams(use_cnn=False, analysis_scale=value)
+
+
+def test_analysis_scale_values_and_config():
+    assert AnalysisParams(use_cnn=False).analysis_scale == "auto"
+    assert AnalysisParams(use_cnn=False, analysis_scale=2.0).analysis_scale == 2
+    from pifocus.config import build
+    assert build(AnalysisParams, {"analysis_scale": 3, "use_cnn": False}, "analysis").analysis_scale == 3
+    assert build(AnalysisParams, {"analysis_scale": "auto", "use_cnn": False}, "analysis").analysis_scale == "auto"
+    with pytest.raises(ConfigError, match="analysis_scale"):
+        build(AnalysisParams, {"analysis_scale": [1], "use_cnn": False}, "analysis")
+    with pytest.raises(ConfigError, match="auto_ratio"):
+        AnalysisParams(use_cnn=False, auto_ratio=1.0)
+
+
+def _pull(luma_at, n=9):
+    """A focus pull: frame ``k`` blurred by a Gaussian growing with ``|k - n//2|``."""
+    return [luma_at(abs(k - n // 2)) for k in range(n)]
+
+
+def test_an_upsampled_pull_is_judged_at_the_level_where_its_detail_lives():
+    from pifocus.sources.simulated import focus_chart
+    chart = (40 + 170 * focus_chart(320, 240, seed=5)).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def frame(dist, up):
+        g = cv2.GaussianBlur(chart, (0, 0), 0.3 + 1.2 * dist) if dist else chart
+        g = np.clip(g + rng.normal(0, 1.0, g.shape), 0, 255).astype(np.uint8)
+        if up > 1:
+            g = cv2.resize(g, (g.shape[1] * up, g.shape[0] * up), interpolation=cv2.INTER_CUBIC)
+        return g
+
+    for up, expect in ((1, 1), (2, 2)):
+        an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=(0.2, 0.2, 0.6, 0.6)))
+        scales = []
+        for k, g in enumerate(_pull(lambda d: frame(d, up))):
+            r = an.analyze(Frame(luma=g, index=k), track=True)
+            scales.append(r.analysis_scale)
+            assert r.blur_px_sensor == r.blur_px * r.analysis_scale or math.isnan(r.blur_px)
+        # full resolution until the pass has gone through focus (frame 4), the rig's level after
+        assert scales[:5] == [1] * 5 and scales[-1] == expect, (up, scales)
+        d = r.to_dict()
+        assert d["analysis_scale"] == expect and d["judged_scale"] >= expect
+
+
+def test_a_defocused_subject_with_structure_is_out_of_focus_not_no_detail():
+    """Without the blur head: detail only on a reduced copy -> judged there, out of focus,
+    meter capped by the reduction (never 100 % on a first soft frame)."""
+    from pifocus.sources.simulated import focus_chart
+    chart = (40 + 170 * focus_chart(640, 480, seed=2)).astype(np.float32)
+    soft = np.clip(cv2.GaussianBlur(chart, (0, 0), 6.0) + np.random.default_rng(1).normal(0, 2.0, chart.shape),
+                   0, 255).astype(np.uint8)
+    r = FocusAnalyzer(AnalysisParams(use_cnn=False)).analyze(Frame(luma=soft), track=True)
+    assert r.judgeable and r.verdict == "out_of_focus" and not r.in_focus
+    assert r.judged_scale > r.analysis_scale and r.meter <= r.analysis_scale / r.judged_scale + 1e-9
+    flat = np.clip(128 + np.random.default_rng(2).normal(0, 2.0, (480, 640)), 0, 255).astype(np.uint8)
+    assert FocusAnalyzer(AnalysisParams(use_cnn=False)).analyze(Frame(luma=flat)).verdict == "no_detail"

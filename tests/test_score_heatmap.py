@@ -1,0 +1,58 @@
+"""``score --heatmap`` images: colour, legend, banner, bounded size (pifocus.focus.heatmap)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from pifocus.cli import main
+from pifocus.exc import ConfigError
+from pifocus.focus import AnalysisParams, FocusAnalyzer
+from pifocus.focus.heatmap import SHARP_BGR, SOFT_BGR, HeatmapParams, render_heatmap, tile_colour
+from pifocus.sources.simulated import SimulatedSource
+
+
+def test_tile_colour_scale_ends_and_middle():
+    assert tile_colour(0) == SOFT_BGR and tile_colour(1) == SHARP_BGR
+    assert tile_colour(-3) == SOFT_BGR and tile_colour(7) == SHARP_BGR
+    mid = tile_colour(0.5)
+    assert all(min(a, b) <= m <= max(a, b) for a, b, m in zip(SOFT_BGR, SHARP_BGR, mid))
+    # never red-dominant: red is a peaking colour
+    for p in np.linspace(0, 1, 11):
+        b, g, r = tile_colour(p)
+        assert r < max(b, g)
+
+
+def _judged(pos, w=2028, h=1520):
+    with SimulatedSource(width=w, height=h) as src:
+        src.lens_position = pos
+        frame = src.read()
+    return frame, FocusAnalyzer(AnalysisParams(use_cnn=False)).analyze(frame, track=False)
+
+
+def test_render_heatmap_is_colour_bounded_and_tinted_by_verdict():
+    frame, rep = _judged(500)
+    img = render_heatmap(frame.luma, rep, name="x.png")
+    assert img.ndim == 3 and img.shape[1] == 1280 and img.shape[0] > 1280 * 1520 / 2028   # banner + legend
+    b, g, r = (img[..., k].astype(int) for k in range(3))
+    assert (g - r > 40).mean() > 0.05         # green tiles: in focus
+    _, soft = _judged(560)
+    img2 = render_heatmap(frame.luma, soft)
+    assert ((img2[..., 0].astype(int) - img2[..., 2]) > 40).mean() > 0.03   # blue tiles: soft
+    # the legend row holds the whole ramp
+    legend = img[-20:]
+    assert (np.abs(legend.astype(int) - SOFT_BGR).sum(axis=2) < 30).any()
+    assert (np.abs(legend.astype(int) - SHARP_BGR).sum(axis=2) < 30).any()
+
+
+def test_heatmap_params_validated():
+    with pytest.raises(ConfigError, match="heatmap.max_width_px"):
+        HeatmapParams(max_width_px=10)
+
+
+def test_score_heatmap_writes_colour_pngs(tmp_path, capsys):
+    frame, _ = _judged(500, 640, 480)
+    cv2.imwrite(str(tmp_path / "shot.png"), frame.luma)
+    assert main(["score", str(tmp_path / "shot.png"), "--no-cnn", "--heatmap", str(tmp_path / "maps")]) == 0
+    out = cv2.imread(str(tmp_path / "maps" / "shot_heatmap.png"), cv2.IMREAD_UNCHANGED)
+    assert out.ndim == 3 and out.shape[1] == 640
+    assert not np.array_equal(out[..., 0], out[..., 1])   # really in colour
