@@ -181,6 +181,10 @@ def test_the_tests_block_runs_after_the_install_and_keeps_numpy(plan):
     tests = _block("tests")
     for line in tests:
         line = line.replace("sudo apt install -y ", "apt-get install -y -q --no-install-recommends ")
+        if " -m pytest" in line:  # the README's command, plus only the emulation deselections
+            run = next(ln for ln in plan if " -m pytest" in ln)
+            assert run.startswith(line + " ") and set(run[len(line):].split()[::2]) == {"--deselect"}, run
+            continue
         assert line in plan, (line, plan)
     checks = [i for i, ln in enumerate(plan) if "numpy.__version__.startswith" in ln]
     pytest_at = next(i for i, ln in enumerate(plan) if " -m pytest" in ln)
