@@ -22,7 +22,7 @@ from .safeio import CONFIG_MAX_BYTES, read_limited
 
 try:  # Python 3.11+
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.9/3.10
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore
 
 

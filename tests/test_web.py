@@ -534,8 +534,20 @@ def test_a_client_that_never_reads_slows_nobody(svc):
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
                 got += r.read1(65536).count(b"--pifocusframe")
-        fps = (svc.pipeline.frames - f0) / (time.monotonic() - t0)
-        assert fps > 20  # the sim's 30 fps, give or take a loaded CI box
-        assert got / 3 > 15  # the healthy client still gets the preview at full rate
+        elapsed = time.monotonic() - t0
+        fps = (svc.pipeline.frames - f0) / elapsed
     finally:
         stuck.close()
+    # Ratios against this machine's own rate in the same test, not absolute numbers (an
+    # emulated arm64 run is several times slower): a healthy client alone for 3 s.
+    assert _no_clients(svc)
+    f0, t0 = svc.pipeline.frames, time.monotonic()
+    alone = 0
+    with urllib.request.urlopen(svc.web.url + "stream.mjpg", timeout=10) as r:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            alone += r.read1(65536).count(b"--pifocusframe")
+    fps_alone = (svc.pipeline.frames - f0) / (time.monotonic() - t0)
+    assert fps_alone > 0 and alone > 0
+    assert fps >= 0.7 * fps_alone, (fps, fps_alone)   # the stuck client does not slow the loop
+    assert got >= 0.6 * alone, (got, alone)            # nor the healthy client's preview

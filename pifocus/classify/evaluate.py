@@ -30,6 +30,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..exc import ConfigError, ModelError
+from ..validate import require_matplotlib
 from ..argtypes import bounded_float, bounded_int
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,8 @@ def evaluate(model_path=None, tiles_path=None, images=None, split: str = "val",
     from . import ModelInfo, default_model_path, metadata_path_for
     if (tiles_path is None) == (images is None):
         raise ConfigError("evaluate: give exactly one of --tiles FILE.npz or --images DIR")
+    if plot:
+        require_matplotlib("--plot")  # now, not after minutes of inference
     data = load_tileset(tiles_path) if tiles_path is not None else None  # bad input first, then the model
     predict_all = None
     if predict is None:

@@ -7,6 +7,7 @@ import math
 from . import _common
 from ..exc import ConfigError, ModelError, PiFocusError
 from ..argtypes import POSITION, bounded_float, bounded_int
+from ..validate import MATPLOTLIB_FIX, require_matplotlib
 
 BACKLASH = bounded_float(0.0, 1e6)
 FRAMES = bounded_int(1, 1_000_000)
@@ -178,7 +179,7 @@ def plot_result(result, path: str, title: str = "") -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ConfigError(f"--plot needs matplotlib ({e}); pip install 'pifocus[plot]'") from e
+        raise ConfigError(f"--plot needs matplotlib ({e}); {MATPLOTLIB_FIX}") from e
     import numpy as np
     from ..autofocus import fit_eval
 
@@ -220,6 +221,8 @@ def plot_result(result, path: str, title: str = "") -> None:
 def run(args, console) -> int:
     from ..autofocus import AutofocusParams, ContinuousAF, autofocus
 
+    if args.plot:
+        require_matplotlib("--plot")  # before the lens moves, not after the run
     cfg = _common.load_config(args)
     afp = cfg.autofocus if cfg.autofocus is not None else AutofocusParams()
     ch = {}
