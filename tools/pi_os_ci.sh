@@ -52,10 +52,7 @@ RPI_ONLY="python3-picamera2 python3-lgpio python3-libcamera rpicam-apps"
 # Tests deselected under emulation, each with its reason (printed with the run):
 #  - test_faults_matrix ...memory: qemu-user does not apply a guest's RLIMIT_AS, so the
 #    address-space cap the test sets never bites (an emulator limit, not the Pi's);
-#  - test_cull_cli ...strict_focus_tolerance: on arm64 the soft test image measures
-#    blur_px 1.94, inside "maybe" rather than "reject" at that tolerance: a borderline case
-#    for the cull owner to look at on a real Pi (reported, not hidden: it is named here).
-EMULATION_DESELECT="--deselect tests/test_faults_matrix.py::test_run_forked_sees_hangs_crashes_exit_codes_and_memory --deselect tests/test_cull_cli.py::test_strict_focus_tolerance_changes_the_verdict"
+EMULATION_DESELECT="--deselect tests/test_faults_matrix.py::test_run_forked_sees_hangs_crashes_exit_codes_and_memory"
 # Test tiers: what pytest is given inside the root.
 TIER_full="$EMULATION_DESELECT"
 TIER_runtime="$EMULATION_DESELECT --ignore=tests/test_web_browser.py --ignore=tests/test_tools_convert.py --ignore=tests/test_model_heads.py"
