@@ -10,15 +10,14 @@
 """
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..exc import SourceError
-from ..sources.files import MAX_IMAGE_FILE_BYTES, natural_sorted, to_luma8, truncated_jpeg
-from ..sources.imagehdr import DEFAULT_MAX_PIXELS, image_size
+from ..sources.files import natural_sorted, read_image_bytes, to_luma8, truncated_jpeg
+from ..sources.imagehdr import DEFAULT_MAX_PIXELS
 
 #: Decoded by OpenCV.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -121,20 +120,9 @@ def decode_photo(path: str, want_thumb: bool = False,
 
     if path.lower().endswith(RAW_EXTENSIONS):
         return _decode_raw(path, want_thumb)
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "not a regular file"
-        if st.st_size > MAX_IMAGE_FILE_BYTES:
-            return None, f"file of {st.st_size} bytes is above the {MAX_IMAGE_FILE_BYTES}-byte limit"
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        return None, f"cannot read file ({e.strerror or e})"
-    if data.size == 0:
-        return None, "empty file"
-    dims = image_size(data[:65536].tobytes())
-    if dims is not None and dims[0] * dims[1] > max_pixels:
-        return None, f"{dims[0]}x{dims[1]} is above the {max_pixels / 1e6:.0f} MP limit"
+    data, why = read_image_bytes(path, max_pixels)
+    if data is None:
+        return None, why
     is_jpeg = data[:2].tobytes() == b"\xff\xd8"
     if is_jpeg and truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"

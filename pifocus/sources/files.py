@@ -274,21 +274,14 @@ def resize_luma(luma: np.ndarray, size: Optional[Tuple[int, int]]) -> np.ndarray
 MAX_IMAGE_FILE_BYTES = 512 * 1024 * 1024
 
 
-def decode_image_file(path: str, bit_depth: Optional[int] = None,
-                      size: Optional[Tuple[int, int]] = None,
-                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
-    """Read one image file as 2-D uint8 luma (see :func:`to_luma8`, :func:`resize_luma`).
-
-    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): an image
-    whose header announces more pixels is refused before decoding (a decompression bomb).
+def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
+    """The bytes of an image file, checked before anything decodes them: a regular file (not
+    a device, FIFO or folder), not empty, at most ``MAX_IMAGE_FILE_BYTES``, and a header
+    pixel count within ``max_pixels`` (None: ``DEFAULT_MAX_PIXELS``; decompression bombs).
 
     Returns:
-        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is not a regular
-        file, is empty, too large, a truncated JPEG, cannot be decoded or has an unsupported
-        format -- never raises for a bad file, so a replay can skip it.
+        ``(uint8 array, "")`` or ``(None, reason)`` -- never raises for a bad file.
     """
-    import cv2
-
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     try:
         st = os.stat(path)
@@ -304,6 +297,27 @@ def decode_image_file(path: str, bit_depth: Optional[int] = None,
     dims = image_size(data[:65536].tobytes())
     if dims is not None and pixels_refusal(dims[0], dims[1], limit):
         return None, pixels_refusal(dims[0], dims[1], limit)
+    return data, ""
+
+
+def decode_image_file(path: str, bit_depth: Optional[int] = None,
+                      size: Optional[Tuple[int, int]] = None,
+                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
+    """Read one image file as 2-D uint8 luma (see :func:`to_luma8`, :func:`resize_luma`).
+
+    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): an image
+    whose header announces more pixels is refused before decoding (a decompression bomb).
+
+    Returns:
+        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is not a regular
+        file, is empty, too large, a truncated JPEG, cannot be decoded or has an unsupported
+        format -- never raises for a bad file, so a replay can skip it.
+    """
+    import cv2
+
+    data, why = read_image_bytes(path, max_pixels)
+    if data is None:
+        return None, why
     if path.lower().endswith((".jpg", ".jpeg")) and truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"
     try:
