@@ -22,6 +22,7 @@ from pifocus import storage
 from pifocus.cli import main
 from pifocus.exc import StorageError
 from pifocus.service import SdNotifier, Service
+from service_toml import SIM_SERVICE_BASE
 
 SIM = ["--source", "sim", "--size", "320x240"]
 
@@ -113,21 +114,7 @@ def test_record_enospc_is_one_line_and_leaves_a_valid_folder(capsys, tmp_path, m
 
 
 # -- /api/capture -------------------------------------------------------------------------------------
-TOML = """\
-[source]
-name = "sim"
-width = 320
-height = 240
-realtime = true
-fps = 30
-
-[analysis]
-use_cnn = false
-
-[drive]
-name = "sim"
-state_file = "none"
-
+TOML = SIM_SERVICE_BASE + """\
 [web]
 port = 0
 max_fps = 0

@@ -21,6 +21,7 @@ from pifocus.focus import AnalysisParams, FocusAnalyzer
 from pifocus.service import SdNotifier, Service
 from pifocus.service.follow import FollowFocus
 from pifocus.sources.simulated import SimulatedSource
+from service_toml import SIM_SERVICE_BASE
 
 #: Depth of focus of the sim lens in steps: blur radius hypot(0.04 * d, 0.6) <= 1 px  ->  |d| <= 20.
 DOF_STEPS = 20
@@ -189,21 +190,7 @@ def test_run_af_mode_errors(capsys, tmp_path):
     assert "--af-mode continuous" in capsys.readouterr().err
 
 
-TOML = """\
-[source]
-name = "sim"
-width = 320
-height = 240
-realtime = true
-fps = 30
-
-[analysis]
-use_cnn = false
-
-[drive]
-name = "sim"
-state_file = "none"
-
+TOML = SIM_SERVICE_BASE + """\
 [autofocus]
 mode = "{mode}"
 

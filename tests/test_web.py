@@ -16,22 +16,9 @@ from pifocus.frames import Frame
 from pifocus.service import SdNotifier, Service
 from pifocus.web import WebParams, is_loopback
 from pifocus.web.preview import PreviewHub, peaking_mask
+from service_toml import SIM_SERVICE_BASE
 
-TOML = """\
-[source]
-name = "sim"
-width = 320
-height = 240
-realtime = true
-fps = 30
-
-[analysis]
-use_cnn = false
-
-[drive]
-name = "sim"
-state_file = "none"
-
+TOML = SIM_SERVICE_BASE + """\
 [web]
 port = 0
 max_clients = 3

@@ -18,23 +18,10 @@ from pifocus import config as cfgmod
 from pifocus.exc import ConfigError
 from pifocus.service import SdNotifier, Service
 from pifocus.web import WebParams
+from service_toml import SIM_SERVICE_BASE
 
 TOKEN = "s3cret-token-123"
-TOML = """\
-[source]
-name = "sim"
-width = 320
-height = 240
-realtime = true
-fps = 30
-
-[analysis]
-use_cnn = false
-
-[drive]
-name = "sim"
-state_file = "none"
-
+TOML = SIM_SERVICE_BASE + """\
 [web]
 port = 0
 max_fps = 0
