@@ -145,11 +145,14 @@ def live_pull(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
     return out
 
 
-def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool, model=None) -> dict:
+def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool, model=None,
+                min_meter=None) -> dict:
     """All numbers of one sweep at one sampling (``model``: a ``.tflite`` path, None = the shipped one)."""
     t = truth["sweeps"][name]
     roi = tuple(t.get("roi", region))
-    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn, model=None if model is None else str(model)))
+    extra = {} if min_meter is None else {"min_meter": float(min_meter)}
+    analyzer = FocusAnalyzer(AnalysisParams(roi=roi, use_cnn=use_cnn, model=None if model is None else str(model),
+                                            **extra))
     try:
         lumas = sweep_luma(data / "focus-sweeps" / name, upsample)
         # The pull first: the ROI's analysis scale ("auto") is learned on the first pass
@@ -182,6 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweeps", nargs="*", help="only these sweeps (default: every judged sweep)")
     p.add_argument("--upsample", type=int, nargs="*", default=[1], help="samplings to run, e.g. 1 2 3")
     p.add_argument("--no-cnn", action="store_true", help="Laplacian-only mode")
+    p.add_argument("--min-meter", type=float, default=None,
+                   help="[analysis] min_meter for the run (default: the analyzer's default)")
     p.add_argument("--model", type=Path, default=None, metavar="MODEL.tflite",
                    help="judge with this model (its .json metadata beside it) instead of the shipped one")
     p.add_argument("--json", action="store_true", help="one JSON object per sweep and sampling")
@@ -211,7 +216,7 @@ def main(argv=None) -> int:
     rows = []
     for up in a.upsample:
         for name in names:
-            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model)
+            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model, a.min_meter)
             rows.append(r)
             if a.json:
                 print(json.dumps(r), flush=True)

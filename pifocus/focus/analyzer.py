@@ -91,6 +91,10 @@ class AnalysisParams:
             a decimated pass of about 0.2 ms).
         coarse_min_share: a reduced copy counts only when at least this share of its tile
             weight is textured (a stray noisy tile is not a blurred subject).
+        min_meter: the live verdict stays off (or turns off) while the peak-hold meter
+            (sharpness relative to the best of this focusing pass) is below this: once the
+            pass has gone through focus, a frame far below its peak is not in focus whatever
+            the tiles say.  0 = off.
         verdict, peak: the verdict and peak-hold parameters.
     """
 
@@ -117,6 +121,7 @@ class AnalysisParams:
     coarse_levels: int = 8
     exposure: bool = True
     coarse_min_share: float = 0.15
+    min_meter: float = 0.7
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)
 
@@ -135,6 +140,7 @@ class AnalysisParams:
         require(int(self.block_px) in (4, 8, 16), s, "block_px", self.block_px, "4, 8 or 16")
         require(1.0 <= self.gate_factor <= 100, s, "gate_factor", self.gate_factor, "1..100")
         require(0 <= self.noise_percentile <= 100, s, "noise_percentile", self.noise_percentile, "0..100")
+        require(0 <= self.min_meter < 1, s, "min_meter", self.min_meter, "0 <= x < 1 (0 = off)")
         require(0 <= self.noise_offset_dn <= 255, s, "noise_offset_dn", self.noise_offset_dn, "0..255")
         require(0 < self.min_noise_sigma_dn <= 50, s, "min_noise_sigma_dn", self.min_noise_sigma_dn, "0 < x <= 50")
         require(1 <= int(self.num_threads) <= 64, s, "num_threads", self.num_threads, "1..64")
@@ -451,8 +457,9 @@ class FocusAnalyzer:
         raw = judgeable and not motion and frac >= p.verdict.on_fraction
         sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:
-            in_focus = self.verdict.update(0.0 if motion else frac, judgeable)
             meter, peak, changed = self.peak.update(sharp, base.st.mean)
+            below_peak = p.min_meter > 0 and meter < p.min_meter
+            in_focus = self.verdict.update(0.0 if motion or below_peak else frac, judgeable)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
         absolute = b.blur_meter(subject_blur, p.coc_px)
