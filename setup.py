@@ -33,7 +33,9 @@ ARM32 = arm32_userland()
 # PyPI has no armv7l wheels of these: a 32-bit userland takes OpenCV from apt (python3-opencv,
 # 4.6 on Bookworm) and the interpreter from the [tflite-runtime] extra.
 WHEELS_64BIT_ONLY = [] if ARM32 else [
-    "opencv-python-headless>=4.6",
+    # <5: OpenCV 5 moved CascadeClassifier (the cull's Haar face finder) out of the main wheel;
+    # the Pi gets 4.11 (the last numpy-1 build), this pin keeps the PC on the same 4.x API.
+    "opencv-python-headless>=4.6,<5",
     # LiteRT has wheels for x86_64 and aarch64 (64-bit userland), CPython 3.10+.
     "ai-edge-litert>=1.2; platform_machine in 'x86_64 aarch64 AMD64 arm64'",
 ]
