@@ -281,7 +281,9 @@ class FocusAnalyzer:
             f *= 2
             if float(w[c.informative].sum()) < p.coarse_min_share * float(w.sum()):
                 continue     # a stray tile or two: noise, not a blurred subject
+            tc = time.perf_counter()
             self._classify(small, c)
+            self._t_ms["cnn"] += (time.perf_counter() - tc) * 1e3   # "cnn": every level's classification
             j = c
         if j is not base:
             self._t_ms["coarse"] = (time.perf_counter() - t0) * 1e3 - sum(self._t_ms.values())
