@@ -53,3 +53,33 @@ def test_the_meter_is_not_reset_when_the_analysis_scale_is_adopted(shared_data, 
     n = len(lumas)
     outward = pull[t["sharpest"] + 2:n]          # the first pass, beyond the peak
     assert all(p["meter"] < 0.9 for p in outward), [round(p["meter"], 2) for p in pull]
+
+
+@pytest.mark.parametrize("name", ["canon-36", "pcb-depthmap-10", "cmc-6"])
+def test_the_pull_through_pifocus_run_lights_where_the_bench_says(shared_data, bench, name, tmp_path, capsys):
+    """The same pull played through the command a photographer runs: a folder whose files are
+    the sweep's frames in the order 1 -> N -> 1 (symlinks), ``pifocus run --source DIR --json``
+    with the judged ROI and the defaults; the in-focus LED stays within a frame of the judged
+    range and lights at least once."""
+    import json as _json
+
+    from pifocus.cli import main
+    sys.path.insert(0, str(ROOT / "tools"))
+    from dataset import sweep_frames
+    t = TRUTH["sweeps"][name]
+    files = sweep_frames(shared_data / "focus-sweeps" / name)
+    order = list(range(len(files))) + list(range(len(files) - 2, -1, -1))
+    pull = tmp_path / "pull"
+    pull.mkdir()
+    for k, i in enumerate(order):
+        (pull / f"{k:04d}{files[i].suffix.lower()}").symlink_to(files[i])
+    roi = ",".join(str(v) for v in t.get("roi", TRUTH["region"]))
+    code = main(["run", "--source", str(pull), "--json", "--no-outputs", "--roi", roi])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reports = [_json.loads(line) for line in out.splitlines() if line.startswith('{"frame"')]
+    assert len(reports) == len(order)
+    lo, hi = t["acceptable"]
+    lit = [order[r["frame"]] for r in reports if r["in_focus"]]
+    assert lit, "the LED never lit"
+    assert all(lo - 1 <= f <= hi + 1 for f in lit), (lit, (lo, hi))
