@@ -268,6 +268,7 @@ class FocusAnalyzer:
             self._octave = sc.octave_ratio(
                 {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
+        self._base_luma = base_luma
         self._classify(base_luma, base)
         self._t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
@@ -297,13 +298,16 @@ class FocusAnalyzer:
         self._sensor_k = levels[1].k if 1 in levels else base.k
         return base, j
 
-    def analyze(self, frame: Frame, track: bool = True) -> FocusReport:
+    def analyze(self, frame: Frame, track: bool = True, still: bool = False) -> FocusReport:
         """Judge one frame.
 
         Args:
             frame: the :class:`~pifocus.frames.Frame`.
             track: carry history (hysteresis, peak hold, noise smoothing) from frame to
-                frame, as for a live stream; False judges the frame on its own (stills).
+                frame, as for a live stream; False judges the frame on its own.
+            still: the frame is a photo judged for keeps (``score``, the cull): with
+                ``motion_check = "stills"`` it is tested for motion blur (autofocus samples
+                and the live stream are not, unless ``"always"``).
         """
         p = self.params
         t0 = time.perf_counter()
@@ -331,6 +335,9 @@ class FocusAnalyzer:
         else:
             frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
+        if (not self.has_blur and p.motion_check != "off" and (still or p.motion_check == "always")
+                and judgeable and j is base and frac >= p.verdict.on_fraction):
+            motion = b.motion_check(self._base_luma, p.effective_roi)   # no motion head: model-free
         raw = judgeable and not motion and frac >= p.verdict.on_fraction
         sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:

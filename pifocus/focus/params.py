@@ -56,6 +56,11 @@ class AnalysisParams:
             a decimated pass of about 0.2 ms).
         coarse_min_share: a reduced copy counts only when at least this share of its tile
             weight is textured (a stray noisy tile is not a blurred subject).
+        motion_check: without a model motion head, test a frame that would be called sharp
+            for motion blur with the model-free edge-width test (:func:`~pifocus.focus.blur.
+            motion_check`, tens of ms): ``"stills"`` (default: photos judged for keeps --
+            ``score``, the cull), ``"always"`` (also the live stream and autofocus samples),
+            ``"off"``.
         min_meter: the live verdict stays off (or turns off) while the peak-hold meter
             (sharpness relative to the best of this focusing pass) is below this: once the
             pass has gone through focus, a frame far below its peak is not in focus whatever
@@ -87,6 +92,7 @@ class AnalysisParams:
     exposure: bool = True
     coarse_min_share: float = 0.15
     min_meter: float = 0.8
+    motion_check: str = "stills"
     verdict: VerdictParams = field(default_factory=VerdictParams)
     peak: PeakHoldParams = field(default_factory=PeakHoldParams)
 
@@ -106,6 +112,8 @@ class AnalysisParams:
         require(1.0 <= self.gate_factor <= 100, s, "gate_factor", self.gate_factor, "1..100")
         require(0 <= self.noise_percentile <= 100, s, "noise_percentile", self.noise_percentile, "0..100")
         require(0 <= self.min_meter < 1, s, "min_meter", self.min_meter, "0 <= x < 1 (0 = off)")
+        require(self.motion_check in ("stills", "always", "off"), s, "motion_check", self.motion_check,
+                '"stills", "always" or "off"')
         require(0 <= self.noise_offset_dn <= 255, s, "noise_offset_dn", self.noise_offset_dn, "0..255")
         require(0 < self.min_noise_sigma_dn <= 50, s, "min_noise_sigma_dn", self.min_noise_sigma_dn, "0 < x <= 50")
         require(1 <= int(self.num_threads) <= 64, s, "num_threads", self.num_threads, "1..64")
