@@ -214,22 +214,6 @@ def test_yunet_model_must_exist(tmp_path):
         subject.SubjectFinder("auto", face_model=str(bad))
 
 
-@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier") or subject.find_cascade(subject.FACE_CASCADE) is None,
-                    reason="this OpenCV has no CascadeClassifier / no Haar cascade files (OpenCV 5 dropped it)")
-def test_haar_finds_the_face_and_eyes_of_a_portrait():
-    skdata = pytest.importorskip("skimage.data")  # the NASA astronaut portrait ships with scikit-image
-    img = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
-    f = subject.SubjectFinder("auto")
-    assert f.has_faces
-    faces = f.faces(img)
-    assert faces, "no face found"
-    x, y, w, h = faces[0]
-    assert 150 <= x + w / 2 <= 300 and 60 <= y + h / 2 <= 170  # her face, not the flag or the shuttle
-    s = f.find(img)
-    assert s.kind in ("eyes", "face") and s.faces >= 1
-    assert f.find(np.full((480, 640), 100, np.uint8)).kind == "centre"
-
-
 # --- inputs -----------------------------------------------------------------------------------
 
 def test_list_photos_recursive_natural_order_and_missing(tmp_path):

@@ -117,11 +117,19 @@ class Subject:
         box_px: ``(x, y, w, h)`` in pixels of the full-resolution photo.
         kind: ``face``, ``eyes``, ``detail`` or ``centre``.
         faces: how many faces were found.
+        confidence: how sure the finder is of this region, comparable within one ``kind``:
+            a face's detector score (YuNet 0..1; Haar: the neighbouring detections merged
+            into it), a detail region's contrast (its Laplacian energy / the median
+            window's); 0 for the centre.
+        shared_from: when the region is the burst's shared subject region
+            (:func:`pifocus.cull.bursts.shared_regions`), the photo it was found on; else "".
     """
 
     box_px: Tuple[int, int, int, int]
     kind: str
     faces: int = 0
+    confidence: float = 0.0
+    shared_from: str = ""
 
 
 def _num(v, nd=3):
@@ -200,7 +208,8 @@ class CullResult:
                   "snr_db", "ev_offset", "clip_high_pct", "clip_low_pct", "time_s"):
             d[k] = _num(d[k], 4 if k == "p_in_focus" else 3)
         d["subject"] = {"box_px": list(self.subject.box_px), "kind": self.subject.kind,
-                        "faces": self.subject.faces}
+                        "faces": self.subject.faces, "confidence": _num(self.subject.confidence),
+                        "shared_from": self.subject.shared_from or None}
         d["reason"] = self.reason
         d["timings_ms"] = {k: round(float(v), 2) for k, v in self.timings_ms.items()}
         return d
