@@ -155,3 +155,12 @@ def test_cull_params_defaults_match_the_help():
     p = CullParams()
     assert (p.focus, p.noise, p.exposure, p.coc_px, p.burst_gap_s) == (0.5, 0.5, 0.5, 1.5, 2.0)
     assert "coc_px x (2 - focus)" in cull.DESCRIPTION and math.isclose(p.keep_blur_px, 1.5 * 1.5)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_model_note_is_logged_once_per_run_not_per_worker(card, capsys, jobs):
+    # The shipped model has no blur heads: every worker's load notes it; the run says it once.
+    assert main(["cull", str(card), "--no-sidecars", "--jobs", jobs]) == 0
+    err = capsys.readouterr().err
+    assert err.count("has no blur-radius head") == 1, err
+    assert err.count("05_broken.jpg") >= 1

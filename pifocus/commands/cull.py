@@ -22,8 +22,10 @@ subject: the largest face (its eyes when found), else the most detailed region, 
 centre.  On the subject: the defocus blur radius in pixels and motion blur (the model's blur
 heads, or the model-free re-blur estimate), the CNN's in-focus probability, noise sigma/SNR
 and exposure (EV offset from mid-grey, clipping).  Each photo gets a verdict keep / maybe /
-reject with the reason; photos taken within --burst-gap-s of each other form a burst and the
-sharpest on the subject is marked best (rating 5 when kept).
+reject with the reason; photos taken within --burst-gap-s of each other form a burst, judged
+on one shared subject region (the region of the burst's most trusted detection -- eyes, a
+face, else the most detailed region -- at the same relative place in every photo), and the
+sharpest on it is marked best (rating 5 when kept).
 
 Writes an XMP sidecar per photo (xmp:Rating 1-5, xmp:Label Select/Reject,
 darktable:colorlabels green/yellow/red), next to the photo or in --out, merged into an

@@ -11,7 +11,8 @@ module per job:
 * :mod:`.scoring` -- one photo -> :class:`CullResult`: the pipeline's own
   :class:`~pifocus.focus.FocusAnalyzer` and :mod:`~pifocus.focus.exposure` on the subject,
   blur from the model's heads or :mod:`pifocus.focus.blurest`, the verdict and its reasons.
-* :mod:`.bursts` -- photos close in time form a group; the sharpest on the subject is its best.
+* :mod:`.bursts` -- photos close in time form a group, judged on one shared subject region;
+  the sharpest on it is its best.
 * :mod:`.xmp` -- XMP sidecars (``xmp:Rating``, ``xmp:Label``, ``darktable:colorlabels``),
   merged into an existing sidecar, written atomically.
 * :mod:`.report` -- the offline HTML contact sheet (thumbnails, subject box, heat map, reason).
