@@ -15,10 +15,12 @@ real MFIFB pairs, and speed.  Prints medians and ratios; asserts nothing.
   python tools/cull_bench.py sweeps [--data ../shared/data]
       every real focus sweep as a burst: the frame ranked sharpest on the judged region
       against the frame judged sharpest by eye and its accepted range (tests/data/sweep_truth.json).
-  python tools/cull_bench.py speed [--mp 24 12] [--repeat 5] [--scratch DIR]
+  python tools/cull_bench.py speed [--mp 24 12] [--repeat 5] [--card 12] [--runs 3] [--jobs 1 2]
+                                   [--scratch DIR]
       a 24 MP and a 12 MP JPEG (written to --scratch): decode + score, median wall and CPU
-      ms (CPU time is what a shared machine cannot inflate), ms per stage, and photos per
-      second over a card of 12 MP JPEGs with 1 and 2 processes.
+      ms (CPU time is what a shared machine cannot inflate), ms per stage; then photos per
+      second over a card of 12 MP JPEGs with 1 and 2 processes, the median of --runs runs,
+      CPU ms per photo, model loads per run and the load average around every run.
 """
 
 import argparse
@@ -293,9 +295,7 @@ def _write_jpeg(path: str, mp: float, seed: int = 0) -> None:
 
 
 def cmd_speed(args) -> int:
-    from pifocus.cull.batch import score_photos
     from pifocus.cull.inputs import decode_photo
-    from pifocus.focus import AnalysisParams
     scratch = args.scratch or tempfile.mkdtemp(prefix="cull_bench_")
     os.makedirs(scratch, exist_ok=True)
     score = make_scorer()
@@ -327,16 +327,46 @@ def cmd_speed(args) -> int:
         if not os.path.exists(p):
             _write_jpeg(p, 12, seed=k)
         paths.append(p)
-    rate = {}
-    for jobs in (1, 2):
-        t0 = time.perf_counter()
-        res, _, bad = score_photos(paths, AnalysisParams(), CullParams(), jobs=jobs)
-        dt = time.perf_counter() - t0
-        rate[jobs] = len(res) / dt
-        print(f"card of {len(paths)} x 12 MP JPEG, {jobs} process(es): {dt:.1f} s, {rate[jobs]:.2f} photos/s"
-              " (including worker start-up)")
-    print(f"ratio 2 processes / 1: {rate[2] / rate[1]:.2f}")
+    throughput(paths, args.runs, tuple(args.jobs))
     return 0
+
+
+def _load() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def throughput(paths, runs: int, jobs_list=(1, 2)) -> dict:
+    """Photos per second over ``paths`` with each number of processes, the median of ``runs``
+    runs (alternating, so a change of the machine's load falls on both); CPU time per photo
+    (decode + score, summed over the workers: what a shared machine cannot inflate); the load
+    average before and after every run.  Bursts are off (``burst_gap_s`` 0): every photo is
+    scored once."""
+    from pifocus.cull.batch import score_photos
+    from pifocus.focus import AnalysisParams
+    params = CullParams(burst_gap_s=0.0)
+    rows = {j: [] for j in jobs_list}
+    print(f"throughput: card of {len(paths)} x 12 MP JPEG, {runs} runs per setting, {os.cpu_count()} CPUs")
+    for run in range(runs):
+        for jobs in jobs_list:
+            before = _load()
+            st = {}
+            t0 = time.perf_counter()
+            res, _, bad = score_photos(paths, AnalysisParams(), params, jobs=jobs, stats=st)
+            dt = time.perf_counter() - t0
+            rows[jobs].append((len(res) / dt, st["cpu_s"] / max(1, len(res)), dt, st))
+            print(f"  run {run + 1} jobs {jobs}: {dt:6.2f} s wall, {len(res) / dt:5.2f} photos/s, CPU "
+                  f"{1e3 * st['cpu_s'] / max(1, len(res)):5.0f} ms/photo, {st['processes']} process(es), "
+                  f"{st['model_loads']} model load(s), unreadable {len(bad)}; load average {before} -> {_load()}")
+    out = {}
+    for jobs, rs in rows.items():
+        rate = statistics.median(r[0] for r in rs)
+        cpu = statistics.median(r[1] for r in rs)
+        out[jobs] = rate
+        print(f"jobs {jobs}: median {rate:.2f} photos/s (runs {', '.join(f'{r[0]:.2f}' for r in rs)}), "
+              f"median CPU {1e3 * cpu:.0f} ms/photo, wall incl. worker start-up and model load")
+    if 1 in out and 2 in out:
+        print(f"ratio 2 processes / 1: {out[2] / out[1]:.2f}")
+    return out
 
 
 def main(argv=None) -> int:
@@ -356,7 +386,9 @@ def main(argv=None) -> int:
     s = sub.add_parser("speed")
     s.add_argument("--mp", type=float, nargs="+", default=[24.0, 12.0])
     s.add_argument("--repeat", type=int, default=5)
-    s.add_argument("--card", type=int, default=12)
+    s.add_argument("--card", type=int, default=12, help="12 MP JPEGs in the throughput card [12]")
+    s.add_argument("--runs", type=int, default=3, help="throughput runs per number of processes [3]")
+    s.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of processes [1 2]")
     s.add_argument("--scratch")
     args = ap.parse_args(argv)
     return {"accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}[args.cmd](args)
