@@ -164,3 +164,15 @@ def test_model_note_is_logged_once_per_run_not_per_worker(card, capsys, jobs):
     err = capsys.readouterr().err
     assert err.count("has no blur-radius head") == 1, err
     assert err.count("05_broken.jpg") >= 1
+
+
+def test_reject_rating_minus_one_in_the_sidecars(card, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["cull", str(card / "01_sharp.jpg"), str(card / "02_soft.png"), "--out", str(out),
+                 "--reject-rating", "-1", "--json", "--jobs", "1"]) == 0
+    rows = {os.path.basename(r["path"]): r for r in map(json.loads, capsys.readouterr().out.splitlines())
+            if "path" in r}
+    assert rows["02_soft.png"]["verdict"] == "reject" and rows["02_soft.png"]["rating"] == -1
+    assert rows["01_sharp.jpg"]["rating"] == 4
+    assert 'xmp:Rating="-1"' in (out / "02_soft.png.xmp").read_text()
+    assert 'xmp:Rating="4"' in (out / "01_sharp.jpg.xmp").read_text()

@@ -365,7 +365,12 @@ def throughput(paths, runs: int, jobs_list=(1, 2)) -> dict:
         print(f"jobs {jobs}: median {rate:.2f} photos/s (runs {', '.join(f'{r[0]:.2f}' for r in rs)}), "
               f"median CPU {1e3 * cpu:.0f} ms/photo, wall incl. worker start-up and model load")
     if 1 in out and 2 in out:
-        print(f"ratio 2 processes / 1: {out[2] / out[1]:.2f}")
+        paired = [b[0] / a[0] for a, b in zip(rows[1], rows[2])]
+        print(f"ratio 2 processes / 1: {out[2] / out[1]:.2f} of the medians; per run (back to back, so "
+              f"under the same load) {', '.join(f'{v:.2f}' for v in paired)}, median {statistics.median(paired):.2f}")
+        cpu1 = statistics.median(r[1] for r in rows[1])
+        print(f"CPU-bound ceiling on an idle machine: {1.0 / cpu1:.2f} photos/s per core "
+              f"({os.cpu_count()} cores: {os.cpu_count() / cpu1:.2f} photos/s)")
     return out
 
 

@@ -162,10 +162,11 @@ class CullResult:
         noise_sigma_dn, snr_db: noise sigma (DN) and subject SNR (dB).
         ev_offset, clip_high_pct, clip_low_pct: of the subject region.
         verdict: ``keep``, ``maybe`` or ``reject``; reasons: why (empty for a clean keep).
-        rating: ``xmp:Rating`` 1..5.
+        rating: ``xmp:Rating`` 1..5 (-1 = rejected, with ``--reject-rating -1``).
         group, group_size, best: burst group index, its size, best of its group.
         tiles: the analyzer's tile grid for the heat map (``grid_px``, ``p``, ``textured``).
-        timings_ms: ``decode``, ``subject``, ``analyzer``, ``blur``, ``exposure``, ``total``.
+        timings_ms: ``decode``, ``subject``, ``analyzer``, ``blur``, ``exposure``, ``total`` (wall) and
+            ``cpu`` (CPU time of decoding and scoring this photo).
     """
 
     path: str
