@@ -261,3 +261,12 @@ def test_corrupt_raw_with_rawpy_is_a_reason(tmp_path):
     (tmp_path / "a.dng").write_bytes(b"II*\x00" + b"\x00" * 64)
     d, why = inputs.decode_photo(str(tmp_path / "a.dng"))
     assert d is None and "raw" in why
+
+
+@pytest.mark.parametrize("side,want", [(512, 320), (900, 320), (4000, 320), (200, 200)])
+def test_jpeg_thumbnail_is_thumb_px_whatever_the_photo_size(tmp_path, side, want):
+    ok, jpg = cv2.imencode(".jpg", np.full((side // 2, side, 3), 120, np.uint8))
+    p = tmp_path / "t.jpg"
+    p.write_bytes(jpg.tobytes())
+    d, why = inputs.decode_photo(str(p), want_thumb=True)
+    assert why == "" and max(d.thumb_bgr.shape[:2]) == want and d.thumb_bgr.shape[2] == 3
