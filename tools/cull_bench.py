@@ -9,7 +9,8 @@ real MFIFB pairs, and speed.  Prints medians and ratios; asserts nothing.
   python tools/cull_bench.py card [--scenes 4] [--size 800] [--jobs 2] [--reject-rating 1] [--scratch DIR]
       the same faults as accuracy on a card with unreadable files and a foreign sidecar,
       through ``pifocus cull --json`` itself: keep/reject correct, unreadable files counted and
-      named, originals byte-identical (SHA-256), every sidecar read back by exiftool.
+      named, originals byte-identical (SHA-256), every sidecar read back by exiftool
+      (tools/cull_card.py; also runs alone with the same options).
   python tools/cull_bench.py mfifb [--data ../shared/data] [--subject centre]
       on every MFIFB A/B pair: is the photo sharp on the centre subject ranked above its twin?
       The reference is the pair's own tile energies on the centre box (the dataset builder's
@@ -242,10 +243,12 @@ def cmd_sweeps(args) -> int:
     from pifocus.cull.inputs import decode_photo, list_photos
     from pifocus.cull.scoring import score_luma
     from pifocus.focus import AnalysisParams, FocusAnalyzer
+    from pifocus.cull.bursts import shared_regions
+    from pifocus.cull.subject import SubjectFinder
     truth = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
-    finder = _FixedSubject(truth["region"])
+    finder = _FixedSubject(truth["region"]) if args.finder == "truth" else SubjectFinder(args.finder)
     analyzer = FocusAnalyzer(AnalysisParams())
-    exact = ok = n = 0
+    exact = ok = n = alone_ok = 0
     alts = {}
     for name, t in sorted(truth["sweeps"].items()):
         folder = Path(args.data) / "focus-sweeps" / name
@@ -253,16 +256,24 @@ def cmd_sweeps(args) -> int:
             continue
         photos, _ = list_photos([str(folder)])
         photos = [p for p in photos if not os.path.basename(p).startswith("expected")]
-        rs = []
-        for p in photos:
-            dec, _why = decode_photo(p)
-            if dec is not None:
-                rs.append(score_luma(dec.luma, p, analyzer, finder, CullParams()))
+        pairs = [(d.luma, p) for p in photos for d in [decode_photo(p)[0]] if d is not None]
+        lumas = [lu for lu, _p in pairs]
+        rs = [score_luma(lu, p, analyzer, finder, CullParams()) for lu, p in pairs]
+        good = {t["sharpest"], *t.get("acceptable", [])}
+        if args.finder != "truth":  # each frame on its own region, then the burst on one shared region
+            alone = burst_order(rs)[0]
+            alone_ok += alone in good
+            for r in rs:
+                r.time_s = 0.0
+            rs = [score_luma(lu, r.path, analyzer, finder, CullParams(), subject=sh) if sh else r
+                  for lu, r, sh in zip(lumas, rs, shared_regions(rs, 1.0))]
+            ref = next((os.path.basename(r.subject.shared_from) for r in rs if r.subject.shared_from), "-")
+            print(f"{name:28s} per-frame regions: best {alone:2d} ({'ok' if alone in good else 'WRONG'}); "
+                  f"shared region from {ref}")
         if len(rs) != t["frames"]:
             print(f"{name}: {len(rs)} frames read, truth has {t['frames']}; skipped")
             continue
         best = burst_order(rs)[0]
-        good = {t["sharpest"], *t.get("acceptable", [])}
         rsum = _rank_sum(rs)
         for label, key in (("rank-sum(sigma, sharpness, p)", lambda i: rsum[i]),
                            ("rank-sum(sigma, sharpness)", lambda i: _rank_sum(rs, p=False)[i]),
@@ -279,7 +290,9 @@ def cmd_sweeps(args) -> int:
         ok += best in good
         print(f"{name:28s} cull best {best:2d}, judged sharpest {t['sharpest']:2d}, accepted {sorted(good)}: "
               f"{'exact' if best == t['sharpest'] else 'accepted' if best in good else 'WRONG'}")
-    print(f"sweeps: best frame exact {exact}/{n}, within the accepted range {ok}/{n}")
+    print(f"sweeps ({args.finder} region): best frame exact {exact}/{n}, within the accepted range {ok}/{n}")
+    if args.finder != "truth":
+        print(f"  each frame on its own {args.finder} region instead: within the accepted range {alone_ok}/{n}")
     for k, v in alts.items():
         print(f"  best by {k} alone: within the accepted range {v}/{n}")
     return 0
@@ -378,92 +391,6 @@ def throughput(paths, runs: int, jobs_list=(1, 2)) -> dict:
     return out
 
 
-def cmd_card(args) -> int:
-    """A card of synthetic photos with known faults, unreadable files and a foreign sidecar,
-    through ``pifocus cull`` itself (the CLI, --json): keep/reject against the known faults,
-    every sidecar read back by exiftool (rating, label, darktable colour label against the
-    JSON rows; the foreign sidecar's own fields kept), originals byte-identical (SHA-256),
-    unreadable files skipped, counted and named in the summary."""
-    import contextlib, hashlib, io, json, shutil, subprocess  # noqa: E401
-    import cv2
-    from pifocus.cli import main as cli
-    if args.scratch:
-        os.makedirs(args.scratch, exist_ok=True)
-    d = tempfile.mkdtemp(prefix="cull_card_", dir=args.scratch)
-    rng = np.random.default_rng(1)
-    want, t = {}, 1_700_000_000
-    for k in range(args.scenes):
-        scene = dead_leaves(args.size, seed=500 + k, n_discs=max(500, args.size * 4))
-        for name, (verdict, make) in FAULTS.items():
-            fn = f"s{k}_{name}.{'png' if k % 2 else 'jpg'}"
-            cv2.imwrite(os.path.join(d, fn), make(scene, rng), [] if k % 2 else [cv2.IMWRITE_JPEG_QUALITY, 95])
-            want[fn] = verdict
-    ok, jpg = cv2.imencode(".jpg", to_u8(dead_leaves(256, seed=9), rng))
-    bad = {"empty.jpg": b"", "truncated.jpg": jpg.tobytes()[:len(jpg) // 2],
-           "garbage.png": b"\x89PNG\r\n\x1a\n garbage", "text.jpg": b"not a photo at all"}
-    for fn, data in bad.items():
-        with open(os.path.join(d, fn), "wb") as fh:
-            fh.write(data)
-    for fn in sorted(os.listdir(d)):  # 10 s apart: no bursts across the unrelated scenes
-        t += 10
-        os.utime(os.path.join(d, fn), (t, t))
-    first = sorted(want)[0]
-    foreign = os.path.join(d, first + ".xmp")
-    with open(foreign, "w") as fh:
-        fh.write('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-                 '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-                 'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="3"><dc:subject><rdf:Bag><rdf:li>holiday'
-                 '</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
-
-    def hashes():
-        return {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
-                for f in sorted(os.listdir(d)) if not f.endswith(".xmp")}
-
-    before = hashes()
-    buf = io.StringIO()
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(buf):
-        rc = cli(["cull", d, "--json", "--jobs", str(args.jobs), "--reject-rating", str(args.reject_rating)])
-    dt = time.perf_counter() - t0
-    lines = [json.loads(x) for x in buf.getvalue().splitlines() if x.strip()]
-    rows = {os.path.basename(r["path"]): r for r in lines if "path" in r}
-    summary = next(x["summary"] for x in lines if "summary" in x)
-    print(f"card: {len(want)} photos + {len(bad)} unreadable files in {d}; pifocus cull exit {rc}, {dt:.1f} s "
-          f"with --jobs {args.jobs}")
-    right = sum(rows.get(f, {}).get("verdict") == v for f, v in want.items())
-    for f, v in sorted(want.items()):
-        got = rows.get(f, {}).get("verdict")
-        if got != v:
-            print(f"  wrong: {f}: want {v}, got {got}: {rows.get(f, {}).get('reason')}")
-    print(f"keep/reject correct: {right}/{len(want)} = {100.0 * right / len(want):.1f} %")
-    named = set(os.path.basename(p) for p in summary["unreadable_files"])
-    print(f"unreadable: counted {summary['unreadable']} (want {len(bad)}), named {sorted(named)}: "
-          f"{'OK' if summary['unreadable'] == len(bad) and named == set(bad) else 'MISMATCH'}")
-    after = hashes()
-    same = sum(before[f] == after.get(f) for f in before)
-    print(f"originals byte-identical (SHA-256): {same}/{len(before)}")
-    if shutil.which("exiftool") is None:
-        print("exiftool not installed (apt: libimage-exiftool-perl): sidecars not read back")
-        return 0
-    sides = sorted(os.path.join(d, f + ".xmp") for f in rows)
-    out = subprocess.run(["exiftool", "-j", "-XMP:Rating", "-XMP:Label", "-XMP-darktable:all", "-XMP-dc:Subject"]
-                         + sides, capture_output=True, text=True, timeout=300)
-    read = {os.path.basename(x["SourceFile"])[:-4]: x for x in json.loads(out.stdout or "[]")}
-    colours = {"keep": 2, "maybe": 1, "reject": 0}
-    agree = 0
-    for f, r in rows.items():
-        x = read.get(f, {})
-        label = {"keep": "Select", "reject": "Reject"}.get(r["verdict"])
-        agree += (x.get("Rating") == r["rating"] and x.get("Label") == label
-                  and x.get("Colorlabels") == colours[r["verdict"]])
-    print(f"exiftool {out.returncode == 0 and 'read' or 'FAILED on'} {len(read)}/{len(rows)} sidecars; rating, label and "
-          f"darktable colour label as the JSON says: {agree}/{len(rows)}")
-    kept = read.get(first, {}).get("Subject")
-    print(f"foreign sidecar {first}.xmp: dc:subject {kept!r} kept, rating {read.get(first, {}).get('Rating')} "
-          f"(was 3, the cull's {rows[first]['rating']})")
-    return 0
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -478,6 +405,8 @@ def main(argv=None) -> int:
     w = sub.add_parser("sweeps")
     w.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     w.add_argument("--verbose", action="store_true", help="every frame's measures")
+    w.add_argument("--finder", default="truth", choices=("truth", "auto", "detail"),
+                   help="the judged region of the truth file, or the cull's finder (then per-frame vs shared)")
     s = sub.add_parser("speed")
     s.add_argument("--mp", type=float, nargs="+", default=[24.0, 12.0])
     s.add_argument("--repeat", type=int, default=5)
@@ -485,14 +414,11 @@ def main(argv=None) -> int:
     s.add_argument("--runs", type=int, default=3, help="throughput runs per number of processes [3]")
     s.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of processes [1 2]")
     s.add_argument("--scratch")
-    c = sub.add_parser("card")
-    c.add_argument("--scenes", type=int, default=4)
-    c.add_argument("--size", type=int, default=800)
-    c.add_argument("--jobs", type=int, default=2)
-    c.add_argument("--reject-rating", type=int, default=1, choices=(1, -1))
-    c.add_argument("--scratch")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import cull_card  # the card command lives in its own file, to keep this one short
+    cull_card.add_arguments(sub.add_parser("card"))
     args = ap.parse_args(argv)
-    cmds = {"card": cmd_card, "accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}
+    cmds = {"card": cull_card.cmd_card, "accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}
     return cmds[args.cmd](args)
 
 
