@@ -115,3 +115,19 @@ def test_burst_is_judged_on_one_region(hunted_burst, jobs):
     assert second.verdict != "keep" and "subject blur" in second.reason
     assert bursts.mark_bursts(shared, params.burst_gap_s) == 1
     assert first.best and not second.best and first.rating == 5
+
+
+def test_raw_plus_jpeg_pair_is_one_shot():
+    pair = [_r("/c/IMG_0001.JPG", (0, 0, 10, 10), t=0.0), _r("/c/IMG_0001.dng", (0, 0, 10, 10), t=0.0)]
+    for r in pair:
+        r.verdict, r.rating = "keep", 4
+    assert bursts.mark_bursts(pair, 2.0) == 0                      # one shot: no burst, no "best"
+    assert not any(r.best for r in pair) and [r.rating for r in pair] == [4, 4]
+    three = pair + [_r("/c/IMG_0002.JPG", (0, 0, 10, 10), t=0.5), _r("/c/IMG_0002.DNG", (0, 0, 10, 10), t=0.5)]
+    three[1].edge_sigma_px, three[1].sharpness = 0.6, 900.0       # the DNG of shot 1 is the sharpest file
+    for r in three:
+        r.verdict, r.rating = "keep", 4
+    assert bursts.mark_bursts(three, 2.0) == 1
+    assert [r.best for r in three] == [True, True, False, False]   # both files of the best shot
+    assert [r.rating for r in three] == [5, 5, 4, 4]
+    assert bursts.shot_key("/c/IMG_0001.JPG") == bursts.shot_key("/c/img_0001.dng") != bursts.shot_key("/d/IMG_0001.JPG")

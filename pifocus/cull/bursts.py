@@ -5,13 +5,15 @@ the subject is marked best of its group.  Pure functions on results.
 * :func:`sharpness_key` -- the order "sharper on the subject" (motion, blur, edge width, CNN).
 * :func:`rank_key` -- one photo's order: not rejected first, then :func:`sharpness_key`.
 * :func:`burst_order` -- the order within a burst (rank sum of two subject measures).
-* :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results.
+* :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results
+  (a RAW+JPEG pair is one shot: :func:`shot_key`).
 * :func:`shared_regions` -- the one subject region every photo of a burst is judged on (the
   region of its most trusted detection, mapped by relative coordinates), so "best of the
   burst" compares like with like; :func:`reference_index`, :func:`map_box`, :func:`iou`.
 """
 
 import math
+import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
@@ -92,10 +94,19 @@ def burst_order(results) -> List[int]:
                                                  sharpness_key(rs[i])))
 
 
+def shot_key(path: str) -> Tuple[str, str]:
+    """The shot a file belongs to: its folder and name without the extension (case-folded),
+    so a camera's RAW+JPEG pair (``IMG_0001.DNG`` + ``IMG_0001.JPG``, picamera2's DNG + JPEG)
+    is one shot."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return folder, os.path.splitext(name)[0].casefold()
+
+
 def mark_bursts(results, gap_s: float) -> int:
     """Group ``results`` (:class:`~pifocus.cull.CullResult`) by time and mark the best of every
-    group of two or more (its rating becomes 5 when it is kept).  Returns the number of
-    groups with more than one photo."""
+    group of two or more shots (:func:`shot_key`: the files of a RAW+JPEG pair are one shot
+    and are marked together); a kept best gets rating 5.  Returns the number of groups with
+    more than one shot."""
     groups = group_times([r.time_s for r in results], gap_s)
     members = {}
     for r, g in zip(results, groups):
@@ -106,12 +117,13 @@ def mark_bursts(results, gap_s: float) -> int:
         for r in rs:
             r.group_size = len(rs)
             r.best = False
-        if len(rs) > 1:
+        if len({shot_key(r.path) for r in rs}) > 1:
             bursts += 1
-            best = rs[burst_order(rs)[0]]
-            best.best = True
-            if best.verdict == "keep":
-                best.rating = 5
+            shot = shot_key(rs[burst_order(rs)[0]].path)
+            for best in (r for r in rs if shot_key(r.path) == shot):
+                best.best = True
+                if best.verdict == "keep":
+                    best.rating = 5
     return bursts
 
 
