@@ -176,3 +176,12 @@ def test_reject_rating_minus_one_in_the_sidecars(card, tmp_path, capsys):
     assert rows["01_sharp.jpg"]["rating"] == 4
     assert 'xmp:Rating="-1"' in (out / "02_soft.png.xmp").read_text()
     assert 'xmp:Rating="4"' in (out / "01_sharp.jpg.xmp").read_text()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_missing_model_is_one_clear_error_with_workers_too(card, tmp_path, capfd, jobs):
+    rc = main(["cull", str(card), "--model", str(tmp_path / "nope.tflite"), "--no-sidecars", "--jobs", jobs])
+    err = capfd.readouterr().err  # capfd: the workers' own stderr too
+    assert rc == 2
+    assert "pifocus: error: model file" in err and "not found" in err
+    assert "Traceback" not in err and "BrokenProcessPool" not in err

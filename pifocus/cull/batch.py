@@ -71,11 +71,24 @@ def _init(analysis, params: CullParams, want_thumbs: bool, max_pixels: int, log_
     _state["loads"] = _state.get("loads", 0) + 1
 
 
+def _init_worker(*args) -> None:
+    """:func:`_init` in a worker: a :class:`~pifocus.exc.PiFocusError` (a model that cannot be
+    loaded) is kept and raised by the worker's first photo, so this process gets the one clear
+    error instead of a broken pool and a traceback per worker."""
+    from ..exc import PiFocusError
+    try:
+        _init(*args)
+    except PiFocusError as e:
+        _state["init_error"] = e
+
+
 def _one(job) -> Tuple[str, Optional[CullResult], str, object, Tuple[int, int]]:
     """``(path, result or None, reason, annotated thumbnail or None, (pid, model loads))`` of
     one photo; ``job`` is a path, or ``(path, Subject)`` to judge that region."""
     from .inputs import decode_photo
     from .scoring import score_luma
+    if "init_error" in _state:
+        raise _state["init_error"]
     path, subject = (job, None) if isinstance(job, str) else job
     me = (os.getpid(), _state.get("loads", 0))
     t0, c0 = time.perf_counter(), time.process_time()
@@ -181,7 +194,7 @@ def score_photos(paths: List[str], analysis, params: CullParams, jobs: int = 1,
         listener = _OnceListener(queue, root.handlers or [logging.lastResort])
         listener.start()
         try:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx, initializer=_init,
+            with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx, initializer=_init_worker,
                                      initargs=(analysis, params, want_thumbs, limit, queue,
                                                root.getEffectiveLevel(), True)) as pool:
                 for item in wrap(pool.map(_one, paths, chunksize=CHUNK), len(paths)):
