@@ -131,3 +131,16 @@ def test_raw_plus_jpeg_pair_is_one_shot():
     assert [r.best for r in three] == [True, True, False, False]   # both files of the best shot
     assert [r.rating for r in three] == [5, 5, 4, 4]
     assert bursts.shot_key("/c/IMG_0001.JPG") == bursts.shot_key("/c/img_0001.dng") != bursts.shot_key("/d/IMG_0001.JPG")
+
+
+def test_cli_json_and_report_name_the_shared_region(hunted_burst, tmp_path, capsys):
+    import json
+    from pifocus.cli import main
+    out = tmp_path / "out"
+    assert main(["cull", *hunted_burst, "--subject", "detail", "--json", "--out", str(out), "--jobs", "1"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    first, second = rows[0], rows[1]
+    assert first["best"] and not second["best"] and rows[2]["summary"]["bursts"] == 1
+    assert first["subject"]["shared_from"] is None and second["subject"]["shared_from"] == hunted_burst[0]
+    assert second["subject"]["box_px"] == first["subject"]["box_px"]
+    assert "the burst&#x27;s region, found on IMG_1.png" in (out / "cull.html").read_text()
