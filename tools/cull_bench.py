@@ -372,7 +372,8 @@ def throughput(paths, runs: int, jobs_list=(1, 2)) -> dict:
             dt = time.perf_counter() - t0
             rows[jobs].append((len(res) / dt, st["cpu_s"] / max(1, len(res)), dt, st))
             print(f"  run {run + 1} jobs {jobs}: {dt:6.2f} s wall, {len(res) / dt:5.2f} photos/s, CPU "
-                  f"{1e3 * st['cpu_s'] / max(1, len(res)):5.0f} ms/photo, {st['processes']} process(es), "
+                  f"{1e3 * st['cpu_s'] / max(1, len(res)):5.0f} ms/photo, {st['cpu_s'] / dt:4.2f} cores busy, "
+                  f"{st['processes']} process(es), "
                   f"{st['model_loads']} model load(s), unreadable {len(bad)}; load average {before} -> {_load()}")
     out = {}
     for jobs, rs in rows.items():
