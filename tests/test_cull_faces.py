@@ -6,6 +6,7 @@ Labeled Faces in the Wild (``skimage/data/lfw_subset.npy``).  Nothing here is dr
 
 import json
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ def test_cascades_come_from_the_wheel_then_debian(monkeypatch):
     path = subject.find_cascade(subject.FACE_CASCADE)
     if wheel and os.path.isfile(os.path.join(wheel, subject.FACE_CASCADE)):
         assert path == os.path.join(wheel, subject.FACE_CASCADE)
-    monkeypatch.setattr(cv2.data, "haarcascades", "/nonexistent/", raising=False)
+    # Without the wheel's files (apt's python3-opencv has no cv2.data): Debian's opencv-data.
+    monkeypatch.setattr(cv2, "data", types.SimpleNamespace(haarcascades="/nonexistent/"), raising=False)
     debian = [d for d in subject.CASCADE_DIRS if os.path.isfile(os.path.join(d, subject.FACE_CASCADE))]
     got = subject.find_cascade(subject.FACE_CASCADE)
     assert got == (os.path.join(debian[0], subject.FACE_CASCADE) if debian else None)

@@ -55,7 +55,7 @@ def add_arguments(p):
     p.add_argument("--report", metavar="FILE.html", help="write the HTML contact sheet here "
                                                          "[default: DIR/cull.html with --out]")
     p.add_argument("--no-sidecars", action="store_true", help="do not write XMP sidecars")
-    p.add_argument("--reject-rating", type=int, choices=(1, -1), default=1,
+    p.add_argument("--reject-rating", choices=("1", "-1"), default="1",
                    help="xmp:Rating of a reject: 1 (one star) or -1, which darktable and Lightroom "
                         "show as rejected [1]")
     p.add_argument("--sidecar-style", choices=("darktable", "adobe"), default="darktable",
@@ -115,7 +115,7 @@ def run(args, console) -> int:
         progress=lambda it, total: console.progress(it, total=total, desc="cull", unit="photo"),
         max_pixels=cfg.source.max_pixels)
     bursts = mark_bursts(results, params.burst_gap_s)
-    if args.reject_rating == -1:
+    if args.reject_rating == "-1":
         for r in results:
             if r.verdict == "reject":
                 r.rating = -1

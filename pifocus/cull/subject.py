@@ -10,6 +10,11 @@ up to 4.x ship them) and then in the Debian/Raspberry Pi OS package ``opencv-dat
 cascade files or ``cv2.CascadeClassifier`` (OpenCV 5 moved it out of the main modules) and
 without a YuNet model, ``auto`` goes straight to the most detailed region (logged).
 
+The largest face is taken among the confident ones (:data:`FACE_MIN_SHARE` of the strongest
+detection's confidence); every :class:`~pifocus.cull.Subject` carries a ``confidence`` (the
+detector's, or a detail region's contrast), which picks a burst's shared region
+(:func:`pifocus.cull.bursts.reference_index`).
+
 * :class:`SubjectFinder` -- holds the loaded cascades; :meth:`SubjectFinder.find`.
 * :func:`detail_box` (:func:`detail_box_scored`) / :func:`centre_box` / :func:`pad_box` -- pure geometry on arrays.
 """
