@@ -18,7 +18,7 @@ from typing import Optional
 
 from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
-from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
+from .captures import CaptureQueue, still_kind, write_capture  # noqa: F401  (write_capture: its former home)
 from .bracket import BracketControls
 from .follow import FollowControls, FollowFocus
 from .rack import PresetControls
@@ -54,6 +54,8 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
         self.af_thread: Optional[threading.Thread] = None
         self.af_cancel = threading.Event()
         self.captures = CaptureQueue()
+        self._still_lock = threading.Lock()
+        self._still_kinds: list = []  # the stills waiting captures asked the source for
         af = getattr(svc.cfg, "autofocus", None)
         self.follow = FollowFocus(af, enabled=getattr(af, "mode", "single") == "continuous")
         self._follow_src = None
@@ -279,25 +281,43 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
 
     # -- captures -------------------------------------------------------------------------------
     def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
-        """Save the next full-resolution luma frame as PNG or JPEG in the captures folder.
+        """Save the next full-resolution frame as PNG or JPEG (in colour when the source has
+        colour, else its luma) or DNG (picamera2 with a raw stream) in the captures folder.
 
         ``not_before_ns``: take the first frame stamped at or after this ``time.monotonic_ns()``
         time (a synchronised rig capture), not one read before and still being analysed.
 
         Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes",
-        "timestamp_ns"}``.
+        "timestamp_ns", "color"}``.
 
         Raises:
-            ServiceError: (400) unknown format; (503) no frame within ``timeout``, or the file
-                cannot be written.
+            ServiceError: (400) unknown format; (409) DNG from a source without raw; (503) no
+                frame within ``timeout``, or the file cannot be written.
         """
         web = self._svc.cfg.web
         fmt = (fmt or (web.capture_format if web else "png")).lower()
         if fmt == "jpeg":
             fmt = "jpg"
-        if fmt not in ("png", "jpg"):
-            raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
-        frame = self.captures.next_frame(timeout, not_before_ns)
+        if fmt not in ("png", "jpg", "dng"):
+            raise ServiceError(f"format {fmt!r} is unknown; use 'png', 'jpg' or 'dng'")
+        source = self._svc.source
+        if source is None:
+            raise ServiceError("no camera to capture from", 503)
+        if fmt == "dng" and "dng" not in tuple(getattr(source, "still_kinds", ())):
+            raise ServiceError("this camera gives no raw frames to save as DNG; DNG needs a picamera2 "
+                               "source with [web] capture_format = \"dng\" (or [source] raw = true); "
+                               "capture as 'png' or 'jpg'", 409)
+        with self._still_lock:
+            self._still_kinds.append(still_kind(fmt))
+            source.request_still("dng" if "dng" in self._still_kinds else "color")
+        try:
+            need = still_kind(fmt) if still_kind(fmt) in tuple(getattr(source, "still_kinds", ())) else None
+            frame = self.captures.next_frame(timeout, not_before_ns, need)
+        finally:
+            with self._still_lock:
+                self._still_kinds.remove(still_kind(fmt))
+                source.request_still(("dng" if "dng" in self._still_kinds else "color")
+                                     if self._still_kinds else None)
         return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
 
 

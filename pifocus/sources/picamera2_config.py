@@ -281,20 +281,24 @@ def camera_controls(scaler_crop: Optional[Rect], fps: Optional[float], exposure_
 
 def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, int],
                         size: Tuple[int, int], buffer_count: int, controls: Dict[str, Any],
-                        queue: bool) -> Dict[str, Any]:
+                        queue: bool, raw: bool = False) -> Dict[str, Any]:
     """Keyword arguments for ``Picamera2.create_video_configuration``: one YUV420 main stream,
-    no display or encoder, no raw stream unless this picamera2 version needs one to choose
-    the sensor mode (its default ``raw={}`` would allocate raw buffers nobody reads), and the
-    sensor mode as this version takes it.
+    no display or encoder, no raw stream unless ``raw`` (DNG stills: ``request.save_dng``
+    reads the ``"raw"`` stream) or this picamera2 version needs one to choose the sensor
+    mode (its default ``raw={}`` would allocate raw buffers nobody reads), and the sensor
+    mode as this version takes it.
 
     Args:
         accepted: the parameter names ``create_video_configuration`` accepts (others are
             dropped: older picamera2 versions lack some).
         mode, sensor_size: the chosen mode (or ``None``) and its size.
         size, buffer_count, controls, queue: output size, buffers, start controls, queueing.
+        raw: configure a raw stream (``raw={}``: picamera2 takes its size and format from
+            the sensor mode) for DNG stills.
     """
     kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=buffer_count,
-                                  controls=controls, queue=queue, display=None, encode=None, raw=None)
+                                  controls=controls, queue=queue, display=None, encode=None,
+                                  raw={} if raw else None)
     if mode is not None:
         if "sensor" in accepted:  # newer picamera2: choose the mode by sensor output size
             kwargs["sensor"] = {"output_size": sensor_size}
@@ -316,13 +320,16 @@ def read_timeout(timeout_s: Optional[float], fps: Optional[float], exposure_us: 
 
 
 def check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer_count: int,
-                  zero_copy: bool, timeout_s, controls) -> None:
+                  zero_copy: bool, timeout_s, controls, raw: bool = False) -> None:
     """Check the arguments of :class:`~pifocus.sources.picamera2.Picamera2Source` (units as
     there: pixels, frames/s, microseconds, seconds).
 
     Raises:
         ConfigError: the first invalid one, with the allowed range.
     """
+    if not isinstance(raw, bool):
+        raise ConfigError(f"picamera2 raw = {raw!r} is invalid; give true (a raw stream for DNG "
+                          "stills) or false")
     if isinstance(camera, bool) or not isinstance(camera, int) or camera < 0:
         raise ConfigError(f"picamera2 camera = {camera!r} is invalid; give 0, 1, ...")
     if (width is None) != (height is None):
