@@ -1,6 +1,7 @@
 """Stills saved from the live loop: :class:`CaptureQueue` (an HTTP thread waits for the
-next frame the loop analyses) and :func:`write_capture` (written atomically, disk-full
-aware).  Used by :class:`~pifocus.service.controls.ServiceControls`.
+next frame the loop analyses), :func:`write_capture` (written atomically, disk-full
+aware; colour or DNG where the source gives them) and :class:`CaptureControls` (the
+controls' ``capture``).  Used by :class:`~pifocus.service.controls.ServiceControls`.
 """
 
 import datetime
@@ -145,3 +146,53 @@ def write_capture(frame, folder: Path, fmt: str) -> dict:
             "height": frame.height, "frame": frame.index, "lens_position": frame.lens_position,
             "bytes": len(buf), "timestamp_ns": frame.timestamp_ns,
             "color": fmt == "dng" or frame.color_bgr is not None}
+
+
+class CaptureControls:
+    """The controls' part for stills (a mixin of
+    :class:`~pifocus.service.controls.ServiceControls`: needs ``self._svc`` and
+    ``self.captures``; call :meth:`_init_captures` from ``__init__``)."""
+
+    def _init_captures(self) -> None:
+        self._still_lock = threading.Lock()
+        self._still_kinds: list = []  # the stills waiting captures asked the source for
+
+    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
+        """Save the next full-resolution frame as PNG or JPEG (in colour when the source has
+        colour, else its luma) or DNG (picamera2 with a raw stream) in the captures folder.
+
+        ``not_before_ns``: take the first frame stamped at or after this ``time.monotonic_ns()``
+        time (a synchronised rig capture), not one read before and still being analysed.
+
+        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes",
+        "timestamp_ns", "color"}``.
+
+        Raises:
+            ServiceError: (400) unknown format; (409) DNG from a source without raw; (503) no
+                frame within ``timeout``, or the file cannot be written.
+        """
+        web = self._svc.cfg.web
+        fmt = (fmt or (web.capture_format if web else "png")).lower()
+        if fmt == "jpeg":
+            fmt = "jpg"
+        if fmt not in ("png", "jpg", "dng"):
+            raise ServiceError(f"format {fmt!r} is unknown; use 'png', 'jpg' or 'dng'")
+        source = self._svc.source
+        if source is None:
+            raise ServiceError("no camera to capture from", 503)
+        if fmt == "dng" and "dng" not in tuple(getattr(source, "still_kinds", ())):
+            raise ServiceError("this camera gives no raw frames to save as DNG; DNG needs a picamera2 "
+                               "source with [web] capture_format = \"dng\" (or [source] raw = true); "
+                               "capture as 'png' or 'jpg'", 409)
+        with self._still_lock:
+            self._still_kinds.append(still_kind(fmt))
+            source.request_still("dng" if "dng" in self._still_kinds else "color")
+        try:
+            need = still_kind(fmt) if still_kind(fmt) in tuple(getattr(source, "still_kinds", ())) else None
+            frame = self.captures.next_frame(timeout, not_before_ns, need)
+        finally:
+            with self._still_lock:
+                self._still_kinds.remove(still_kind(fmt))
+                source.request_still(("dng" if "dng" in self._still_kinds else "color")
+                                     if self._still_kinds else None)
+        return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)

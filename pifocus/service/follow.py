@@ -148,7 +148,7 @@ class FollowFocus:
 class FollowControls:
     """The controls' part for continuous AF (a mixin of
     :class:`~pifocus.service.controls.ServiceControls`: needs ``self._svc``, ``self.follow``,
-    ``self._follow_src``, ``self.af_cancel``, ``self._on_af_frame`` and
+    ``self._follow_src``, ``self.af_cancel``, ``self._on_af_frame``, ``self.live`` and
     ``self._require_drive()``)."""
 
     def set_af_mode(self, mode: str) -> str:
@@ -180,7 +180,8 @@ class FollowControls:
             if self._follow_src is None or self._follow_src._source is not svc.source:
                 self.af_cancel.clear()
                 self._follow_src = AFSource(svc.source, self._on_af_frame, self.af_cancel)
-            self.follow.on_frame(frame, report, svc.drive, svc.pipeline.analyzer, self._follow_src)
+            self.live.start_run()  # a refocus's frames reach /api/status (see .live)
+            self.follow.on_frame(frame, report, svc.drive, self.live.wrap(svc.pipeline.analyzer), self._follow_src)
         except Cancelled:
             pass
         except PiFocusError as e:
