@@ -298,3 +298,35 @@ def test_dng_capture_format_configures_the_picamera2_raw_stream(tmp_path):
     assert src.raw is True and src.still_kinds == ("color", "dng")
     (tmp_path / "q.toml").write_text('[source]\nname = "picamera2"\n\n[web]\ncapture_format = "jpg"\n')
     assert parts.make_source(cfgmod.load(tmp_path / "q.toml")).raw is False
+
+
+def test_service_on_picamera2_saves_colour_and_dng(tmp_path, fake):
+    """The whole path on the fake camera: [web] capture_format = "dng" configures the raw
+    stream; the page's capture saves a DNG (rawpy reads it), and a JPEG in colour."""
+    pytest.importorskip("pidng")
+    rawpy = pytest.importorskip("rawpy")
+    import cv2
+    import time
+
+    from pifocus import config as cfgmod
+    from pifocus.service import SdNotifier, Service
+    (tmp_path / "p.toml").write_text(
+        '[source]\nname = "picamera2"\nsensor_mode = 2\n\n[analysis]\nuse_cnn = false\n\n'
+        f'[web]\nport = 0\nmax_fps = 0\ncapture_format = "dng"\ncaptures_dir = "{tmp_path / "cap"}"\n')
+    svc = Service(cfgmod.load(tmp_path / "p.toml"), notifier=SdNotifier(""), outputs_enabled=False)
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        time.sleep(0.2)
+        assert fake.Picamera2.instances[-1].last_config_kwargs["raw"] == {}
+        out = svc.controls.capture()             # the default format: dng
+        assert out["file"].endswith(".dng") and out["color"]
+        with rawpy.imread(out["path"]) as raw:
+            assert raw.raw_image.shape == (990, 1332)
+        out = svc.controls.capture("jpg")
+        img = cv2.imread(out["path"], cv2.IMREAD_UNCHANGED)
+        assert img.ndim == 3 and _means(img)[2] > _means(img)[0] + 20   # the fake's warm chroma
+        cam = fake.Picamera2.instances[-1]
+        assert len(cam.outstanding) <= 1         # no request leaked by the stills
+    finally:
+        svc.shutdown()

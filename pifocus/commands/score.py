@@ -91,10 +91,17 @@ def _write_heatmap(out: Path, luma, report) -> None:
 
     Raises:
         StorageError: it cannot be written (disk full named).
+        OSError: (EIO) OpenCV could not encode it (the file named).
     """
+    import errno
+
     from .. import storage
     from ..focus.heatmap import encode_heatmap
-    storage.atomic_write(out, encode_heatmap(heatmap(luma, report), str(out)), what="heat map: ")
+    try:
+        data = encode_heatmap(heatmap(luma, report), str(out))
+    except ValueError as e:
+        raise OSError(errno.EIO, f"cannot write the heat map: {e}", str(out)) from e
+    storage.atomic_write(out, data, what="heat map: ")
 
 
 def run(args, console) -> int:

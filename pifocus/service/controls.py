@@ -245,6 +245,7 @@ class ServiceControls(FollowControls, PresetControls, BracketControls, CaptureCo
                 return afmod.autofocus(drive, self.live.wrap(analyzer), params, source=src, strategy=strategy)
             finally:
                 analyzer.reset()  # a new focusing pass for the meter and the verdict
+                self.live.end_run()
 
         try:
             result = svc.actions.call(run, timeout=300)

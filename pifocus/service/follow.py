@@ -181,7 +181,10 @@ class FollowControls:
                 self.af_cancel.clear()
                 self._follow_src = AFSource(svc.source, self._on_af_frame, self.af_cancel)
             self.live.start_run()  # a refocus's frames reach /api/status (see .live)
-            self.follow.on_frame(frame, report, svc.drive, self.live.wrap(svc.pipeline.analyzer), self._follow_src)
+            try:
+                self.follow.on_frame(frame, report, svc.drive, self.live.wrap(svc.pipeline.analyzer), self._follow_src)
+            finally:
+                self.live.end_run()
         except Cancelled:
             pass
         except PiFocusError as e:

@@ -72,6 +72,12 @@ class LiveReports:
         with self._lock:
             self._best = 0.0
 
+    def end_run(self) -> None:
+        """The run is over: the loop's frames are the news again (also after a reload that
+        restarts the source's clock)."""
+        with self._lock:
+            self.report = None
+
     def _record(self, frame, report) -> None:
         with self._lock:
             self._best = max(self._best, float(report.sharpness))
