@@ -83,9 +83,10 @@ setup(
         "mqtt": ["paho-mqtt>=2.0"],
         # Camera raws for `pifocus cull` (DNG from the Pi, CR2/NEF/ARW/...): LibRaw through rawpy.
         "raw": ["rawpy>=0.18"],
-        # Tests; selenium drives Debian's headless chromium for the web-page tests.
+        # Tests; selenium drives Debian's headless chromium for the web-page tests; PiDNG is what
+        # picamera2's request.save_dng encodes with (the fake picamera2 does the same).
         "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
-                "paho-mqtt>=2.0"],
+                "paho-mqtt>=2.0", "pidng>=4.0"],
     },
     entry_points={"console_scripts": ["pifocus = pifocus.cli:main"]},
     classifiers=[
