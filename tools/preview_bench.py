@@ -45,6 +45,16 @@ cost ratio >= 0.95 with 1 and 3 viewers (the measured fps ratio is printed too; 
 
     python tools/preview_bench.py --tools --clients 1,3
     python tools/preview_bench.py --tools --free-run --clients 1,3
+
+``--tools-cpu`` measures the same parts in this process, without the server, the sim's render
+or other processes in the way: CPU time (``time.thread_time``) per frame of the frame loop's
+analysis with the exposure readouts off/on, of one preview render with peaking on the
+preview / at sensor resolution, and of one magnifier image; the same pre-rendered frames,
+each frame off and on back to back (order alternating) in ``--repeat`` rounds, the ratio the
+median of the per-frame pairs (a drift in machine load cancels within a pair).  The loop ratio is the fps ratio of a CPU-bound
+frame loop; the encoder and the magnifier run on other threads (the encoder niced).
+
+    python tools/preview_bench.py --tools-cpu
 """
 
 import argparse
@@ -335,6 +345,77 @@ def sim_read_cpu_ms(w: int, h: int, frames: int = 30) -> float:
     return 1e3 * float(np.median(times))
 
 
+def _tools_cpu(args, w: int, h: int) -> int:
+    """``--tools-cpu``: per-frame CPU of the tools' parts in this process (see the module doc)."""
+    sys.path.insert(0, str(ROOT))
+    from pifocus.focus import AnalysisParams, FocusAnalyzer
+    from pifocus.sources.simulated import SimulatedSource
+    from pifocus.web import WebParams
+    from pifocus.web import magnifier as mag
+    from pifocus.web.preview import PreviewHub
+
+    with SimulatedSource(width=w, height=h) as src:
+        frames = []
+        for pos in np.linspace(380, 620, 12):
+            src.lens_position = float(pos)
+            frames.append(src.read())
+    analyzers = {on: FocusAnalyzer(AnalysisParams(use_cnn=args.cnn, exposure=on)) for on in (False, True)}
+    hubs = {res: PreviewHub(WebParams(peaking_resolution=res, preview_width=args.preview_width))
+            for res in ("preview", "sensor")}
+    zp = mag.ZoomParams(x=0.5, y=0.5, scale=2)
+    cost = {k: [] for k in ("loop_off", "loop_on", "enc_preview", "enc_sensor", "zoom")}
+
+    def cpu_s(fn, f) -> float:
+        t0 = time.thread_time()
+        fn(f)
+        return time.thread_time() - t0
+
+    def paired(a, b, key_a, key_b, k):
+        """Each frame through ``a`` and ``b`` back to back (order alternating): per-frame CPU
+        and the per-frame ratio a/b, so a drift in machine load cancels in the pair."""
+        for i, f in enumerate(frames):
+            first = (i + k) % 2 == 0
+            ta, tb = (cpu_s(a, f), cpu_s(b, f)) if first else (cpu_s(b, f), cpu_s(a, f))[::-1]
+            cost[key_a].append(1e3 * ta)
+            cost[key_b].append(1e3 * tb)
+            pairs.setdefault(key_a, []).append(ta / tb)
+
+    pairs = {}
+    for f in frames[:3]:  # warm-up: models, buffers
+        for a in analyzers.values():
+            a.analyze(f)
+    roi = analyzers[True].params.effective_roi
+    for k in range(args.repeat):
+        paired(analyzers[False].analyze, analyzers[True].analyze, "loop_off", "loop_on", k)
+        paired(lambda f: hubs["preview"].render(f.luma, 1.5, roi), lambda f: hubs["sensor"].render(f.luma, 1.5, roi),
+               "enc_preview", "enc_sensor", k)
+        for f in frames:
+            cost["zoom"].append(1e3 * cpu_s(lambda f: mag.render_zoom(f.luma, zp, hubs["sensor"].peaking_mask_fn(1.5)), f))
+    for a in analyzers.values():
+        a.close()
+    med = {k: float(np.median(v)) for k, v in cost.items()}
+    out = {"size": args.size, "rounds": args.repeat, "cpus": os.cpu_count(),
+           "cpu_ms_per_frame": {k: round(v, 3) for k, v in med.items()},
+           "loop_cost_ratio_off_on": round(float(np.median(pairs["loop_off"])), 3),
+           "loop_cost_ratio_iqr": [round(float(q), 3) for q in np.percentile(pairs["loop_off"], [25, 75])],
+           "encoder_cost_ratio_preview_sensor": round(float(np.median(pairs["enc_preview"])), 3)}
+    out["target_loop_cost_on_off_ge_95pct"] = out["loop_cost_ratio_off_on"] >= 0.95
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"tools' CPU per frame in-process, sim {args.size}, {'CNN' if args.cnn else 'Laplacian'}, "
+          f"{args.repeat} rounds x {len(frames)} frames, each frame off and on back to back (order alternating), "
+          f"{os.cpu_count()} CPUs")
+    print(f"  frame loop analysis, exposure off {med['loop_off']:7.2f} ms, on {med['loop_on']:7.2f} ms   "
+          f"cost off/on {out['loop_cost_ratio_off_on']:.3f} (median of {len(pairs['loop_off'])} back-to-back "
+          f"pairs, IQR {out['loop_cost_ratio_iqr'][0]:.3f}..{out['loop_cost_ratio_iqr'][1]:.3f})")
+    print(f"  preview render, peaking on the preview {med['enc_preview']:6.2f} ms, at sensor resolution "
+          f"{med['enc_sensor']:6.2f} ms (encoder thread, niced)")
+    print(f"  one magnifier image (2x, sensor peaking) {med['zoom']:6.2f} ms (an HTTP thread; x --zoom-hz per s)")
+    print("target: frame loop cost off/on >= 0.95:", "PASS" if out["target_loop_cost_on_off_ge_95pct"] else "FAIL")
+    return 0
+
+
 def _tools(args, w: int, h: int, counts: list) -> int:
     """``--tools``: fps with the tools off and on, same viewers; rounds interleaved."""
     runs = {(v[0], n): [] for v in TOOL_VARIANTS for n in counts}
@@ -430,11 +511,14 @@ def main(argv=None) -> int:
     ap.add_argument("--tools", action="store_true",
                     help="compare the photographer's tools off/on (exposure readouts, sensor-resolution "
                          "peaking, a magnifier client) at the same viewer counts")
+    ap.add_argument("--tools-cpu", action="store_true",
+                    help="the tools' CPU per frame measured in this process (no server): loop analysis with "
+                         "exposure off/on, preview render with preview/sensor peaking, one magnifier image")
     ap.add_argument("--zoom-hz", type=float, default=4.0, help="--tools: magnifier requests per second [4]")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     if args.repeat is None:
-        args.repeat = 5 if args.tools else 3
+        args.repeat = 5 if (args.tools or args.tools_cpu) else 3
     if args.repeat < 1:
         ap.error(f"--repeat {args.repeat}: give 1 or more rounds")
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -444,6 +528,8 @@ def main(argv=None) -> int:
     # Free-run: the clients stand for phones and must not compete with the daemon for this
     # machine's CPU (no latency is measured then): their threads lower their own priority.
     NICE_CLIENTS = 0 if args.realtime else 15
+    if args.tools_cpu:
+        return _tools_cpu(args, w, h)
     if args.tools:
         return _tools(args, w, h, counts)
     with Serve(args, w, h) as url:
