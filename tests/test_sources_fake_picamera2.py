@@ -124,6 +124,17 @@ def _pack12(values):
     return out
 
 
+class ColorSpace:
+    """A ``libcamera.ColorSpace`` preset as picamera2 puts it in ``camera_config["colour_space"]``
+    (its repr as the libcamera Python bindings print it: ``libcamera.ColorSpace 'Rec709'``)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"libcamera.ColorSpace '{self.name}'"
+
+
 class FakeRequest:
     def __init__(self, cam, slot, shape, metadata):
         self.cam = cam
@@ -306,8 +317,11 @@ class Picamera2:
             rw, rh = tuple(mode["size"]) if mode else (w, h)
             raw = {"size": (rw, rh), "format": "SRGGB12_CSI2P", "stride": int(math.ceil(rw * 3 / 2 / 32)) * 32}
             raw["framesize"] = raw["stride"] * rh
+        # picamera2.py create_video_configuration: colour_space None -> Smpte170m below
+        # 1280x720, Rec709 from there up (both limited range)
+        cs = config.get("colour_space") or ColorSpace("SMPTE170M" if w < 1280 or h < 720 else "Rec709")
         self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
-                                       "framesize": stride * h * 3 // 2}, "raw": raw,
+                                       "framesize": stride * h * 3 // 2}, "raw": raw, "colour_space": cs,
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
         self.controls_set = dict(config["controls"])
         self.camera_properties["ScalerCropMaximum"] = (tuple(mode["crop_limits"]) if mode and self.raw_modes

@@ -330,3 +330,57 @@ def test_service_on_picamera2_saves_colour_and_dng(tmp_path, fake):
         assert len(cam.outstanding) <= 1         # no request leaked by the stills
     finally:
         svc.shutdown()
+
+
+# -- YUV420 -> BGR in the camera's colour space (pure) -------------------------------------
+
+def _i420(y, u, v, stride):
+    """An I420 buffer as picamera2 lays it out: Y rows, then U and V planes of stride/2 bytes."""
+    h, w = y.shape
+    buf = np.zeros((h * 3 // 2, stride), np.uint8)
+    buf[:h, :w] = y
+    planes = np.zeros(2 * (h // 2) * (stride // 2), np.uint8)
+    half = (h // 2) * (stride // 2)
+    up = np.zeros((h // 2, stride // 2), np.uint8)
+    up[:, :w // 2] = u
+    vp = np.zeros((h // 2, stride // 2), np.uint8)
+    vp[:, :w // 2] = v
+    planes[:half], planes[half:] = up.ravel(), vp.ravel()
+    buf[h:] = planes.reshape(h // 2, stride)
+    return buf
+
+
+@pytest.mark.parametrize("encoding, kr, kb", [("bt709", 0.2126, 0.0722), ("bt601", 0.299, 0.114)])
+def test_yuv420_to_bgr_inverts_the_limited_range_encoding(encoding, kr, kb):
+    from pifocus.sources.picamera2_config import yuv420_to_bgr
+    bgr = np.array([200.0, 40.0, 30.0])                  # a saturated blue, B, G, R
+    b, g, r = bgr
+    yl = kr * r + (1 - kr - kb) * g + kb * b             # studio swing: Y 16..235, C 16..240
+    y8 = 16 + 219 * yl / 255
+    cb = 128 + 224 * (b - yl) / (2 * (1 - kb)) / 255
+    cr = 128 + 224 * (r - yl) / (2 * (1 - kr)) / 255
+    w, h, stride = 8, 4, 16
+    buf = _i420(np.full((h, w), round(y8), np.uint8), np.full((h // 2, w // 2), round(cb), np.uint8),
+                np.full((h // 2, w // 2), round(cr), np.uint8), stride)
+    out = yuv420_to_bgr(buf, w, h, encoding, full_range=False)
+    assert out.shape == (h, w, 3)
+    assert np.abs(out.astype(float) - bgr).max() <= 3, out[0, 0]
+
+
+def test_yuv420_to_bgr_bt601_limited_is_opencv_i420_and_709_differs():
+    import cv2
+
+    from pifocus.sources.picamera2_config import ycbcr_encoding, yuv420_to_bgr
+    rng = np.random.default_rng(3)
+    w, h = 16, 8
+    buf = _i420(rng.integers(16, 236, (h, w)).astype(np.uint8), np.full((h // 2, w // 2), 90, np.uint8),
+                np.full((h // 2, w // 2), 180, np.uint8), w)
+    ours = yuv420_to_bgr(buf, w, h, "bt601", False).astype(int)
+    assert np.abs(ours - cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(int)).max() <= 3
+    rec709 = yuv420_to_bgr(buf, w, h, "bt709", False).astype(int)
+    assert np.abs(rec709 - ours).max() >= 10        # the matrix matters for saturated colour
+    assert ycbcr_encoding("libcamera.ColorSpace 'Rec709'") == ("bt709", False)
+    assert ycbcr_encoding("libcamera.ColorSpace 'sYCC'") == ("bt601", True)
+    assert ycbcr_encoding("libcamera.ColorSpace 'SMPTE170M'") == ("bt601", False)
+    with pytest.raises(ValueError, match="does not hold an even 17x8 frame"):
+        yuv420_to_bgr(buf, 17, h)

@@ -55,7 +55,9 @@ High-resolution ROI (``scaler_crop``)
 Colour and DNG stills
     After :meth:`~pifocus.sources.FrameSource.request_still` each frame also carries its colour
     image (``Frame.color_bgr``: ``request.make_array("main")`` -- a copy of the whole YUV420
-    buffer -- converted with OpenCV's ``COLOR_YUV2BGR_I420``) and, with ``"dng"`` and a raw
+    buffer -- converted with the matrix and range of the configured colour space: picamera2's
+    video default is Rec709, limited range, from 1280x720 up and SMPTE170M (BT.601, limited)
+    below; :func:`~.picamera2_config.yuv420_to_bgr`) and, with ``"dng"`` and a raw
     stream (``raw=True``), its DNG bytes (``request.save_dng`` into a ``BytesIO``), both taken
     before the request is released (:func:`still_of`).  A failed still is logged and noted
     in ``Frame.extra["StillError"]``; the live frame is not lost.
@@ -82,7 +84,7 @@ from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
                                configured_crop, describe_modes, full_field, noise_reduction_mode,
                                plan_output, read_timeout, round_even, scaler_crop_rect,
-                               video_config_kwargs)
+                               video_config_kwargs, ycbcr_encoding, yuv420_to_bgr)
 
 log = logging.getLogger(__name__)
 
@@ -410,20 +412,19 @@ class Picamera2Source(FrameSource):
 
 def still_of(request, output_size: Tuple[int, int], dng: bool) -> Dict[str, Any]:
     """``{"color_bgr": ...[, "dng": bytes]}`` of a request still held (before release): the
-    main stream's YUV420 copy (``request.make_array("main")``) converted to B, G, R, cropped
-    to ``output_size``; with ``dng`` the raw stream's DNG (``request.save_dng``).
+    main stream's YUV420 copy (``request.make_array("main")``) converted to B, G, R in its
+    colour space (the request's ``config["colour_space"]``), ``output_size``; with ``dng``
+    the raw stream's DNG (``request.save_dng``).
 
     Raises:
         whatever picamera2 raises (a released request, a stream not configured, PiDNG).
     """
     import io
 
-    import cv2
-
     w, h = output_size
     yuv = request.make_array("main")  # (h * 3 // 2, stride): Y, then U and V, stride-padded
-    bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
-    out: Dict[str, Any] = {"color_bgr": np.ascontiguousarray(bgr[:h, :w])}
+    encoding, full = ycbcr_encoding((request.config or {}).get("colour_space"))
+    out: Dict[str, Any] = {"color_bgr": yuv420_to_bgr(yuv, w, h, encoding, full)}
     if dng:
         buf = io.BytesIO()
         request.save_dng(buf)  # picamera2: name="raw"; PiDNG returns bytes for a BytesIO
