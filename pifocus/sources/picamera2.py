@@ -62,6 +62,12 @@ Colour and DNG stills
     before the request is released (:func:`still_of`).  A failed still is logged and noted
     in ``Frame.extra["StillError"]``; the live frame is not lost.
 
+Luma range
+    The video configuration keeps picamera2's default colour space (Rec709 from 1280x720 up,
+    SMPTE170M below: both *limited* range), so the Y plane runs 16..235, not 0..255: a
+    clipped highlight reads about 235 DN.  Not changed here (it would change every level the
+    analysis and the exposure readouts see on the rig; needs a check on real hardware).
+
 The lens (``AfMode``, ``LensPosition``) is left to the focus drive (``drive/libcamera.py``),
 which uses :meth:`Picamera2Source.set_controls`.
 
