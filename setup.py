@@ -87,6 +87,10 @@ setup(
         # Faces in the Wild patches ship inside the scikit-image wheel: no download).  Apart
         # from [dev] so the Pi's emulated install does not pull SciPy under its numpy pin.
         "testphotos": ["scikit-image>=0.19"],
+        # PiDNG is what picamera2's request.save_dng encodes with (the fake picamera2 of the
+        # tests does the same).  On the Pi it comes from apt with python3-picamera2; apart from
+        # [dev] because PyPI has only its sdist (a C extension: no compiler in a plain Pi OS).
+        "dng": ["pidng>=4.0"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
         "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
                 "paho-mqtt>=2.0"],

@@ -277,6 +277,27 @@ def _write_csv(out: Path, rows) -> None:
     storage.atomic_write(out / "sweep.csv", text.getvalue().encode(), what="stack: ")
 
 
+def _write_frame(out: Path, i: int, f, pos: float, sp: StackParams, step: float, dof, n: int, units: str,
+                 rows: list) -> None:
+    """Frame ``i`` of a bracket: ``frame_NNNNN.png`` (colour when the source gave colour, else
+    the luma), its JSON sidecar and its ``sweep.csv`` row, each written atomically."""
+    import cv2
+
+    name = f"frame_{i:05d}.png"
+    ok, buf = cv2.imencode(".png", f.luma if f.color_bgr is None else f.color_bgr)
+    if not ok:
+        raise ConfigError(f"stack: cannot encode frame {i} as PNG")
+    storage.atomic_write(out / name, buf.tobytes(), what="stack: ")
+    side = {"file": name, "index": i, "position": round(pos, 4), "units": units, "near": sp.near, "far": sp.far,
+            "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
+            "overlap": sp.overlap, "frames": n, "timestamp_ns": f.timestamp_ns,
+            "exposure_us": f.exposure_us, "analogue_gain": f.analogue_gain, "color": f.color_bgr is not None}
+    storage.atomic_write(out / f"frame_{i:05d}.json", json.dumps(side, indent=1).encode(), what="stack: ")
+    rows.append([name, f"{pos:g}", f.timestamp_ns, "" if f.exposure_us is None else f.exposure_us,
+                 "" if f.analogue_gain is None else f"{f.analogue_gain:g}"])
+    _write_csv(out, rows)
+
+
 def capture_bracket(drive, source, analyzer, sp: StackParams, out_dir, fuse_to=None,
                     progress: Optional[Callable] = None, on_state: Optional[Callable[[dict], None]] = None,
                     cancel: Optional[threading.Event] = None) -> dict:
@@ -331,27 +352,22 @@ def capture_bracket(drive, source, analyzer, sp: StackParams, out_dir, fuse_to=N
     units = getattr(drive, "units", "steps")
     _write_csv(out, rows)
     seq = list(enumerate(positions))
-    for i, pos in (progress(seq, len(seq), "stack") if progress else seq):
-        if cancel is not None and cancel.is_set():
-            break
-        f = _frame_at(drive, source, pos, approach=(i == 0))
-        name = f"frame_{i:05d}.png"
-        ok, buf = cv2.imencode(".png", f.luma)
-        if not ok:
-            raise ConfigError(f"stack: cannot encode frame {i} as PNG")
-        storage.atomic_write(out / name, buf.tobytes(), what="stack: ")
-        side = {"file": name, "index": i, "position": round(pos, 4), "units": units, "near": sp.near, "far": sp.far,
-                "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
-                "overlap": sp.overlap, "frames": len(positions), "timestamp_ns": f.timestamp_ns,
-                "exposure_us": f.exposure_us, "analogue_gain": f.analogue_gain}
-        storage.atomic_write(out / f"frame_{i:05d}.json", json.dumps(side, indent=1).encode(), what="stack: ")
-        rows.append([name, f"{pos:g}", f.timestamp_ns, "" if f.exposure_us is None else f.exposure_us,
-                     "" if f.analogue_gain is None else f"{f.analogue_gain:g}"])
-        _write_csv(out, rows)
-        if fuse_to is not None:
-            kept.append(np.array(f.luma, copy=True))
-        state["done"] = i + 1
-        tell(state)
+    ask = getattr(source, "request_still", None)  # colour stills where the source has colour
+    if ask is not None:
+        ask("color")
+    try:
+        for i, pos in (progress(seq, len(seq), "stack") if progress else seq):
+            if cancel is not None and cancel.is_set():
+                break
+            f = _frame_at(drive, source, pos, approach=(i == 0))
+            _write_frame(out, i, f, pos, sp, step, dof, len(positions), units, rows)
+            if fuse_to is not None:
+                kept.append(np.array(f.luma if f.color_bgr is None else f.color_bgr, copy=True))
+            state["done"] = i + 1
+            tell(state)
+    finally:
+        if ask is not None:
+            ask(None)
     result = {"out": str(out), "frames": len(rows), "positions": [round(p, 3) for p in positions],
               "step": round(step, 4), "depth_of_focus": None if dof is None else round(dof, 3),
               "overlap": sp.overlap, "cancelled": bool(cancel is not None and cancel.is_set())}

@@ -75,7 +75,7 @@ def test_score_json_fields(capsys, tmp_path, tiny_model_path):
         assert len(o["tiles"]["p"]) == o["tiles"]["rows"]
     assert objs["img500.png"]["in_focus"] and not objs["img800.png"]["in_focus"]
     assert "1 unreadable file(s) skipped" in err
-    assert len(list((tmp_path / "maps").glob("*_heatmap.png"))) == 2
+    assert len(list((tmp_path / "maps").glob("*_heatmap.jpg"))) == 2  # colour JPEGs
 
 
 def test_bench_json_keys_and_ratios(capsys, tiny_model_path):

@@ -41,10 +41,24 @@ def test_record_out_is_a_file(capsys, tmp_path):
 
 
 def test_heatmap_write_failure_is_not_silent(capsys, tmp_path, images, monkeypatch):
-    monkeypatch.setattr(cv2, "imwrite", lambda *a, **k: False)
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: (False, None))
     rc = cli.main(["score", str(images), "--no-cnn", "--heatmap", str(tmp_path / "maps")])
     line = _one_line(capsys)
-    assert rc == 2 and "a_heatmap.png" in line
+    assert rc == 2 and "a_heatmap.jpg" in line
+
+
+def test_heatmap_disk_full_is_named(capsys, tmp_path, images, monkeypatch):
+    from pifocus import storage
+    real = storage.os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(storage.os, "replace", full)
+    rc = cli.main(["score", str(images), "--no-cnn", "--heatmap", str(tmp_path / "maps")])
+    monkeypatch.setattr(storage.os, "replace", real)
+    line = _one_line(capsys)
+    assert rc != 0 and "a_heatmap.jpg" in line and "disk full" in line.lower()
+    assert not list((tmp_path / "maps").glob("*.part"))
 
 
 @pytest.mark.parametrize("code, words", [

@@ -30,13 +30,13 @@ DOF_STEPS = 20
 class _Rig:
     """Sim lens + drive + analyzer + FollowFocus, stepped frame by frame."""
 
-    def __init__(self, focus=500.0, start=500.0, size=(320, 240), drop_ratio=0.6, blur_head=False):
+    def __init__(self, focus=500.0, start=500.0, size=(320, 240), blur_head=False, **continuous):
         self.sim = SimulatedSource(width=size[0], height=size[1], focus_position=focus)
         self.drive = SimulatedDrive(DriveParams(name="sim", state_file="none"), source=self.sim)
         self.drive.open()
         self.drive.move_to(start)
         self.analyzer = FocusAnalyzer(AnalysisParams(use_cnn=False))
-        self.follow = FollowFocus(AutofocusParams(mode="continuous", continuous=ContinuousParams(drop_ratio=drop_ratio)),
+        self.follow = FollowFocus(AutofocusParams(mode="continuous", continuous=ContinuousParams(**continuous)),
                                   enabled=True)
         self.blur_head = blur_head
         self.events = []
@@ -78,8 +78,8 @@ def test_first_frame_focuses_then_watches():
         rig.close()
 
 
-@pytest.mark.parametrize("kw", [dict(blur_head=True), dict(drop_ratio=0.15), dict()],
-                         ids=["blur-head", "laplacian-drop-0.15", "laplacian-default"])
+@pytest.mark.parametrize("kw", [dict(blur_head=True), dict(), dict(sharpness_drop_ratio=0.3)],
+                         ids=["blur-head-default", "laplacian-default", "laplacian-0.3"])
 def test_subject_moving_in_depth_is_followed_within_six_frames_of_settling(kw):
     rig = _Rig(focus=500, start=500, **kw)
     try:
@@ -125,12 +125,12 @@ def test_a_hand_passing_through_does_not_refocus(kw):
         rig.close()
 
 
-@pytest.mark.parametrize("kw", [dict(blur_head=True), dict(drop_ratio=0.15)],
-                         ids=["blur-head", "laplacian-drop-0.15"])
+@pytest.mark.parametrize("kw", [dict(blur_head=True), dict()], ids=["blur-head-default", "laplacian-default"])
 def test_no_refocus_in_five_minutes_within_the_depth_of_focus(kw):
     """9000 frames (5 minutes at 30 fps) of a subject swaying inside the depth of focus
-    (+-60 % of it), with a blur estimate (default drop_ratio) and with the Laplacian
-    sharpness (drop_ratio at the depth of focus's edge, 0.15 on this lens).
+    (+-60 % of it), at the default settings: with a blur estimate (``drop_ratio`` 0.6 of the
+    blur score) and with the Laplacian sharpness (``sharpness_drop_ratio`` 0.15, the depth of
+    focus's edge on this lens; ``drop_ratio`` 0.6 there hunted: 4 searches in 600 frames).
 
     The sway is rendered for real (sim + analyzer) for 600 frames; the reports of those
     frames then play through FollowFocus 14 more times (the lens never moves when
@@ -156,8 +156,37 @@ def test_no_refocus_in_five_minutes_within_the_depth_of_focus(kw):
                 ev = rig.follow.on_frame(frame, report, rig.drive, rig.analyzer, rig.drive.source)
                 assert ev in ("ok", "low", "learn"), ev
         assert rig.follow.searches == 1 and rig.drive.position == 500
+        assert len(recorded) + 14 * len(caf_reports) == 9000
     finally:
         rig.close()
+
+
+def test_score_kind_picks_its_threshold_and_a_kind_change_relearns():
+    """A blur score uses drop_ratio, the Laplacian sharpness sharpness_drop_ratio; switching
+    kind re-learns the reference instead of comparing 1.0 with a sharpness of hundreds."""
+    from types import SimpleNamespace
+
+    from pifocus.service.follow import follow_score, score_kind
+    blur = SimpleNamespace(blur_px=0.8, coc_px=1.0, sharpness=300.0, mode="laplacian", p_in_focus=0.0,
+                           exposure=None, roi=(0.2, 0.2, 0.6, 0.6))
+    lap = SimpleNamespace(blur_px=float("nan"), coc_px=1.0, sharpness=300.0, mode="laplacian", p_in_focus=0.0,
+                          exposure=None, roi=(0.2, 0.2, 0.6, 0.6))
+    assert score_kind(blur) == "blur" and follow_score(blur) == 1.0
+    assert score_kind(lap) == "sharpness" and follow_score(lap) == 300.0
+    f = FollowFocus(AutofocusParams(continuous=ContinuousParams(initial_search=False, relearn_frames=2)),
+                    enabled=True)
+    frame = SimpleNamespace(luma=np.full((40, 40), 100, np.uint8))
+    drive = SimpleNamespace(source=None)  # never moved: no search is due in this test
+    for _ in range(3):
+        f.on_frame(frame, lap, drive, None, None)
+    assert f.state == "watch" and f._caf.reference == 300.0
+    lap_low = SimpleNamespace(**dict(vars(lap), sharpness=0.2 * 300.0))  # 20 %: inside the DoF
+    assert f.on_frame(frame, lap_low, drive, None, None) == "ok"          # 0.2 > 0.15
+    assert f.on_frame(frame, blur, drive, None, None) == "learn"           # other kind: re-learn
+    f.on_frame(frame, blur, drive, None, None)
+    assert f._caf.reference == 1.0
+    blur_low = SimpleNamespace(**dict(vars(blur), blur_px=1.4))            # (1/1.4)^2 = 0.51 < 0.6
+    assert f.on_frame(frame, blur_low, drive, None, None) == "low"
 
 
 def test_follow_off_does_nothing():

@@ -628,3 +628,64 @@ def test_import_needs_no_pi_library():
             "'gpiozero.pins.rpigpio', 'gpiozero.pins.native') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- RGB LED: overexposed ---------------------------------------------------------------------
+def _exposed(rep, clip_roi_pct):
+    """``rep`` with exposure readouts whose ROI has ``clip_roi_pct`` % clipped highlights."""
+    from dataclasses import replace
+
+    from pifocus.focus.exposure import ExposureStats, FrameExposure
+    stats = ExposureStats(mean_dn=120.0, ev_offset=0.0, clip_high_pct=clip_roi_pct / 2, clip_low_pct=0.0,
+                          mean_dn_roi=200.0, ev_offset_roi=1.0, clip_high_pct_roi=clip_roi_pct,
+                          clip_low_pct_roi=0.0, noise_sigma_dn=1.0, snr_db=40.0)
+    return replace(rep, exposure=FrameExposure(stats=stats, histogram=np.zeros(64)))
+
+
+def test_rgb_overexposed_blinks_magenta_then_shows_focus_again(factory):
+    from pifocus.outputs.rgb import MAGENTA
+    rgb = FocusRGB((22, 23, 24), overexposed_pct=5.0, overexposed_blink_s=0.02, pin_factory=factory)
+    try:
+        rgb.update(_exposed(report(in_focus=True, meter=1.0), 4.9))
+        assert rgb_state(factory) == GREEN and not rgb.showing_overexposed  # at the limit: focus
+        rgb.update(_exposed(report(in_focus=True, meter=1.0), 12.0))
+        assert rgb.showing_overexposed and rgb.colour is None
+        seen = set()
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            seen.add(rgb_state(factory))
+            time.sleep(0.003)
+        assert MAGENTA in seen and (0, 0, 0) in seen and GREEN not in seen  # a blink, distinct
+        rgb.update(_exposed(report(meter=0.2), 1.0))
+        assert not rgb.showing_overexposed and rgb_state(factory) == RED
+        rgb.update(report(meter=0.2))  # no exposure readouts: no overexposed pattern
+        assert rgb_state(factory) == RED
+        rgb.update(_exposed(report(meter=0.2), 50.0))
+        rgb.set_error(True)  # the error pattern wins
+        assert not rgb.showing_overexposed
+        rgb.set_error(False)
+    finally:
+        rgb.close()
+    assert rgb_state(factory) == (0, 0, 0)
+
+
+def test_rgb_overexposed_off_and_brightness(factory):
+    rgb = FocusRGB((22, 23, 24), overexposed_pct=None, pin_factory=factory)
+    rgb.update(_exposed(report(in_focus=True, meter=1.0), 90.0))
+    assert rgb_state(factory) == GREEN and not rgb.showing_overexposed
+    assert "magenta" not in rgb.details()
+    rgb.close()
+    dim = FocusRGB((22, 23, 24), overexposed_pct=1.0, brightness=0.5, overexposed_blink_s=0.05,
+                   pin_factory=factory)
+    dim.update(_exposed(report(), 2.0))
+    assert wait_for(lambda: rgb_state(factory) == (0.5, 0.0, 0.5))
+    assert "magenta blink above 1 % clipped" in dim.details()
+    dim.close()
+
+
+@pytest.mark.parametrize("value", [-1, 101, "lots", True, float("nan")])
+def test_rgb_overexposed_pct_is_validated(value):
+    from pifocus.outputs import OutputsParams
+    with pytest.raises(ConfigError, match="rgb_overexposed_pct"):
+        OutputsParams(rgb_pins=(22, 23, 24), rgb_overexposed_pct=value)
+    assert OutputsParams(rgb_overexposed_pct=False).rgb_overexposed_pct is None

@@ -6,9 +6,21 @@ It mimics, for what the adapter calls, the real API (checked against picamera2's
 ``camera_properties``, ``create_video_configuration(main=, raw=, buffer_count=, controls=,
 queue=, sensor=, display=, encode=...)``, ``configure``, ``camera_config["main"]`` with
 ``size``/``stride``/``format``, ``start/stop/close``, ``set_controls``,
-``capture_request(wait=, flush=)`` -> a request with ``get_metadata()``, ``release()`` and
-``make_array()``; ``MappedArray(request, "main", write=)`` whose ``.array`` is the YUV420
-buffer as shape ``(h * 3 // 2, stride)``.
+``capture_request(wait=, flush=)`` -> a request with ``get_metadata()``, ``release()``,
+``make_buffer()``, ``make_array()`` and ``save_dng()``; ``MappedArray(request, "main", write=)``
+whose ``.array`` is the YUV420 buffer as shape ``(h * 3 // 2, stride)``.
+
+Stills follow ``picamera2/request.py`` ``CompletedRequest``: ``make_buffer(name)`` is a copy
+(``np.array`` of the mapped buffer) and raises ``RuntimeError("Stream 'raw' is not defined")``
+for a stream that was not configured; ``make_array`` reshapes it by the stream's config
+(``Helpers.make_array``: YUV420 as ``(h * 3 // 2, stride)``, raw as ``(h, stride)``);
+``save_dng(file_output, name="raw")`` is ``Helpers.save_dng``: PiDNG's ``PICAM2DNG`` over
+``Picamera2Camera(config, metadata)``, bytes into a ``BytesIO``.  ``release()`` drops the
+request's ``stream_map`` and ``config`` (sets them to ``None``), so any use of a released
+request raises (``AttributeError``: ``'NoneType' object has no attribute 'get'``), as the
+real one does.  The chroma planes carry a warm tint (V above neutral), so a colour still
+shows red above blue.  A configured raw stream (``raw={}`` or a dict) is SRGGB12_CSI2P
+packed 12-bit at the sensor mode's size, its pixels the luma scene on an RGGB mosaic.
 
 The camera keeps a pool of ``buffer_count`` buffers: a request not released removes one from
 the pool and a capture with an empty pool raises, as a real camera would stall -- so a test
@@ -98,6 +110,31 @@ class DmaAllocator:
         self.fds_open = 0  # "Close our copies of fds": only reached when every map closed
 
 
+V_TINT = 170  # V (Cr) plane value: above the neutral 128, so stills are warm (R > B)
+
+
+def _pack12(values):
+    """uint16 (h, w) 12-bit values as CSI-2 packed bytes (h, w * 3 // 2): two pixels' high
+    8 bits, then their low nibbles -- the layout PiDNG's ``RPICAM2DNG`` unpacks."""
+    v = values.astype(np.uint16)
+    out = np.empty((v.shape[0], v.shape[1] // 2 * 3), np.uint8)
+    out[:, 0::3] = v[:, 0::2] >> 4
+    out[:, 1::3] = v[:, 1::2] >> 4
+    out[:, 2::3] = (v[:, 0::2] & 0x0F) | ((v[:, 1::2] & 0x0F) << 4)
+    return out
+
+
+class ColorSpace:
+    """A ``libcamera.ColorSpace`` preset as picamera2 puts it in ``camera_config["colour_space"]``
+    (its repr as the libcamera Python bindings print it: ``libcamera.ColorSpace 'Rec709'``)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"libcamera.ColorSpace '{self.name}'"
+
+
 class FakeRequest:
     def __init__(self, cam, slot, shape, metadata):
         self.cam = cam
@@ -105,6 +142,10 @@ class FakeRequest:
         self.shape = shape
         self.metadata = metadata
         self.released = False
+        # request.py CompletedRequest.__init__: copies of the camera's config and stream map
+        self.config = dict(cam.camera_config)
+        self.stream_map = {k: k for k in ("main", "raw") if cam.camera_config.get(k) is not None}
+        self._raw = None
 
     @property
     def buf(self):
@@ -116,13 +157,47 @@ class FakeRequest:
         assert not self.released, "metadata of a released request"
         return dict(self.metadata)
 
+    def make_buffer(self, name):
+        """request.py CompletedRequest.make_buffer: a 1-D copy of the named stream's buffer."""
+        if self.stream_map.get(name) is None:  # AttributeError once released (stream_map None)
+            raise RuntimeError(f'Stream {name!r} is not defined')
+        if name == "main":
+            return np.array(self.buf).ravel()  # np.array(mmap): a copy
+        if self._raw is None:  # the sensor's raw frame (made on first read: same pixels)
+            self._raw = self.cam.raw_frame(self.metadata)
+        return self._raw.ravel().copy()
+
     def make_array(self, name):
-        assert name == "main"
-        return np.array(self.buf)  # the real make_buffer is np.array(mmap): a copy
+        """request.py make_array -> Helpers.make_array: the buffer reshaped by its config."""
+        buf = self.make_buffer(name)
+        cfg = self.config[name]
+        w, h = cfg["size"]
+        if cfg["format"] == "YUV420":
+            return buf.reshape((h * 3 // 2, cfg["stride"]))
+        return buf.reshape((h, cfg["stride"]))  # formats.is_raw
+
+    def save_dng(self, file_output, name="raw"):
+        """request.py save_dng -> Helpers.save_dng: PiDNG over the raw buffer and metadata."""
+        import io
+        from pidng.camdefs import Picamera2Camera  # the real request.py imports these at the top
+        from pidng.core import PICAM2DNG
+
+        buffer = self.make_buffer(name)
+        config = dict(self.config[name])
+        w, h = config["size"]
+        raw = buffer.reshape((h, config["stride"]))
+        r = PICAM2DNG(Picamera2Camera(config, self.get_metadata()))
+        r.options(compress=0)
+        if isinstance(file_output, io.BytesIO):
+            file_output.write(r.convert(raw, ""))
+        else:
+            r.convert(raw, str(file_output))
 
     def release(self):
         assert not self.released, "request released twice"
         self.released = True
+        self.stream_map = None  # request.py release(): the request, config and stream map go
+        self.config = None
         self.cam.outstanding.remove(self)
         self.cam.released += 1
         self.cam.recycle_request()
@@ -235,12 +310,20 @@ class Picamera2:
         assert config["main"]["format"] == "YUV420"
         assert w % 2 == 0 and h % 2 == 0, "YUV420 needs even sizes"
         stride = int(math.ceil(w / 64.0)) * 64  # padded rows, as the ISP delivers them
-        self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
-                                       "framesize": stride * h * 3 // 2}, "raw": config.get("raw"),
-                              "buffer_count": config["buffer_count"], "controls": config["controls"]}
-        self.controls_set = dict(config["controls"])
         size = (config.get("sensor") or {}).get("output_size") or (config.get("raw") or {}).get("size")
         mode = next((m for m in HQ_MODES if size and tuple(m["size"]) == tuple(size)), None)
+        raw = None
+        if config.get("raw") is not None:  # a raw stream: the sensor mode's size, 12-bit packed
+            rw, rh = tuple(mode["size"]) if mode else (w, h)
+            raw = {"size": (rw, rh), "format": "SRGGB12_CSI2P", "stride": int(math.ceil(rw * 3 / 2 / 32)) * 32}
+            raw["framesize"] = raw["stride"] * rh
+        # picamera2.py create_video_configuration: colour_space None -> Smpte170m below
+        # 1280x720, Rec709 from there up (both limited range)
+        cs = config.get("colour_space") or ColorSpace("SMPTE170M" if w < 1280 or h < 720 else "Rec709")
+        self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
+                                       "framesize": stride * h * 3 // 2}, "raw": raw, "colour_space": cs,
+                              "buffer_count": config["buffer_count"], "controls": config["controls"]}
+        self.controls_set = dict(config["controls"])
         self.camera_properties["ScalerCropMaximum"] = (tuple(mode["crop_limits"]) if mode and self.raw_modes
                                                        else self.unmoded_crop)
         self._allocate(config["buffer_count"], stride * h * 3 // 2)
@@ -313,6 +396,18 @@ class Picamera2:
         k = self.captures % len(self.buffer_maps)
         return list(range(k, len(self.buffer_maps))) + list(range(k))
 
+    def raw_frame(self, md):
+        """The raw stream's packed bytes for a capture: the main stream's luma pattern at the
+        sensor size on an RGGB mosaic, 12-bit above the black level."""
+        cfg = self.camera_config["raw"]
+        rw, rh = cfg["size"]
+        n = md["SensorTimestamp"] // 1000  # any per-frame value: the pattern moves like the luma
+        yy, xx = np.mgrid[0:rh, 0:rw]
+        values = 256 + ((xx + yy + n) % 200 + 20) * 16
+        packed = np.zeros((rh, cfg["stride"]), np.uint8)
+        packed[:, :rw * 3 // 2] = _pack12(values)
+        return packed
+
     def cancel_all_and_flush(self):
         self.cancelled += 1
 
@@ -339,14 +434,18 @@ class Picamera2:
             buf[:h, :w] = _scene(w, h, abs(self.fsmooth - self.focus_at))  # at the exposed position
         else:
             buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
-        buf[h:, :] = 128  # chroma
+        buf[h:, :] = 128  # chroma: U (h/4 rows of stride), then V (I420, stride-padded)
+        buf[h + h // 4:, :] = V_TINT
         del buf  # no view of ours outlives the capture
         ctrl = self.controls_set
         frame_us = ctrl.get("FrameDurationLimits", (33333, 33333))[0]
         md = {"SensorTimestamp": 1_000_000_000 + n * frame_us * 1000,
               "ExposureTime": int(ctrl.get("ExposureTime", 10000)),
               "AnalogueGain": float(ctrl.get("AnalogueGain", 1.5)),
-              "DigitalGain": 1.0, "FocusFoM": 1234 + n, "FrameDuration": frame_us}
+              "DigitalGain": 1.0, "FocusFoM": 1234 + n, "FrameDuration": frame_us,
+              # what PiDNG's Picamera2Camera reads (imx477 values)
+              "SensorBlackLevels": (4096, 4096, 4096, 4096), "ColourGains": (2.1, 1.7),
+              "ColourCorrectionMatrix": (1.8, -0.6, -0.2, -0.3, 1.6, -0.3, 0.0, -0.6, 1.6)}
         request_controls = self.inflight.popleft()
         if self.lens:
             self.exposed.append(self.fsmooth)      # pixels: the lens before this frame's update

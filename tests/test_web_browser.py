@@ -196,6 +196,18 @@ def test_tap_sets_roi_and_capture_button(svc, browser):
     wait(drv, "const a = window.pifocus.lastAction; return a && a.path === '/api/capture' && a.status === 201")
     link = drv.find_element(By.CSS_SELECTOR, "#msg a")
     assert link.text.endswith(".png")
+    assert "(grey)" in drv.find_element(By.ID, "msg").text   # the sim chart is grey
+    # The format menu: JPEG, then DNG, which the sim cannot give (the page says why).
+    from selenium.webdriver.support.ui import Select
+    Select(drv.find_element(By.ID, "capture-format")).select_by_value("jpg")
+    click(drv, "#capture")
+    wait(drv, "const a = window.pifocus.lastAction; return a && a.path === '/api/capture' && a.status === 201 "
+              "&& a.data.file.endsWith('.jpg')")
+    Select(drv.find_element(By.ID, "capture-format")).select_by_value("dng")
+    click(drv, "#capture")
+    wait(drv, "const a = window.pifocus.lastAction; return a && a.path === '/api/capture' && a.status === 409")
+    wait(drv, "return document.getElementById('msg').textContent.includes('no raw frames to save as DNG')")
+    Select(drv.find_element(By.ID, "capture-format")).select_by_value("")
 
     # Peaking off and on through the page.
     click(drv, "#peaking")

@@ -63,7 +63,8 @@ class ContinuousAF:
     frame from the drive's source).  States:
 
     * ``learn`` -- collect ``relearn_frames`` frames: the in-focus reference sharpness;
-    * ``watch`` -- compare each frame with the reference: a drop below ``drop_ratio`` must
+    * ``watch`` -- compare each frame with the reference: a drop below ``drop_ratio`` (blur
+      scores; ``sharpness_drop_ratio`` for the Laplacian sharpness :meth:`step` watches) must
       last ``drop_frames`` frames (flicker is ignored); a jump in ROI brightness is a scene
       cut: the reference is re-learnt, no search (unless the CNN says the new scene is out
       of focus);
@@ -102,10 +103,18 @@ class ContinuousAF:
         rep = self.analyzer.analyze(frame, track=False)
         _, _, mean = multiscale(frame.luma, self.analyzer.params.effective_roi, rep.noise_sigma_dn)
         p_cnn = rep.p_in_focus if rep.mode == "cnn" else math.nan
-        return self.update(rep.sharpness, mean, p_cnn)
+        return self.update(rep.sharpness, mean, p_cnn, drop_ratio=self.p.sharpness_drop_ratio)
 
-    def update(self, score: float, brightness: float, p_in_focus: float = math.nan) -> str:
-        """Judge one frame's score and ROI brightness; search when needed.
+    def relearn(self) -> None:
+        """Learn the in-focus reference again from the next frames (e.g. the score changed
+        kind); no search."""
+        self._relearn()
+
+    def update(self, score: float, brightness: float, p_in_focus: float = math.nan,
+               drop_ratio: Optional[float] = None) -> str:
+        """Judge one frame's score and ROI brightness; search when needed.  ``drop_ratio``:
+        the drop threshold for this kind of score (default ``continuous.drop_ratio``; the
+        Laplacian sharpness needs ``sharpness_drop_ratio``).
 
         Returns the event: ``learn``, ``ok``, ``low``, ``cut``, ``search`` (a local search
         ran), ``focus`` (the initial full AF ran), ``manual_turn`` (a search found the peak
@@ -122,7 +131,7 @@ class ContinuousAF:
             self._last_brightness = brightness
             self.events.append((self.frames, "focus"))
             return "focus"
-        ev = self._judge(score, brightness, p_in_focus)
+        ev = self._judge(score, brightness, p_in_focus, p.drop_ratio if drop_ratio is None else drop_ratio)
         if ev == "search":
             prev = self.results[-1] if self.results else None
             self.searches += 1
@@ -153,7 +162,7 @@ class ContinuousAF:
         self._low = 0
         self._cnn_low = 0
 
-    def _judge(self, score: float, brightness: float, p_in_focus: float) -> str:
+    def _judge(self, score: float, brightness: float, p_in_focus: float, drop_ratio: float) -> str:
         """Update the state with one frame; returns ``cut``, ``learn``, ``low``, ``ok`` or
         ``search`` (a search is due)."""
         p = self.p
@@ -176,7 +185,7 @@ class ContinuousAF:
                     return "search"
                 self._cnn_after_cut = False
             return "learn"
-        if score < p.drop_ratio * self.reference:
+        if score < drop_ratio * self.reference:
             self._low += 1
             if self._low >= p.drop_frames:
                 return "search"

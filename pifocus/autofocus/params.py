@@ -231,7 +231,13 @@ class ContinuousParams:
     """Continuous AF (``[autofocus.continuous]``).
 
     Attributes:
-        drop_ratio: sharpness below this share of the in-focus reference counts as a drop.
+        drop_ratio: a score below this share of the in-focus reference counts as a drop --
+            for the blur score of a model with a blur head (``(coc_px / blur_px)^2``: 1
+            throughout the depth of focus, below 0.6 once the blur passes 1.3 x ``coc_px``).
+        sharpness_drop_ratio: the same for the Laplacian sharpness (no blur estimate), which
+            already falls to ~20 % of its peak at the edge of the depth of focus: 0.15 =
+            refocus only outside it (0.6 there hunted: 4 searches in 600 frames of a subject
+            swaying within the depth of focus on the sim lens).
         drop_frames: frames the drop must last before searching (ignores flicker).
         scene_cut: relative change of ROI brightness between frames that marks a scene cut
             (no search for it; the reference is re-learnt).
@@ -248,6 +254,7 @@ class ContinuousParams:
     """
 
     drop_ratio: float = 0.6
+    sharpness_drop_ratio: float = 0.15
     drop_frames: int = 4
     scene_cut: float = 0.25
     relearn_frames: int = 3
@@ -260,6 +267,7 @@ class ContinuousParams:
     def __post_init__(self):
         s = "autofocus.continuous"
         require(0 < self.drop_ratio < 1, s, "drop_ratio", self.drop_ratio, "0 < x < 1")
+        require(0 < self.sharpness_drop_ratio < 1, s, "sharpness_drop_ratio", self.sharpness_drop_ratio, "0 < x < 1")
         require(1 <= int(self.drop_frames) <= 1000, s, "drop_frames", self.drop_frames, "1..1000")
         require(0 < self.scene_cut <= 10, s, "scene_cut", self.scene_cut, "0 < x <= 10")
         require(1 <= int(self.relearn_frames) <= 100, s, "relearn_frames", self.relearn_frames, "1..100")

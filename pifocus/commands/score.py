@@ -1,6 +1,5 @@
 """``pifocus score``: judge still images or folders of them."""
 
-import errno
 import logging
 import os
 from pathlib import Path
@@ -20,7 +19,10 @@ skipped with a warning and counted.
   pifocus score shot1.jpg shot2.jpg
   pifocus score shoot/ --json               one object per image: path, sharpness, p_in_focus,
                                             in_focus, tiles {rows, cols, p, textured, lap_var}
-  pifocus score shoot/ --heatmap maps/      also write a tile heat map PNG per image
+  pifocus score shoot/ --heatmap maps/      also write a colour tile heat map JPEG per image
+                                            (maps/NAME_heatmap.jpg, long side <= 1600 px)
+  pifocus score shot.jpg --heatmap map.png  one image: its heat map as that file (.png: PNG,
+                                            .jpg/.jpeg: JPEG)
 """
 
 
@@ -28,9 +30,28 @@ def add_arguments(p):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     _common.add_config_arg(p)
     _common.add_analysis_args(p)
-    p.add_argument("--heatmap", metavar="DIR",
-                   help="write a colour tile heat map per image into DIR (NAME_heatmap.png, <= 1280 px wide: "
-                        "legend, verdict, blur_px, file name)")
+    p.add_argument("--heatmap", metavar="DIR_OR_FILE",
+                   help="write a colour tile heat map (legend, verdict, blur_px, file name; long side <= 1600 px) "
+                        "per image into the folder DIR as NAME_heatmap.jpg, or for a single image into FILE "
+                        "(.jpg/.jpeg: JPEG, .png: PNG)")
+
+
+def heatmap_path(target: str, image_path: str, first: bool) -> Path:
+    """Where ``--heatmap TARGET`` puts the heat map of ``image_path``: TARGET itself when it
+    names a .jpg/.jpeg/.png file (only for the first image scored), else
+    ``TARGET/NAME_heatmap.jpg``.
+
+    Raises:
+        ConfigError: a file TARGET and more than one image.
+    """
+    from ..exc import ConfigError
+    from ..focus.heatmap import HEATMAP_FORMATS
+    if Path(target).suffix.lower() in HEATMAP_FORMATS:
+        if not first:
+            raise ConfigError(f"--heatmap {target}: a file name takes one image's heat map, and more than one "
+                              "image is being scored; give a folder (--heatmap maps/)")
+        return Path(target)
+    return Path(target) / (Path(image_path).stem + "_heatmap.jpg")
 
 
 def heatmap(luma, report):
@@ -65,13 +86,31 @@ def _sources(paths, max_pixels=None):
             yield "files", None, e
 
 
-def run(args, console) -> int:
-    import cv2
+def _write_heatmap(out: Path, luma, report) -> None:
+    """The heat map of one image into ``out`` (format from its ending), atomically.
 
+    Raises:
+        StorageError: it cannot be written (disk full named).
+        OSError: (EIO) OpenCV could not encode it (the file named).
+    """
+    import errno
+
+    from .. import storage
+    from ..focus.heatmap import encode_heatmap
+    try:
+        data = encode_heatmap(heatmap(luma, report), str(out))
+    except ValueError as e:
+        raise OSError(errno.EIO, f"cannot write the heat map: {e}", str(out)) from e
+    storage.atomic_write(out, data, what="heat map: ")
+
+
+def run(args, console) -> int:
     cfg = _common.load_config(args)
     analyzer = _common.make_analyzer(cfg)
     if args.heatmap:
-        Path(args.heatmap).mkdir(parents=True, exist_ok=True)
+        from ..focus.heatmap import HEATMAP_FORMATS
+        folder = Path(args.heatmap)
+        (folder.parent if folder.suffix.lower() in HEATMAP_FORMATS else folder).mkdir(parents=True, exist_ok=True)
     n = skipped = in_focus = 0
     failed = []
     try:
@@ -98,10 +137,7 @@ def run(args, console) -> int:
                                         f"tiles {int(report.tile_informative.sum())}/{report.tile_informative.size}"
                                         f"  {frame.path}")
                     if args.heatmap:
-                        out = Path(args.heatmap) / (Path(frame.path).stem + "_heatmap.png")
-                        if not cv2.imwrite(str(out), heatmap(frame.luma, report)):
-                            raise OSError(errno.EIO, "cannot write the heat map (disk full? not writable?)",
-                                          str(out))
+                        _write_heatmap(heatmap_path(args.heatmap, frame.path, n == 1), frame.luma, report)
                 skipped += src.skipped
     finally:
         analyzer.close()

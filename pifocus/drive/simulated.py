@@ -119,6 +119,16 @@ class SimLensSource(FrameSource):
     def params(self):
         return self.sim.params
 
+    @property
+    def still_kinds(self) -> tuple:
+        """What the sim can add to a frame (:meth:`request_still`)."""
+        return self.sim.still_kinds
+
+    def request_still(self, kind) -> None:
+        """Colour stills from the sim behind the ring (:meth:`FrameSource.request_still`)."""
+        super().request_still(kind)
+        self.sim.request_still(kind)
+
     def _open(self) -> None:
         self.sim.open()
 

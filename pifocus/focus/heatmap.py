@@ -30,17 +30,47 @@ class HeatmapParams:
     """Validated parameters of a heat map image.
 
     Attributes:
-        max_width_px: the image is reduced to at most this width (a heat map is for looking
-            at, not for pixel peeping: the file stays JPEG-sized).
+        max_side_px: the frame is reduced so its long side is at most this (320..2048 px; a
+            heat map is for looking at, not for pixel peeping: the file stays JPEG-sized).
         alpha: opacity of the tile colours over the frame (0..1).
+        jpeg_quality: JPEG quality of :func:`encode_heatmap` (50..100).
     """
 
-    max_width_px: int = 1280
+    max_side_px: int = 1600
     alpha: float = 0.45
+    jpeg_quality: int = 85
 
     def __post_init__(self):
-        require(320 <= int(self.max_width_px) <= 8192, "heatmap", "max_width_px", self.max_width_px, "320..8192 px")
+        for key, lo, hi, unit in (("max_side_px", 320, 2048, " px"), ("jpeg_quality", 50, 100, "")):
+            v = getattr(self, key)
+            require(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, "heatmap", key, v,
+                    f"an integer {lo}..{hi}{unit}")
         require(0.0 < self.alpha <= 1.0, "heatmap", "alpha", self.alpha, "0 < x <= 1")
+
+
+#: file name endings :func:`encode_heatmap` knows, and the OpenCV extension each is written as
+HEATMAP_FORMATS = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
+
+
+def encode_heatmap(img: np.ndarray, path: str, params: HeatmapParams = HeatmapParams()) -> bytes:
+    """A heat map image as file bytes in the format ``path`` names: PNG for ``.png``,
+    JPEG (``params.jpeg_quality``) for ``.jpg`` / ``.jpeg``.
+
+    Raises:
+        ConfigError: ``path`` ends in anything else (the message lists the endings).
+        ValueError: OpenCV cannot encode the image.
+    """
+    import cv2
+
+    from ..exc import ConfigError
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in HEATMAP_FORMATS:
+        raise ConfigError(f"heat map {path!r}: ending {ext or '(none)'!r} is unknown; name it .jpg, .jpeg or .png")
+    flags = [cv2.IMWRITE_JPEG_QUALITY, int(params.jpeg_quality)] if HEATMAP_FORMATS[ext] == ".jpg" else []
+    ok, buf = cv2.imencode(HEATMAP_FORMATS[ext], img, flags)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode the heat map as {ext}")
+    return buf.tobytes()
 
 
 def tile_colour(p: float) -> Tuple[int, int, int]:
@@ -71,7 +101,7 @@ def render_heatmap(luma: np.ndarray, report, name: Optional[str] = None,
     import cv2
 
     h, w = luma.shape
-    s = min(1.0, params.max_width_px / w)
+    s = min(1.0, params.max_side_px / max(w, h))
     ow, oh = max(1, int(round(w * s))), max(1, int(round(h * s)))
     small = cv2.resize(luma, (ow, oh), interpolation=cv2.INTER_AREA) if s < 1 else luma
     img = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)

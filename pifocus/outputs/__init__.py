@@ -101,6 +101,8 @@ class OutputsParams:
         rgb_common_anode: the RGB LED is common-anode (channel on = pin low).
         rgb_amber_at: meter value (0..1) from which the RGB LED shows amber instead of red.
         rgb_brightness: brightness scale of the RGB LED (0 < x <= 1).
+        rgb_overexposed_pct: the RGB LED blinks magenta while more than this share of the
+            subject region (%, 0..100) is clipped highlight; ``false`` switches it off.
         buzzer_pin: active buzzer, e.g. GPIO27 (pin 13).
         buzzer_mode: ``"proximity"`` (beeps faster near focus, steady tone in focus) or
             ``"acquire"`` (quiet: one chirp when focus is acquired).
@@ -131,6 +133,7 @@ class OutputsParams:
     rgb_common_anode: bool = False
     rgb_amber_at: float = 0.8
     rgb_brightness: float = 1.0
+    rgb_overexposed_pct: Optional[float] = 5.0
     buzzer_pin: Optional[GpioPin] = None
     buzzer_mode: str = "proximity"
     buzzer_min_meter: float = 0.3
@@ -194,6 +197,13 @@ class OutputsParams:
         num("pwm_frequency_hz", 1, 10000)
         num("rgb_amber_at", 0, 1)
         num("rgb_brightness", 0, 1, lo_open=True)
+        if _is_disabled(self.rgb_overexposed_pct):
+            object.__setattr__(self, "rgb_overexposed_pct", None)
+        else:
+            v = self.rgb_overexposed_pct
+            require(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 100, S,
+                    "rgb_overexposed_pct", v, "a percentage 0..100 of clipped highlights in the ROI, "
+                    "or false to switch the magenta overexposed blink off")
         require(self.buzzer_mode in BUZZER_MODES, S, "buzzer_mode", self.buzzer_mode, ", ".join(BUZZER_MODES))
         num("buzzer_min_meter", 0, 0.99)
         num("buzzer_slow_hz", 0, 20, lo_open=True)
@@ -337,6 +347,7 @@ def make_outputs(params: Optional[OutputsParams] = None, pin_factory=None, *, cl
         if p.rgb_pins is not None:
             indicators.append(FocusRGB(p.rgb_pins, common_anode=p.rgb_common_anode,
                                        amber_at=p.rgb_amber_at, brightness=p.rgb_brightness,
+                                       overexposed_pct=p.rgb_overexposed_pct,
                                        frequency_hz=p.pwm_frequency_hz, pin_factory=factory, **err))
         if p.buzzer_pin is not None:
             indicators.append(FocusBuzzer(p.buzzer_pin, active_high=p.active_high, mode=p.buzzer_mode,

@@ -26,6 +26,9 @@ Modules:
   controls.
 * :mod:`.follow` -- :class:`~.follow.FollowFocus`: continuous autofocus in the live loop
   (``serve`` and ``run --af-mode continuous``).
+* :mod:`.live` -- :class:`~.live.LiveReports` (the reports of an autofocus run's frames for
+  the status and the preview) and :class:`~.live.MeterCarry` (the meter across an ROI or
+  mode change).
 
 ``from pifocus.service import Service, SdNotifier, WatchedSource, ServiceError`` works as
 it did when this was one module (``ServiceError`` itself lives in :mod:`pifocus.exc`).

@@ -13,12 +13,12 @@ import logging
 import math
 import threading
 import time
-from pathlib import Path
 from typing import Optional
 
 from ..exc import ConfigError, DriveError, ModelError, OutputError, PiFocusError, ServiceError
 from . import parts
-from .captures import CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
+from .live import LiveReports, MeterCarry
+from .captures import CaptureControls, CaptureQueue, write_capture  # noqa: F401  (write_capture: its former home)
 from .bracket import BracketControls
 from .follow import FollowControls, FollowFocus
 from .rack import PresetControls
@@ -29,7 +29,7 @@ from .status import drive_position, status_document
 log = logging.getLogger("pifocus.service")
 
 
-class ServiceControls(FollowControls, PresetControls, BracketControls):
+class ServiceControls(FollowControls, PresetControls, BracketControls, CaptureControls):
     """The controls of one running :class:`~pifocus.service.Service` (see
     :class:`pifocus.controls.Controls` for each method's contract).
 
@@ -54,6 +54,9 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
         self.af_thread: Optional[threading.Thread] = None
         self.af_cancel = threading.Event()
         self.captures = CaptureQueue()
+        self.live = LiveReports(offer=self._offer_preview)
+        self.carry = MeterCarry()
+        self._init_captures()
         af = getattr(svc.cfg, "autofocus", None)
         self.follow = FollowFocus(af, enabled=getattr(af, "mode", "single") == "continuous")
         self._follow_src = None
@@ -68,7 +71,7 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
 
     def status(self) -> dict:
         """Everything the page shows, JSON-ready (see ``pifocus/web/API.md``)."""
-        d = status_document(self._svc, self.af_state)
+        d = status_document(self._svc, self.af_state, self.live)
         d["af_mode"] = "continuous" if self.follow.enabled else "single"
         d["follow"] = self.follow.status()
         d["presets"] = self.presets()
@@ -89,7 +92,9 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
         svc = self._svc
 
         def apply():
+            before = svc.pipeline.last_report
             svc.pipeline.analyzer.set_roi(roi)
+            self.carry.arm(svc.pipeline.analyzer, before, svc.pipeline.last_frame)  # no jump to 100 %
             return svc.pipeline.analyzer.params.effective_roi
         return svc.actions.call(apply)
 
@@ -116,6 +121,7 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
             old, svc.pipeline.analyzer = svc.pipeline.analyzer, analyzer
             old.close()
             svc.analysis_error = None
+            self.carry.arm(analyzer, svc.pipeline.last_report, svc.pipeline.last_frame)  # no jump to 100 %
             return analyzer.mode
         return svc.actions.call(swap)
 
@@ -234,10 +240,12 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
 
         def run():
             analyzer = svc.pipeline.analyzer
-            try:
-                return afmod.autofocus(drive, analyzer, params, source=src, strategy=strategy)
+            self.live.start_run()
+            try:  # its frames' reports reach /api/status and the preview as they come
+                return afmod.autofocus(drive, self.live.wrap(analyzer), params, source=src, strategy=strategy)
             finally:
                 analyzer.reset()  # a new focusing pass for the meter and the verdict
+                self.live.end_run()
 
         try:
             result = svc.actions.call(run, timeout=300)
@@ -274,32 +282,17 @@ class ServiceControls(FollowControls, PresetControls, BracketControls):
         """Frames read by an autofocus run: keep the preview and the watchdog going."""
         svc = self._svc
         svc.heartbeat.autofocus_frame(time.monotonic())
-        if svc.hub is not None:
-            svc.hub.offer(frame, svc.pipeline.last_report)
+        self._offer_preview(frame, self.live.latest(svc.pipeline.last_report)[0])
 
-    # -- captures -------------------------------------------------------------------------------
-    def capture(self, fmt: Optional[str] = None, timeout: float = 3.0, not_before_ns: Optional[int] = None) -> dict:
-        """Save the next full-resolution luma frame as PNG or JPEG in the captures folder.
+    def _offer_preview(self, frame, report) -> None:
+        """Hand a frame and its report to the preview (when it runs)."""
+        hub = self._svc.hub
+        if hub is not None:
+            hub.offer(frame, report)
 
-        ``not_before_ns``: take the first frame stamped at or after this ``time.monotonic_ns()``
-        time (a synchronised rig capture), not one read before and still being analysed.
-
-        Returns ``{"file", "path", "width", "height", "frame", "lens_position", "bytes",
-        "timestamp_ns"}``.
-
-        Raises:
-            ServiceError: (400) unknown format; (503) no frame within ``timeout``, or the file
-                cannot be written.
-        """
-        web = self._svc.cfg.web
-        fmt = (fmt or (web.capture_format if web else "png")).lower()
-        if fmt == "jpeg":
-            fmt = "jpg"
-        if fmt not in ("png", "jpg"):
-            raise ServiceError(f"format {fmt!r} is unknown; use 'png' or 'jpg'")
-        frame = self.captures.next_frame(timeout, not_before_ns)
-        return write_capture(frame, Path(web.captures_dir if web else "captures"), fmt)
-
+    def loop_frame(self, frame, report) -> None:
+        """Frame loop thread, every frame: the meter carried over an ROI/mode change."""
+        self.carry.frame(self._svc.pipeline.analyzer, report)
 
 def _checked_roi(roi) -> tuple:
     """``roi`` as four floats, validated like ``[analysis] roi``.

@@ -327,6 +327,7 @@ class Service(ControlShortcuts):
         if self.hub is not None:
             self.hub.offer(frame, report)
         self.controls.captures.serve(frame)
+        self.controls.loop_frame(frame, report)
         self.controls.follow_frame(frame, report)
 
     def _supervise(self) -> None:

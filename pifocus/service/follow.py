@@ -15,8 +15,10 @@ subject is within the depth of focus (blur within the circle of confusion), so n
 it can trigger a refocus, and below ``drop_ratio`` once the blur has grown past
 ``coc_px / sqrt(drop_ratio)`` (1.3 x at the default 0.6).  Without a blur estimate it is the
 report's noise-corrected Laplacian sharpness, which falls steeply inside the depth of focus
-already (to ~20 % of the peak at its edge on the sim lens): set ``[autofocus.continuous]
-drop_ratio`` to that edge's share (e.g. 0.15) for "refocus only outside the depth of focus".
+already (to ~20 % of the peak at its edge on the sim lens), so it is judged against its own
+threshold, ``[autofocus.continuous] sharpness_drop_ratio`` (default 0.15: refocus only
+outside the depth of focus).  When the score changes kind (the blur head has no estimate on
+some frames) the reference is learnt again.
 """
 
 import logging
@@ -34,13 +36,18 @@ log = logging.getLogger("pifocus.service")
 MOVING_EVENTS = ("focus", "search", "manual_turn")
 
 
+def score_kind(report) -> str:
+    """``"blur"`` when the report has a blur estimate (``blur_px``), else ``"sharpness"``."""
+    blur = float(getattr(report, "blur_px", math.nan))
+    return "blur" if math.isfinite(blur) and blur > 0 else "sharpness"
+
+
 def follow_score(report) -> float:
     """The score ContinuousAF watches (see the module docstring): blur-based when the report
     has ``blur_px``, else the Laplacian sharpness."""
-    blur = float(getattr(report, "blur_px", math.nan))
-    if math.isfinite(blur) and blur > 0:
+    if score_kind(report) == "blur":
         coc = float(report.coc_px)
-        return (coc / max(blur, coc)) ** 2
+        return (coc / max(float(report.blur_px), coc)) ** 2
     return float(report.sharpness)
 
 
@@ -77,6 +84,7 @@ class FollowFocus:
         self._enabled = bool(enabled)
         self._caf = None
         self._key = None
+        self._kind: Optional[str] = None
         self.last_event: Optional[str] = None
         self.searches = 0
 
@@ -112,9 +120,16 @@ class FollowFocus:
         if self._caf is None or self._key != key:
             self._caf = ContinuousAF(drive, analyzer, self.params, source=source)
             self._key = key
+            self._kind = None
+        kind = score_kind(report)
+        if self._kind is not None and kind != self._kind:
+            self._caf.relearn()  # a reference of the other kind of score means nothing now
+        self._kind = kind
+        cp = self._caf.p
         p_cnn = report.p_in_focus if report.mode == "cnn" else math.nan
         before = self._caf.searches
-        ev = self._caf.update(follow_score(report), roi_mean_dn(frame, report), p_cnn)
+        ev = self._caf.update(follow_score(report), roi_mean_dn(frame, report), p_cnn,
+                              drop_ratio=cp.drop_ratio if kind == "blur" else cp.sharpness_drop_ratio)
         self.last_event = ev
         if self._caf.searches != before:
             self.searches += self._caf.searches - before
@@ -133,7 +148,7 @@ class FollowFocus:
 class FollowControls:
     """The controls' part for continuous AF (a mixin of
     :class:`~pifocus.service.controls.ServiceControls`: needs ``self._svc``, ``self.follow``,
-    ``self._follow_src``, ``self.af_cancel``, ``self._on_af_frame`` and
+    ``self._follow_src``, ``self.af_cancel``, ``self._on_af_frame``, ``self.live`` and
     ``self._require_drive()``)."""
 
     def set_af_mode(self, mode: str) -> str:
@@ -165,7 +180,11 @@ class FollowControls:
             if self._follow_src is None or self._follow_src._source is not svc.source:
                 self.af_cancel.clear()
                 self._follow_src = AFSource(svc.source, self._on_af_frame, self.af_cancel)
-            self.follow.on_frame(frame, report, svc.drive, svc.pipeline.analyzer, self._follow_src)
+            self.live.start_run()  # a refocus's frames reach /api/status (see .live)
+            try:
+                self.follow.on_frame(frame, report, svc.drive, self.live.wrap(svc.pipeline.analyzer), self._follow_src)
+            finally:
+                self.live.end_run()
         except Cancelled:
             pass
         except PiFocusError as e:

@@ -17,12 +17,19 @@ log = logging.getLogger("pifocus.service")
 
 
 def make_source(cfg):
-    """The configured frame source (not yet opened).
+    """The configured frame source (not yet opened); a picamera2 source gets its raw stream
+    (``raw=True``) when ``[web] capture_format = "dng"``.
 
     Raises:
         ConfigError, SourceError: unknown source or bad options.
     """
     from ..commands._common import make_source as make
+    web = getattr(cfg, "web", None)
+    if (web is not None and web.capture_format == "dng" and cfg.source.name.lower().startswith("picamera2")
+            and "raw" not in cfg.source.options):
+        # DNG stills need picamera2's raw stream (request.save_dng reads "raw")
+        from dataclasses import replace
+        cfg = replace(cfg, source=replace(cfg.source, options=dict(cfg.source.options, raw=True)))
     return make(cfg)
 
 

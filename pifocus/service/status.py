@@ -104,15 +104,18 @@ def status_line(svc, report=None) -> str:
     return ", ".join(parts)
 
 
-def status_document(svc, autofocus: dict) -> dict:
+def status_document(svc, autofocus: dict, live=None) -> dict:
     """Everything the page shows, JSON-ready (see ``pifocus/web/API.md``).
 
     Args:
         svc: the running service.
         autofocus: the autofocus state (``{"state": "idle" | "running" | ...}``).
+        live: the controls' :class:`~pifocus.service.live.LiveReports`: during an autofocus
+            run the report of its latest frame is newer than the loop's (``report_from``).
     """
     p = svc.pipeline
     report = p.last_report if p else None
+    report, origin = live.latest(report) if live is not None else (report, "loop")
     d = {
         "version": __version__,
         "uptime_s": round(time.time() - svc.started, 1),
@@ -134,6 +137,7 @@ def status_document(svc, autofocus: dict) -> dict:
         "outputs_available": bool(svc.outputs_enabled and svc.cfg.outputs is not None),
     }
     d.update(_report_fields(report, svc.frame_size))
+    d["report_from"] = origin
     drive = svc.drive
     d["drive"] = {"available": drive is not None, "position": drive_position(drive) if drive else None,
                   "busy": svc.drive_lock.locked(), "error": svc.drive_error,

@@ -32,6 +32,9 @@ from ..frames import Frame
 
 log = logging.getLogger(__name__)
 
+#: what :meth:`FrameSource.request_still` can ask for
+STILL_KINDS = ("color", "dng")
+
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".h264", ".mjpeg", ".mjpg", ".webm", ".m4v")
 
 
@@ -58,10 +61,33 @@ class FrameSource:
     #: Number of frames for finite sources when known, else None.
     length: Optional[int] = None
 
+    #: the still kinds this source can deliver (see :meth:`request_still`); grey-only
+    #: sources deliver none and their stills stay grey
+    still_kinds: tuple = ()
+    _still: Optional[str] = None
+
     def __init__(self):
         self._opened = False
         self._index = 0
         self.skipped = 0
+
+    def request_still(self, kind: Optional[str]) -> None:
+        """Ask for stills: until called again with ``None``, every frame read carries its
+        colour image (``kind="color"``: :attr:`Frame.color_bgr`) or also its DNG
+        (``kind="dng"``: :attr:`Frame.dng`), where the source has them (:attr:`still_kinds`;
+        a grey frame stays grey).  Costs a colour conversion per frame while set.
+
+        Raises:
+            ConfigError: ``kind`` is not ``None``, ``"color"`` or ``"dng"``.
+        """
+        if kind is not None and kind not in STILL_KINDS:
+            raise ConfigError(f"still kind {kind!r} is unknown; use None, 'color' or 'dng'")
+        self._still = kind
+
+    @property
+    def still_wanted(self) -> Optional[str]:
+        """What :meth:`request_still` asked for (``None``, ``"color"`` or ``"dng"``)."""
+        return self._still
 
     # -- public API -------------------------------------------------------------------
     @property

@@ -300,19 +300,9 @@ def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> Tuple[Optio
     return data, ""
 
 
-def decode_image_file(path: str, bit_depth: Optional[int] = None,
-                      size: Optional[Tuple[int, int]] = None,
-                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
-    """Read one image file as 2-D uint8 luma (see :func:`to_luma8`, :func:`resize_luma`).
-
-    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): an image
-    whose header announces more pixels is refused before decoding (a decompression bomb).
-
-    Returns:
-        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is not a regular
-        file, is empty, too large, a truncated JPEG, cannot be decoded or has an unsupported
-        format -- never raises for a bad file, so a replay can skip it.
-    """
+def _decode(path: str, max_pixels: Optional[int]) -> Tuple[Optional[np.ndarray], str]:
+    """The decoded image of one file as ``cv2.imdecode(..., IMREAD_UNCHANGED)`` gives it, or
+    ``(None, reason)`` (see :func:`decode_image_file`)."""
     import cv2
 
     data, why = read_image_bytes(path, max_pixels)
@@ -326,10 +316,62 @@ def decode_image_file(path: str, bit_depth: Optional[int] = None,
         return None, f"cannot decode ({str(e).strip().splitlines()[-1]})"
     if img is None:
         return None, "not a decodable image (corrupt or truncated)"
+    return img, ""
+
+
+def decode_image_file(path: str, bit_depth: Optional[int] = None,
+                      size: Optional[Tuple[int, int]] = None,
+                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
+    """Read one image file as 2-D uint8 luma (see :func:`to_luma8`, :func:`resize_luma`).
+
+    ``max_pixels`` (default :data:`~pifocus.sources.imagehdr.DEFAULT_MAX_PIXELS`): an image
+    whose header announces more pixels is refused before decoding (a decompression bomb).
+
+    Returns:
+        ``(luma, "")``, or ``(None, reason)`` when the file cannot be read, is not a regular
+        file, is empty, too large, a truncated JPEG, cannot be decoded or has an unsupported
+        format -- never raises for a bad file, so a replay can skip it.
+    """
+    img, why = _decode(path, max_pixels)
+    if img is None:
+        return None, why
     try:
         return resize_luma(to_luma8(img, bit_depth), size), ""
     except ValueError as e:
         return None, str(e)
+
+
+def to_color8(img: np.ndarray, bit_depth: Optional[int] = None) -> Optional[np.ndarray]:
+    """A decoded image as ``(rows, columns, 3)`` uint8 B, G, R (alpha dropped; 16-bit and
+    float scaled as :func:`to_luma8` does), or ``None`` for a grey (one-channel) image."""
+    import cv2
+
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        return None
+    if img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.dtype != np.uint8:
+        img = np.dstack([to_luma8(np.ascontiguousarray(img[:, :, c]), bit_depth) for c in range(3)])
+    return np.ascontiguousarray(img)
+
+
+def decode_color_file(path: str, bit_depth: Optional[int] = None,
+                      size: Optional[Tuple[int, int]] = None,
+                      max_pixels: Optional[int] = None) -> Tuple[Optional[np.ndarray], str]:
+    """Read one image file in colour (:func:`to_color8`, resized like :func:`decode_image_file`).
+
+    Returns:
+        ``(bgr, "")``; ``(None, "")`` for a grey image; ``(None, reason)`` for a file
+        :func:`decode_image_file` would skip.  Never raises for a bad file.
+    """
+    img, why = _decode(path, max_pixels)
+    if img is None:
+        return None, why
+    try:
+        bgr = to_color8(img, bit_depth)
+    except ValueError as e:
+        return None, str(e)
+    return (None if bgr is None else resize_luma(bgr, size)), ""
 
 
 def open_video(path: str, max_pixels: Optional[int] = None):

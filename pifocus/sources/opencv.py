@@ -46,6 +46,8 @@ class OpenCVSource(FrameSource):
             how to check (``v4l2-ctl --list-devices``, group ``video``).
     """
 
+    still_kinds = ("color",)
+
     def __init__(self, device_or_url: Union[int, str], width: Optional[int] = None,
                  height: Optional[int] = None, fps: Optional[float] = None,
                  timeout_s: float = 10.0):
@@ -128,7 +130,7 @@ class OpenCVSource(FrameSource):
     def _read(self) -> Frame:
         import cv2
 
-        from .files import to_luma8
+        from .files import to_color8, to_luma8
 
         ok, img = self._cap.read()
         t_ns = time.monotonic_ns()
@@ -142,10 +144,11 @@ class OpenCVSource(FrameSource):
             t_ns = int(round(msec * 1e6)) if msec and msec > 0 else int(round(self._index * 1e9 / (self.fps or 30.0)))
         try:
             luma = to_luma8(img)
+            color = to_color8(img) if self.still_wanted else None  # BGR as OpenCV decoded it
         except ValueError as e:
             raise SourceError(f"{self.name}: unexpected frame format: {e}") from e
         return Frame(luma=luma, index=self._index, timestamp_ns=t_ns,
-                     path=self.device if self.is_file else None)
+                     path=self.device if self.is_file else None, color_bgr=color)
 
     def _close(self) -> None:
         if self._cap is not None:

@@ -52,6 +52,22 @@ High-resolution ROI (``scaler_crop``)
     4056x3040 mode with ``scaler_crop=(0.375, 0.375, 0.25, 0.25)`` gives 1014x760 frames of
     native sensor pixels -- the detail focusing needs, at a fraction of the full-frame cost.
 
+Colour and DNG stills
+    After :meth:`~pifocus.sources.FrameSource.request_still` each frame also carries its colour
+    image (``Frame.color_bgr``: ``request.make_array("main")`` -- a copy of the whole YUV420
+    buffer -- converted with the matrix and range of the configured colour space: picamera2's
+    video default is Rec709, limited range, from 1280x720 up and SMPTE170M (BT.601, limited)
+    below; :func:`~.picamera2_config.yuv420_to_bgr`) and, with ``"dng"`` and a raw
+    stream (``raw=True``), its DNG bytes (``request.save_dng`` into a ``BytesIO``), both taken
+    before the request is released (:func:`still_of`).  A failed still is logged and noted
+    in ``Frame.extra["StillError"]``; the live frame is not lost.
+
+Luma range
+    The video configuration keeps picamera2's default colour space (Rec709 from 1280x720 up,
+    SMPTE170M below: both *limited* range), so the Y plane runs 16..235, not 0..255: a
+    clipped highlight reads about 235 DN.  Not changed here (it would change every level the
+    analysis and the exposure readouts see on the rig; needs a check on real hardware).
+
 The lens (``AfMode``, ``LensPosition``) is left to the focus drive (``drive/libcamera.py``),
 which uses :meth:`Picamera2Source.set_controls`.
 
@@ -74,7 +90,7 @@ from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
                                configured_crop, describe_modes, full_field, noise_reduction_mode,
                                plan_output, read_timeout, round_even, scaler_crop_rect,
-                               video_config_kwargs)
+                               video_config_kwargs, ycbcr_encoding, yuv420_to_bgr)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +140,8 @@ class Picamera2Source(FrameSource):
         noise_reduction: the ISP's denoising (``NoiseReductionMode``): ``"off"`` (default:
             picamera2's video default ``"fast"`` smooths the fine detail focus is judged on),
             ``"fast"``, ``"high_quality"``, ``"minimal"``, ``"zsl"``.
+        raw: also configure a ``"raw"`` stream for DNG stills (see the module doc); ``[web]
+            capture_format = "dng"`` turns it on for the service.
 
     Raises:
         ConfigError: an invalid parameter (at construction), or a sensor mode / frame rate the
@@ -137,10 +155,13 @@ class Picamera2Source(FrameSource):
                  exposure_us: Optional[int] = None, analogue_gain: Optional[float] = None,
                  scaler_crop: Optional[Sequence[float]] = None, buffer_count: int = 4,
                  zero_copy: bool = True, queue: bool = False, timeout_s: Optional[float] = None,
-                 controls: Optional[Dict[str, Any]] = None, noise_reduction: str = "off"):
+                 controls: Optional[Dict[str, Any]] = None, noise_reduction: str = "off",
+                 raw: bool = False):
         super().__init__()
+        self.raw = raw
+        self.still_kinds = ("color", "dng") if raw else ("color",)
         check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer_count, zero_copy,
-                      timeout_s, controls)
+                      timeout_s, controls, raw)
         self.camera_num = camera
         self.name = f"picamera2:{camera}"
         self.width, self.height = ((round_even(width), round_even(height)) if width is not None
@@ -272,7 +293,7 @@ class Picamera2Source(FrameSource):
                                    self.extra_controls, self.noise_reduction)
         params = inspect.signature(cam.create_video_configuration).parameters
         config = cam.create_video_configuration(**video_config_kwargs(
-            params, mode, sensor_size, size, self.buffer_count, controls, self.queue))
+            params, mode, sensor_size, size, self.buffer_count, controls, self.queue, self.raw))
         cam.configure(config)
 
         self._fix_crop(cam, mode)
@@ -362,6 +383,7 @@ class Picamera2Source(FrameSource):
             self._release_held()  # cleans up and never raises
             raise SourceDisconnected(f"{self.name}: bad frame from the camera: {e}") from e
         self._held = (request, mapped)
+        still, md = _still_or_error(self, request, md) if self.still_wanted else ({}, md)
         if not self._zero_copy_active:
             self._release_held()  # the copy is ours: the buffer goes back to the camera now
         self.last_metadata = md
@@ -374,7 +396,7 @@ class Picamera2Source(FrameSource):
                       lens_position=float(lens) if lens is not None else None,
                       exposure_us=int(exposure) if exposure is not None else None,
                       analogue_gain=float(gain) if gain is not None else None,
-                      extra={k: md[k] for k in EXTRA_METADATA if k in md})
+                      extra={k: md[k] for k in EXTRA_METADATA + ("StillError",) if k in md}, **still)
         self._lent = frame if self._zero_copy_active else None
         return frame
 
@@ -392,6 +414,38 @@ class Picamera2Source(FrameSource):
         cam, self.camera = self.camera, None
         if cam is not None:
             self._safe_close(cam)
+
+
+def still_of(request, output_size: Tuple[int, int], dng: bool) -> Dict[str, Any]:
+    """``{"color_bgr": ...[, "dng": bytes]}`` of a request still held (before release): the
+    main stream's YUV420 copy (``request.make_array("main")``) converted to B, G, R in its
+    colour space (the request's ``config["colour_space"]``), ``output_size``; with ``dng``
+    the raw stream's DNG (``request.save_dng``).
+
+    Raises:
+        whatever picamera2 raises (a released request, a stream not configured, PiDNG).
+    """
+    import io
+
+    w, h = output_size
+    yuv = request.make_array("main")  # (h * 3 // 2, stride): Y, then U and V, stride-padded
+    encoding, full = ycbcr_encoding((request.config or {}).get("colour_space"))
+    out: Dict[str, Any] = {"color_bgr": yuv420_to_bgr(yuv, w, h, encoding, full)}
+    if dng:
+        buf = io.BytesIO()
+        request.save_dng(buf)  # picamera2: name="raw"; PiDNG returns bytes for a BytesIO
+        out["dng"] = buf.getvalue()
+    return out
+
+
+def _still_or_error(src: "Picamera2Source", request, md: Dict[str, Any]):
+    """``(still_of(...), md)`` while the request is still ours (a released one raises); a
+    failure is logged and noted as ``md["StillError"]`` (the live frame is fine)."""
+    try:
+        return still_of(request, src.output_size, src.still_wanted == "dng" and src.raw), md
+    except Exception as e:
+        log.error("%s: colour/DNG still failed: %s", src.name, e)
+        return {}, dict(md, StillError=f"{type(e).__name__}: {e}")
 
 
 def _cancel_jobs(cam) -> None:

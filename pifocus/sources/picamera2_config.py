@@ -12,6 +12,8 @@ import logging
 import math
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from ..exc import ConfigError
 
 # Logged under the name these messages had before this module was split out of
@@ -281,20 +283,24 @@ def camera_controls(scaler_crop: Optional[Rect], fps: Optional[float], exposure_
 
 def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, int],
                         size: Tuple[int, int], buffer_count: int, controls: Dict[str, Any],
-                        queue: bool) -> Dict[str, Any]:
+                        queue: bool, raw: bool = False) -> Dict[str, Any]:
     """Keyword arguments for ``Picamera2.create_video_configuration``: one YUV420 main stream,
-    no display or encoder, no raw stream unless this picamera2 version needs one to choose
-    the sensor mode (its default ``raw={}`` would allocate raw buffers nobody reads), and the
-    sensor mode as this version takes it.
+    no display or encoder, no raw stream unless ``raw`` (DNG stills: ``request.save_dng``
+    reads the ``"raw"`` stream) or this picamera2 version needs one to choose the sensor
+    mode (its default ``raw={}`` would allocate raw buffers nobody reads), and the sensor
+    mode as this version takes it.
 
     Args:
         accepted: the parameter names ``create_video_configuration`` accepts (others are
             dropped: older picamera2 versions lack some).
         mode, sensor_size: the chosen mode (or ``None``) and its size.
         size, buffer_count, controls, queue: output size, buffers, start controls, queueing.
+        raw: configure a raw stream (``raw={}``: picamera2 takes its size and format from
+            the sensor mode) for DNG stills.
     """
     kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=buffer_count,
-                                  controls=controls, queue=queue, display=None, encode=None, raw=None)
+                                  controls=controls, queue=queue, display=None, encode=None,
+                                  raw={} if raw else None)
     if mode is not None:
         if "sensor" in accepted:  # newer picamera2: choose the mode by sensor output size
             kwargs["sensor"] = {"output_size": sensor_size}
@@ -316,13 +322,16 @@ def read_timeout(timeout_s: Optional[float], fps: Optional[float], exposure_us: 
 
 
 def check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer_count: int,
-                  zero_copy: bool, timeout_s, controls) -> None:
+                  zero_copy: bool, timeout_s, controls, raw: bool = False) -> None:
     """Check the arguments of :class:`~pifocus.sources.picamera2.Picamera2Source` (units as
     there: pixels, frames/s, microseconds, seconds).
 
     Raises:
         ConfigError: the first invalid one, with the allowed range.
     """
+    if not isinstance(raw, bool):
+        raise ConfigError(f"picamera2 raw = {raw!r} is invalid; give true (a raw stream for DNG "
+                          "stills) or false")
     if isinstance(camera, bool) or not isinstance(camera, int) or camera < 0:
         raise ConfigError(f"picamera2 camera = {camera!r} is invalid; give 0, 1, ...")
     if (width is None) != (height is None):
@@ -344,3 +353,57 @@ def check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer
     if controls is not None and not isinstance(controls, dict):
         raise ConfigError(f"picamera2: controls = {controls!r} is invalid; give a table of "
                           "libcamera control names and values")
+
+
+#: ``(Kr, Kb)`` of the Y'CbCr encodings libcamera's colour spaces use.
+YCBCR_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+def ycbcr_encoding(colour_space) -> Tuple[str, bool]:
+    """``(encoding, full_range)`` of a picamera2 ``camera_config["colour_space"]`` (a
+    ``libcamera.ColorSpace``; its repr names the preset): ``Rec709`` -> BT.709 limited range
+    (picamera2's video default from 1280x720 up), ``sYCC`` -> BT.601 full range (stills),
+    ``Smpte170m`` and anything unknown -> BT.601 limited range (picamera2's video default
+    below 1280x720, and OpenCV's ``COLOR_YUV2BGR_I420``)."""
+    name = repr(colour_space).lower()
+    if "709" in name:
+        return "bt709", False
+    if "sycc" in name:
+        return "bt601", True
+    return "bt601", False
+
+
+def yuv420_to_bgr(yuv: np.ndarray, width: int, height: int, encoding: str = "bt601",
+                  full_range: bool = False) -> np.ndarray:
+    """A picamera2 ``YUV420`` buffer (I420 planes in an array of shape ``(h * 3 // 2,
+    stride)``, as ``request.make_array("main")`` returns it) as ``(h, w, 3)`` uint8 B, G, R,
+    with the colour space's own matrix and range (chroma upsampled bilinearly).
+
+    Raises:
+        ValueError: the buffer is too small for ``width`` x ``height``, or an unknown encoding.
+    """
+    import cv2
+
+    h, w = int(height), int(width)
+    stride = yuv.shape[1]
+    if encoding not in YCBCR_COEFFICIENTS:
+        raise ValueError(f"Y'CbCr encoding {encoding!r} is unknown; use {', '.join(YCBCR_COEFFICIENTS)}")
+    if yuv.ndim != 2 or yuv.shape[0] < h * 3 // 2 or stride < w or h % 2 or w % 2:
+        raise ValueError(f"YUV420 buffer of shape {yuv.shape} does not hold an even {w}x{h} frame")
+    planes = yuv[h:h * 3 // 2].reshape(-1)  # U then V, each (h/2) rows of stride/2 bytes
+    half = (stride // 2) * (h // 2)
+    u = planes[:half].reshape(h // 2, stride // 2)[:, :w // 2]
+    v = planes[half:2 * half].reshape(h // 2, stride // 2)[:, :w // 2]
+    y = yuv[:h, :w].astype(np.float32)
+    cb = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128.0
+    cr = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128.0
+    if not full_range:
+        y = (y - 16.0) * (255.0 / 219.0)
+        cb *= 255.0 / 224.0
+        cr *= 255.0 / 224.0
+    kr, kb = YCBCR_COEFFICIENTS[encoding]
+    kg = 1.0 - kr - kb
+    r = y + 2.0 * (1.0 - kr) * cr
+    b = y + 2.0 * (1.0 - kb) * cb
+    g = (y - kr * r - kb * b) / kg
+    return np.clip(np.dstack([b, g, r]) + 0.5, 0, 255).astype(np.uint8)

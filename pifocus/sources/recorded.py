@@ -59,9 +59,9 @@ from ..exc import ConfigError, SourceError, SourceExhausted
 from ..frames import Frame
 from . import VIDEO_EXTENSIONS, FrameSource
 from .imagehdr import check_max_pixels
-from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_image_file, is_image,
-                    list_files, list_folder, natural_key, natural_sorted, open_video, read_sweep_csv,
-                    resize_luma, to_luma8)
+from .files import (IMAGE_EXTENSIONS, SWEEP_COLUMNS, SWEEP_CSV, SweepEntry, decode_color_file, decode_image_file,
+                    is_image, list_files, list_folder, natural_key, natural_sorted, open_video,
+                    read_sweep_csv, resize_luma, to_color8, to_luma8)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ def _check_options(fps, bit_depth, width, height) -> None:
 
 
 class RecordedSource(FrameSource):
-    """Frames replayed from a folder of images, a list of image files, or a video file.
+    """Frames replayed from a folder of images, a list of image files, or a video file
+    (in colour after :meth:`~pifocus.sources.FrameSource.request_still` when the files are).
 
     Args:
         path: a folder (with or without ``sweep.csv``), one image file, a list of image files
@@ -114,6 +115,8 @@ class RecordedSource(FrameSource):
         skipped: number of unreadable frames skipped so far.
         skipped_files: ``(path, reason)`` of each skipped file.
     """
+
+    still_kinds = ("color",)
 
     def __init__(self, path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
                  loop: bool = False, fps: float = 30.0, bit_depth: Optional[int] = None,
@@ -344,9 +347,14 @@ class RecordedSource(FrameSource):
         ts = entry.timestamp_ns if entry.timestamp_ns is not None else int(round(self._index * 1e9 / self.fps))
         extra: Dict = {"frame_index": i}
         extra.update(entry.extra)
+        color = None
+        if self.still_wanted:  # a capture waits: the file once more, in colour (None when grey)
+            color, _ = decode_color_file(entry.path, self.bit_depth, self.size, self.max_pixels)
+            if color is not None and color.shape[:2] != luma.shape:
+                color = None
         return Frame(luma=luma, index=self._index, timestamp_ns=ts, lens_position=entry.position,
                      exposure_us=entry.exposure_us, analogue_gain=entry.gain, path=entry.path,
-                     extra=extra)
+                     extra=extra, color_bgr=color)
 
     def _read_video(self) -> Frame:
         return _read_video_frame(self)
@@ -396,6 +404,7 @@ def _read_video_frame(src: "RecordedSource") -> Frame:
         src._pos = i + 1
     try:
         luma = resize_luma(to_luma8(img, src.bit_depth), src.size)
+        color = resize_luma(to_color8(img, src.bit_depth), src.size) if src.still_wanted and img.ndim == 3 else None
     except ValueError as e:
         raise SourceError(f"video {src._video_path!r} frame {i}: {e}") from e
     if src._hold is not None:
@@ -403,4 +412,4 @@ def _read_video_frame(src: "RecordedSource") -> Frame:
         luma.flags.writeable = False
         src._cache, src._cache_ts = (i, luma), ts
     return Frame(luma=luma, index=src._index, timestamp_ns=ts, lens_position=float(i),
-                 path=src._video_path, extra={"frame_index": i})
+                 path=src._video_path, extra={"frame_index": i}, color_bgr=color)

@@ -23,7 +23,7 @@ import numpy as np
 from ..exc import ConfigError, SourceError
 from ..frames import Frame
 from . import FrameSource
-from .files import decode_image_file
+from .files import decode_color_file, decode_image_file
 from .imagehdr import check_max_pixels
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def defocus(image: np.ndarray, radius_px: float, out: Optional[np.ndarray] = Non
     factor = max(1, int(radius_px // 3))
     if factor == 1:
         return cv2.filter2D(image, -1, disk_kernel(radius_px), dst=out, borderType=cv2.BORDER_REFLECT)
-    h, w = image.shape
+    h, w = image.shape[:2]
     small = cv2.resize(image, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     small = cv2.filter2D(small, -1, disk_kernel(radius_px / factor), borderType=cv2.BORDER_REFLECT)
     return cv2.resize(small, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
@@ -309,6 +309,7 @@ class SimulatedSource(FrameSource):
         self.params = SimParams(**params)
         self.name = f"sim:{image}" if image else "sim"
         self._scene: Optional[np.ndarray] = None
+        self._scene_bgr: Optional[np.ndarray] = None  # uint8 colour scene (colour images only)
         self._blur: Optional[np.ndarray] = None
         self._rng = np.random.default_rng(self.params.seed)
         # None = automatic focus pull
@@ -345,7 +346,30 @@ class SimulatedSource(FrameSource):
                               "give a readable PNG/JPEG/BMP file")
         if self._user_size and (img.shape[1], img.shape[0]) != (p.width, p.height):
             img = cv2.resize(img, (p.width, p.height), interpolation=cv2.INTER_AREA)
+        bgr, _ = decode_color_file(self.image_path, size=(img.shape[1], img.shape[0]), max_pixels=self.max_pixels)
+        self._scene_bgr = bgr  # None for a grey image: its stills stay grey
         return img.astype(np.float32) / 255.0
+
+    @property
+    def still_kinds(self) -> tuple:
+        """``("color",)`` when the scene is a colour image, else ``()`` (the chart is grey)."""
+        _ = self.scene
+        return ("color",) if self._scene_bgr is not None else ()
+
+    def render_color(self, position: float) -> np.ndarray:
+        """The colour frame (B, G, R uint8) the camera would give at a lens position: each
+        channel blurred and exposed like :meth:`render` (advances the noise).
+
+        Raises:
+            SourceError: the scene has no colour (the chart, or a grey image).
+        """
+        p = self.params
+        if self.still_kinds == ():
+            raise SourceError(f"{self.name}: the scene is grey; give a colour image (sim:IMAGE) for colour frames")
+        scene = self._scene_bgr.astype(np.float32) / np.float32(255.0)
+        blurred = defocus(scene, blur_radius_px(position, p))
+        return sensor(blurred, self._rng, exposure=p.exposure, analogue_gain=p.analogue_gain,
+                      full_well_e=p.full_well_e, read_noise_e=p.read_noise_e)
 
     def _open(self) -> None:
         if self._scene is None:
@@ -375,7 +399,13 @@ class SimulatedSource(FrameSource):
                 time.sleep(delay)
             self._next_time = max(self._next_time + 1.0 / p.fps, time.monotonic() - 1.0 / p.fps)
         position = self.lens_position
-        luma = self.render(position)
+        color = None
+        if self.still_wanted and self.still_kinds:
+            import cv2
+            color = self.render_color(position)  # the luma is this colour frame's, as a camera's is
+            luma = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)
+        else:
+            luma = self.render(position)
         return Frame(
             luma=luma,
             index=self._index,
@@ -384,6 +414,7 @@ class SimulatedSource(FrameSource):
             exposure_us=int(round(1e6 / p.fps * min(p.exposure, 1.0))),
             analogue_gain=p.analogue_gain,
             extra={"blur_px": blur_radius_px(position, p)},
+            color_bgr=color,
         )
 
     def _close(self) -> None:

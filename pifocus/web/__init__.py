@@ -31,7 +31,7 @@ PEAKING_COLOURS = {
     "red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 64, 0),
     "yellow": (0, 255, 255), "magenta": (255, 0, 255), "cyan": (255, 255, 0), "white": (255, 255, 255),
 }
-CAPTURE_FORMATS = ("png", "jpg")
+CAPTURE_FORMATS = ("png", "jpg", "dng")
 MIN_TOKEN_CHARS = 8
 #: A host name (or IP literal) as ``allowed_hosts`` takes it: no port, no scheme, no path.
 _HOST_NAME = re.compile(r"^\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
@@ -97,7 +97,9 @@ class WebParams:
             dir, shared with ``pifocus preset``).
         captures_dir: folder for ``/api/capture`` stills (relative paths are relative to
             the working directory, ``/var/lib/pifocus`` under systemd).
-        capture_format: ``png`` (lossless) or ``jpg``.
+        capture_format: ``png`` (lossless) or ``jpg`` (colour when the source has colour,
+            else grey), or ``dng`` (the sensor's raw data; picamera2 only: the service then
+            configures the camera's raw stream).
         nudge_max_steps: largest single ``/api/nudge`` move, in drive steps.
         encoder_nice: how much lower than the frame loop the preview encoder runs (Linux
             nice levels, 0..19): when the CPU is short the preview drops frames, the focus
@@ -165,7 +167,8 @@ class WebParams:
         require(320 <= int(self.peaking_max_px) <= 8192, s, "peaking_max_px", self.peaking_max_px, "320..8192 px")
         require(isinstance(self.captures_dir, str) and self.captures_dir.strip() != "", s, "captures_dir",
                 self.captures_dir, "a folder path")
-        require(self.capture_format in CAPTURE_FORMATS, s, "capture_format", self.capture_format, "png or jpg")
+        require(self.capture_format in CAPTURE_FORMATS, s, "capture_format", self.capture_format,
+                "png, jpg or dng")
         require(1 <= int(self.nudge_max_steps) <= 1_000_000, s, "nudge_max_steps", self.nudge_max_steps,
                 "1..1000000 steps")
         require(0 <= int(self.encoder_nice) <= 19, s, "encoder_nice", self.encoder_nice, "0..19")

@@ -303,7 +303,7 @@ class _Handler(ToolRoutes, BaseHTTPRequestHandler):
         only(body, ("format",))
         fmt = body.get("format")
         if fmt is not None and not isinstance(fmt, str):
-            raise HTTPError(400, "format must be 'png' or 'jpg'")
+            raise HTTPError(400, "format must be 'png', 'jpg' or 'dng'")
         out = self.controls.capture(fmt)
         out["url"] = f"/captures/{out['file']}"
         self._json(201, {"ok": True, **out})

@@ -488,10 +488,12 @@
       .then((d) => say("position " + d.position)).catch(() => {});
   }));
   $("capture").addEventListener("click", () => {
-    post("/api/capture", {}).then((d) => {
+    const fmt = $("capture-format").value;
+    post("/api/capture", fmt ? { format: fmt } : {}).then((d) => {
       const m = $("msg");
+      const what = d.file.endsWith(".dng") ? "raw DNG" : (d.color ? "colour" : "grey");
       say("saved ", false, 10000);
-      m.textContent = "saved ";
+      m.textContent = "saved (" + what + ") ";
       const a = document.createElement("a");
       a.href = d.url; a.textContent = d.file; a.style.color = "inherit";
       m.appendChild(a);
