@@ -92,12 +92,16 @@ def _peaking_mask8(small: np.ndarray, threshold: float, noise_sigma_dn: float = 
 
 
 def _lower_priority(nice: int) -> None:
-    """Make the calling thread yield the CPU to the frame loop (Linux: nice is per thread)."""
+    """Make the calling thread yield the CPU to the frame loop (Linux: nice is per thread):
+    ``nice`` above the process's own (the main thread's); idempotent, so a keep-alive HTTP
+    thread that serves many magnifier requests is lowered once, not step by step to 19."""
     if nice <= 0:
         return
     try:
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + nice)
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
     except (AttributeError, OSError) as e:  # not Linux, or not allowed: fine either way
         log.debug("cannot lower the preview encoder's priority: %s", e)
 
@@ -257,8 +261,11 @@ class PreviewHub:
     def zoom(self, zp: "mag.ZoomParams", timeout: float = 2.0) -> Optional[Tuple[bytes, dict]]:
         """The magnifier JPEG of the newest full-resolution frame (:func:`.magnifier.render_zoom`,
         peaking at sensor resolution when peaking is on); ``(jpeg, headers)`` or None when
-        no frame comes within ``timeout`` seconds.  Runs in the caller's (HTTP) thread."""
+        no frame comes within ``timeout`` seconds.  Runs in the caller's (HTTP) thread, at the
+        encoder's lower priority: a photographer holding the magnifier must not slow the loop."""
         import cv2
+
+        _lower_priority(self.params.encoder_nice)
 
         full = self._full
         if full is None or time.monotonic() - full[5] > 0.5:
