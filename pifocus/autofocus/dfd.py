@@ -81,7 +81,7 @@ class DfdStrategy(Strategy):
         p: DfdParams = self.params
         use_head = bool(getattr(run.analyzer, "has_blur", False))
         step = max(run.res, p.probe_step * run.span)
-        _probe(run, step)
+        _probe(run, p, step)
         for _ in range(int(p.max_jumps)):
             run.tick()
             x = _next_position(run, p, step, use_head)
@@ -112,9 +112,15 @@ def _blur(s: Sample, use_head: bool, run: Optional[_Run] = None) -> float:
     return relative_blur(m1, s.coarse.get(8, 0.0))
 
 
-def _probe(run: _Run, step: float) -> None:
-    """Here, and one step towards the side with more room."""
+def _probe(run: _Run, p: DfdParams, step: float) -> None:
+    """Here, and one step towards the side with more room -- or, when this frame shows no
+    detail at all even 8x reduced (far out in the curve's tails, where a probe step away
+    looks the same), straight to the point that best covers the unsampled range
+    (:func:`_largest_gap`)."""
     first = run.here()
+    if not first.coarse_ok(8, p.detail_factor):
+        run.measure(_largest_gap(run, [first]), approach=True)
+        return
     direction = 1.0 if (run.hi - first.position) >= (first.position - run.lo) else -1.0
     run.measure(first.position + direction * step, approach=True)
 
@@ -133,15 +139,30 @@ def _vertex(three) -> Optional[dict]:
     return fit_peak([u.position for u in three], [u.score for u in three], "gaussian")
 
 
+def gap_target(xs: List[float], lo: float, hi: float, res: float) -> Optional[float]:
+    """Where one more sample best covers a range ``lo..hi`` sampled at ``xs`` (sorted): a
+    peak between two samples is seen from both sides, one beyond the last sample from one
+    side only, so an interior stretch of width ``g`` leaves at most ``g / 2`` unseen and an
+    end stretch of width ``e`` leaves ``e``.  The stretch leaving most is split so both
+    pieces leave the same: an interior one at its middle, an end one at two thirds of the
+    way to the end.  None when no stretch is wider than a drive step.  Pure."""
+    if not xs:
+        return (lo + hi) / 2
+    cands = []
+    if xs[0] - lo > res:
+        cands.append((xs[0] - lo, xs[0] - 2 * (xs[0] - lo) / 3))
+    cands += [((b - a) / 2, (a + b) / 2) for a, b in zip(xs, xs[1:]) if b - a > 2 * res]
+    if hi - xs[-1] > res:
+        cands.append((hi - xs[-1], xs[-1] + 2 * (hi - xs[-1]) / 3))
+    return max(cands)[1] if cands else None
+
+
 def _largest_gap(run: _Run, U: List[Sample]) -> float:
-    """The middle of the widest stretch of the range without a sample (an unsampled range
-    end counts as that stretch's far end, and is sampled itself)."""
-    xs = [u.position for u in U]
-    gaps = [(xs[0] - run.lo, run.lo)] if xs[0] > run.lo + run.res / 2 else []
-    gaps += [(b - a, (a + b) / 2) for a, b in zip(xs, xs[1:])]
-    if xs[-1] < run.hi - run.res / 2:
-        gaps.append((run.hi - xs[-1], run.hi))
-    return max(gaps)[1] if gaps else xs[0]
+    """The position that best covers the stretches of the range without a sample
+    (:func:`gap_target`); the first sample's position when every stretch is covered."""
+    xs = sorted(u.position for u in U)
+    x = gap_target(xs, run.lo, run.hi, run.res)
+    return xs[0] if x is None else x
 
 
 def _dfd_target(run: _Run, p: DfdParams, U: List[Sample], use_head: bool) -> Optional[float]:

@@ -295,6 +295,11 @@ class AutofocusParams:
             ``"continuous"``: ``run --drive`` and ``serve`` keep the subject in focus with
             :class:`~pifocus.autofocus.ContinuousAF` (refocus only when sharpness drops and
             stays down; switchable on the page).
+        centre_sigma: the curve score weights the ROI by a Gaussian about its centre, this
+            many ROI sides wide (0 = every pixel alike).  The subject is where the ROI is
+            aimed; a background plane with fine texture at its edges (paper behind a fruit,
+            a wicker ball beside the strand) must not out-score it.  At 0.25 the middle
+            half of each side (a quarter of the area) carries half the weight.
         sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
@@ -304,6 +309,7 @@ class AutofocusParams:
     approach_overshoot: float = 0.05
     start: Optional[float] = None
     mode: str = "single"
+    centre_sigma: float = 0.25
     sweep: SweepParams = field(default_factory=SweepParams)
     model: ModelParams = field(default_factory=ModelParams)
     continuous: ContinuousParams = field(default_factory=ContinuousParams)
@@ -319,6 +325,8 @@ class AutofocusParams:
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
+        require(0 <= self.centre_sigma <= 10, s, "centre_sigma", self.centre_sigma,
+                "0..10 ROI sides (0 = uniform)")
         require(self.mode in AF_MODES, s, "mode", self.mode, '"single" or "continuous"')
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
                           ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams),
