@@ -167,7 +167,8 @@ def _largest_gap(run: _Run, U: List[Sample]) -> float:
 
 def _dfd_target(run: _Run, p: DfdParams, U: List[Sample], use_head: bool) -> Optional[float]:
     """Where the blur V through the samples puts focus (None: no usable blur estimates)."""
-    pts = [(u.position, _blur(u, use_head, run)) for u in U]
+    # Only frames with fine detail: far out the estimate reads what the noise left over.
+    pts = [(u.position, _blur(u, use_head, run)) for u in U if _has_detail(p, u)]
     pts = [(x, b) for x, b in pts if math.isfinite(b)]
     if len(pts) < 2:
         return None
@@ -207,8 +208,10 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
     if br is not None:
         soft = _is_soft(run, p, br[1], use_head)
         narrow = br[2].position - br[0].position <= p.explore_gap * run.span
-        if narrow and not _has_detail(p, br[1]):
-            # A small bump in the far tails (no fine detail anywhere yet): look elsewhere.
+        clear = br[1].score > p.flat_ratio * max(br[0].score, br[2].score)
+        if narrow and not _has_detail(p, br[1]) and not clear:
+            # A small bump in the far tails (no fine detail anywhere yet, hardly above its
+            # neighbours): look elsewhere.  A clear one is a real peak seen from afar: go in.
             x = _largest_gap(run, U)
             return None if run.find(run.snap(x), tol=_tol(run, step)) is not None else x
         if (_tight(run, p, br) or (narrow and _converged(run, p, br))) and (narrow or not soft):
@@ -228,12 +231,27 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
     x = _extrapolated(U, best, direction)
     if x is None:
         x = _dfd_target(run, p, U, use_head)
-    if x is None or (x - best.position) * direction <= 0:
+    if (x is None or (x - best.position) * direction <= 0) and _has_detail(p, best):
+        # Fine detail here and no usable V: focus is near, on either side.  Step as far as
+        # the sample's own blur says (a probe step at ``sharp_blur``, a quarter near focus),
+        # not on towards the range end.
+        dist = _blur_step(run, p, best, step, use_head)
+    elif x is None or (x - best.position) * direction <= 0:
         dist = p.grow * gap                           # the blur says nothing: keep going, faster
     else:
         dist = min(max(abs(x - best.position), gap / 2), p.grow * gap)
     dist = min(max(dist, run.res), p.max_jump * run.span)
     return min(max(best.position + direction * dist, run.lo), run.hi)
+
+
+def _blur_step(run: _Run, p: DfdParams, s: Sample, step: float, use_head: bool) -> float:
+    """How far focus may be from a sample with fine detail, by its own blur estimate: the
+    probe ``step`` at ``sharp_blur`` above the floor (or more), down to a quarter of it at
+    the floor (drive units)."""
+    b = _blur(s, use_head, run)
+    sharp = p.sharp_blur_px if use_head else p.sharp_blur
+    frac = (b - p.blur_floor) / sharp if math.isfinite(b) else 1.0
+    return step * min(max(frac, 0.25), 1.0)
 
 
 def _has_detail(p: DfdParams, s: Sample) -> bool:
