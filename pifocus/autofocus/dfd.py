@@ -215,7 +215,7 @@ def _next_position(run: _Run, p: DfdParams, step: float, use_head: bool) -> Opti
             x = _largest_gap(run, U)
             return None if run.find(run.snap(x), tol=_tol(run, step)) is not None else x
         if (_tight(run, p, br) or (narrow and _converged(run, p, br))) and (narrow or not soft):
-            return _explore_if_soft(run, p, U, br[1], use_head)
+            return _explore_if_soft(run, p, U, br, use_head)
         return _inside(run, step, br)
     best = max(U, key=lambda u: u.score)
     i = U.index(best)
@@ -266,11 +266,45 @@ def _is_soft(run: _Run, p: DfdParams, s: Sample, use_head: bool) -> bool:
     return not math.isnan(b) and b > (p.sharp_blur_px if use_head else p.sharp_blur)
 
 
-def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], best: Sample,
+def coarse_rise_side(left_8: float, best_8: float, right_8: float, rise: float) -> Optional[float]:
+    """The side (-1 left, +1 right) on which the 8x-reduced measure of a bracket's neighbour
+    is more than ``rise`` times the best sample's (the steeper one), or None.  Pure.
+
+    The reduced measure sees focus from far away: a score peak where it still climbs past
+    a neighbour is a local one (a nearer plane with fine texture, a bump of the curve) with
+    more of the scene coming into focus beyond it."""
+    up = [(n / max(best_8, 1e-9), d) for n, d in ((left_8, -1.0), (right_8, 1.0)) if n > rise * best_8]
+    return max(up)[1] if up else None
+
+
+def _explore_coarse(run: _Run, p: DfdParams, U: List[Sample], br) -> Optional[float]:
+    """Where to look past a bracket whose 8x-reduced measure still climbs on one side
+    (:func:`coarse_rise_side`): the point best covering the unsampled part of the range on
+    that side, while a stretch wider than half ``explore_gap`` of the range is left there;
+    None: nothing to look at."""
+    left, best, right = br
+    d = coarse_rise_side(left.coarse[8], best.coarse[8], right.coarse[8], p.coarse_rise)
+    if d is None:
+        return None
+    lo, hi = (best.position, run.hi) if d > 0 else (run.lo, best.position)
+    xs = sorted(u.position for u in U if lo <= u.position <= hi)
+    widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - lo, hi - xs[-1]])
+    if widest <= p.explore_gap * run.span / 2:
+        return None
+    return gap_target(xs, lo, hi, run.res)
+
+
+def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], br,
                      use_head: bool) -> Optional[float]:
-    """A peak whose own blur estimate is still high is a local one (a side lobe, an edge of
-    another plane): look at the widest unsampled stretch of the range (while there is one
-    wider than ``explore_gap`` of it) before accepting it.  None: accept the peak."""
+    """Before a bracketed peak is accepted: where the 8x-reduced measure says more is
+    coming into focus past it, look there first (:func:`_explore_coarse`); a peak whose own
+    blur estimate is still high is a local one (a side lobe, an edge of another plane):
+    look at the widest unsampled stretch of the range (while there is one wider than
+    ``explore_gap`` of it).  None: accept the peak."""
+    best = br[1]
+    x = _explore_coarse(run, p, U, br)
+    if x is not None:
+        return x
     if p.trust_sharp and not _is_soft(run, p, best, use_head):
         return None
     xs = [u.position for u in U]

@@ -184,6 +184,9 @@ class DfdParams:
         trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
             False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
         explore_gap: ... while an unsampled stretch wider than this share of the range is left.
+        coarse_rise: a bracketed peak whose neighbour's 8x-reduced measure is more than this
+            many times the peak's is a local one while half ``explore_gap`` of the range is
+            unsampled on that side: more of the scene comes into focus there, look first.
         flat_ratio: while the best/worst score of the samples is below this, nothing has
             changed with focus yet: sample the middle of the widest unsampled stretch.
     """
@@ -205,11 +208,13 @@ class DfdParams:
     sharp_blur_px: float = 2.5
     explore_gap: float = 0.35
     trust_sharp: bool = True
+    coarse_rise: float = 1.1
 
     def __post_init__(self):
         s = "autofocus.dfd"
         require(0 < self.sharp_blur <= 100, s, "sharp_blur", self.sharp_blur, "0 < x <= 100")
         require(0 < self.sharp_blur_px <= 50, s, "sharp_blur_px", self.sharp_blur_px, "0 < x <= 50 px")
+        require(1 <= self.coarse_rise <= 100, s, "coarse_rise", self.coarse_rise, "1..100 (100 = off)")
         require(0 < self.explore_gap <= 1, s, "explore_gap", self.explore_gap, "0 < x <= 1")
         require(0 <= self.snap_sigmas <= 1, s, "snap_sigmas", self.snap_sigmas, "0..1")
         require(0 <= self.converge_sigmas <= 2, s, "converge_sigmas", self.converge_sigmas, "0..2")
