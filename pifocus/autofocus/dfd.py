@@ -319,8 +319,8 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     the target: within ``bracket_sigmas`` sigmas of the fitted peak, or four drive steps."""
     left, best, right = br
     width = right.position - left.position
-    if width <= 4 * run.res:
-        return True
+    if width <= 2 * run.res:
+        return True        # the neighbours are the next drive steps: nothing in between
     gaps = sorted((best.position - left.position, right.position - best.position))
     if gaps[1] > p.max_skew * max(gaps[0], run.res):
         return False       # lopsided: the curve's cusp would pull the vertex to the wide side
@@ -396,7 +396,13 @@ def _fine_spacing(run: _Run, p: DfdParams, step: float) -> float:
 
 def _land(run: _Run, p: DfdParams, step: float) -> Tuple[Optional[dict], Optional[float]]:
     """Bracket the best approached sample by approached neighbours at most ``h`` away, then
-    the log-parabola vertex through the three (clamped between them)."""
+    the log-parabola vertex through the three (clamped between them).  The best frame of
+    the run, when it was not approached (the start), is read approached first."""
+    top = run.best()
+    if not top.approached and run.find(top.position, approached=True) is None:
+        # The best frame so far was not reached from the approach side (the start): its
+        # position is only as good as the play the drive knows of; read it approached.
+        run.measure(top.position, approach=True)
     for _ in range(int(p.max_landing)):
         run.tick()
         h = _fine_spacing(run, p, step)
@@ -409,7 +415,7 @@ def _land(run: _Run, p: DfdParams, step: float) -> Tuple[Optional[dict], Optiona
             break
         # At a range end the gate needs the end's own neighbour: no wider spacing there.
         at_end = best.position <= run.lo + run.res / 2 or best.position >= run.hi - run.res / 2
-        tol = (1.0 if at_end else 1.5) * h + run.res / 2
+        tol = (1.0 if at_end else 1.5) * h + (run.res / 2 if at_end else 0.0)
         inside = [x for x, nb in ((best.position - h, left), (best.position + h, right))
                   if (nb is None or abs(best.position - nb.position) > tol)
                   and run.lo - run.res / 2 <= x <= run.hi + run.res / 2

@@ -208,7 +208,7 @@ class DfdParams:
     sharp_blur_px: float = 2.5
     explore_gap: float = 0.35
     trust_sharp: bool = True
-    coarse_rise: float = 1.1
+    coarse_rise: float = 1.03
 
     def __post_init__(self):
         s = "autofocus.dfd"
