@@ -35,7 +35,11 @@ class GateParams:
         min_informative: weighted share of ROI tiles with real texture at the best sample
             below this -> "too little texture".
         flat_ratio: (best + 1) / (worst + 1) score of the curve below this -> "flat curve".
-        min_r2: R² of the peak fit (log domain) below this -> "poor fit".
+        min_r2: R² of the peak fit (log domain) below this -> "poor fit", unless the best
+            sample has lower ones within twice the depth of focus on both sides (then it is
+            within the depth of focus of the peak, whatever the fit).
+        rival_ratio: another local maximum of the sampled curve, not next to the best and
+            behind a dip, scoring at least this share of the best -> "multi-peaked curve".
         edge_margin: the peak counts as at the edge when the best sample is the first or
             last position of the range and the fit does not put the peak inside.
         verify_ratio: the final frame's score must reach this share of the best sample's,
@@ -47,6 +51,7 @@ class GateParams:
     flat_ratio: float = 1.4
     min_r2: float = 0.6
     verify_ratio: float = 0.5
+    rival_ratio: float = 0.7
 
     def __post_init__(self):
         s = "autofocus.gate"
@@ -55,6 +60,7 @@ class GateParams:
         require(1 <= self.flat_ratio <= 1000, s, "flat_ratio", self.flat_ratio, "1..1000")
         require(-1 <= self.min_r2 <= 1, s, "min_r2", self.min_r2, "-1..1")
         require(0 <= self.verify_ratio <= 1, s, "verify_ratio", self.verify_ratio, "0..1")
+        require(0 < self.rival_ratio <= 1.01, s, "rival_ratio", self.rival_ratio, "0 < x <= 1.01 (1.01 = off)")
 
 
 @dataclass(frozen=True)
