@@ -316,7 +316,8 @@ def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], br,
 
 def _tight(run: _Run, p: DfdParams, br) -> bool:
     """The bracket ``(left, best, right)`` is narrow enough for its log-parabola vertex to be
-    the target: within ``bracket_sigmas`` sigmas of the fitted peak, or four drive steps."""
+    the target: within ``bracket_sigmas`` sigmas of the fitted peak, or its neighbours the
+    next drive steps."""
     left, best, right = br
     width = right.position - left.position
     if width <= 2 * run.res:
@@ -327,7 +328,11 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     if not _has_detail(p, best):
         return False       # no fine detail at the best: still in the far tails
     f = _vertex(br)
-    return f is not None and bool(f.get("sigma")) and width <= p.bracket_sigmas * f["sigma"]
+    # A best whose own blur estimate reads sharp (within ``sharp_margin`` of the floor) is at
+    # the peak already: a wider bracket around it will do.
+    b = _blur(best, bool(getattr(run.analyzer, "has_blur", False)), run)
+    k = p.bracket_sigmas_sharp if b <= p.blur_floor + p.sharp_margin else p.bracket_sigmas
+    return f is not None and bool(f.get("sigma")) and width <= k * f["sigma"]
 
 
 def _level_vertex(br) -> float:
@@ -433,5 +438,9 @@ def _land(run: _Run, p: DfdParams, step: float) -> Tuple[Optional[dict], Optiona
             target = min(max(fit["peak"], fit["x"][0]), fit["x"][-1])
             if abs(target - best.position) <= p.snap_sigmas * fit["sigma"]:
                 target = best.position     # as good as the sample itself: no frame to re-read it
+            elif fit["x"][-1] - fit["x"][0] > p.bracket_sigmas * fit["sigma"]:
+                # A wide bracket (accepted around a best that reads sharp): the vertex of a
+                # cusp-shaped curve through far samples is less sure than the best frame.
+                target = best.position
             return fit, target
     return None, best.position

@@ -181,6 +181,9 @@ class DfdParams:
             the best to its inner neighbour (and exactly that far when nothing predicts focus).
         bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
             many sigmas of its fitted log-parabola wide is close enough: its vertex is the target.
+        bracket_sigmas_sharp: ... this many when the best sample's blur estimate is within
+            ``sharp_margin`` of ``blur_floor`` (it reads sharp: it is at the peak already).
+        sharp_margin: see ``bracket_sigmas_sharp`` (units of the blur estimate).
         converge_sigmas: ... or its vertex is within this many sigmas of the best sample.
         snap_sigmas: a target this close (sigmas of the fitted peak) to the best sample is the
             best sample itself (its frame, when it was the last, verifies it).
@@ -205,6 +208,8 @@ class DfdParams:
     max_landing: int = 4
     flat_ratio: float = 1.4
     bracket_sigmas: float = 3.5
+    bracket_sigmas_sharp: float = 5.5
+    sharp_margin: float = 1.0
     grow: float = 2.0
     max_skew: float = 4.0
     detail_factor: float = 3.0
@@ -227,6 +232,9 @@ class DfdParams:
         require(0 <= self.detail_factor <= 100, s, "detail_factor", self.detail_factor, "0..100")
         require(1 <= self.max_skew <= 100, s, "max_skew", self.max_skew, "1..100")
         require(1 < self.grow <= 10, s, "grow", self.grow, "1 < x <= 10")
+        require(0.5 <= self.bracket_sigmas_sharp <= 10, s, "bracket_sigmas_sharp", self.bracket_sigmas_sharp,
+                "0.5..10")
+        require(0 <= self.sharp_margin <= 10, s, "sharp_margin", self.sharp_margin, "0..10")
         require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
         require(1 < self.flat_ratio <= 100, s, "flat_ratio", self.flat_ratio, "1 < x <= 100")
         require(0 < self.probe_step <= 0.5, s, "probe_step", self.probe_step, "0 < x <= 0.5")
