@@ -37,6 +37,7 @@ from typing import List, Optional, Tuple
 from .base import Strategy
 from .blur import fit_v
 from .fit import fit_peak
+from .gate import depth_of_focus
 from .params import DfdParams
 from .run import Sample, _Run
 
@@ -328,11 +329,17 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     if not _has_detail(p, best):
         return False       # no fine detail at the best: still in the far tails
     f = _vertex(br)
+    if f is None or not f.get("sigma"):
+        return False
+    if width <= p.bracket_sigmas * f["sigma"]:
+        return True
     # A best whose own blur estimate reads sharp (within ``sharp_margin`` of the floor) is at
-    # the peak already: a wider bracket around it will do.
+    # the peak already: a wider bracket around it will do, as long as both neighbours are
+    # within twice the depth of focus (then the peak is within it of the best: the gate's
+    # close bracket).
     b = _blur(best, bool(getattr(run.analyzer, "has_blur", False)), run)
-    k = p.bracket_sigmas_sharp if b <= p.blur_floor + p.sharp_margin else p.bracket_sigmas
-    return f is not None and bool(f.get("sigma")) and width <= k * f["sigma"]
+    return (b <= p.blur_floor + p.sharp_margin and width <= p.bracket_sigmas_sharp * f["sigma"]
+            and gaps[1] <= p.close_dofs * depth_of_focus(f))
 
 
 def _level_vertex(br) -> float:

@@ -184,6 +184,8 @@ class DfdParams:
         bracket_sigmas_sharp: ... this many when the best sample's blur estimate is within
             ``sharp_margin`` of ``blur_floor`` (it reads sharp: it is at the peak already).
         sharp_margin: see ``bracket_sigmas_sharp`` (units of the blur estimate).
+        close_dofs: ... and both its neighbours are within this many depths of focus (half
+            widths at half maximum of the fitted peak) of it.
         converge_sigmas: ... or its vertex is within this many sigmas of the best sample.
         snap_sigmas: a target this close (sigmas of the fitted peak) to the best sample is the
             best sample itself (its frame, when it was the last, verifies it).
@@ -210,6 +212,7 @@ class DfdParams:
     bracket_sigmas: float = 3.5
     bracket_sigmas_sharp: float = 5.5
     sharp_margin: float = 1.0
+    close_dofs: float = 2.5
     grow: float = 2.0
     max_skew: float = 4.0
     detail_factor: float = 3.0
@@ -235,6 +238,7 @@ class DfdParams:
         require(0.5 <= self.bracket_sigmas_sharp <= 10, s, "bracket_sigmas_sharp", self.bracket_sigmas_sharp,
                 "0.5..10")
         require(0 <= self.sharp_margin <= 10, s, "sharp_margin", self.sharp_margin, "0..10")
+        require(0.5 <= self.close_dofs <= 10, s, "close_dofs", self.close_dofs, "0.5..10")
         require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
         require(1 < self.flat_ratio <= 100, s, "flat_ratio", self.flat_ratio, "1 < x <= 100")
         require(0 < self.probe_step <= 0.5, s, "probe_step", self.probe_step, "0 < x <= 0.5")
