@@ -132,19 +132,19 @@ def _run_of(samples, lo=0.0, hi=10.0):
 def test_texture_reason_only_when_no_level_has_detail():
     flat = {1: 0.0, 2: 0.0, 4: 0.0, 8: 0.0}
     S = [_s(x, y, informative=0.0, coarse=dict(flat)) for x, y in ((2, 10), (5, 30), (8, 12))]
-    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 1.0, "r2": 1.0}, GateParams())
+    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 2.0, "r2": 1.0}, GateParams())
     assert not ok and reason.startswith("too little texture")
     # the analyzer's tiles saw nothing, but the 2x-reduced level has detail (oversampled frames)
     S[1].coarse[2] = 500.0
-    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 1.0, "r2": 1.0}, GateParams())
+    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 2.0, "r2": 1.0}, GateParams())
     assert ok and reason == "ok", reason
 
 
 def test_multi_peaked_curve_fails_with_that_reason():
     S = [_s(x, y) for x, y in ((0, 5), (2, 100), (4, 20), (6, 90), (8, 5))]
-    ok, reason = _gate(_run_of(S), {"peak": 2.0, "sigma": 1.0, "r2": 1.0}, GateParams())
+    ok, reason = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams())
     assert not ok and reason.startswith("multi-peaked curve: another peak at 6 scores 90%")
-    ok, _ = _gate(_run_of(S), {"peak": 2.0, "sigma": 1.0, "r2": 1.0}, GateParams(rival_ratio=1.01))
+    ok, _ = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams(rival_ratio=1.01))
     assert ok
 
 

@@ -118,9 +118,14 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     r2 = _quality_r2(run, fit["peak"])
     if r2 is not None:
         fit["r2"] = r2
-    if fit.get("r2", 1.0) < gate.min_r2 and not close_bracket(samples, best, depth_of_focus(fit)):
-        # A best with lower samples within twice the depth of focus on both sides is within
-        # it of the peak whatever the wide measure's fit says; only a wider one needs the fit.
+    dof = depth_of_focus(fit)
+    if dof is not None:
+        # success = the best is within the depth of focus of the peak: lower samples close
+        # enough on both sides say so, whatever the wide measure's fit (R²) says.
+        if not close_bracket(samples, best, dof, gate.close_dofs, run.res):
+            return False, _not_bracketed(samples, best, dof, gate.close_dofs)
+        return True, "ok"
+    if fit.get("r2", 1.0) < gate.min_r2:
         return False, f"poor peak fit: R² {fit['r2']:.2f} < {gate.min_r2:g}; noisy or multi-peaked curve"
     return True, "ok"
 
@@ -129,10 +134,11 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
 DETAIL_FLOORS = 5.0
 
 
-def close_bracket(samples, best, dof: Optional[float]) -> bool:
+def close_bracket(samples, best, dof: Optional[float], k: float = 2.0, res: float = 0.0) -> bool:
     """``best`` (one of ``samples``, sorted by position) has a lower sample on each side,
-    both within ``2 dof`` of it: a single-peaked curve then peaks within ``dof`` of
-    ``best`` (it is higher than both, so the peak is nearer to it than to either)."""
+    both within ``k dof`` of it (or the next drive step, ``res``): with ``k = 2`` a
+    symmetric single-peaked curve then peaks within ``dof`` of ``best`` (it is higher than
+    both, so the peak is nearer to it than to either).  Pure."""
     if not dof:
         return False
     i = next((k for k, u in enumerate(samples) if u is best), None)
@@ -140,7 +146,20 @@ def close_bracket(samples, best, dof: Optional[float]) -> bool:
         return False
     left, right = samples[i - 1], samples[i + 1]
     return (left.score < best.score and right.score < best.score
-            and max(best.position - left.position, right.position - best.position) <= 2.0 * dof)
+            and max(best.position - left.position, right.position - best.position) <= max(k * dof, res))
+
+
+def _not_bracketed(samples, best, dof: float, k: float) -> str:
+    """The reason for a best that :func:`close_bracket` rejects, with what is missing."""
+    i = samples.index(best)
+    nbs = [samples[j] for j in (i - 1, i + 1) if 0 <= j < len(samples)]
+    if len(nbs) < 2 or any(u.score >= best.score for u in nbs):
+        return (f"peak not bracketed: the best ({best.position:g}) lacks a lower sample on one side; "
+                "the search ran out of frames, or the curve is too irregular to trust")
+    d = max(abs(u.position - best.position) for u in nbs)
+    return (f"peak not bracketed closely: a sample next to the best ({best.position:g}) is {d:g} away, "
+            f"more than {k:g} depths of focus ({dof:.3g}); the search ran out of frames, or the curve "
+            "is too irregular to trust")
 
 
 def _rival_peak(samples, best, ratio: float):

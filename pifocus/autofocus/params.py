@@ -35,9 +35,12 @@ class GateParams:
         min_informative: weighted share of ROI tiles with real texture at the best sample
             below this -> "too little texture".
         flat_ratio: (best + 1) / (worst + 1) score of the curve below this -> "flat curve".
-        min_r2: R² of the peak fit (log domain) below this -> "poor fit", unless the best
-            sample has lower ones within twice the depth of focus on both sides (then it is
-            within the depth of focus of the peak, whatever the fit).
+        min_r2: R² of the peak fit below this -> "poor fit" (a fit without a width: the
+            ``parabola`` model; a Gaussian fit is judged by ``close_dofs`` instead).
+        close_dofs: the best sample needs a lower one on each side within this many depths
+            of focus (the fitted peak's half width at half maximum; or the next drive step)
+            -> else "peak not bracketed closely".  The peak is then within about the depth
+            of focus of the best.
         rival_ratio: another local maximum of the sampled curve, not next to the best and
             behind a dip, scoring at least this share of the best -> "multi-peaked curve".
         edge_margin: the peak counts as at the edge when the best sample is the first or
@@ -52,6 +55,7 @@ class GateParams:
     min_r2: float = 0.6
     verify_ratio: float = 0.5
     rival_ratio: float = 0.7
+    close_dofs: float = 2.5
 
     def __post_init__(self):
         s = "autofocus.gate"
@@ -60,6 +64,7 @@ class GateParams:
         require(1 <= self.flat_ratio <= 1000, s, "flat_ratio", self.flat_ratio, "1..1000")
         require(-1 <= self.min_r2 <= 1, s, "min_r2", self.min_r2, "-1..1")
         require(0 <= self.verify_ratio <= 1, s, "verify_ratio", self.verify_ratio, "0..1")
+        require(0.5 <= self.close_dofs <= 100, s, "close_dofs", self.close_dofs, "0.5..100 depths of focus")
         require(0 < self.rival_ratio <= 1.01, s, "rival_ratio", self.rival_ratio, "0 < x <= 1.01 (1.01 = off)")
 
 
