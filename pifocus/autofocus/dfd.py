@@ -25,8 +25,8 @@ The search, as a person would describe it:
    no usable V, only as far as its own blur says (:func:`_blur_step`); bracketed, to the
    log-parabola's vertex;
 3. **look past** a bracketed peak where the 8x-reduced measure still climbs beyond one of
-   its neighbours (:func:`coarse_rise_side`: more of the scene comes into focus there -- a
-   nearer plane with fine texture made this peak), while an unsampled stretch wider than
+   its neighbours (:func:`coarse_rise_side`: more of the scene comes into focus there -- another
+   plane with fine texture made this peak), while an unsampled stretch wider than
    half ``explore_gap`` is left on that side;
 4. **land** (:func:`_land`) -- the run's best frame read approached if it was not; until the
    best sample has approached neighbours at most one fine spacing away on both sides (the
@@ -34,8 +34,9 @@ The search, as a person would describe it:
    missing side; the target is the log-parabola's vertex through the best and its two
    neighbours, clamped between them.  A best whose blur estimate reads sharp may keep a
    wider bracket (``bracket_sigmas_sharp``, neighbours within ``close_dofs`` depths of
-   focus); its target is the best frame itself, which is often the last one read, so the
-   engine's verification costs no frame.
+   focus); its target is the vertex kept between the midpoints to the neighbours, or the
+   best frame itself within half a depth of focus of it -- often the last frame read, so
+   the engine's verification costs no frame.
 
 The whole range is never scanned, but the bracket is on the curve score, so one sample on
 another plane cannot end the search: a peak counts only once lower samples stand on both
@@ -286,7 +287,7 @@ def coarse_rise_side(left_8: float, best_8: float, right_8: float, rise: float) 
     is more than ``rise`` times the best sample's (the steeper one), or None.  Pure.
 
     The reduced measure sees focus from far away: a score peak where it still climbs past
-    a neighbour is a local one (a nearer plane with fine texture, a bump of the curve) with
+    a neighbour is a local one (another plane with fine texture, a bump of the curve) with
     more of the scene coming into focus beyond it."""
     up = [(n / max(best_8, 1e-9), d) for n, d in ((left_8, -1.0), (right_8, 1.0)) if n > rise * best_8]
     return max(up)[1] if up else None
