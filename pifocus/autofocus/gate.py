@@ -122,8 +122,12 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     if dof is not None:
         # success = the best is within the depth of focus of the peak: lower samples close
         # enough on both sides say so, whatever the wide measure's fit (R²) says.
-        if not close_bracket(samples, best, dof, gate.close_dofs, run.res):
-            return False, _not_bracketed(samples, best, dof, gate.close_dofs)
+        # Judged on the samples reached from the approach side when there are enough (with
+        # play the drive does not know, the others sit up to the play away from their label).
+        pool = run.unique_sorted(approached=True)
+        top = max(pool, key=lambda u: u.score)
+        if not close_bracket(pool, top, dof, gate.close_dofs, run.res):
+            return False, _not_bracketed(pool, top, dof, gate.close_dofs)
         return True, "ok"
     if fit.get("r2", 1.0) < gate.min_r2:
         return False, f"poor peak fit: R² {fit['r2']:.2f} < {gate.min_r2:g}; noisy or multi-peaked curve"
