@@ -212,7 +212,7 @@ class DfdParams:
     blur_floor: float = 1.0
     fine_factor: float = 0.6
     max_jumps: int = 8
-    max_landing: int = 4
+    max_landing: int = 6
     flat_ratio: float = 1.4
     bracket_sigmas: float = 3.5
     bracket_sigmas_sharp: float = 5.5
