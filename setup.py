@@ -83,6 +83,10 @@ setup(
         "mqtt": ["paho-mqtt>=2.0"],
         # Camera raws for `pifocus cull` (DNG from the Pi, CR2/NEF/ARW/...): LibRaw through rawpy.
         "raw": ["rawpy>=0.18"],
+        # Real photographs for the cull's face tests (the astronaut portrait and the Labeled
+        # Faces in the Wild patches ship inside the scikit-image wheel: no download).  Apart
+        # from [dev] so the Pi's emulated install does not pull SciPy under its numpy pin.
+        "testphotos": ["scikit-image>=0.19"],
         # Tests; selenium drives Debian's headless chromium for the web-page tests.
         "dev": ["pytest>=7", "hypothesis>=6.0", "matplotlib>=3.5", "tqdm>=4.60", "selenium>=4.10",
                 "paho-mqtt>=2.0"],

@@ -77,7 +77,8 @@ SECTIONS = {
 _NESTED = {
     "analysis": {
         "verdict": ("pifocus.focus.verdict:VerdictParams",
-                    ("on_fraction", "off_fraction", "dwell_frames", "min_informative_tiles")),
+                    ("on_fraction", "off_fraction", "dwell_frames", "min_informative_tiles",
+                     "approach_fraction", "decisive_margin")),
         "peak": ("pifocus.focus.verdict:PeakHoldParams", ("scene_change", "peak_decay_per_frame")),
     }
 }

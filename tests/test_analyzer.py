@@ -75,13 +75,16 @@ def test_focus_pull_meter_peaks_at_focus(lap):
     src = SimulatedSource(width=640, height=480, pull_frames=40)
     reports = []
     with src:
-        for _ in range(21):  # one rack from 0 to 1000
+        for _ in range(41):  # a rack from 0 to 1000 and back
             f = src.read()
             reports.append((f.lens_position, lap.analyze(f)))
-    best = max(reports, key=lambda pr: pr[1].sharpness)
+    best = max(reports[:21], key=lambda pr: pr[1].sharpness)
     assert abs(best[0] - 500) <= 25
     assert best[1].meter == pytest.approx(1.0)
-    assert reports[-1][1].meter < 0.1  # far past focus the meter has fallen
+    assert reports[20][1].meter < 0.1  # far past focus the meter has fallen
+    # 50 steps a frame is more than the depth of focus: on the first approach the peak is
+    # one frame, and "best so far" cannot confirm it (approach_fraction); coming back, the
+    # pass's peak is known and the LED lights there.
     in_focus_positions = [p for p, r in reports if r.in_focus]
     assert in_focus_positions and all(abs(p - 500) <= 150 for p in in_focus_positions)
 

@@ -61,3 +61,11 @@ def test_missing_file_says_how_to_start(tmp_path):
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_verdict_approach_and_decisive_keys_reach_the_verdict():
+    from pifocus.config import from_dict
+    a = from_dict({"analysis": {"approach_fraction": 0.95, "decisive_margin": 0.2}}).analysis
+    assert a.verdict.approach_fraction == 0.95 and a.verdict.decisive_margin == 0.2
+    with pytest.raises(ConfigError, match=r"approach_fraction.*on_fraction"):
+        from_dict({"analysis": {"approach_fraction": 0.2}})

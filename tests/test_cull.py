@@ -214,22 +214,6 @@ def test_yunet_model_must_exist(tmp_path):
         subject.SubjectFinder("auto", face_model=str(bad))
 
 
-@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier") or subject.find_cascade(subject.FACE_CASCADE) is None,
-                    reason="this OpenCV has no CascadeClassifier / no Haar cascade files (OpenCV 5 dropped it)")
-def test_haar_finds_the_face_and_eyes_of_a_portrait():
-    skdata = pytest.importorskip("skimage.data")  # the NASA astronaut portrait ships with scikit-image
-    img = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
-    f = subject.SubjectFinder("auto")
-    assert f.has_faces
-    faces = f.faces(img)
-    assert faces, "no face found"
-    x, y, w, h = faces[0]
-    assert 150 <= x + w / 2 <= 300 and 60 <= y + h / 2 <= 170  # her face, not the flag or the shuttle
-    s = f.find(img)
-    assert s.kind in ("eyes", "face") and s.faces >= 1
-    assert f.find(np.full((480, 640), 100, np.uint8)).kind == "centre"
-
-
 # --- inputs -----------------------------------------------------------------------------------
 
 def test_list_photos_recursive_natural_order_and_missing(tmp_path):
@@ -277,3 +261,12 @@ def test_corrupt_raw_with_rawpy_is_a_reason(tmp_path):
     (tmp_path / "a.dng").write_bytes(b"II*\x00" + b"\x00" * 64)
     d, why = inputs.decode_photo(str(tmp_path / "a.dng"))
     assert d is None and "raw" in why
+
+
+@pytest.mark.parametrize("side,want", [(512, 320), (900, 320), (4000, 320), (200, 200)])
+def test_jpeg_thumbnail_is_thumb_px_whatever_the_photo_size(tmp_path, side, want):
+    ok, jpg = cv2.imencode(".jpg", np.full((side // 2, side, 3), 120, np.uint8))
+    p = tmp_path / "t.jpg"
+    p.write_bytes(jpg.tobytes())
+    d, why = inputs.decode_photo(str(p), want_thumb=True)
+    assert why == "" and max(d.thumb_bgr.shape[:2]) == want and d.thumb_bgr.shape[2] == 3

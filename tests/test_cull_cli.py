@@ -155,3 +155,33 @@ def test_cull_params_defaults_match_the_help():
     p = CullParams()
     assert (p.focus, p.noise, p.exposure, p.coc_px, p.burst_gap_s) == (0.5, 0.5, 0.5, 1.5, 2.0)
     assert "coc_px x (2 - focus)" in cull.DESCRIPTION and math.isclose(p.keep_blur_px, 1.5 * 1.5)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_model_note_is_logged_once_per_run_not_per_worker(card, capsys, jobs):
+    # The shipped model has no blur heads: every worker's load notes it; the run says it once.
+    assert main(["cull", str(card), "--no-sidecars", "--jobs", jobs]) == 0
+    err = capsys.readouterr().err
+    assert err.count("has no blur-radius head") == 1, err
+    assert err.count("05_broken.jpg") >= 1
+
+
+def test_reject_rating_minus_one_in_the_sidecars(card, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["cull", str(card / "01_sharp.jpg"), str(card / "02_soft.png"), "--out", str(out),
+                 "--reject-rating", "-1", "--json", "--jobs", "1"]) == 0
+    rows = {os.path.basename(r["path"]): r for r in map(json.loads, capsys.readouterr().out.splitlines())
+            if "path" in r}
+    assert rows["02_soft.png"]["verdict"] == "reject" and rows["02_soft.png"]["rating"] == -1
+    assert rows["01_sharp.jpg"]["rating"] == 4
+    assert 'xmp:Rating="-1"' in (out / "02_soft.png.xmp").read_text()
+    assert 'xmp:Rating="4"' in (out / "01_sharp.jpg.xmp").read_text()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_missing_model_is_one_clear_error_with_workers_too(card, tmp_path, capfd, jobs):
+    rc = main(["cull", str(card), "--model", str(tmp_path / "nope.tflite"), "--no-sidecars", "--jobs", jobs])
+    err = capfd.readouterr().err  # capfd: the workers' own stderr too
+    assert rc == 2
+    assert "pifocus: error: model file" in err and "not found" in err
+    assert "Traceback" not in err and "BrokenProcessPool" not in err

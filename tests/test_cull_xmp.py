@@ -130,3 +130,22 @@ def test_exiftool_reads_the_sidecar_back(tmp_path):
     labels = {k.lower(): v for k, v in fields.items()}["colorlabels"]
     assert set(labels.replace(" ", "").split(",")) == {"2", "3"}
     assert fields["History_end"] == "3"
+
+
+def test_reject_rating_minus_one_is_darktables_rejected_flag():
+    d = _desc(xmp.render("reject", xmp.REJECTED, FOREIGN))
+    assert d.get(f"{XMP}Rating") == "-1" and d.get(f"{XMP}Label") == "Reject"
+    with pytest.raises(ValueError, match="for a reject"):
+        xmp.render("keep", -1)
+    with pytest.raises(ValueError, match="rating"):
+        xmp.render("reject", 0)
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool (libimage-exiftool-perl) not installed")
+def test_exiftool_reads_a_rejected_rating(tmp_path):
+    photo = tmp_path / "r.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xd9")
+    side = xmp.write_sidecar(str(photo), "reject", xmp.REJECTED)
+    out = subprocess.run(["exiftool", "-s", "-s", "-s", "-XMP:Rating", side], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "-1", (out.stdout, out.stderr)

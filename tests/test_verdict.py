@@ -12,13 +12,13 @@ def feed(v, seq, judgeable=True):
 
 
 def test_dwell_delays_switching_on_and_off():
-    v = Verdict(VerdictParams(on_fraction=0.5, off_fraction=0.3, dwell_frames=3))
+    v = Verdict(VerdictParams(on_fraction=0.5, off_fraction=0.3, dwell_frames=3, decisive_margin=1.0))
     assert feed(v, [0.9, 0.9, 0.9, 0.9]) == [False, False, True, True]
     assert feed(v, [0.1, 0.1, 0.1]) == [True, True, False]
 
 
 def test_one_frame_flicker_does_not_change_the_verdict():
-    v = Verdict(VerdictParams(dwell_frames=2))
+    v = Verdict(VerdictParams(dwell_frames=2, decisive_margin=1.0))
     assert feed(v, [0.9, 0.9]) == [False, True]
     assert feed(v, [0.0, 0.9, 0.0, 0.9]) == [True, True, True, True]
 
@@ -71,3 +71,41 @@ def test_peak_decay_ages_out_a_stale_peak():
     ph.update(100, np.ones((1, 1)))
     ph.update(0, np.ones((1, 1)))
     assert ph.peak == pytest.approx(50)
+
+
+def test_a_decisive_share_switches_on_without_the_dwell():
+    v = Verdict(VerdictParams(on_fraction=0.5, off_fraction=0.35, dwell_frames=2, decisive_margin=0.3))
+    assert feed(v, [0.6]) == [False]         # hovering just above the bar: the dwell holds it
+    v.reset()
+    assert feed(v, [0.8]) == [True]          # 0.3 above the bar: on at once
+
+
+def test_a_drop_below_the_meter_switches_off_at_once():
+    v = Verdict(VerdictParams(dwell_frames=2, decisive_margin=0.3))
+    assert feed(v, [1.0]) == [True]
+    assert v.update(0.0, True) is True                 # one poor frame: debounced
+    assert v.update(0.0, True, drop=True) is False     # the meter fell far below the peak: off now
+
+
+def test_the_approach_needs_a_near_unanimous_share():
+    v = Verdict(VerdictParams(on_fraction=0.5, approach_fraction=0.9, dwell_frames=1))
+    assert v.update(0.8, True, approach=True) is False   # best so far may be far from the peak
+    assert v.update(0.9, True, approach=True) is True
+    v.reset()
+    assert v.update(0.8, True, approach=False) is True   # through focus once: the meter guards
+
+
+def test_approach_and_margin_are_validated():
+    with pytest.raises(ConfigError, match="approach_fraction"):
+        VerdictParams(on_fraction=0.6, approach_fraction=0.5)
+    with pytest.raises(ConfigError, match="decisive_margin"):
+        VerdictParams(decisive_margin=1.5)
+
+
+def test_peak_hold_rebase_goes_on_against_another_scale_peak():
+    ph = PeakHold()
+    means = np.full((6, 8), 100.0)
+    ph.update(50.0, means)
+    ph.rebase(200.0)                     # the pass's best at the new scale
+    meter, peak, _ = ph.update(100.0, means)
+    assert peak == 200.0 and meter == pytest.approx(0.5)

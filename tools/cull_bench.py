@@ -6,6 +6,11 @@ real MFIFB pairs, and speed.  Prints medians and ratios; asserts nothing.
       keep/reject on synthetic photos: dead-leaves scenes (pifocus.focus.blurest.dead_leaves)
       sharp (keep) or with disk defocus, motion streaks, under/over exposure or heavy noise
       (reject); prints % correct per fault and overall.
+  python tools/cull_bench.py card [--scenes 4] [--size 800] [--jobs 2] [--reject-rating 1] [--scratch DIR]
+      the same faults as accuracy on a card with unreadable files and a foreign sidecar,
+      through ``pifocus cull --json`` itself: keep/reject correct, unreadable files counted and
+      named, originals byte-identical (SHA-256), every sidecar read back by exiftool
+      (tools/cull_card.py; also runs alone with the same options).
   python tools/cull_bench.py mfifb [--data ../shared/data] [--subject centre]
       on every MFIFB A/B pair: is the photo sharp on the centre subject ranked above its twin?
       The reference is the pair's own tile energies on the centre box (the dataset builder's
@@ -15,10 +20,12 @@ real MFIFB pairs, and speed.  Prints medians and ratios; asserts nothing.
   python tools/cull_bench.py sweeps [--data ../shared/data]
       every real focus sweep as a burst: the frame ranked sharpest on the judged region
       against the frame judged sharpest by eye and its accepted range (tests/data/sweep_truth.json).
-  python tools/cull_bench.py speed [--mp 24 12] [--repeat 5] [--scratch DIR]
+  python tools/cull_bench.py speed [--mp 24 12] [--repeat 5] [--card 12] [--runs 3] [--jobs 1 2]
+                                   [--scratch DIR]
       a 24 MP and a 12 MP JPEG (written to --scratch): decode + score, median wall and CPU
-      ms (CPU time is what a shared machine cannot inflate), ms per stage, and photos per
-      second over a card of 12 MP JPEGs with 1 and 2 processes.
+      ms (CPU time is what a shared machine cannot inflate), ms per stage; then photos per
+      second over a card of 12 MP JPEGs with 1 and 2 processes, the median of --runs runs,
+      CPU ms per photo, model loads per run and the load average around every run.
 """
 
 import argparse
@@ -236,10 +243,12 @@ def cmd_sweeps(args) -> int:
     from pifocus.cull.inputs import decode_photo, list_photos
     from pifocus.cull.scoring import score_luma
     from pifocus.focus import AnalysisParams, FocusAnalyzer
+    from pifocus.cull.bursts import shared_regions
+    from pifocus.cull.subject import SubjectFinder
     truth = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
-    finder = _FixedSubject(truth["region"])
+    finder = _FixedSubject(truth["region"]) if args.finder == "truth" else SubjectFinder(args.finder)
     analyzer = FocusAnalyzer(AnalysisParams())
-    exact = ok = n = 0
+    exact = ok = n = alone_ok = 0
     alts = {}
     for name, t in sorted(truth["sweeps"].items()):
         folder = Path(args.data) / "focus-sweeps" / name
@@ -247,16 +256,24 @@ def cmd_sweeps(args) -> int:
             continue
         photos, _ = list_photos([str(folder)])
         photos = [p for p in photos if not os.path.basename(p).startswith("expected")]
-        rs = []
-        for p in photos:
-            dec, _why = decode_photo(p)
-            if dec is not None:
-                rs.append(score_luma(dec.luma, p, analyzer, finder, CullParams()))
+        pairs = [(d.luma, p) for p in photos for d in [decode_photo(p)[0]] if d is not None]
+        lumas = [lu for lu, _p in pairs]
+        rs = [score_luma(lu, p, analyzer, finder, CullParams()) for lu, p in pairs]
+        good = {t["sharpest"], *t.get("acceptable", [])}
+        if args.finder != "truth":  # each frame on its own region, then the burst on one shared region
+            alone = burst_order(rs)[0]
+            alone_ok += alone in good
+            for r in rs:
+                r.time_s = 0.0
+            rs = [score_luma(lu, r.path, analyzer, finder, CullParams(), subject=sh) if sh else r
+                  for lu, r, sh in zip(lumas, rs, shared_regions(rs, 1.0))]
+            ref = next((os.path.basename(r.subject.shared_from) for r in rs if r.subject.shared_from), "-")
+            print(f"{name:28s} per-frame regions: best {alone:2d} ({'ok' if alone in good else 'WRONG'}); "
+                  f"shared region from {ref}")
         if len(rs) != t["frames"]:
             print(f"{name}: {len(rs)} frames read, truth has {t['frames']}; skipped")
             continue
         best = burst_order(rs)[0]
-        good = {t["sharpest"], *t.get("acceptable", [])}
         rsum = _rank_sum(rs)
         for label, key in (("rank-sum(sigma, sharpness, p)", lambda i: rsum[i]),
                            ("rank-sum(sigma, sharpness)", lambda i: _rank_sum(rs, p=False)[i]),
@@ -273,7 +290,9 @@ def cmd_sweeps(args) -> int:
         ok += best in good
         print(f"{name:28s} cull best {best:2d}, judged sharpest {t['sharpest']:2d}, accepted {sorted(good)}: "
               f"{'exact' if best == t['sharpest'] else 'accepted' if best in good else 'WRONG'}")
-    print(f"sweeps: best frame exact {exact}/{n}, within the accepted range {ok}/{n}")
+    print(f"sweeps ({args.finder} region): best frame exact {exact}/{n}, within the accepted range {ok}/{n}")
+    if args.finder != "truth":
+        print(f"  each frame on its own {args.finder} region instead: within the accepted range {alone_ok}/{n}")
     for k, v in alts.items():
         print(f"  best by {k} alone: within the accepted range {v}/{n}")
     return 0
@@ -293,9 +312,7 @@ def _write_jpeg(path: str, mp: float, seed: int = 0) -> None:
 
 
 def cmd_speed(args) -> int:
-    from pifocus.cull.batch import score_photos
     from pifocus.cull.inputs import decode_photo
-    from pifocus.focus import AnalysisParams
     scratch = args.scratch or tempfile.mkdtemp(prefix="cull_bench_")
     os.makedirs(scratch, exist_ok=True)
     score = make_scorer()
@@ -327,16 +344,52 @@ def cmd_speed(args) -> int:
         if not os.path.exists(p):
             _write_jpeg(p, 12, seed=k)
         paths.append(p)
-    rate = {}
-    for jobs in (1, 2):
-        t0 = time.perf_counter()
-        res, _, bad = score_photos(paths, AnalysisParams(), CullParams(), jobs=jobs)
-        dt = time.perf_counter() - t0
-        rate[jobs] = len(res) / dt
-        print(f"card of {len(paths)} x 12 MP JPEG, {jobs} process(es): {dt:.1f} s, {rate[jobs]:.2f} photos/s"
-              " (including worker start-up)")
-    print(f"ratio 2 processes / 1: {rate[2] / rate[1]:.2f}")
+    throughput(paths, args.runs, tuple(args.jobs))
     return 0
+
+
+def _load() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def throughput(paths, runs: int, jobs_list=(1, 2)) -> dict:
+    """Photos per second over ``paths`` with each number of processes, the median of ``runs``
+    runs (alternating, so a change of the machine's load falls on both); CPU time per photo
+    (decode + score, summed over the workers: what a shared machine cannot inflate); the load
+    average before and after every run.  Bursts are off (``burst_gap_s`` 0): every photo is
+    scored once."""
+    from pifocus.cull.batch import score_photos
+    from pifocus.focus import AnalysisParams
+    params = CullParams(burst_gap_s=0.0)
+    rows = {j: [] for j in jobs_list}
+    print(f"throughput: card of {len(paths)} x 12 MP JPEG, {runs} runs per setting, {os.cpu_count()} CPUs")
+    for run in range(runs):
+        for jobs in jobs_list:
+            before = _load()
+            st = {}
+            t0 = time.perf_counter()
+            res, _, bad = score_photos(paths, AnalysisParams(), params, jobs=jobs, stats=st)
+            dt = time.perf_counter() - t0
+            rows[jobs].append((len(res) / dt, st["cpu_s"] / max(1, len(res)), dt, st))
+            print(f"  run {run + 1} jobs {jobs}: {dt:6.2f} s wall, {len(res) / dt:5.2f} photos/s, CPU "
+                  f"{1e3 * st['cpu_s'] / max(1, len(res)):5.0f} ms/photo, {st['cpu_s'] / dt:4.2f} cores busy, "
+                  f"{st['processes']} process(es), "
+                  f"{st['model_loads']} model load(s), unreadable {len(bad)}; load average {before} -> {_load()}")
+    out = {}
+    for jobs, rs in rows.items():
+        rate = statistics.median(r[0] for r in rs)
+        cpu = statistics.median(r[1] for r in rs)
+        out[jobs] = rate
+        print(f"jobs {jobs}: median {rate:.2f} photos/s (runs {', '.join(f'{r[0]:.2f}' for r in rs)}), "
+              f"median CPU {1e3 * cpu:.0f} ms/photo, wall incl. worker start-up and model load")
+    if 1 in out and 2 in out:
+        paired = [b[0] / a[0] for a, b in zip(rows[1], rows[2])]
+        print(f"ratio 2 processes / 1: {out[2] / out[1]:.2f} of the medians; per run (back to back, so "
+              f"under the same load) {', '.join(f'{v:.2f}' for v in paired)}, median {statistics.median(paired):.2f}")
+        cpu1 = statistics.median(r[1] for r in rows[1])
+        print(f"CPU-bound ceiling on an idle machine: {1.0 / cpu1:.2f} photos/s per core "
+              f"({os.cpu_count()} cores: {os.cpu_count() / cpu1:.2f} photos/s)")
+    return out
 
 
 def main(argv=None) -> int:
@@ -353,13 +406,21 @@ def main(argv=None) -> int:
     w = sub.add_parser("sweeps")
     w.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     w.add_argument("--verbose", action="store_true", help="every frame's measures")
+    w.add_argument("--finder", default="truth", choices=("truth", "auto", "detail"),
+                   help="the judged region of the truth file, or the cull's finder (then per-frame vs shared)")
     s = sub.add_parser("speed")
     s.add_argument("--mp", type=float, nargs="+", default=[24.0, 12.0])
     s.add_argument("--repeat", type=int, default=5)
-    s.add_argument("--card", type=int, default=12)
+    s.add_argument("--card", type=int, default=12, help="12 MP JPEGs in the throughput card [12]")
+    s.add_argument("--runs", type=int, default=3, help="throughput runs per number of processes [3]")
+    s.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of processes [1 2]")
     s.add_argument("--scratch")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import cull_card  # the card command lives in its own file, to keep this one short
+    cull_card.add_arguments(sub.add_parser("card"))
     args = ap.parse_args(argv)
-    return {"accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}[args.cmd](args)
+    cmds = {"card": cull_card.cmd_card, "accuracy": cmd_accuracy, "mfifb": cmd_mfifb, "sweeps": cmd_sweeps, "speed": cmd_speed}
+    return cmds[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def score_stills(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]
     """One report per frame, each judged on its own (no hysteresis)."""
     out = []
     for i, g in enumerate(lumas):
-        rep = analyzer.analyze(Frame(luma=g, index=i, lens_position=float(i)), track=False)
+        rep = analyzer.analyze(Frame(luma=g, index=i, lens_position=float(i)), track=False, still=True)
         d = rep.to_dict(tiles=False)
         out.append({"frame": i, "sharpness": d.get("sharpness"), "p_in_focus": d.get("p_in_focus"),
                     "in_focus": bool(rep.in_focus), "verdict": d.get("verdict"), "blur_px": d.get("blur_px"),

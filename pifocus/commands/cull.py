@@ -22,11 +22,14 @@ subject: the largest face (its eyes when found), else the most detailed region, 
 centre.  On the subject: the defocus blur radius in pixels and motion blur (the model's blur
 heads, or the model-free re-blur estimate), the CNN's in-focus probability, noise sigma/SNR
 and exposure (EV offset from mid-grey, clipping).  Each photo gets a verdict keep / maybe /
-reject with the reason; photos taken within --burst-gap-s of each other form a burst and the
-sharpest on the subject is marked best (rating 5 when kept).
+reject with the reason; photos taken within --burst-gap-s of each other form a burst, judged
+on one shared subject region (the region of the burst's most trusted detection -- eyes, a
+face, else the most detailed region -- at the same relative place in every photo), and the
+sharpest on it is marked best (rating 5 when kept).
 
 Writes an XMP sidecar per photo (xmp:Rating 1-5, xmp:Label Select/Reject,
-darktable:colorlabels green/yellow/red), next to the photo or in --out, merged into an
+darktable:colorlabels green/yellow/red; --reject-rating -1 marks rejects as rejected in darktable
+and Lightroom), next to the photo or in --out, merged into an
 existing sidecar without losing its other fields; photos are never written to.  With --out
 (or --report) an offline HTML contact sheet with thumbnails, subject box, heat map and
 reason.  Unreadable files are skipped, counted and named in the summary.
@@ -52,6 +55,9 @@ def add_arguments(p):
     p.add_argument("--report", metavar="FILE.html", help="write the HTML contact sheet here "
                                                          "[default: DIR/cull.html with --out]")
     p.add_argument("--no-sidecars", action="store_true", help="do not write XMP sidecars")
+    p.add_argument("--reject-rating", choices=("1", "-1"), default="1",
+                   help="xmp:Rating of a reject: 1 (one star) or -1, which darktable and Lightroom "
+                        "show as rejected [1]")
     p.add_argument("--sidecar-style", choices=("darktable", "adobe"), default="darktable",
                    help="sidecar name: photo.jpg.xmp (darktable, digiKam) or photo.xmp (Adobe) [darktable]")
     p.add_argument("--focus", type=TOL, default=0.5, metavar="T", help=f"focus tolerance ({TOL.range}) [0.5]")
@@ -76,7 +82,7 @@ def add_arguments(p):
 def _line(d) -> str:
     blur = "  n/a" if d["blur_px"] is None else f"{d['blur_px']:5.1f}"
     best = " *best*" if d["best"] else ""
-    return f"{d['verdict']:6s} {'*' * d['rating']:5s} blur {blur} px  {d['path']}{best}  -- {d['reason']}"
+    return f"{d['verdict']:6s} {'*' * max(0, d['rating']):5s} blur {blur} px  {d['path']}{best}  -- {d['reason']}"
 
 
 def run(args, console) -> int:
@@ -109,6 +115,10 @@ def run(args, console) -> int:
         progress=lambda it, total: console.progress(it, total=total, desc="cull", unit="photo"),
         max_pixels=cfg.source.max_pixels)
     bursts = mark_bursts(results, params.burst_gap_s)
+    if args.reject_rating == "-1":
+        for r in results:
+            if r.verdict == "reject":
+                r.rating = -1
     sidecar_errors = []
     if not args.no_sidecars:
         from ..cull.xmp import SidecarError, write_sidecar

@@ -82,7 +82,7 @@ def run(args, console) -> int:
                 continue
             with src:
                 for frame in console.progress(src, total=src.length, desc=label, unit="image"):
-                    report = analyzer.analyze(frame, track=False)
+                    report = analyzer.analyze(frame, track=False, still=True)
                     n += 1
                     in_focus += int(report.in_focus)
                     d = report.to_dict(tiles=True)

@@ -11,7 +11,8 @@ module per job:
 * :mod:`.scoring` -- one photo -> :class:`CullResult`: the pipeline's own
   :class:`~pifocus.focus.FocusAnalyzer` and :mod:`~pifocus.focus.exposure` on the subject,
   blur from the model's heads or :mod:`pifocus.focus.blurest`, the verdict and its reasons.
-* :mod:`.bursts` -- photos close in time form a group; the sharpest on the subject is its best.
+* :mod:`.bursts` -- photos close in time form a group, judged on one shared subject region;
+  the sharpest on it is its best.
 * :mod:`.xmp` -- XMP sidecars (``xmp:Rating``, ``xmp:Label``, ``darktable:colorlabels``),
   merged into an existing sidecar, written atomically.
 * :mod:`.report` -- the offline HTML contact sheet (thumbnails, subject box, heat map, reason).
@@ -117,11 +118,19 @@ class Subject:
         box_px: ``(x, y, w, h)`` in pixels of the full-resolution photo.
         kind: ``face``, ``eyes``, ``detail`` or ``centre``.
         faces: how many faces were found.
+        confidence: how sure the finder is of this region, comparable within one ``kind``:
+            a face's detector score (YuNet 0..1; Haar: the neighbouring detections merged
+            into it), a detail region's contrast (its Laplacian energy / the median
+            window's); 0 for the centre.
+        shared_from: when the region is the burst's shared subject region
+            (:func:`pifocus.cull.bursts.shared_regions`), the photo it was found on; else "".
     """
 
     box_px: Tuple[int, int, int, int]
     kind: str
     faces: int = 0
+    confidence: float = 0.0
+    shared_from: str = ""
 
 
 def _num(v, nd=3):
@@ -153,10 +162,11 @@ class CullResult:
         noise_sigma_dn, snr_db: noise sigma (DN) and subject SNR (dB).
         ev_offset, clip_high_pct, clip_low_pct: of the subject region.
         verdict: ``keep``, ``maybe`` or ``reject``; reasons: why (empty for a clean keep).
-        rating: ``xmp:Rating`` 1..5.
+        rating: ``xmp:Rating`` 1..5 (-1 = rejected, with ``--reject-rating -1``).
         group, group_size, best: burst group index, its size, best of its group.
         tiles: the analyzer's tile grid for the heat map (``grid_px``, ``p``, ``textured``).
-        timings_ms: ``decode``, ``subject``, ``analyzer``, ``blur``, ``exposure``, ``total``.
+        timings_ms: ``decode``, ``subject``, ``analyzer``, ``blur``, ``exposure``, ``total`` (wall) and
+            ``cpu`` (CPU time of decoding and scoring this photo).
     """
 
     path: str
@@ -200,7 +210,8 @@ class CullResult:
                   "snr_db", "ev_offset", "clip_high_pct", "clip_low_pct", "time_s"):
             d[k] = _num(d[k], 4 if k == "p_in_focus" else 3)
         d["subject"] = {"box_px": list(self.subject.box_px), "kind": self.subject.kind,
-                        "faces": self.subject.faces}
+                        "faces": self.subject.faces, "confidence": _num(self.subject.confidence),
+                        "shared_from": self.subject.shared_from or None}
         d["reason"] = self.reason
         d["timings_ms"] = {k: round(float(v), 2) for k, v in self.timings_ms.items()}
         return d

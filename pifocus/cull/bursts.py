@@ -5,12 +5,26 @@ the subject is marked best of its group.  Pure functions on results.
 * :func:`sharpness_key` -- the order "sharper on the subject" (motion, blur, edge width, CNN).
 * :func:`rank_key` -- one photo's order: not rejected first, then :func:`sharpness_key`.
 * :func:`burst_order` -- the order within a burst (rank sum of two subject measures).
-* :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results.
+* :func:`mark_bursts` -- set ``group``, ``group_size``, ``best`` and the rating of results
+  (a RAW+JPEG pair is one shot: :func:`shot_key`).
+* :func:`shared_regions` -- the one subject region every photo of a burst is judged on (the
+  region of its most trusted detection, mapped by relative coordinates), so "best of the
+  burst" compares like with like; :func:`reference_index`, :func:`map_box`, :func:`iou`.
 """
 
 import math
-from typing import List, Sequence
+import os
+from dataclasses import replace
+from typing import List, Optional, Sequence, Tuple
 
+#: Subject kinds, most trusted first: a region found on the subject beats a fallback.
+KIND_RANK = {"eyes": 3, "face": 2, "detail": 1, "centre": 0}
+#: A photo whose own subject box overlaps the burst's region by at least this
+#: intersection-over-union already shows that region (detector jitter): it is not scored again.
+SAME_REGION_IOU = 0.9
+#: Photos whose aspect ratio differs from the reference's by more than this (relative) --
+#: a rotated frame, another camera -- keep their own region.
+ASPECT_TOLERANCE = 0.02
 
 
 def group_times(times_s: Sequence[float], gap_s: float) -> List[int]:
@@ -80,10 +94,19 @@ def burst_order(results) -> List[int]:
                                                  sharpness_key(rs[i])))
 
 
+def shot_key(path: str) -> Tuple[str, str]:
+    """The shot a file belongs to: its folder and name without the extension (case-folded),
+    so a camera's RAW+JPEG pair (``IMG_0001.DNG`` + ``IMG_0001.JPG``, picamera2's DNG + JPEG)
+    is one shot."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return folder, os.path.splitext(name)[0].casefold()
+
+
 def mark_bursts(results, gap_s: float) -> int:
     """Group ``results`` (:class:`~pifocus.cull.CullResult`) by time and mark the best of every
-    group of two or more (its rating becomes 5 when it is kept).  Returns the number of
-    groups with more than one photo."""
+    group of two or more shots (:func:`shot_key`: the files of a RAW+JPEG pair are one shot
+    and are marked together); a kept best gets rating 5.  Returns the number of groups with
+    more than one shot."""
     groups = group_times([r.time_s for r in results], gap_s)
     members = {}
     for r, g in zip(results, groups):
@@ -94,10 +117,76 @@ def mark_bursts(results, gap_s: float) -> int:
         for r in rs:
             r.group_size = len(rs)
             r.best = False
-        if len(rs) > 1:
+        if len({shot_key(r.path) for r in rs}) > 1:
             bursts += 1
-            best = rs[burst_order(rs)[0]]
-            best.best = True
-            if best.verdict == "keep":
-                best.rating = 5
+            shot = shot_key(rs[burst_order(rs)[0]].path)
+            for best in (r for r in rs if shot_key(r.path) == shot):
+                best.best = True
+                if best.verdict == "keep":
+                    best.rating = 5
     return bursts
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes (0 when either is empty)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def map_box(box: Sequence[float], from_wh: Tuple[int, int], to_wh: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """``box`` (px of a ``from_wh`` photo) at the same relative place in a ``to_wh`` photo,
+    kept inside it."""
+    (fw, fh), (tw, th) = from_wh, to_wh
+    x, y, w, h = box
+    sx, sy = tw / float(fw), th / float(fh)
+    w2, h2 = min(int(round(w * sx)), tw), min(int(round(h * sy)), th)
+    x2 = min(max(int(round(x * sx)), 0), tw - w2)
+    y2 = min(max(int(round(y * sy)), 0), th - h2)
+    return x2, y2, w2, h2
+
+
+def reference_index(results) -> int:
+    """Index of the photo whose subject detection the burst trusts most: the best kind
+    (:data:`KIND_RANK`: eyes, face, detail, centre), then the highest confidence (comparable
+    within a kind), then the larger region (share of the photo), then the earlier photo."""
+    def key(i):
+        r = results[i]
+        s = r.subject
+        area = s.box_px[2] * s.box_px[3] / float(max(1, r.width * r.height))
+        conf = s.confidence if math.isfinite(s.confidence) else -math.inf
+        return (KIND_RANK.get(s.kind, -1), conf, area, -i)
+    return max(range(len(results)), key=key)
+
+
+def shared_regions(results, gap_s: float) -> List[Optional[object]]:
+    """Per photo, the :class:`~pifocus.cull.Subject` it must be scored again on so that all
+    photos of its burst are judged on one region, or None (already judged on it, alone, or
+    of another shape).  Bursts are :func:`group_times` groups of two or more; the region is
+    that of the burst's :func:`reference_index` photo, mapped by relative coordinates
+    (:func:`map_box`).  A photo whose own box overlaps it by :data:`SAME_REGION_IOU` or more
+    is not scored again.  The returned subjects keep the photo's own face count and name
+    the reference photo in ``shared_from``.  Pure: the results are not changed."""
+    groups = group_times([r.time_s for r in results], gap_s)
+    members = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    out: List[Optional[object]] = [None] * len(results)
+    for idx in members.values():
+        if len(idx) < 2:
+            continue
+        ref = results[idx[reference_index([results[i] for i in idx])]]
+        aspect = ref.width / float(ref.height)
+        for i in idx:
+            r = results[i]
+            if r is ref or abs(r.width / float(r.height) / aspect - 1.0) > ASPECT_TOLERANCE:
+                continue
+            box = map_box(ref.subject.box_px, (ref.width, ref.height), (r.width, r.height))
+            if iou(box, r.subject.box_px) >= SAME_REGION_IOU:
+                continue
+            out[i] = replace(ref.subject, box_px=box, faces=r.subject.faces, shared_from=ref.path)
+    return out

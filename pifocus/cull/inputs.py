@@ -93,6 +93,18 @@ def _thumb(img_bgr: np.ndarray) -> np.ndarray:
     return cv2.resize(img_bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def _reduced_flag(shape) -> int:
+    """The JPEG decoder's reduced-colour mode (1/8, 1/4, 1/2 or full size) that still gives
+    a long side of at least :data:`THUMB_PX`: the thumbnail of a small photo is not a stamp."""
+    import cv2
+    long_px = max(shape[:2])
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                         (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if long_px / factor >= THUMB_PX:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
 def _decode_raw(path: str, want_thumb: bool) -> Tuple[Optional[Decoded], str]:
     try:
         import rawpy
@@ -129,7 +141,7 @@ def decode_photo(path: str, want_thumb: bool = False,
     try:
         if is_jpeg:
             luma = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-            thumb = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8) if want_thumb and luma is not None else None
+            thumb = cv2.imdecode(data, _reduced_flag(luma.shape)) if want_thumb and luma is not None else None
         else:
             img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
             luma = None if img is None else to_luma8(img)

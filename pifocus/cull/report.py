@@ -11,6 +11,7 @@ together and their best photo starred.
 import base64
 import html
 import math
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -60,6 +61,14 @@ def _fmt(v, unit="", nd=1):
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}{unit}"
 
 
+def _subject(s) -> str:
+    """The subject row: kind, box and, for a burst's shared region, the photo it came from."""
+    text = f"{s.kind} {list(s.box_px)}"
+    if s.shared_from:
+        text += f" (the burst's region, found on {os.path.basename(s.shared_from)})"
+    return html.escape(text)
+
+
 _CSS = """body{font:14px sans-serif;background:#222;color:#eee;margin:1em}
 .grp{display:flex;flex-wrap:wrap;gap:8px;padding:6px;margin:6px 0;border:1px dashed #555}
 .card{width:330px;background:#333;border:4px solid;padding:4px}
@@ -95,7 +104,7 @@ def render_html(results: List, thumbs: Dict[str, np.ndarray], summary: dict) -> 
                 f"<div><span class='v'>{r.verdict}</span> {'&#9733;' * r.rating}{star}</div>"
                 f"<div>{html.escape(r.path)}</div><div class='r'>{html.escape(r.reason)}</div>"
                 "<table>"
-                f"<tr><td>subject</td><td>{r.subject.kind} {list(r.subject.box_px)}</td></tr>"
+                f"<tr><td>subject</td><td>{_subject(r.subject)}</td></tr>"
                 f"<tr><td>blur</td><td>{_fmt(r.blur_px, ' px')} ({r.blur_source})</td></tr>"
                 f"<tr><td>motion</td><td>{'yes ' + _fmt(r.motion_px, ' px') if r.motion_blur else 'no'}</td></tr>"
                 f"<tr><td>CNN p</td><td>{_fmt(r.p_in_focus, '', 2)}</td></tr>"

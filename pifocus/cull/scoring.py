@@ -1,6 +1,6 @@
 """One photo -> :class:`~pifocus.cull.CullResult`: the pipeline's own measures on the subject.
 
-1. the subject region (:mod:`.subject`);
+1. the subject region (:mod:`.subject`, or the burst's shared region given by the caller);
 2. :class:`~pifocus.focus.FocusAnalyzer` on that region (tile grid, texture gate, CNN
    ``p_in_focus``; ``blur_px`` and motion when the model has the blur heads);
 3. without the heads, :func:`pifocus.focus.blurest.estimate_blur` on the region gives the
@@ -13,11 +13,11 @@
 import math
 import os
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import CullParams, CullResult, VERDICTS
+from . import CullParams, CullResult, Subject, VERDICTS
 from ..focus import blurest, exposure
 from ..frames import Frame
 
@@ -88,7 +88,7 @@ def file_time(path: str) -> Tuple[float, str]:
 
 
 def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams,
-               timings=None) -> CullResult:
+               timings=None, subject: Optional[Subject] = None) -> CullResult:
     """Score one decoded photo (2-D uint8 luma at full resolution).
 
     Args:
@@ -98,11 +98,13 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
         finder: a :class:`~pifocus.cull.subject.SubjectFinder`.
         params: the tolerances.
         timings: milliseconds measured before (``decode``), copied into the result.
+        subject: judge this region (px of this photo: a burst's shared region) instead of
+            asking ``finder``.
     """
     t = dict(timings or {})
     t0 = time.perf_counter()
     h, w = luma.shape
-    subj = finder.find(luma)
+    subj = finder.find(luma) if subject is None else subject
     t1 = time.perf_counter()
     x, y, bw, bh = subj.box_px
     analyzer.set_roi((x / w, y / h, min(bw / w, 1.0 - x / w), min(bh / h, 1.0 - y / h)))

@@ -10,8 +10,13 @@ up to 4.x ship them) and then in the Debian/Raspberry Pi OS package ``opencv-dat
 cascade files or ``cv2.CascadeClassifier`` (OpenCV 5 moved it out of the main modules) and
 without a YuNet model, ``auto`` goes straight to the most detailed region (logged).
 
+The largest face is taken among the confident ones (:data:`FACE_MIN_SHARE` of the strongest
+detection's confidence); every :class:`~pifocus.cull.Subject` carries a ``confidence`` (the
+detector's, or a detail region's contrast), which picks a burst's shared region
+(:func:`pifocus.cull.bursts.reference_index`).
+
 * :class:`SubjectFinder` -- holds the loaded cascades; :meth:`SubjectFinder.find`.
-* :func:`detail_box` / :func:`centre_box` / :func:`pad_box` -- pure geometry on arrays.
+* :func:`detail_box` (:func:`detail_box_scored`) / :func:`centre_box` / :func:`pad_box` -- pure geometry on arrays.
 """
 
 import logging
@@ -31,6 +36,15 @@ FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
 #: Long side (px) of the copy faces and detail are searched on.
 DETECT_PX = 640
+#: Haar ``minNeighbors``: overlapping detections a face needs (its confidence is their count).
+HAAR_MIN_NEIGHBORS = 5
+#: Haar scale step between detection sizes: 1.15 finds 95 of the 100 real faces of the LFW
+#: subset (1.1: 96, 1.2: 91) at ~2/3 of 1.1's CPU time (tests/test_cull_faces.py).
+HAAR_SCALE_FACTOR = 1.15
+#: Faces with less than this share of the most confident face's confidence are dropped
+#: (a larger false detection must not outrank a clear face: on the astronaut JPEG a
+#: 6-neighbour patch of the background beside her 25-neighbour face).
+FACE_MIN_SHARE = 0.4
 #: Smallest face, as a fraction of the short side of the photo.
 MIN_FACE_FRACTION = 0.06
 #: Side of the most-detailed-region window, as a fraction of the short side.
@@ -75,6 +89,7 @@ def centre_box(width: int, height: int, fraction: float = CENTRE_FRACTION) -> Tu
 
 
 def _small(luma: np.ndarray) -> Tuple[np.ndarray, float]:
+    """``(copy of luma reduced to DETECT_PX on its long side, its scale)``."""
     import cv2
     h, w = luma.shape
     s = min(1.0, DETECT_PX / max(h, w))
@@ -88,8 +103,15 @@ def detail_box(luma: np.ndarray, fraction: float = DETAIL_FRACTION) -> Optional[
     largest box-filtered squared Laplacian on a reduced copy, less a noise-like floor (the
     median window).  None for a photo with no region clearly more detailed than the rest
     (flat, or detail everywhere alike)."""
+    found = detail_box_scored(luma, fraction)
+    return None if found is None else found[0]
+
+
+def detail_box_scored(luma: np.ndarray, fraction: float = DETAIL_FRACTION, reduced=None):
+    """:func:`detail_box` and its contrast: ``(box px, window energy / median window energy)``,
+    or None.  ``reduced``: the ``(copy, scale)`` of :func:`reduced` when already made."""
     import cv2
-    small, s = _small(luma)
+    small, s = reduced or _small(luma)
     f = small.astype(np.float32)
     lap = cv2.Laplacian(f, cv2.CV_32F, ksize=3)
     k = max(3, int(min(small.shape) * fraction)) | 1
@@ -103,7 +125,7 @@ def detail_box(luma: np.ndarray, fraction: float = DETAIL_FRACTION) -> Optional[
     if best <= 1.0 or best < DETAIL_CONTRAST * med:
         return None
     cy, cx = iy + half, ix + half
-    return tuple(int(round(v / s)) for v in (cx - half, cy - half, k, k))
+    return tuple(int(round(v / s)) for v in (cx - half, cy - half, k, k)), best / max(med, 1e-6)
 
 
 class SubjectFinder:
@@ -157,20 +179,32 @@ class SubjectFinder:
 
     def faces(self, luma: np.ndarray):
         """Face boxes ``[(x, y, w, h)]`` in px of the photo, largest first."""
+        return [box for box, _score in self.faces_scored(luma)]
+
+    def faces_scored(self, luma: np.ndarray, reduced=None):
+        """``[(face box px, confidence)]``, largest first, without the detections below
+        :data:`FACE_MIN_SHARE` of the most confident one.  The confidence is YuNet's score
+        (0..1) or, for the Haar cascade, the number of neighbouring detections merged into
+        the face (``detectMultiScale2``; at least ``HAAR_MIN_NEIGHBORS``).  ``reduced``: the
+        photo's reduced copy and scale when already made."""
         if not self.has_faces:
             return []
         import cv2
-        small, s = _small(luma)
+        small, s = reduced or _small(luma)
         m = max(12, int(min(small.shape) * MIN_FACE_FRACTION))
         if self._yunet is not None:
             self._yunet.setInputSize((small.shape[1], small.shape[0]))
             _n, found = self._yunet.detect(cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))
-            found = [] if found is None else [f[:4] for f in found if min(f[2], f[3]) >= m]
-            return sorted((tuple(int(round(v / s)) for v in b) for b in found), key=lambda b: -b[2] * b[3])
-        found = self._face.detectMultiScale(cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=5,
-                                            minSize=(m, m))
-        boxes = sorted((tuple(int(round(v / s)) for v in b) for b in found), key=lambda b: -b[2] * b[3])
-        return boxes
+            scored = [] if found is None else [(f[:4], float(f[-1])) for f in found if min(f[2], f[3]) >= m]
+        else:
+            boxes, neighbours = self._face.detectMultiScale2(cv2.equalizeHist(small), scaleFactor=HAAR_SCALE_FACTOR,
+                                                             minNeighbors=HAAR_MIN_NEIGHBORS, minSize=(m, m))
+            scored = [(b, float(n)) for b, n in zip(boxes, np.ravel(neighbours))]
+        out = [(tuple(int(round(v / s)) for v in b), c) for b, c in scored]
+        if out:  # a weak detection is no face when a much stronger one is there
+            floor = FACE_MIN_SHARE * max(c for _b, c in out)
+            out = [(b, c) for b, c in out if c >= floor]
+        return sorted(out, key=lambda bc: -bc[0][2] * bc[0][3])
 
     def eyes(self, luma: np.ndarray, face) -> Optional[Tuple[int, int, int, int]]:
         """The box around the eyes found in the upper part of ``face`` (px), or None."""
@@ -197,16 +231,18 @@ class SubjectFinder:
         if self.mode == "centre":
             return Subject(centre_box(w, h), "centre")
         n_faces = 0
+        reduced = _small(luma)
         if self.mode in ("auto", "face"):
-            faces = self.faces(luma)
+            faces = self.faces_scored(luma, reduced)
             n_faces = len(faces)
             if faces:
-                eyes = self.eyes(luma, faces[0])
+                face, conf = faces[0]
+                eyes = self.eyes(luma, face)
                 if eyes is not None:
-                    return Subject(pad_box(eyes, w, h, pad=0.15), "eyes", n_faces)
-                return Subject(pad_box(faces[0], w, h), "face", n_faces)
+                    return Subject(pad_box(eyes, w, h, pad=0.15), "eyes", n_faces, conf)
+                return Subject(pad_box(face, w, h), "face", n_faces, conf)
         if self.mode in ("auto", "detail"):
-            box = detail_box(luma)
-            if box is not None:
-                return Subject(pad_box(box, w, h), "detail", n_faces)
+            found = detail_box_scored(luma, reduced=reduced)
+            if found is not None:
+                return Subject(pad_box(found[0], w, h), "detail", n_faces, found[1])
         return Subject(centre_box(w, h), "centre", n_faces)

@@ -2,7 +2,9 @@
 
 Written per photo (never into the photo itself):
 
-* ``xmp:Rating`` (1..5; XMP basic schema ``http://ns.adobe.com/xap/1.0/``),
+* ``xmp:Rating`` (1..5; XMP basic schema ``http://ns.adobe.com/xap/1.0/``; -1 for a reject
+  when asked: :data:`REJECTED`, which darktable reads as its "rejected" flag -- its
+  ``dt_image_set_xmp_rating`` in ``src/common/image.c`` -- and Lightroom as a reject),
 * ``xmp:Label`` ``"Select"`` (keep) or ``"Reject"`` (reject); a ``maybe`` removes a label
   this tool wrote before and leaves any other label alone,
 * ``darktable:colorlabels`` (``http://darktable.sf.net/``, an ``rdf:Seq`` of integers:
@@ -42,6 +44,8 @@ NS = {
 LABELS = {"keep": "Select", "maybe": None, "reject": "Reject"}
 #: darktable colour label per verdict (0 red, 1 yellow, 2 green).
 COLOR_LABELS = {"keep": 2, "maybe": 1, "reject": 0}
+#: ``xmp:Rating`` of a rejected photo in the XMP basic schema (darktable, Lightroom).
+REJECTED = -1
 #: Sidecar styles.
 STYLES = ("darktable", "adobe")
 #: Largest existing sidecar merged (bytes); a larger one is refused, not read.
@@ -126,13 +130,14 @@ def render(verdict: str, rating: int, existing: Optional[str] = None, where: str
     label set for ``verdict``.
 
     Raises:
-        ValueError: an unknown verdict or a rating outside 1..5.
+        ValueError: an unknown verdict, or a rating outside 1..5 (-1, :data:`REJECTED`, is
+            allowed for a reject).
         SidecarError: ``existing`` is not XML or not XMP.
     """
     if verdict not in LABELS:
         raise ValueError(f"verdict = {verdict!r}; allowed: {', '.join(LABELS)}")
-    if not 1 <= int(rating) <= 5:
-        raise ValueError(f"rating = {rating!r} must be 1..5")
+    if not (1 <= int(rating) <= 5 or (int(rating) == REJECTED and verdict == "reject")):
+        raise ValueError(f"rating = {rating!r} must be 1..5 (or {REJECTED} = rejected, for a reject)")
     prefixes = dict(NS)
     if existing and existing.strip():
         root, found = _parse(existing, where)

@@ -25,149 +25,22 @@ a large ``blur_px``, not ``no_detail``.  Models without the heads keep the binar
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Dict, Optional, Tuple, Union
+from dataclasses import replace
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from ..frames import Frame
-from ..validate import require
 from . import blur as b
 from . import exposure as ex
 from . import measures as m
 from . import scale as sc
 from .report import FocusReport
-from .verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams
+from .verdict import FocusPass
 
 log = logging.getLogger(__name__)
 
-#: Default subject region: the central 60 % of the frame, centre-weighted.
-DEFAULT_ROI = (0.2, 0.2, 0.6, 0.6)
-
-
-@dataclass(frozen=True)
-class AnalysisParams:
-    """Validated parameters of the focus analysis (config table ``[analysis]``).
-
-    Attributes:
-        roi: subject region ``(x, y, w, h)`` in normalized frame coordinates; ``None`` means
-            the default centre-weighted region.
-        rows, cols: tile grid over the ROI.
-        block_px: sub-block size (px) used to place CNN crops inside tiles.
-        gate_factor: a tile is informative when its Laplacian variance exceeds this multiple
-            of the noise floor.
-        noise_percentile: percentile of tiles' noise ratios taken as the sensor noise.
-        noise_offset_dn: read-noise term of the noise model, in DN of brightness.
-        min_noise_sigma_dn: lowest noise the model assumes (quantization, JPEG), DN RMS.
-        use_cnn: classify tiles with the CNN; False = Laplacian-only mode.
-        model: path of a ``.tflite`` model; ``None`` = the shipped one.
-        num_threads: LiteRT interpreter threads (capped at the physical cores).
-        max_cnn_tiles: most tiles sent to the CNN per frame (the most detailed win).
-        threshold: tile probability counted as in focus; ``None`` = the model's own.
-        laplacian_threshold_dn2: Laplacian-only mode: noise-corrected tile Laplacian
-            variance at which a tile is even odds in focus (DN²).
-        centre_sigma: width of the centre weighting (fraction of the ROI); used only when
-            ``roi`` is None; a configured rectangle weights its tiles equally.
-        coc_px: circle of confusion: the largest defocus blur *radius* (pixels at the
-            analysis scale) still called in focus.  1.0 = critical focus at 100 % view; raise
-            it for a looser "acceptably sharp".  Used with a model that has the blur head.
-        near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
-        motion_fraction: weighted share of judged tiles flagged as motion-blurred above
-            which the frame is ``motion_blur`` (never in focus).
-        analysis_scale: sensor pixels per analysis pixel: ``"auto"`` (default) picks, per
-            ROI, the pyramid level where the subject's detail lives (1, 2, 3 or 4; see
-            :mod:`pifocus.focus.scale`), so an oversampled rig (a macro lens, a microscope,
-            the HQ Camera's 4056 x 3040 mode behind a soft lens) or an upscaled stream is
-            judged like a sharp small frame; an integer 1..4 fixes it (1 = full resolution).
-        auto_ratio: ``"auto"``: a level qualifies when the ROI's noise-corrected Laplacian
-            variance one octave coarser is less than this many times its own (1 = natural
-            detail at the level's Nyquist limit, 16 = no detail at this level at all).
-        coarse_levels: a frame with too little detail at the analysis scale is judged again
-            reduced 2x, 4x, ... up to this factor, so a strongly defocused subject with real
-            structure reads ``out_of_focus`` (with its blur, with the blur head) instead of
-            ``no_detail``.  Judged only there, a frame is never in focus.  1 = never.
-        exposure: measure the exposure readouts (levels, clipping, histogram, ISO) of every
-            frame into ``report.exposure`` (:func:`pifocus.focus.exposure.frame_exposure`,
-            a decimated pass of about 0.2 ms).
-        coarse_min_share: a reduced copy counts only when at least this share of its tile
-            weight is textured (a stray noisy tile is not a blurred subject).
-        min_meter: the live verdict stays off (or turns off) while the peak-hold meter
-            (sharpness relative to the best of this focusing pass) is below this: once the
-            pass has gone through focus, a frame far below its peak is not in focus whatever
-            the tiles say.  0 = off.
-        verdict, peak: the verdict and peak-hold parameters.
-    """
-
-    roi: Optional[Tuple[float, float, float, float]] = None
-    rows: int = 6
-    cols: int = 8
-    block_px: int = 8
-    gate_factor: float = 3.0
-    noise_percentile: float = 10.0
-    noise_offset_dn: float = 8.0
-    min_noise_sigma_dn: float = 0.5
-    use_cnn: bool = True
-    model: Optional[str] = None
-    num_threads: int = 1
-    max_cnn_tiles: int = 48
-    threshold: Optional[float] = None
-    laplacian_threshold_dn2: float = 300.0
-    centre_sigma: float = 0.6
-    coc_px: float = 1.0
-    near_factor: float = 2.5
-    motion_fraction: float = 0.5
-    analysis_scale: Union[int, str] = "auto"
-    auto_ratio: float = 4.0
-    coarse_levels: int = 8
-    exposure: bool = True
-    coarse_min_share: float = 0.15
-    min_meter: float = 0.7
-    verdict: VerdictParams = field(default_factory=VerdictParams)
-    peak: PeakHoldParams = field(default_factory=PeakHoldParams)
-
-    def __post_init__(self):
-        s = "analysis"
-        if self.roi is not None:
-            roi = tuple(float(v) for v in self.roi)
-            require(len(roi) == 4, s, "roi", self.roi, "[x, y, w, h] in 0..1")
-            x, y, w, h = roi
-            require(0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1
-                    and x + w <= 1.0001 and y + h <= 1.0001, s, "roi", self.roi,
-                    "x, y in [0, 1), w, h in (0, 1], x+w <= 1, y+h <= 1 (normalized frame coordinates)")
-            object.__setattr__(self, "roi", roi)
-        require(1 <= int(self.rows) <= 64, s, "rows", self.rows, "1..64")
-        require(1 <= int(self.cols) <= 64, s, "cols", self.cols, "1..64")
-        require(int(self.block_px) in (4, 8, 16), s, "block_px", self.block_px, "4, 8 or 16")
-        require(1.0 <= self.gate_factor <= 100, s, "gate_factor", self.gate_factor, "1..100")
-        require(0 <= self.noise_percentile <= 100, s, "noise_percentile", self.noise_percentile, "0..100")
-        require(0 <= self.min_meter < 1, s, "min_meter", self.min_meter, "0 <= x < 1 (0 = off)")
-        require(0 <= self.noise_offset_dn <= 255, s, "noise_offset_dn", self.noise_offset_dn, "0..255")
-        require(0 < self.min_noise_sigma_dn <= 50, s, "min_noise_sigma_dn", self.min_noise_sigma_dn, "0 < x <= 50")
-        require(1 <= int(self.num_threads) <= 64, s, "num_threads", self.num_threads, "1..64")
-        require(1 <= int(self.max_cnn_tiles) <= 4096, s, "max_cnn_tiles", self.max_cnn_tiles, "1..4096")
-        require(self.threshold is None or 0 < self.threshold < 1, s, "threshold", self.threshold, "0 < x < 1")
-        require(self.laplacian_threshold_dn2 > 0, s, "laplacian_threshold_dn2", self.laplacian_threshold_dn2, "> 0")
-        require(0.05 <= self.centre_sigma <= 10, s, "centre_sigma", self.centre_sigma, "0.05..10")
-        require(0.25 <= self.coc_px <= 8, s, "coc_px", self.coc_px,
-                "0.25..8 px (blur radius; 1.0 = critical focus at 100 % view)")
-        require(1 < self.near_factor <= 20, s, "near_factor", self.near_factor, "1 < x <= 20")
-        require(0 < self.motion_fraction <= 1, s, "motion_fraction", self.motion_fraction, "0 < x <= 1")
-        a = self.analysis_scale
-        require(a == "auto" or (isinstance(a, (int, float)) and not isinstance(a, bool)
-                                and float(a).is_integer() and int(a) in (1, 2, 3, 4)),
-                s, "analysis_scale", a, '"auto" (the level where the detail lives, per ROI) or 1, 2, 3, 4 '
-                "sensor pixels per analysis pixel")
-        if a != "auto":
-            object.__setattr__(self, "analysis_scale", int(a))
-        require(1.5 <= self.auto_ratio <= 16, s, "auto_ratio", self.auto_ratio, "1.5..16")
-        require(0 < self.coarse_min_share <= 1, s, "coarse_min_share", self.coarse_min_share, "0 < x <= 1")
-        require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,
-                "1 (off), 2, 4, 8 or 16")
-
-    @property
-    def effective_roi(self) -> Tuple[float, float, float, float]:
-        """The ROI actually analysed."""
-        return self.roi if self.roi is not None else DEFAULT_ROI
+from .params import DEFAULT_ROI, AnalysisParams  # noqa: F401  (re-exported: the one way in)
 
 
 class _Level:
@@ -232,8 +105,7 @@ class FocusAnalyzer:
                 from ..classify import load_classifier
                 classifier = load_classifier(params.model, num_threads=params.num_threads)
             self.classifier = classifier
-        self.verdict = Verdict(params.verdict)
-        self.peak = PeakHold(params.peak)
+        self.focus_pass = FocusPass(params.verdict, params.peak, params.min_meter)
         self._levels = {}
         self._noise_k: Dict[int, float] = {}
         self._scale = sc.ScaleMemory(params.peak.scene_change)
@@ -270,8 +142,7 @@ class FocusAnalyzer:
 
     def reset(self) -> None:
         """Forget history: verdict, peak hold, noise estimate."""
-        self.verdict.reset()
-        self.peak.reset()
+        self.focus_pass.reset()
         self._noise_k = {}
         self._scale.reset()
 
@@ -342,6 +213,7 @@ class FocusAnalyzer:
                    >= p.coarse_min_share * float(j.level.weights.sum())
                    and (f == 1 or min(rw, rh) // f >= self._min_level_px()) else 0)
                for f, j in levels.items()}
+        self._level_sharp = sharp
         est = sc.detail_scale(sharp, inf, p.auto_ratio, p.verdict.min_informative_tiles)
         key = (luma.shape, p.effective_roi, p.rows, p.cols)
         s = self._scale.update(key, est, sc.wide_sharpness(sharp), levels[max(levels)].st.mean)
@@ -396,6 +268,7 @@ class FocusAnalyzer:
             self._octave = sc.octave_ratio(
                 {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
+        self._base_luma = base_luma
         self._classify(base_luma, base)
         self._t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
@@ -409,24 +282,32 @@ class FocusAnalyzer:
             f *= 2
             if float(w[c.informative].sum()) < p.coarse_min_share * float(w.sum()):
                 continue     # a stray tile or two: noise, not a blurred subject
+            tc = time.perf_counter()
             self._classify(small, c)
+            self._t_ms["cnn"] += (time.perf_counter() - tc) * 1e3   # "cnn": every level's classification
             j = c
         if j is not base:
             self._t_ms["coarse"] = (time.perf_counter() - t0) * 1e3 - sum(self._t_ms.values())
         if track and s != getattr(self, "_scale_used", s):
-            self.peak.reset()        # sharpness at another level: a new pass of the meter
+            # The ROI's level changed mid-pass (adopted from the sharpest frame): the meter
+            # goes on relative to this pass's best *at the new level*, not from scratch (a
+            # fresh peak would read 100 % on the soft frames after the peak).
+            self.focus_pass.rescale(s)
         self._scale_used = s
         # Sensor noise is judged at full resolution (a reduced level averages it down).
         self._sensor_k = levels[1].k if 1 in levels else base.k
         return base, j
 
-    def analyze(self, frame: Frame, track: bool = True) -> FocusReport:
+    def analyze(self, frame: Frame, track: bool = True, still: bool = False) -> FocusReport:
         """Judge one frame.
 
         Args:
             frame: the :class:`~pifocus.frames.Frame`.
             track: carry history (hysteresis, peak hold, noise smoothing) from frame to
-                frame, as for a live stream; False judges the frame on its own (stills).
+                frame, as for a live stream; False judges the frame on its own.
+            still: the frame is a photo judged for keeps (``score``, the cull): with
+                ``motion_check = "stills"`` it is tested for motion blur (autofocus samples
+                and the live stream are not, unless ``"always"``).
         """
         p = self.params
         t0 = time.perf_counter()
@@ -454,12 +335,15 @@ class FocusAnalyzer:
         else:
             frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
+        if (not self.has_blur and p.motion_check != "off" and (still or p.motion_check == "always")
+                and judgeable and j is base and frac >= p.verdict.on_fraction):
+            motion = b.motion_check(self._base_luma, p.effective_roi)   # no motion head: model-free
         raw = judgeable and not motion and frac >= p.verdict.on_fraction
         sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:
-            meter, peak, changed = self.peak.update(sharp, base.st.mean)
-            below_peak = p.min_meter > 0 and meter < p.min_meter
-            in_focus = self.verdict.update(0.0 if motion or below_peak else frac, judgeable)
+            in_focus, meter, peak, changed = self.focus_pass.update(
+                sharp, base.st.mean, getattr(self, "_level_sharp", {}) if p.analysis_scale == "auto" else {},
+                frac, judgeable, motion)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
         absolute = b.blur_meter(subject_blur, p.coc_px)
