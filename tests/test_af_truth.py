@@ -141,9 +141,9 @@ def test_texture_reason_only_when_no_level_has_detail():
 
 
 def test_multi_peaked_curve_fails_with_that_reason():
-    S = [_s(x, y) for x, y in ((0, 5), (2, 100), (4, 20), (6, 90), (8, 5))]
+    S = [_s(x, y) for x, y in ((0, 5), (2, 100), (4, 20), (8, 90), (10, 5))]
     ok, reason = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams())
-    assert not ok and reason.startswith("multi-peaked curve: another peak at 6 scores 90%")
+    assert not ok and reason.startswith("multi-peaked curve: another peak at 8 scores 90%")
     ok, _ = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams(rival_ratio=1.01))
     assert ok
 
@@ -174,3 +174,9 @@ def test_flag_agrees_with_the_lens_on_simulated_scenes(analyzer):
         assert r.success == within and within, (r.reason, r.curve)
         frames.append(r.frames_used)
     assert max(frames) <= 12 and float(np.median(frames)) <= 8, frames
+
+
+def test_a_rival_within_two_depths_of_focus_is_the_same_peak():
+    wobble = [_s(0, 10), _s(10, 100), _s(15, 60), _s(20, 95), _s(40, 10)]
+    assert _rival_peak(wobble, wobble[1], 0.7).position == 20.0
+    assert _rival_peak(wobble, wobble[1], 0.7, min_distance=12.0) is None

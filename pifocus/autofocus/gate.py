@@ -110,7 +110,11 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
                        "focus may lie beyond the limits; widen drive.min_position/max_position or move the camera")
     if fit is None:
         return False, "no peak fit: the curve around the best sample is not peaked"
-    rival = _rival_peak(samples, best, gate.rival_ratio)
+    # On the samples reached from the approach side (unknown play shifts the others and
+    # makes a jagged curve of one peak), and more than two depths of focus from the best.
+    pool = run.unique_sorted(approached=True)
+    rival = _rival_peak(pool, max(pool, key=lambda u: u.score), gate.rival_ratio,
+                        2.0 * (depth_of_focus(fit) or 0.0))
     if rival is not None:
         return False, (f"multi-peaked curve: another peak at {rival.position:g} scores "
                        f"{rival.score / best.score:.0%} of the best at {best.position:g} (two subjects at "
@@ -166,13 +170,15 @@ def _not_bracketed(samples, best, dof: float, k: float) -> str:
             "is too irregular to trust")
 
 
-def _rival_peak(samples, best, ratio: float):
+def _rival_peak(samples, best, ratio: float, min_distance: float = 0.0):
     """The highest other local maximum of the sampled curve (``samples`` sorted by
-    position) scoring at least ``ratio`` of ``best``, not next to it, or None."""
+    position) scoring at least ``ratio`` of ``best``, not next to it, more than
+    ``min_distance`` from it and behind a dip below ``ratio`` of it, or None.  Pure."""
     i_best = next(k for k, u in enumerate(samples) if u is best)
     rivals = []
     for k, u in enumerate(samples):
-        if abs(k - i_best) <= 1 or u.score < ratio * best.score:
+        if (abs(k - i_best) <= 1 or u.score < ratio * best.score
+                or abs(u.position - best.position) <= min_distance):
             continue
         lower_left = k == 0 or samples[k - 1].score < u.score
         lower_right = k == len(samples) - 1 or samples[k + 1].score < u.score
