@@ -20,8 +20,11 @@ Safety runs:
   Lost position = restored position differs from the motor's real one.
 
 Replay: every sweep in ``../shared/data/focus-sweeps`` (skipped cleanly when absent), AF
-from every recorded position, ROI = the judged region; success = the final frame is within
-+-1 frame of the frame judged sharpest (``tests/data/af_sweep_judgements.json``).
+from every recorded position, ROI = the judged region (or the sweep's own ``roi``); counted:
+the final frame within +-1 of the frame judged sharpest, within the range judged acceptable
+(``tests/data/sweep_truth.json``), the frames used (settling and verification included,
+exactly as ``frames_used``), and whether the success flag told the truth (success <=> the
+final frame is in the accepted range).  ``replay_summary`` pools every sweep per strategy.
 
 Usage::
 
@@ -400,6 +403,24 @@ def _replay_sweep(name, folder, j, t, an, strategies, verbose):
     return res
 
 
+def replay_summary(rp, strategies):
+    """Per strategy, every replayed run pooled: runs, frames median / p95, share within the
+    accepted range, share of runs whose success flag told the truth."""
+    out = {}
+    if not rp or "skipped" in rp:
+        return out
+    for s in strategies:
+        sweeps = [v[s] for v in rp.values() if s in v]
+        allf = [f for v in sweeps for f in v["frames"]]
+        tot = sum(v["starts"] for v in sweeps)
+        if not tot:
+            continue
+        out[s] = {"runs": tot, "median_frames": float(np.median(allf)), "p95_frames": float(np.percentile(allf, 95)),
+                  "within_accepted": round(sum(v["within_accepted"] for v in sweeps) / tot, 4),
+                  "flag_agreement": round(sum(v["flag_agreement"] * v["starts"] for v in sweeps) / tot, 4)}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=200, help="simulated runs per strategy [200]")
@@ -438,6 +459,7 @@ def main(argv=None):
             report["sim_cnn"] = {"model": summarize(sim_bench("model", args.runs, args.seed, an_cnn, args.verbose))}
     if not args.no_replay:
         report["replay"] = replay_bench(strategies, args.verbose)
+        report["replay_summary"] = replay_summary(report["replay"], strategies)
         if args.cnn and "model" in report.get("sim_cnn", {}):
             report["replay_cnn"] = replay_bench(["model"], args.verbose, use_cnn=True)
     report["time_s"] = round(time.time() - t0, 1)

@@ -17,13 +17,20 @@ Strategies (selectable by name, one parameter object each; :data:`STRATEGIES`):
   cut), without hunting while focus is good.
 
 Every run ends with the **quality gate** (:class:`GateParams`): too little light or
-texture, a flat curve, a peak at the edge of the range or a poor fit make the run fail with
-the reason, and the drive is returned to the best position seen -- never left wandering.
+texture (no detail at full resolution nor 2x or 4x reduced), a flat curve, a peak at the
+edge of the range the curve still climbs at, a multi-peaked curve (another local maximum
+near the best's height) or a poor fit around a peak not closely bracketed make the run fail
+with the reason -- each given only when it is true -- and the drive is returned to the best
+position seen, never left wandering.  ``success`` means the final position is within the
+depth of focus of the best position of a peak with lower samples on both sides (or at a
+range end the curve turns over at, noted in ``reason``).
 The :class:`AutofocusResult` carries final position, frames used, moves, time, the sampled
 curve (``[[position, score], ...]``), success, reason and the fit.
 
-The score is the analyzer's noise-corrected Laplacian variance of the ROI
-(:attr:`~pifocus.focus.FocusReport.sharpness`).  The CNN's ``p_in_focus`` (when a model is
+The curve score (``[autofocus] score``, default ``multiscale``) is the geometric mean of the
+ROI's noise-corrected Laplacian variance at full resolution and reduced 2x, 4x and 8x,
+weighted towards the ROI's centre (``centre_sigma``: the subject is where the ROI is aimed;
+a background plane at its edges counts less).  The CNN's ``p_in_focus`` (when a model is
 loaded) is recorded per sample, reported for the final frame and used by continuous AF to
 decide whether a new scene needs focusing; everything works in Laplacian-only mode.
 

@@ -87,7 +87,10 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     if brightest < gate.min_brightness_dn:
         return False, (f"too little light: ROI mean {brightest:.1f} DN < {gate.min_brightness_dn:g}; "
                        "add light or raise exposure/gain")
-    if max(s.informative for s in samples) < gate.min_informative:
+    # Texture the analyzer's tile gate missed (an oversampled frame: detail only at 2x or 4x
+    # reduced) is texture all the same: the reason must be true.
+    coarse_detail = any(u.coarse_ok(k, DETAIL_FLOORS) for u in samples for k in (2, 4))
+    if max(s.informative for s in samples) < gate.min_informative and not coarse_detail:
         return False, ("too little texture: no part of the ROI has detail above the noise at any "
                        "position; aim at a detailed subject or move the ROI (--roi)")
     lo_score = min(s.score for s in samples)
@@ -107,12 +110,83 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
                        "focus may lie beyond the limits; widen drive.min_position/max_position or move the camera")
     if fit is None:
         return False, "no peak fit: the curve around the best sample is not peaked"
+    # On the samples reached from the approach side (unknown play shifts the others and
+    # makes a jagged curve of one peak), and more than two depths of focus from the best.
+    pool = run.unique_sorted(approached=True)
+    rival = _rival_peak(pool, max(pool, key=lambda u: u.score), gate.rival_ratio,
+                        2.0 * (depth_of_focus(fit) or 0.0))
+    if rival is not None:
+        return False, (f"multi-peaked curve: another peak at {rival.position:g} scores "
+                       f"{rival.score / best.score:.0%} of the best at {best.position:g} (two subjects at "
+                       "different depths, or a moving one); aim the ROI at one subject (--roi)")
     r2 = _quality_r2(run, fit["peak"])
     if r2 is not None:
         fit["r2"] = r2
+    dof = depth_of_focus(fit)
+    if dof is not None:
+        # success = the best is within the depth of focus of the peak: lower samples close
+        # enough on both sides say so, whatever the wide measure's fit (R²) says.
+        # Judged on the samples reached from the approach side when there are enough (with
+        # play the drive does not know, the others sit up to the play away from their label).
+        pool = run.unique_sorted(approached=True)
+        top = max(pool, key=lambda u: u.score)
+        if not close_bracket(pool, top, dof, gate.close_dofs, run.res):
+            return False, _not_bracketed(pool, top, dof, gate.close_dofs)
+        return True, "ok"
     if fit.get("r2", 1.0) < gate.min_r2:
         return False, f"poor peak fit: R² {fit['r2']:.2f} < {gate.min_r2:g}; noisy or multi-peaked curve"
     return True, "ok"
+
+
+#: A coarse level this many times its noise term (+0.5) counts as detail for the texture reason.
+DETAIL_FLOORS = 5.0
+
+
+def close_bracket(samples, best, dof: Optional[float], k: float = 2.0, res: float = 0.0) -> bool:
+    """``best`` (one of ``samples``, sorted by position) has a lower sample on each side,
+    both within ``k dof`` of it (or the next drive step, ``res``): with ``k = 2`` a
+    symmetric single-peaked curve then peaks within ``dof`` of ``best`` (it is higher than
+    both, so the peak is nearer to it than to either).  Pure."""
+    if not dof:
+        return False
+    i = next((k for k, u in enumerate(samples) if u is best), None)
+    if i is None or i == 0 or i == len(samples) - 1:
+        return False
+    left, right = samples[i - 1], samples[i + 1]
+    return (left.score < best.score and right.score < best.score
+            and max(best.position - left.position, right.position - best.position) <= max(k * dof, res))
+
+
+def _not_bracketed(samples, best, dof: float, k: float) -> str:
+    """The reason for a best that :func:`close_bracket` rejects, with what is missing."""
+    i = samples.index(best)
+    nbs = [samples[j] for j in (i - 1, i + 1) if 0 <= j < len(samples)]
+    if len(nbs) < 2 or any(u.score >= best.score for u in nbs):
+        return (f"peak not bracketed: the best ({best.position:g}) lacks a lower sample on one side; "
+                "the search ran out of frames, or the curve is too irregular to trust")
+    d = max(abs(u.position - best.position) for u in nbs)
+    return (f"peak not bracketed closely: a sample next to the best ({best.position:g}) is {d:g} away, "
+            f"more than {k:g} depths of focus ({dof:.3g}); the search ran out of frames, or the curve "
+            "is too irregular to trust")
+
+
+def _rival_peak(samples, best, ratio: float, min_distance: float = 0.0):
+    """The highest other local maximum of the sampled curve (``samples`` sorted by
+    position) scoring at least ``ratio`` of ``best``, not next to it, more than
+    ``min_distance`` from it and behind a dip below ``ratio`` of it, or None.  Pure."""
+    i_best = next(k for k, u in enumerate(samples) if u is best)
+    rivals = []
+    for k, u in enumerate(samples):
+        if (abs(k - i_best) <= 1 or u.score < ratio * best.score
+                or abs(u.position - best.position) <= min_distance):
+            continue
+        lower_left = k == 0 or samples[k - 1].score < u.score
+        lower_right = k == len(samples) - 1 or samples[k + 1].score < u.score
+        between = samples[min(k, i_best) + 1:max(k, i_best)]
+        dip = min((v.score for v in between), default=u.score)
+        if lower_left and lower_right and dip < ratio * u.score:
+            rivals.append(u)
+    return max(rivals, key=lambda u: u.score) if rivals else None
 
 
 #: Half width at half maximum of a Gaussian, in sigmas.

@@ -35,7 +35,14 @@ class GateParams:
         min_informative: weighted share of ROI tiles with real texture at the best sample
             below this -> "too little texture".
         flat_ratio: (best + 1) / (worst + 1) score of the curve below this -> "flat curve".
-        min_r2: R² of the peak fit (log domain) below this -> "poor fit".
+        min_r2: R² of the peak fit below this -> "poor fit" (a fit without a width: the
+            ``parabola`` model; a Gaussian fit is judged by ``close_dofs`` instead).
+        close_dofs: the best sample needs a lower one on each side within this many depths
+            of focus (the fitted peak's half width at half maximum; or the next drive step)
+            -> else "peak not bracketed closely".  The peak is then within about the depth
+            of focus of the best.
+        rival_ratio: another local maximum of the sampled curve, not next to the best and
+            behind a dip, scoring at least this share of the best -> "multi-peaked curve".
         edge_margin: the peak counts as at the edge when the best sample is the first or
             last position of the range and the fit does not put the peak inside.
         verify_ratio: the final frame's score must reach this share of the best sample's,
@@ -47,6 +54,8 @@ class GateParams:
     flat_ratio: float = 1.4
     min_r2: float = 0.6
     verify_ratio: float = 0.5
+    rival_ratio: float = 0.7
+    close_dofs: float = 2.5
 
     def __post_init__(self):
         s = "autofocus.gate"
@@ -55,6 +64,8 @@ class GateParams:
         require(1 <= self.flat_ratio <= 1000, s, "flat_ratio", self.flat_ratio, "1..1000")
         require(-1 <= self.min_r2 <= 1, s, "min_r2", self.min_r2, "-1..1")
         require(0 <= self.verify_ratio <= 1, s, "verify_ratio", self.verify_ratio, "0..1")
+        require(0.5 <= self.close_dofs <= 100, s, "close_dofs", self.close_dofs, "0.5..100 depths of focus")
+        require(0 < self.rival_ratio <= 1.01, s, "rival_ratio", self.rival_ratio, "0 < x <= 1.01 (1.01 = off)")
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,11 @@ class DfdParams:
             the best to its inner neighbour (and exactly that far when nothing predicts focus).
         bracket_sigmas: a bracket (best sample with a lower one on each side) at most this
             many sigmas of its fitted log-parabola wide is close enough: its vertex is the target.
+        bracket_sigmas_sharp: ... this many when the best sample's blur estimate is within
+            ``sharp_margin`` of ``blur_floor`` (it reads sharp: it is at the peak already).
+        sharp_margin: see ``bracket_sigmas_sharp`` (units of the blur estimate).
+        close_dofs: ... and both its neighbours are within this many depths of focus (half
+            widths at half maximum of the fitted peak) of it.
         converge_sigmas: ... or its vertex is within this many sigmas of the best sample.
         snap_sigmas: a target this close (sigmas of the fitted peak) to the best sample is the
             best sample itself (its frame, when it was the last, verifies it).
@@ -184,6 +200,9 @@ class DfdParams:
         trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
             False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
         explore_gap: ... while an unsampled stretch wider than this share of the range is left.
+        coarse_rise: a bracketed peak whose neighbour's 8x-reduced measure is more than this
+            many times the peak's is a local one while half ``explore_gap`` of the range is
+            unsampled on that side: more of the scene comes into focus there, look first.
         flat_ratio: while the best/worst score of the samples is below this, nothing has
             changed with focus yet: sample the middle of the widest unsampled stretch.
     """
@@ -193,9 +212,12 @@ class DfdParams:
     blur_floor: float = 1.0
     fine_factor: float = 0.6
     max_jumps: int = 8
-    max_landing: int = 4
+    max_landing: int = 6
     flat_ratio: float = 1.4
     bracket_sigmas: float = 3.5
+    bracket_sigmas_sharp: float = 5.5
+    sharp_margin: float = 1.0
+    close_dofs: float = 2.5
     grow: float = 2.0
     max_skew: float = 4.0
     detail_factor: float = 3.0
@@ -205,17 +227,23 @@ class DfdParams:
     sharp_blur_px: float = 2.5
     explore_gap: float = 0.35
     trust_sharp: bool = True
+    coarse_rise: float = 1.03
 
     def __post_init__(self):
         s = "autofocus.dfd"
         require(0 < self.sharp_blur <= 100, s, "sharp_blur", self.sharp_blur, "0 < x <= 100")
         require(0 < self.sharp_blur_px <= 50, s, "sharp_blur_px", self.sharp_blur_px, "0 < x <= 50 px")
+        require(1 <= self.coarse_rise <= 100, s, "coarse_rise", self.coarse_rise, "1..100 (100 = off)")
         require(0 < self.explore_gap <= 1, s, "explore_gap", self.explore_gap, "0 < x <= 1")
         require(0 <= self.snap_sigmas <= 1, s, "snap_sigmas", self.snap_sigmas, "0..1")
         require(0 <= self.converge_sigmas <= 2, s, "converge_sigmas", self.converge_sigmas, "0..2")
         require(0 <= self.detail_factor <= 100, s, "detail_factor", self.detail_factor, "0..100")
         require(1 <= self.max_skew <= 100, s, "max_skew", self.max_skew, "1..100")
         require(1 < self.grow <= 10, s, "grow", self.grow, "1 < x <= 10")
+        require(0.5 <= self.bracket_sigmas_sharp <= 10, s, "bracket_sigmas_sharp", self.bracket_sigmas_sharp,
+                "0.5..10")
+        require(0 <= self.sharp_margin <= 10, s, "sharp_margin", self.sharp_margin, "0..10")
+        require(0.5 <= self.close_dofs <= 10, s, "close_dofs", self.close_dofs, "0.5..10")
         require(0.5 <= self.bracket_sigmas <= 10, s, "bracket_sigmas", self.bracket_sigmas, "0.5..10")
         require(1 < self.flat_ratio <= 100, s, "flat_ratio", self.flat_ratio, "1 < x <= 100")
         require(0 < self.probe_step <= 0.5, s, "probe_step", self.probe_step, "0 < x <= 0.5")
@@ -303,6 +331,11 @@ class AutofocusParams:
             ``"continuous"``: ``run --drive`` and ``serve`` keep the subject in focus with
             :class:`~pifocus.autofocus.ContinuousAF` (refocus only when sharpness drops and
             stays down; switchable on the page).
+        centre_sigma: the curve score weights the ROI by a Gaussian about its centre, this
+            many ROI sides wide (0 = every pixel alike).  The subject is where the ROI is
+            aimed; a background plane with fine texture at its edges (paper behind a fruit,
+            a wicker ball beside the strand) must not out-score it.  At 0.25 the middle
+            half of each side (a quarter of the area) carries half the weight.
         sweep, model, continuous, blur, gate: the per-strategy parameters and the quality gate.
     """
 
@@ -312,6 +345,7 @@ class AutofocusParams:
     approach_overshoot: float = 0.05
     start: Optional[float] = None
     mode: str = "single"
+    centre_sigma: float = 0.25
     sweep: SweepParams = field(default_factory=SweepParams)
     model: ModelParams = field(default_factory=ModelParams)
     continuous: ContinuousParams = field(default_factory=ContinuousParams)
@@ -327,6 +361,8 @@ class AutofocusParams:
         require(0 <= int(self.settle_frames) <= 30, s, "settle_frames", self.settle_frames, "0..30")
         require(self.start is None or math.isfinite(float(self.start)), s, "start", self.start, "a number")
         require(0 <= self.approach_overshoot <= 0.5, s, "approach_overshoot", self.approach_overshoot, "0..0.5")
+        require(0 <= self.centre_sigma <= 10, s, "centre_sigma", self.centre_sigma,
+                "0..10 ROI sides (0 = uniform)")
         require(self.mode in AF_MODES, s, "mode", self.mode, '"single" or "continuous"')
         for name, cls in (("sweep", SweepParams), ("model", ModelParams),
                           ("continuous", ContinuousParams), ("gate", GateParams), ("blur", BlurParams),

@@ -2,7 +2,8 @@
 
 * :class:`Sample` -- one measured frame (position, curve score, multi-scale scores, ...);
 * :func:`multiscale` -- the noise-corrected Laplacian variance of the ROI at each of
-  :data:`~pifocus.autofocus.SCALES`;
+  :data:`~pifocus.autofocus.SCALES` (optionally centre-weighted: :func:`centre_weights`,
+  :func:`weighted_var`);
 * :class:`_Run` -- move, settle, read, score, count frames against the budget, remember
   every sample (also used by ``pifocus calibrate``);
 * :func:`_grid` -- evenly spaced positions snapped to the drive's resolution.
@@ -41,9 +42,35 @@ class Sample:
         return self.coarse[scale] > factor * (self.coarse_floor[scale] + 0.5)
 
 
-def multiscale(luma: np.ndarray, roi, noise_sigma: float) -> Tuple[Dict[int, float], Dict[int, float], float]:
+def centre_weights(n: int, sigma: float) -> np.ndarray:
+    """Normalized 1-D Gaussian weights over ``n`` pixels centred on the middle, ``sigma`` in
+    units of the ``n``-pixel side (``0`` = uniform).  Pure; sums to 1."""
+    if n < 1:
+        raise ValueError(f"centre_weights: n must be >= 1, got {n}")
+    if not sigma > 0:
+        return np.full(n, 1.0 / n)
+    t = (np.arange(n) + 0.5) / n - 0.5
+    w = np.exp(-0.5 * (t / sigma) ** 2)
+    return w / w.sum()
+
+
+def weighted_var(a: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> float:
+    """Variance of the 2-D array ``a`` under the separable weights ``wy`` (rows) x ``wx``
+    (columns), each summing to 1.  Pure."""
+    a = np.asarray(a, np.float64)
+    m = float(wy @ a @ wx)
+    return float(wy @ (a * a) @ wx) - m * m
+
+
+def multiscale(luma: np.ndarray, roi, noise_sigma: float,
+               centre_sigma: float = 0.0) -> Tuple[Dict[int, float], Dict[int, float], float]:
     """Laplacian variance of the ROI at full resolution (key 1) and reduced by each of
     :data:`SCALES`, noise-corrected.
+
+    ``centre_sigma`` > 0 weights the ROI's pixels by a Gaussian about its centre, that many
+    ROI sides wide (the subject is where the ROI is aimed: a background plane at its edges
+    counts less); 0 weighs every pixel alike.  The noise term does not change with the
+    weights (white noise has the same variance everywhere).
 
     Returns ``(scores, floors, mean)``: per scale the variance minus the noise term
     (``20 sigma² / s²`` for the 4-neighbour Laplacian of white noise averaged over s x s),
@@ -61,9 +88,14 @@ def multiscale(luma: np.ndarray, roi, noise_sigma: float) -> Tuple[Dict[int, flo
     for s in (1,) + tuple(SCALES):
         ww, hh = max(3, a.shape[1] // s), max(3, a.shape[0] // s)
         b = a if s == 1 else cv2.resize(a, (ww, hh), interpolation=cv2.INTER_AREA)
-        lap = cv2.Laplacian(b, cv2.CV_32F, ksize=1)
+        lap = cv2.Laplacian(b, cv2.CV_32F, ksize=1)[1:-1, 1:-1]
         noise = 20.0 * var_n / (s * s)
-        scores[s] = max(float(lap[1:-1, 1:-1].var()) - noise, 1e-3)
+        if centre_sigma > 0:
+            v = weighted_var(lap, centre_weights(lap.shape[0], centre_sigma),
+                             centre_weights(lap.shape[1], centre_sigma))
+        else:
+            v = float(lap.var())
+        scores[s] = max(v - noise, 1e-3)
         floors[s] = noise
     return scores, floors, float(a.mean())
 
@@ -193,7 +225,7 @@ class _Run:
     def _score(self, frame, position: float) -> Sample:
         """Analyze ``frame`` taken at ``position``, remember and return its :class:`Sample`."""
         rep = self.analyzer.analyze(frame, track=False)
-        sc, fl, mean = multiscale(frame.luma, self.roi, rep.noise_sigma_dn)
+        sc, fl, mean = multiscale(frame.luma, self.roi, rep.noise_sigma_dn, self.params.centre_sigma)
         p = rep.p_in_focus if rep.mode == "cnn" else math.nan  # the CNN's, never the Laplacian mapping
         s = Sample(position=float(position), score=float(rep.sharpness), coarse=sc, coarse_floor=fl,
                    brightness=mean, informative=float(rep.informative_fraction),

@@ -269,6 +269,7 @@ def run(args, console) -> int:
             f"({result.frames_used} frames, {result.moves} moves, {result.time_s:.2f} s, "
             f"confidence {result.confidence:.2f})"
             + ("" if result.success else f"\n  reason: {result.reason}")
+            + (f"\n  note: {result.reason[4:]}" if result.success and result.reason.startswith("ok: ") else "")
             + (f"\n  plot: {args.plot}" if args.plot else ""))
     console.result(d, text)  # first: a failing plot must not lose the result
     if args.plot:

@@ -1,0 +1,182 @@
+"""Autofocus that tells the truth: the centre-weighted curve score, where the dfd search looks
+next (coverage of the unsampled range, a reduced measure still climbing past a bracket), and
+the gate's success rule (close bracket, rival peaks, the texture reason only when true), on
+literal numbers and arrays.  The numbers over 200 simulated scenes and every real sweep from
+every start: ``python tools/af_bench.py``."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pifocus.autofocus import AutofocusParams, DfdParams, GateParams, autofocus
+from pifocus.autofocus.dfd import coarse_rise_side, gap_target
+from pifocus.autofocus.gate import _gate, _rival_peak, close_bracket
+from pifocus.autofocus.run import Sample, centre_weights, multiscale, weighted_var
+from pifocus.drive import open_drive
+from pifocus.exc import ConfigError
+from pifocus.focus import AnalysisParams, FocusAnalyzer
+
+
+def _s(x, y, informative=1.0, coarse=None, floor=None):
+    coarse = coarse or {1: 0.0, 2: 0.0, 4: 0.0, 8: 0.0}
+    floor = floor or {k: 1.0 for k in coarse}
+    return Sample(position=float(x), score=float(y), coarse=coarse, coarse_floor=floor, brightness=100.0,
+                  informative=informative, p_in_focus=math.nan)
+
+
+# -- the centre-weighted score ------------------------------------------------------------
+
+def test_centre_weights_are_a_normalized_symmetric_gaussian():
+    w = centre_weights(101, 0.25)
+    assert w.sum() == pytest.approx(1.0) and np.allclose(w, w[::-1])
+    assert w.argmax() == 50 and w[50] > 3 * w[0]
+    # one sigma either side of the middle holds erf(1/sqrt2) of a Gaussian, truncated at 2 sigmas
+    assert w[25:76].sum() == pytest.approx(0.6827 / 0.9545, abs=0.02)
+    assert np.allclose(centre_weights(4, 0.0), 0.25)                  # 0 = uniform
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        centre_weights(0, 0.25)
+
+
+def test_weighted_var_on_literal_arrays():
+    a = np.array([[0.0, 2.0], [4.0, 6.0]])
+    u = np.full(2, 0.5)
+    assert weighted_var(a, u, u) == pytest.approx(a.var())
+    # all the weight on the first row: var of [0, 2]
+    assert weighted_var(a, np.array([1.0, 0.0]), u) == pytest.approx(1.0)
+
+
+def _patch_frame(where: str) -> np.ndarray:
+    """A 200 x 200 grey frame, a 40 x 40 checkerboard at the centre or in a corner."""
+    f = np.full((200, 200), 128, np.uint8)
+    yy, xx = np.mgrid[0:40, 0:40]
+    board = np.where((yy // 2 + xx // 2) % 2 == 0, 60, 196).astype(np.uint8)
+    y0, x0 = (80, 80) if where == "centre" else (2, 2)
+    f[y0:y0 + 40, x0:x0 + 40] = board
+    return f
+
+
+def test_centre_weighting_counts_the_centre_more_than_the_edge():
+    roi = (0.0, 0.0, 1.0, 1.0)
+    centre, corner = _patch_frame("centre"), _patch_frame("corner")
+    u_c, _, _ = multiscale(centre, roi, 1.0)
+    u_e, _, _ = multiscale(corner, roi, 1.0)
+    assert u_c[1] == pytest.approx(u_e[1], rel=0.05)     # uniform: the same detail, the same score
+    w_c, fl, _ = multiscale(centre, roi, 1.0, centre_sigma=0.25)
+    w_e, _, _ = multiscale(corner, roi, 1.0, centre_sigma=0.25)
+    assert w_c[1] > 10 * w_e[1] and w_c[1] > u_c[1]
+    assert fl[1] == pytest.approx(20.0)                   # the noise term: 20 sigma^2, weights or not
+
+
+def test_centre_sigma_is_validated():
+    assert AutofocusParams().centre_sigma == 0.25
+    with pytest.raises(ConfigError, match="centre_sigma"):
+        AutofocusParams(centre_sigma=-0.1)
+
+
+# -- where dfd looks next -----------------------------------------------------------------
+
+def test_gap_target_covers_the_unsampled_range_best():
+    assert gap_target([], 0.0, 1000.0, 1.0) == 500.0
+    # one sample at the low end: the rest of the range is one end stretch, split 2/3 : 1/3
+    assert gap_target([0.0], 0.0, 1000.0, 1.0) == pytest.approx(2000.0 / 3)
+    # end stretches leave their whole width unseen, interior ones half of it
+    assert gap_target([300.0, 400.0], 0.0, 1000.0, 1.0) == pytest.approx(800.0)
+    assert gap_target([100.0, 900.0], 0.0, 1000.0, 1.0) == pytest.approx(500.0)
+    assert gap_target([0.0, 1.0, 2.0], 0.0, 2.0, 1.0) is None           # every step sampled
+
+
+def test_coarse_rise_side_points_where_the_reduced_measure_still_climbs():
+    # wicker's local peak: 8x measure 1390 | 1476 | 1565 -> more comes into focus to the right
+    assert coarse_rise_side(1390.0, 1476.0, 1565.0, 1.03) == 1.0
+    assert coarse_rise_side(1700.0, 1476.0, 1500.0, 1.03) == -1.0
+    assert coarse_rise_side(2000.0, 1000.0, 3000.0, 1.03) == 1.0          # the steeper side
+    assert coarse_rise_side(997.0, 1000.0, 1006.0, 1.03) is None        # a peak on both levels
+
+
+def test_dfd_rejects_a_bad_coarse_rise():
+    with pytest.raises(ConfigError, match="coarse_rise"):
+        DfdParams(coarse_rise=0.5)
+
+
+# -- the gate -----------------------------------------------------------------------------
+
+def test_close_bracket_is_the_depth_of_focus_guarantee():
+    S = [_s(0, 10), _s(10, 50), _s(20, 30)]
+    assert close_bracket(S, S[1], 5.0)                     # 10 either side <= 2 x 5
+    assert not close_bracket(S, S[1], 4.0)                 # 10 > 2 x 4
+    assert not close_bracket(S, S[0], 5.0)                 # at an end of the samples
+    assert not close_bracket(S, S[1], None)
+    T = [_s(0, 60), _s(10, 50), _s(20, 30)]
+    assert not close_bracket(T, T[1], 5.0)                 # not higher than both
+
+
+def test_rival_peak_needs_a_dip_height_and_distance():
+    two = [_s(0, 10), _s(1, 100), _s(2, 20), _s(3, 80), _s(4, 10)]
+    assert _rival_peak(two, two[1], 0.7).position == 3.0
+    assert _rival_peak(two, two[1], 0.9) is None           # 80 % < 90 %
+    shoulder = [_s(0, 10), _s(1, 100), _s(2, 90), _s(3, 95), _s(4, 10)]
+    assert _rival_peak(shoulder, shoulder[1], 0.7) is None     # no dip below 70 % of it: one peak
+    nextdoor = [_s(0, 10), _s(1, 100), _s(2, 99), _s(3, 10)]
+    assert _rival_peak(nextdoor, nextdoor[1], 0.7) is None     # next to the best
+
+
+def _run_of(samples, lo=0.0, hi=10.0):
+    """The parts of an AF run the gate reads, around literal samples."""
+    by = sorted(samples, key=lambda u: u.position)
+    return SimpleNamespace(samples=by, unique_sorted=lambda approached=False: by, res=1.0, lo=lo, hi=hi,
+                           drive=SimpleNamespace(params=SimpleNamespace(backlash=0.0)))
+
+
+def test_texture_reason_only_when_no_level_has_detail():
+    flat = {1: 0.0, 2: 0.0, 4: 0.0, 8: 0.0}
+    S = [_s(x, y, informative=0.0, coarse=dict(flat)) for x, y in ((2, 10), (5, 30), (8, 12))]
+    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 2.0, "r2": 1.0}, GateParams())
+    assert not ok and reason.startswith("too little texture")
+    # the analyzer's tiles saw nothing, but the 2x-reduced level has detail (oversampled frames)
+    S[1].coarse[2] = 500.0
+    ok, reason = _gate(_run_of(S), {"peak": 5.0, "sigma": 2.0, "r2": 1.0}, GateParams())
+    assert ok and reason == "ok", reason
+
+
+def test_multi_peaked_curve_fails_with_that_reason():
+    S = [_s(x, y) for x, y in ((0, 5), (2, 100), (4, 20), (8, 90), (10, 5))]
+    ok, reason = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams())
+    assert not ok and reason.startswith("multi-peaked curve: another peak at 8 scores 90%")
+    ok, _ = _gate(_run_of(S), {"peak": 2.0, "sigma": 2.0, "r2": 1.0}, GateParams(rival_ratio=1.01))
+    assert ok
+
+
+def test_rival_ratio_is_validated():
+    with pytest.raises(ConfigError, match="rival_ratio"):
+        GateParams(rival_ratio=0.0)
+
+
+# -- on the simulated lens ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return FocusAnalyzer(AnalysisParams(use_cnn=False))
+
+
+def test_flag_agrees_with_the_lens_on_simulated_scenes(analyzer):
+    """Eight scenes (focus, depth of focus, start): the run lands within the depth of focus
+    and says so; a flat start (no detail even 8x reduced) does not waste its probe step."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(8):
+        focus, bpp, start = rng.uniform(100, 900), rng.uniform(0.03, 0.07), rng.uniform(0, 1000)
+        with open_drive("sim", width=320, height=240, focus_position=focus, blur_px_per_step=bpp,
+                        seed=int(rng.integers(1000)), state_file="none") as d:
+            r = autofocus(d, analyzer, AutofocusParams(strategy="dfd"), start=start)
+            within = abs(d.ring.lens + d.ring.turned - focus) <= 1.0 / bpp
+        assert r.success == within and within, (r.reason, r.curve)
+        frames.append(r.frames_used)
+    assert max(frames) <= 12 and float(np.median(frames)) <= 8, frames
+
+
+def test_a_rival_within_two_depths_of_focus_is_the_same_peak():
+    wobble = [_s(0, 10), _s(10, 100), _s(15, 60), _s(20, 95), _s(40, 10)]
+    assert _rival_peak(wobble, wobble[1], 0.7).position == 20.0
+    assert _rival_peak(wobble, wobble[1], 0.7, min_distance=12.0) is None
