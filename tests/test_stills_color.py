@@ -3,10 +3,8 @@
 request's main stream and DNG from its raw stream before the request is released (the fake
 follows ``picamera2/request.py``), and the service's capture / the focus bracket write them."""
 
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +15,7 @@ from pifocus.frames import Frame
 from pifocus.service.captures import encode_still, write_capture
 from pifocus.sources import open_source
 
-
-def _fake():
-    name = "pifocus_tests_fake_picamera2"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sources_fake_picamera2.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sys.modules[name] = mod
-    return sys.modules[name]
+from test_sources_picamera2 import _fake  # the one loader of the fake picamera2 module
 
 
 @pytest.fixture
