@@ -134,6 +134,32 @@ class ColorSpace:
     def __repr__(self):
         return f"libcamera.ColorSpace '{self.name}'"
 
+    # libcamera's Python bindings: the presets as static constructors (py_color_space.cpp)
+    @staticmethod
+    def Sycc():
+        return ColorSpace("sYCC")
+
+    @staticmethod
+    def Rec709():
+        return ColorSpace("Rec709")
+
+    @staticmethod
+    def Smpte170m():
+        return ColorSpace("SMPTE170M")
+
+    @property
+    def full_range(self):
+        """libcamera ColorSpace::Range::Full only for sYCC among these presets (color_space.cpp)."""
+        return self.name == "sYCC"
+
+
+def _encode_luma(values, colour_space):
+    """The ISP's Y for scene values 0..255: limited range squeezes them to 16..235."""
+    v = np.asarray(values, np.float32)
+    if not colour_space.full_range:
+        v = 16.0 + v * (219.0 / 255.0)
+    return np.clip(np.round(v), 0, 255).astype(np.uint8)
+
 
 class FakeRequest:
     def __init__(self, cam, slot, shape, metadata):
@@ -233,6 +259,7 @@ class Picamera2:
     fail_init = None          # exception instance raised by __init__
     fail_capture_after = None  # capture number from which capture_request raises RuntimeError
     timeout_capture_after = None  # ... raises TimeoutError
+    keep_colour_space = None  # a ColorSpace libcamera's validate() keeps whatever is asked
     instances = []
 
     stop_blocks = None        # a threading.Event: stop() waits for it (a hung camera)
@@ -301,8 +328,14 @@ class Picamera2:
         # caller says otherwise, and a raw stream (raw={} default) unless raw=None
         controls = dict({"NoiseReductionMode": 1, "FrameDurationLimits": (33333, 33333)}, **controls)
         raw = None if raw is None else dict({"format": "SRGGB12_CSI2P", "size": (4056, 3040)}, **raw)
+        # picamera2.py create_video_configuration: colour_space None -> Smpte170m below
+        # 1280x720, Rec709 from there up (both limited range); a given one is kept
+        if colour_space is None:
+            w, h = main["size"]
+            colour_space = ColorSpace.Smpte170m() if w < 1280 or h < 720 else ColorSpace.Rec709()
         return {"main": main, "raw": raw, "sensor": sensor, "buffer_count": buffer_count,
-                "controls": controls, "queue": queue, "display": display, "encode": encode}
+                "controls": controls, "queue": queue, "display": display, "encode": encode,
+                "colour_space": colour_space}
 
     def configure(self, config):
         assert not self.started
@@ -317,9 +350,10 @@ class Picamera2:
             rw, rh = tuple(mode["size"]) if mode else (w, h)
             raw = {"size": (rw, rh), "format": "SRGGB12_CSI2P", "stride": int(math.ceil(rw * 3 / 2 / 32)) * 32}
             raw["framesize"] = raw["stride"] * rh
-        # picamera2.py create_video_configuration: colour_space None -> Smpte170m below
-        # 1280x720, Rec709 from there up (both limited range)
-        cs = config.get("colour_space") or ColorSpace("SMPTE170M" if w < 1280 or h < 720 else "Rec709")
+        # picamera2.py _update_camera_config: the colour space libcamera validated (a config
+        # made by hand without one: picamera2's video default by size)
+        cs = self.keep_colour_space or config.get("colour_space") or \
+            (ColorSpace.Smpte170m() if w < 1280 or h < 720 else ColorSpace.Rec709())
         self.camera_config = {"main": {"size": (w, h), "stride": stride, "format": "YUV420",
                                        "framesize": stride * h * 3 // 2}, "raw": raw, "colour_space": cs,
                               "buffer_count": config["buffer_count"], "controls": config["controls"]}
@@ -431,9 +465,10 @@ class Picamera2:
         buf[:] = PAD
         yy, xx = np.mgrid[0:h, 0:w]
         if self.lens and self.focus_at is not None:
-            buf[:h, :w] = _scene(w, h, abs(self.fsmooth - self.focus_at))  # at the exposed position
+            scene = _scene(w, h, abs(self.fsmooth - self.focus_at))  # at the exposed position
         else:
-            buf[:h, :w] = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
+            scene = ((xx + yy + 7 * n) % 200 + 20).astype(np.uint8)
+        buf[:h, :w] = _encode_luma(scene, self.camera_config["colour_space"])
         buf[h:, :] = 128  # chroma: U (h/4 rows of stride), then V (I420, stride-padded)
         buf[h + h // 4:, :] = V_TINT
         del buf  # no view of ours outlives the capture
@@ -499,4 +534,9 @@ def install(monkeypatch, old=False):
     mod.MappedArray = OldMappedArray if old else MappedArray
     mod.__fake__ = True
     monkeypatch.setitem(sys.modules, "picamera2", mod)
+    # picamera2 imports libcamera's bindings (python3-libcamera) itself: they come with it.
+    lib = types.ModuleType("libcamera")
+    lib.ColorSpace = ColorSpace
+    lib.__fake__ = True
+    monkeypatch.setitem(sys.modules, "libcamera", lib)
     return mod

@@ -311,3 +311,43 @@ def test_real_camera_scaler_crop():
         f = src.read()
         assert f.luma.shape == (src.output_size[1], src.output_size[0])
         assert src.camera.capture_metadata().get("ScalerCrop") is not None
+
+
+# -- luma range (picamera2's video colour spaces are limited range) ---------------------------
+
+def test_the_limited_to_full_table_maps_the_range_ends():
+    from pifocus.sources.picamera2_config import LIMITED_TO_FULL
+    assert (LIMITED_TO_FULL[16], LIMITED_TO_FULL[235], LIMITED_TO_FULL[0], LIMITED_TO_FULL[255]) == (0, 255, 0, 255)
+    assert LIMITED_TO_FULL[126] == 128 and np.all(np.diff(LIMITED_TO_FULL.astype(int)) >= 0)
+
+
+def test_the_video_configuration_asks_for_full_range_sycc(fake):
+    """picamera2's video default (Rec709 / SMPTE170M) would squeeze Y to 16..235; the adapter
+    asks for sYCC, so the luma is the scene's 0..255 levels, still without a copy."""
+    with Picamera2Source(width=100, height=66) as src:
+        cam = src.camera
+        assert repr(cam.camera_config["colour_space"]) == "libcamera.ColorSpace 'sYCC'"
+        f = src.read()
+        assert np.shares_memory(f.luma, cam.outstanding[-1].buf)      # zero copy kept
+        yy, xx = np.mgrid[0:66, 0:100]
+        assert np.array_equal(f.luma, ((xx + yy) % 200 + 20).astype(np.uint8))  # the scene's own levels
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_a_limited_range_camera_is_expanded_to_full_range(monkeypatch, caplog, old):
+    """libcamera may keep a limited-range colour space (or an older picamera2 takes no
+    colour_space): every frame's luma is expanded 16..235 -> 0..255 (a copy)."""
+    fake = _fake().install(monkeypatch, old=old)
+    if not old:
+        monkeypatch.setattr(fake.Picamera2, "keep_colour_space", _fake().ColorSpace.Rec709())
+    with caplog.at_level("WARNING", logger="pifocus.sources.picamera2"):
+        with Picamera2Source(width=100, height=66) as src:
+            cam = src.camera
+            assert "limited" in caplog.text and not src._zero_copy_active
+            f = src.read()
+            raw_y = cam.outstanding[-1].buf[:66, :100] if cam.outstanding else None
+            assert raw_y is None or not np.shares_memory(f.luma, raw_y)
+            # the ISP squeezed the scene's levels into 16..235; the frame has them back (+-1)
+            yy, xx = np.mgrid[0:66, 0:100]
+            scene = ((xx + yy) % 200 + 20).astype(int)
+            assert np.abs(f.luma.astype(int) - scene).max() <= 1

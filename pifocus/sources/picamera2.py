@@ -63,10 +63,15 @@ Colour and DNG stills
     in ``Frame.extra["StillError"]``; the live frame is not lost.
 
 Luma range
-    The video configuration keeps picamera2's default colour space (Rec709 from 1280x720 up,
-    SMPTE170M below: both *limited* range), so the Y plane runs 16..235, not 0..255: a
-    clipped highlight reads about 235 DN.  Not changed here (it would change every level the
-    analysis and the exposure readouts see on the rig; needs a check on real hardware).
+    picamera2's video default colour space (Rec709 from 1280x720 up, SMPTE170M below) is
+    *limited* range: the Y plane would run 16..235, a clipped highlight reading about 235 DN,
+    so the exposure readouts (clipping at 250 DN) and the RGB LED's "overexposed" pattern
+    would never fire on the rig.  The video configuration therefore asks for
+    ``libcamera.ColorSpace.Sycc()`` (full-range BT.601, what picamera2's still and preview
+    configurations use: the main stream is never H.264-encoded here), and reads back the
+    colour space libcamera validated (``camera_config["colour_space"]``).  If libcamera kept
+    a limited range anyway, every frame's luma is expanded to 0..255
+    (:data:`~.picamera2_config.LIMITED_TO_FULL`; a copy per frame, so no zero copy then).
 
 The lens (``AfMode``, ``LensPosition``) is left to the focus drive (``drive/libcamera.py``),
 which uses :meth:`Picamera2Source.set_controls`.
@@ -90,7 +95,7 @@ from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
                                configured_crop, describe_modes, full_field, noise_reduction_mode,
                                plan_output, read_timeout, round_even, scaler_crop_rect,
-                               video_config_kwargs, ycbcr_encoding, yuv420_to_bgr)
+                               video_config_kwargs, ycbcr_encoding, yuv420_to_bgr, LIMITED_TO_FULL)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +116,43 @@ class _NoMap:
     """Stands in for a MappedArray that was never entered (nothing to unmap)."""
 
     def __exit__(self, *exc):
+        return None
+
+
+def _safe_close(cam) -> None:
+    """Stop and close a camera that failed to configure or start; errors only logged."""
+    for step in ("stop", "close"):
+        try:
+            getattr(cam, step)()
+        except Exception:
+            log.debug("picamera2 %s failed while cleaning up", step, exc_info=True)
+
+
+def _kept_limited_range(cam, name: str) -> bool:
+    """Whether the colour space libcamera validated (``camera_config["colour_space"]``,
+    picamera2.py ``_update_camera_config``) is limited range; says so when it is."""
+    cs = cam.camera_config.get("colour_space")
+    limited = cs is not None and not ycbcr_encoding(cs)[1]
+    if limited:
+        log.warning("%s: the camera kept a limited-range colour space (%r): luma is expanded "
+                    "16..235 -> 0..255 on every frame (a copy)", name, cs)
+    return limited
+
+
+def _full_range(luma: np.ndarray) -> np.ndarray:
+    """A limited-range Y plane (16..235) as a new full-range array (0..255)."""
+    import cv2
+    return cv2.LUT(luma, LIMITED_TO_FULL)
+
+
+def _full_range_colour_space():
+    """``libcamera.ColorSpace.Sycc()`` (full-range BT.601) for the main stream, or None where
+    the libcamera bindings are missing (then picamera2's default; see "Luma range")."""
+    try:
+        import libcamera  # comes with picamera2 (python3-libcamera)
+        return libcamera.ColorSpace.Sycc()
+    except (ImportError, AttributeError) as e:
+        log.info("libcamera.ColorSpace not available (%s): picamera2's default colour space", e)
         return None
 
 
@@ -193,6 +235,7 @@ class Picamera2Source(FrameSource):
         self._capture_kwargs: Dict[str, bool] = {}
         self._mapped_array = None
         self._zero_copy_active = False
+        self._limited_range = False
         self._open_hooks = []
 
     # -- public extras ------------------------------------------------------------------
@@ -263,10 +306,10 @@ class Picamera2Source(FrameSource):
             self._configure(cam)
             cam.start()
         except ConfigError:
-            self._safe_close(cam)
+            _safe_close(cam)
             raise
         except Exception as e:
-            self._safe_close(cam)
+            _safe_close(cam)
             raise SourceError(f"{self.name}: cannot configure/start the camera: {e}") from e
         self.camera = cam
         self._flush_next = False
@@ -293,8 +336,10 @@ class Picamera2Source(FrameSource):
                                    self.extra_controls, self.noise_reduction)
         params = inspect.signature(cam.create_video_configuration).parameters
         config = cam.create_video_configuration(**video_config_kwargs(
-            params, mode, sensor_size, size, self.buffer_count, controls, self.queue, self.raw))
+            params, mode, sensor_size, size, self.buffer_count, controls, self.queue, self.raw,
+            _full_range_colour_space()))
         cam.configure(config)
+        self._limited_range = _kept_limited_range(cam, self.name)
 
         self._fix_crop(cam, mode)
         main = cam.camera_config["main"]
@@ -306,7 +351,7 @@ class Picamera2Source(FrameSource):
         # access and closes the mmap on exit (BufferError / stale view while a frame is still
         # referenced), so there the Y plane is copied instead.
         allocator = type(getattr(cam, "allocator", None)).__name__
-        self._zero_copy_active = self.zero_copy and allocator == "DmaAllocator"
+        self._zero_copy_active = self.zero_copy and allocator == "DmaAllocator" and not self._limited_range
         if self.zero_copy and not self._zero_copy_active:
             log.info("%s: picamera2 allocator %s does not keep buffers mapped; copying the Y plane "
                      "(upgrade python3-picamera2 for zero copy)", self.name, allocator)
@@ -321,14 +366,6 @@ class Picamera2Source(FrameSource):
             log.info("%s: ScalerCrop %s from the configured ScalerCropMaximum", self.name, crop)
             self.scaler_crop = crop
             cam.set_controls({"ScalerCrop": crop})
-
-    @staticmethod
-    def _safe_close(cam) -> None:
-        for step in ("stop", "close"):
-            try:
-                getattr(cam, step)()
-            except Exception:
-                log.debug("picamera2 %s failed while cleaning up", step, exc_info=True)
 
     def _release_held(self) -> None:
         held, self._held = self._held, None
@@ -376,7 +413,7 @@ class Picamera2Source(FrameSource):
             w, h = self.output_size
             luma = buf[:h, :w]  # Y plane of YUV420: the first h rows; stride padding dropped
             if not self._zero_copy_active:
-                luma = luma.copy()
+                luma = _full_range(luma) if self._limited_range else luma.copy()
             buf = None  # no reference of ours may outlive the mapping
         except Exception as e:
             self._held = (request, mapped) if entered else (request, _NoMap())
@@ -413,7 +450,7 @@ class Picamera2Source(FrameSource):
         self._release_held()
         cam, self.camera = self.camera, None
         if cam is not None:
-            self._safe_close(cam)
+            _safe_close(cam)
 
 
 def still_of(request, output_size: Tuple[int, int], dng: bool) -> Dict[str, Any]:

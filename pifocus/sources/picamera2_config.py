@@ -283,7 +283,7 @@ def camera_controls(scaler_crop: Optional[Rect], fps: Optional[float], exposure_
 
 def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, int],
                         size: Tuple[int, int], buffer_count: int, controls: Dict[str, Any],
-                        queue: bool, raw: bool = False) -> Dict[str, Any]:
+                        queue: bool, raw: bool = False, colour_space=None) -> Dict[str, Any]:
     """Keyword arguments for ``Picamera2.create_video_configuration``: one YUV420 main stream,
     no display or encoder, no raw stream unless ``raw`` (DNG stills: ``request.save_dng``
     reads the ``"raw"`` stream) or this picamera2 version needs one to choose the sensor
@@ -297,10 +297,14 @@ def video_config_kwargs(accepted, mode: Optional[Dict], sensor_size: Tuple[int, 
         size, buffer_count, controls, queue: output size, buffers, start controls, queueing.
         raw: configure a raw stream (``raw={}``: picamera2 takes its size and format from
             the sensor mode) for DNG stills.
+        colour_space: a ``libcamera.ColorSpace`` for the main stream (None: picamera2's video
+            default, which is *limited* range -- Y 16..235).
     """
     kwargs: Dict[str, Any] = dict(main={"size": size, "format": "YUV420"}, buffer_count=buffer_count,
                                   controls=controls, queue=queue, display=None, encode=None,
                                   raw={} if raw else None)
+    if colour_space is not None:
+        kwargs["colour_space"] = colour_space
     if mode is not None:
         if "sensor" in accepted:  # newer picamera2: choose the mode by sensor output size
             kwargs["sensor"] = {"output_size": sensor_size}
@@ -357,6 +361,11 @@ def check_options(camera, width, height, fps, exposure_us, analogue_gain, buffer
 
 #: ``(Kr, Kb)`` of the Y'CbCr encodings libcamera's colour spaces use.
 YCBCR_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+#: Limited-range luma (16..235, what picamera2's video colour spaces deliver) to full range
+#: (0..255, what every other source and the exposure readouts' levels assume).
+LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
 
 def ycbcr_encoding(colour_space) -> Tuple[str, bool]:
