@@ -7,8 +7,6 @@ buttons work against the ``sim`` drive, tapping sets the ROI; saves screenshots 
 """
 
 import hashlib
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,15 +17,10 @@ from pifocus.service import SdNotifier, Service
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
-CHROME = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-if not CHROME or not DRIVER:
-    pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+import headless_chromium  # noqa: E402  (skips this module without chromium/selenium)
 
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+headless_chromium.require()
+
 from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -53,10 +46,6 @@ max_fps = 0
 captures_dir = "{captures}"
 """
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=412,915"]
-
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
@@ -72,20 +61,9 @@ def svc(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    opts = Options()
-    for f in FLAGS:
-        opts.add_argument(f)
-    profile = tempfile.mkdtemp(prefix="pifocus-chromium-")
-    opts.add_argument(f"--user-data-dir={profile}")
-    opts.binary_location = CHROME
-    try:
-        drv = webdriver.Chrome(options=opts, service=ChromeService(DRIVER))
-    except Exception as e:  # a broken browser install is not a pifocus failure
-        pytest.skip(f"cannot start headless chromium: {e}")
-    drv.set_page_load_timeout(30)
+    drv, profile = headless_chromium.start(412, 915)
     yield drv
-    drv.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    headless_chromium.stop(drv, profile)
 
 
 def js(drv, script, *args):

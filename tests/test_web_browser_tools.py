@@ -4,8 +4,6 @@ and a click through the new controls (+-1 nudges, cancel AF, magnifier and its s
 zebra, peaking colour, histogram, AF curve, messages that clear).  Screenshots go to
 ``tests/artifacts/`` (git-ignored)."""
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -15,15 +13,10 @@ from pifocus import config as cfgmod
 from pifocus.service import SdNotifier, Service
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROME = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-if not CHROME or not DRIVER:
-    pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+import headless_chromium  # noqa: E402  (skips this module without chromium/selenium)
 
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+headless_chromium.require()
+
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -52,10 +45,6 @@ captures_dir = "{captures}"
 presets_file = "{presets}"
 """
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
-
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
@@ -70,27 +59,14 @@ def svc(tmp_path_factory):
 
 
 def _browser(w, h):
-    opts = Options()
-    for f in FLAGS + [f"--window-size={w},{h}"]:
-        opts.add_argument(f)
-    profile = tempfile.mkdtemp(prefix="pifocus-chromium-")
-    opts.add_argument(f"--user-data-dir={profile}")
-    opts.binary_location = CHROME
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        drv = webdriver.Chrome(options=opts, service=ChromeService(DRIVER))
-    except Exception as e:  # a broken browser install is not a pifocus failure
-        pytest.skip(f"cannot start headless chromium: {e}")
-    drv.set_page_load_timeout(30)
-    return drv, profile
+    return headless_chromium.start(w, h, extra=("--hide-scrollbars",), browser_logs=True)
 
 
 @pytest.fixture(scope="module")
 def browser():
     drv, profile = _browser(390, 844)
     yield drv
-    drv.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    headless_chromium.stop(drv, profile)
 
 
 def js(drv, script, *args):
