@@ -262,6 +262,7 @@ class FocusAnalyzer:
             base_luma = self._frames[s]
         else:
             s, levels = int(p.analysis_scale), {}
+            self._level_sharp = {}       # one level only: the meter's peak needs no other
             base_luma = _reduce(luma, s)
             base = self._prefilter(base_luma, s, track)
             octave = self._prefilter(_reduce(base_luma, 2), 2 * s, False)
@@ -342,7 +343,7 @@ class FocusAnalyzer:
         sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:
             in_focus, meter, peak, changed = self.focus_pass.update(
-                sharp, base.st.mean, getattr(self, "_level_sharp", {}) if p.analysis_scale == "auto" else {},
+                sharp, base.st.mean, self._level_sharp,
                 frac, judgeable, motion)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
