@@ -106,6 +106,22 @@ def test_live_reports_prefer_the_newer_and_rate_the_run_s_own_best():
 
 # -- the service ----------------------------------------------------------------------------
 
+def _frames_at(c, pos, n=2, timeout_s=30.0):
+    """Wait until the loop has judged ``n`` frames taken at lens ``pos`` (or none, for
+    ``pos=None``: any ``n`` new frames).  Waits on the frame counter, not on the clock, so
+    the test holds under qemu's arm64 emulation (~10x slower) as on a PC."""
+    end = time.monotonic() + timeout_s
+    seen = set()
+    while time.monotonic() < end:
+        st = c.status()
+        if st.get("frame") is not None and (pos is None or st.get("lens_position") == pos):
+            seen.add(st["frame"])
+            if len(seen) > n:
+                return st
+        time.sleep(0.01)
+    raise AssertionError(f"the loop judged fewer than {n} frames at lens {pos} in {timeout_s} s")
+
+
 @pytest.fixture
 def svc(tmp_path):
     toml = SIM_SERVICE_BASE + f'[web]\nport = 0\nmax_fps = 0\ncaptures_dir = "{tmp_path / "cap"}"\n'
@@ -135,25 +151,22 @@ def test_status_during_an_autofocus_run_shows_its_frames(svc):
     assert max(d["frame"] for d in live) > pre["frame"]
     assert len({d["lens_position"] for d in live}) >= 3       # it follows the lens as it moves
     assert c.af_state["state"] == "done", c.af_state
-    time.sleep(0.3)
+    _frames_at(c, None, n=2)
     assert c.status()["report_from"] == "loop"                # the loop's frames again after it
 
 
 def test_service_meter_survives_roi_and_mode_changes(svc):
     c = svc.controls
-    svc.drive.move_to(400)
     for pos in range(400, 601, 20):                           # a pass through focus (500)
         svc.drive.move_to(pos)
-        time.sleep(0.05)
+        _frames_at(c, pos, n=1)
     svc.drive.move_to(525)
-    time.sleep(0.3)
-    before = c.status()["meter"]
+    before = _frames_at(c, 525, n=3)["meter"]
     assert before < 0.5
     c.set_roi((0.3, 0.3, 0.4, 0.4))
-    time.sleep(0.2)
-    assert c.status()["meter"] <= before * 1.3 + 0.03, before
+    assert _frames_at(c, 525, n=3)["meter"] <= before * 1.3 + 0.03, before
     before = c.status()["meter"]
     c.set_analysis_mode("cnn")
-    time.sleep(0.3)
+    _frames_at(c, 525, n=3)
     st = c.status()
     assert st["mode"] == "cnn" and st["meter"] <= before * 1.3 + 0.03, (before, st["meter"])
