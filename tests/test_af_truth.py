@@ -180,3 +180,54 @@ def test_a_rival_within_two_depths_of_focus_is_the_same_peak():
     wobble = [_s(0, 10), _s(10, 100), _s(15, 60), _s(20, 95), _s(40, 10)]
     assert _rival_peak(wobble, wobble[1], 0.7).position == 20.0
     assert _rival_peak(wobble, wobble[1], 0.7, min_distance=12.0) is None
+
+
+class _VerifyRun:
+    """The parts of an AF run ``_approach_and_verify`` uses, with a score per lens position
+    (the engine's own logic is under test, not a camera)."""
+
+    def __init__(self, scores):
+        self.scores, self.samples, self.max_frames, self.settle = scores, [], 10, 0
+        self.drive = self
+        self.position = None
+
+    def move_to(self, x, approach=True, overshoot=0):
+        self.position = x
+
+    overshoot = 0
+
+    def settle_after_move(self):
+        pass
+
+    def here(self):
+        s = Sample(position=self.position, score=self.scores[self.position], coarse={}, coarse_floor={},
+                   brightness=100.0, informative=1.0, p_in_focus=math.nan, approached=True)
+        self.samples.append(s)
+        return s
+
+
+@pytest.mark.parametrize("fitted_score, kept, ok", [(95.0, 5.0, True),    # at the peak: kept
+                                                    (60.0, 3.0, True),    # below return_ratio: the best
+                                                    (40.0, 3.0, True)])   # below verify_ratio too
+def test_a_fitted_peak_that_scores_well_below_the_best_is_left_for_the_best(fitted_score, kept, ok):
+    """The ant sweep's replay from its far end fitted a vertex through samples 0, 3, 9 at
+    4.9 and verified 5 at 60 % of sample 3 -- two frames off the judged range, reported as a
+    success.  A frame at the true peak scores about the best or more, so one below
+    ``return_ratio`` (0.7) sends the lens back to the best sample."""
+    from pifocus.autofocus.engine import _approach_and_verify
+    run = _VerifyRun({5.0: fitted_score, 3.0: 100.0})
+    best = Sample(position=3.0, score=100.0, coarse={}, coarse_floor={}, brightness=100.0, informative=1.0,
+                  p_in_focus=math.nan, approached=True)
+    v, got_ok, reason = _approach_and_verify(run, 5.0, best, True, "ok", GateParams())
+    assert (v.position, got_ok) == (kept, ok), reason
+    # the best itself not reproducing fails, named
+    run = _VerifyRun({5.0: 40.0, 3.0: 45.0})
+    v, got_ok, reason = _approach_and_verify(run, 5.0, best, True, "ok", GateParams())
+    assert not got_ok and "not reproducible" in reason
+
+
+def test_return_ratio_is_validated():
+    with pytest.raises(ConfigError, match="return_ratio"):
+        GateParams(return_ratio=0.4)        # below verify_ratio (0.5)
+    with pytest.raises(ConfigError, match="return_ratio"):
+        GateParams(return_ratio=1.5)

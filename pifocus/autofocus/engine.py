@@ -123,9 +123,9 @@ def _approach_and_verify(run: _Run, final: float, best: Sample, ok: bool, reason
         v = last      # the last frame was taken right there, approached: it is the verification
     else:
         v = _move_and_read(run, final)
-    if ok and v.score < gate.verify_ratio * best.score and final != best.position:
+    if ok and v.score < gate.return_ratio * best.score and final != best.position:
         log.info("autofocus: fitted peak %.3g scored %.3g < %.0f%% of best %.3g; going to the best sample",
-                 final, v.score, 100 * gate.verify_ratio, best.score)
+                 final, v.score, 100 * gate.return_ratio, best.score)
         v = _move_and_read(run, best.position)
     if ok and v.score < gate.verify_ratio * best.score:
         ok, reason = False, (f"focus not reproducible: the final frame scores {v.score:.3g}, below "

@@ -45,8 +45,13 @@ class GateParams:
             behind a dip, scoring at least this share of the best -> "multi-peaked curve".
         edge_margin: the peak counts as at the edge when the best sample is the first or
             last position of the range and the fit does not put the peak inside.
-        verify_ratio: the final frame's score must reach this share of the best sample's,
-            else the run moves back to the best sample (and fails if that does not hold either).
+        return_ratio: the fitted peak's verification frame must score at least this share
+            of the best sample, else the fit was wrong (a vertex through far samples) and
+            the run moves back to the best sample: a frame at the true peak scores at least
+            about the best, so one well below it is off the peak however close it looked.
+        verify_ratio: the frame finally kept (the fitted peak's, or the best sample's re-read)
+            must reach this share of the best sample's score, else the run fails as
+            "focus not reproducible" (lens slipping, missed steps, a moving subject).
     """
 
     min_brightness_dn: float = 12.0
@@ -54,6 +59,7 @@ class GateParams:
     flat_ratio: float = 1.4
     min_r2: float = 0.6
     verify_ratio: float = 0.5
+    return_ratio: float = 0.7
     rival_ratio: float = 0.7
     close_dofs: float = 2.5
 
@@ -64,6 +70,8 @@ class GateParams:
         require(1 <= self.flat_ratio <= 1000, s, "flat_ratio", self.flat_ratio, "1..1000")
         require(-1 <= self.min_r2 <= 1, s, "min_r2", self.min_r2, "-1..1")
         require(0 <= self.verify_ratio <= 1, s, "verify_ratio", self.verify_ratio, "0..1")
+        require(self.verify_ratio <= self.return_ratio <= 1, s, "return_ratio", self.return_ratio,
+                f"verify_ratio ({self.verify_ratio:g})..1")
         require(0.5 <= self.close_dofs <= 100, s, "close_dofs", self.close_dofs, "0.5..100 depths of focus")
         require(0 < self.rival_ratio <= 1.01, s, "rival_ratio", self.rival_ratio, "0 < x <= 1.01 (1.01 = off)")
 
