@@ -45,7 +45,7 @@ from verdict_bench import load_truth, precision_recall, sweep_luma  # noqa: E402
 
 from pifocus.focus import AnalysisParams, FocusAnalyzer  # noqa: E402
 from pifocus.focus import blur as b  # noqa: E402
-from pifocus.focus.analyzer import _reduce  # noqa: E402
+from pifocus.focus.levels import reduce_luma  # noqa: E402
 from pifocus.focus.blurest import estimate_blur  # noqa: E402
 from pifocus.focus.measures import roi_pixels  # noqa: E402
 from pifocus.focus.verdict import Verdict, VerdictParams  # noqa: E402
@@ -57,7 +57,7 @@ def frame_record(an: FocusAnalyzer, luma: np.ndarray, i: int, k: int, track: boo
     rep = an.analyze(Frame(luma=luma, index=k, lens_position=float(i), timestamp_ns=int(k * 1e9 / 30)), track=track)
     s = int(rep.analysis_scale)
     x, y, w, h = roi_pixels(an.params.effective_roi, luma.shape[1], luma.shape[0])
-    roi = _reduce(np.ascontiguousarray(luma[y:y + h, x:x + w]), s)
+    roi = reduce_luma(np.ascontiguousarray(luma[y:y + h, x:x + w]), s)
     noise = rep.noise_sigma_dn / s
     est = estimate_blur(roi, noise_sigma_dn=noise)
     rec = {"frame": i, "judgeable": bool(rep.judgeable), "cnn_frac": float(rep.in_focus_fraction),
@@ -150,7 +150,7 @@ def cost(frames: int, size=(2028, 1520), max_pixels: int = 250_000) -> dict:
             t2 = time.perf_counter()
             s = int(rep.analysis_scale)
             x, y, w, h = roi_pixels(an.params.effective_roi, fr.luma.shape[1], fr.luma.shape[0])
-            estimate_blur(_reduce(np.ascontiguousarray(fr.luma[y:y + h, x:x + w]), s), bp, rep.noise_sigma_dn / s)
+            estimate_blur(reduce_luma(np.ascontiguousarray(fr.luma[y:y + h, x:x + w]), s), bp, rep.noise_sigma_dn / s)
             t3 = time.perf_counter()
             if i >= 3:
                 t["baseline"].append((t1 - t0) * 1e3)

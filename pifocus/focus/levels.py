@@ -1,0 +1,253 @@
+"""The tile judging behind :class:`~pifocus.focus.analyzer.FocusAnalyzer`: the pyramid levels
+of the subject ROI, each level's tile statistics, noise model and texture gate, the analysis
+scale ``"auto"`` picks (:mod:`.scale`), and the classification of the informative tiles
+(the CNN, or the Laplacian-only rule).  The analyzer turns what this concludes into the
+verdict, the meter and the :class:`~pifocus.focus.report.FocusReport`."""
+
+import time
+from typing import Dict, Tuple
+
+import numpy as np
+
+from . import measures as m
+from . import scale as sc
+from .params import AnalysisParams
+
+
+class _Level:
+    """One pyramid level's geometry, weights and buffers (rebuilt when the frame size or the
+    ROI changes)."""
+
+    def __init__(self, params: "AnalysisParams", h: int, w: int):
+        self.key = (h, w, params.effective_roi, params.rows, params.cols)
+        roi_px = m.roi_pixels(params.effective_roi, w, h)
+        self.geom = m.grid_geometry(roi_px, params.rows, params.cols, params.block_px)
+        g = self.geom
+        self.weights = (m.centre_weights(g.rows, g.cols, params.centre_sigma) if params.roi is None
+                        else np.ones((g.rows, g.cols), np.float32))
+        self.workspace = m.Workspace()
+
+
+class _Judged:
+    """What one pyramid level concluded (arrays of shape ``(rows, cols)``)."""
+
+    def __init__(self, level: _Level, st, k: float, floor, informative, factor: int):
+        self.level, self.st, self.k, self.floor, self.informative = level, st, k, floor, informative
+        self.factor = factor          # sensor pixels per pixel of this level
+        shape = st.lap_var.shape
+        self.p = np.full(shape, np.nan, np.float32)
+        self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
+        self.motion = np.full(shape, np.nan, np.float32)
+        self.n_cnn = 0
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Tiles that carry a verdict (informative and classified)."""
+        return self.informative & ~np.isnan(self.p)
+
+
+def reduce_luma(luma: np.ndarray, factor: int) -> np.ndarray:
+    """The frame reduced ``factor`` x by area averaging (what one analysis pixel integrates)."""
+    if factor == 1:
+        return luma
+    import cv2
+    h, w = luma.shape
+    return cv2.resize(luma, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+
+
+class LevelJudge:
+    """The pyramid levels of one ROI and their tiles, frame by frame.
+
+    Args:
+        params: :class:`~pifocus.focus.params.AnalysisParams` (replace :attr:`params` and call
+            :meth:`forget_geometry` when the ROI changes).
+        classifier: a :class:`~pifocus.classify.TileClassifier`, or None for the
+            Laplacian-only rule.
+
+    Attributes (of the last :meth:`judge`):
+        scale: the analysis scale (sensor pixels per analysis pixel).
+        level_sharp: ``{factor: sharpness}`` of every level measured (empty at a fixed scale).
+        octave: the octave ratio of the analysis level (:func:`~pifocus.focus.scale.octave_ratio`).
+        base_luma: the frame at the analysis scale.
+        sensor_k: the noise model's constant at full resolution.
+        t_ms: ``{"prefilter", "cnn"[, "coarse"]}`` milliseconds.
+    """
+
+    def __init__(self, params: AnalysisParams, classifier=None):
+        self.params = params
+        self.classifier = classifier
+        self._levels: Dict[int, _Level] = {}
+        self._noise_k: Dict[int, float] = {}
+        self._scale = sc.ScaleMemory(params.peak.scene_change)
+        self.scale, self.level_sharp, self.octave = 1, {}, float("nan")
+        self.frames, self.base_luma, self.sensor_k, self.t_ms = {}, None, 0.0, {}
+
+    @property
+    def has_blur(self) -> bool:
+        """The classifier estimates blur radius and motion (else the binary rule)."""
+        info = getattr(self.classifier, "info", None)
+        return bool(getattr(info, "has_blur", False))
+
+    def forget_geometry(self) -> None:
+        """Drop the levels' grids and buffers (the ROI changed)."""
+        self._levels = {}
+
+    def reset(self) -> None:
+        """Forget history: the noise estimates and the ROI's remembered scale."""
+        self._noise_k = {}
+        self._scale.reset()
+
+    def level(self, factor: int, h: int, w: int) -> _Level:
+        lv = self._levels.get(factor)
+        if lv is None or lv.key != (h, w, self.params.effective_roi, self.params.rows, self.params.cols):
+            lv = self._levels[factor] = _Level(self.params, h, w)
+        return lv
+
+    def prefilter(self, luma: np.ndarray, factor: int, track: bool) -> _Judged:
+        """Tile statistics, noise model and texture gate of one pyramid level (``track``:
+        smooth this level's noise estimate over frames)."""
+        p = self.params
+        lv = self.level(factor, *luma.shape)
+        st = m.tile_stats(luma, lv.geom, lv.workspace)
+        k = m.noise_model(st.noise_var, st.mean, percentile=p.noise_percentile,
+                          offset_dn=p.noise_offset_dn, min_sigma_dn=p.min_noise_sigma_dn)
+        return self.gated(_Judged(lv, st, k, None, None, factor), k, track)
+
+    def gated(self, j: _Judged, k: float, track: bool) -> _Judged:
+        """Set ``j``'s noise floor and texture gate from the noise model ``k`` (smoothed over
+        frames when ``track``: noise changes with gain, not from frame to frame)."""
+        p = self.params
+        if track:
+            prev = self._noise_k.get(j.factor)
+            k = k if prev is None else 0.7 * prev + 0.3 * k
+            self._noise_k[j.factor] = k
+        j.k = k
+        j.floor = m.noise_floor(k, j.st.mean, p.noise_offset_dn)
+        j.informative = m.texture_gate(j.st.lap_var, j.floor, p.gate_factor)
+        j.p = np.full(j.informative.shape, np.nan, np.float32)
+        return j
+
+    def min_level_px(self) -> int:
+        """Smallest ROI side (pixels of a level) worth judging: two CNN tiles (two
+        ``block_px`` tiles of 16 px in Laplacian-only mode)."""
+        tile = self.classifier.tile_px if self.classifier is not None else 2 * self.params.block_px
+        return 2 * int(tile)
+
+    def _pyramid(self, luma: np.ndarray) -> Dict[int, _Judged]:
+        """Every level ``"auto"`` looks at (:func:`~pifocus.focus.scale.levels_needed`)
+        whose ROI still holds 4 x 4 px tiles, each reduced from the nearest finer level
+        that divides it (area averaging)."""
+        frames = {1: luma}
+        out = {}
+        _, _, rw, rh = m.roi_pixels(self.params.effective_roi, luma.shape[1], luma.shape[0])
+        for f in sc.levels_needed():
+            # Octave levels are measured down to 4 tiles of 4 px (for the ratio); only levels
+            # big enough to judge are candidates (see _auto_scale).
+            if f > 1 and (min(rw, rh) // f < 4 * 4 or min(luma.shape) // f < 8):
+                break
+            src = max(d for d in frames if f % d == 0)
+            frames[f] = reduce_luma(frames[src], f // src)
+            out[f] = self.prefilter(frames[f], f, False)
+        self.frames = frames
+        return out
+
+    def _auto_scale(self, luma: np.ndarray, track: bool) -> Tuple[int, Dict[int, _Judged]]:
+        """The ROI's analysis scale (:class:`~pifocus.focus.scale.ScaleMemory`) and the
+        pyramid levels measured for it."""
+        p = self.params
+        levels = self._pyramid(luma)
+        sharp = {f: m.sharpness(j.st.lap_var, j.floor, j.level.weights) for f, j in levels.items()}
+        # Textured tiles per level; a level with only a stray tile or two (noise on small
+        # tiles) has none.
+        _, _, rw, rh = m.roi_pixels(p.effective_roi, luma.shape[1], luma.shape[0])
+        inf = {f: (int(j.informative.sum()) if float(j.level.weights[j.informative].sum())
+                   >= p.coarse_min_share * float(j.level.weights.sum())
+                   and (f == 1 or min(rw, rh) // f >= self.min_level_px()) else 0)
+               for f, j in levels.items()}
+        self.level_sharp = sharp
+        est = sc.detail_scale(sharp, inf, p.auto_ratio, p.verdict.min_informative_tiles)
+        key = (luma.shape, p.effective_roi, p.rows, p.cols)
+        s = self._scale.update(key, est, sc.wide_sharpness(sharp), levels[max(levels)].st.mean)
+        s = s if s in levels and (s == 1 or min(rw, rh) // s >= self.min_level_px()) else 1
+        self.octave = sc.octave_ratio(sharp, s)
+        return s, levels
+
+    def classify(self, luma: np.ndarray, j: _Judged) -> None:
+        """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles."""
+        p = self.params
+        if not j.informative.any():
+            return
+        if self.classifier is None:
+            excess = np.maximum(j.st.lap_var - j.floor, 1e-6)
+            lp = 1.0 / (1.0 + (p.laplacian_threshold_dn2 / excess) ** 2)
+            j.p[j.informative] = lp[j.informative]
+            return
+        g, weights = j.level.geom, j.level.weights
+        idx = np.flatnonzero(j.informative)
+        if len(idx) > p.max_cnn_tiles:
+            # Keep the tiles that matter most: weight x detail.
+            score = (weights.ravel() * j.st.lap_var.ravel())[idx]
+            idx = np.sort(idx[np.argsort(score)[::-1][:p.max_cnn_tiles]])
+        tile = self.classifier.tile_px
+        origins = m.crop_origins(j.st.block_energy, g, tile, luma.shape[1], luma.shape[0])
+        tiles = m.extract_tiles(luma, origins.reshape(-1, 2)[idx], tile)
+        if self.has_blur:
+            pred = self.classifier.predict_all(tiles)
+            j.p.ravel()[idx] = pred.p_in_focus
+            j.blur.ravel()[idx] = pred.blur_px * j.factor
+            j.motion.ravel()[idx] = pred.p_motion
+        else:
+            j.p.ravel()[idx] = self.classifier.predict(tiles)
+        j.n_cnn = len(idx)
+
+    def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
+        """Measure and classify one frame's levels; returns ``(base, judging)``: the
+        analysis-scale level (sharpness, noise) and the level whose tiles carry the verdict
+        -- the same one unless the frame had to be reduced further.  Afterwards
+        :attr:`scale`, :attr:`level_sharp`, :attr:`octave`, :attr:`base_luma`,
+        :attr:`sensor_k` and :attr:`t_ms` describe this frame.
+
+        Raises:
+            ModelError: the classifier failed on the tiles.
+        """
+        p = self.params
+        t0 = time.perf_counter()
+        if p.analysis_scale == "auto":
+            s, levels = self._auto_scale(luma, track)
+            base = levels[s]
+            if track:
+                self.gated(base, base.k, True)
+            base_luma = self.frames[s]
+        else:
+            s, levels = int(p.analysis_scale), {}
+            self.level_sharp = {}       # one level only: the meter's peak needs no other
+            base_luma = reduce_luma(luma, s)
+            base = self.prefilter(base_luma, s, track)
+            octave = self.prefilter(reduce_luma(base_luma, 2), 2 * s, False)
+            self.octave = sc.octave_ratio(
+                {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
+        t1 = time.perf_counter()
+        self.base_luma = base_luma
+        self.classify(base_luma, base)
+        self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
+        j, f = base, 2
+        tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px
+        while int(j.judged.sum()) < p.verdict.min_informative_tiles and f <= p.coarse_levels:
+            small = reduce_luma(luma, s * f)
+            if min(small.shape) < 2 * tile:
+                break
+            c = self.prefilter(small, s * f, False)
+            w = c.level.weights
+            f *= 2
+            if float(w[c.informative].sum()) < p.coarse_min_share * float(w.sum()):
+                continue     # a stray tile or two: noise, not a blurred subject
+            tc = time.perf_counter()
+            self.classify(small, c)
+            self.t_ms["cnn"] += (time.perf_counter() - tc) * 1e3   # "cnn": every level's classification
+            j = c
+        if j is not base:
+            self.t_ms["coarse"] = (time.perf_counter() - t0) * 1e3 - sum(self.t_ms.values())
+        self.scale = s
+        # Sensor noise is judged at full resolution (a reduced level averages it down).
+        self.sensor_k = levels[1].k if 1 in levels else base.k
+        return base, j
