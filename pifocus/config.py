@@ -78,7 +78,7 @@ _NESTED = {
     "analysis": {
         "verdict": ("pifocus.focus.verdict:VerdictParams",
                     ("on_fraction", "off_fraction", "dwell_frames", "min_informative_tiles",
-                     "approach_fraction", "decisive_margin")),
+                     "approach_fraction", "decisive_margin", "peak_meter")),
         "peak": ("pifocus.focus.verdict:PeakHoldParams", ("scene_change", "peak_decay_per_frame")),
     }
 }

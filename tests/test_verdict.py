@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pifocus.exc import ConfigError
-from pifocus.focus.verdict import PeakHold, PeakHoldParams, Verdict, VerdictParams, scene_difference
+from pifocus.focus.verdict import FocusPass, PeakHold, PeakHoldParams, Verdict, VerdictParams, scene_difference
 
 
 def feed(v, seq, judgeable=True):
@@ -109,3 +109,39 @@ def test_peak_hold_rebase_goes_on_against_another_scale_peak():
     ph.rebase(200.0)                     # the pass's best at the new scale
     meter, peak, _ = ph.update(100.0, means)
     assert peak == 200.0 and meter == pytest.approx(0.5)
+
+
+def test_back_at_the_pass_s_peak_switches_on_without_the_dwell():
+    v = Verdict(VerdictParams(on_fraction=0.5, dwell_frames=2, decisive_margin=0.3))
+    assert v.update(0.55, True) is False                    # hovering at the bar: the dwell holds it
+    v.reset()
+    assert v.update(0.55, True, at_peak=True) is True       # at the peak: meter and tiles agree, on now
+    v.reset()
+    assert v.update(0.45, True, at_peak=True) is False      # the tiles still have to reach the bar
+
+
+def _pull(fp, frames):
+    """Feed ``(sharpness, in-focus share)`` frames to a FocusPass; the LED per frame."""
+    means = np.full((4, 4), 100.0)
+    return [fp.update(s, means, {}, f, True, False)[0] for s, f in frames]
+
+
+def test_a_fast_rack_lights_at_the_peak_it_shows_for_one_frame():
+    """mineral_crystals_micro played 1 -> N -> 1: on the way back the crystals reach the bar
+    on one frame only (the sharpest, meter 0.99) and the dwell kept the LED dark on every
+    pass.  Back at the pass's peak the frame is decisive; on the way out it is not (the
+    approach bar holds, the peak is not yet known)."""
+    out = [(100, 0.3), (400, 0.5), (300, 0.45), (100, 0.2), (50, 0.0)]   # through the peak
+    back = [(100, 0.2), (300, 0.45), (398, 0.5), (100, 0.3)]
+    fp = FocusPass(VerdictParams(), PeakHoldParams(), min_meter=0.8)
+    lit = _pull(fp, out + back)
+    assert lit == [False] * 5 + [False, False, True, False]
+    off = FocusPass(VerdictParams(peak_meter=1.01), PeakHoldParams(), min_meter=0.8)
+    assert not any(_pull(off, out + back))                   # without it: never lit
+
+
+def test_peak_meter_is_validated():
+    with pytest.raises(ConfigError, match="peak_meter"):
+        VerdictParams(peak_meter=0.3)
+    with pytest.raises(ConfigError, match="peak_meter"):
+        VerdictParams(peak_meter=1.5)

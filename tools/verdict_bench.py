@@ -175,7 +175,9 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
             "accepted": [acc.start, acc.stop - 1], "in_focus": lit, **pr,
             "pull_lit": sorted({p["frame"] for p in pull if p["led"]}),
             "pull_lit_outside": len(led_out), "pull_max_outside_frames": max(led_dist, default=0),
-            "pull_lit_at_all": any(p["led"] for p in pull)}
+            "pull_lit_at_all": any(p["led"] for p in pull),
+            # lit where only another depth of the region is sharp: wrong by eye, however close
+            "pull_lit_other_planes": sorted({p["frame"] for p in pull if p["led"]} & set(t.get("other_planes", [])))}
 
 
 def main(argv=None) -> int:

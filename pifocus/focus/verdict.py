@@ -40,6 +40,10 @@ class VerdictParams:
             gone through its peak (``>= on_fraction``; the live verdict only).
         decisive_margin: a share at least this far above the bar in force switches on at
             once, without the dwell (0 = always at once; 1 = never).
+        peak_meter: after the pass has gone through its peak, a frame back at it (the meter
+            at least this) switches on at once when the share reaches the bar: the meter and
+            the tiles agree there, and a fast rack shows the peak for one frame only
+            (the live verdict only; 1.01 = off).
     """
 
     on_fraction: float = 0.5
@@ -48,6 +52,7 @@ class VerdictParams:
     min_informative_tiles: int = 2
     approach_fraction: float = 0.9
     decisive_margin: float = 0.3
+    peak_meter: float = 0.95
 
     def __post_init__(self):
         require(0 < self.on_fraction <= 1, "analysis", "on_fraction", self.on_fraction, "0 < x <= 1")
@@ -59,6 +64,7 @@ class VerdictParams:
         require(self.on_fraction <= self.approach_fraction <= 1, "analysis", "approach_fraction",
                 self.approach_fraction, f"on_fraction ({self.on_fraction}) <= x <= 1")
         require(0 <= self.decisive_margin <= 1, "analysis", "decisive_margin", self.decisive_margin, "0..1")
+        require(0.5 <= self.peak_meter <= 1.01, "analysis", "peak_meter", self.peak_meter, "0.5..1.01 (1.01 = off)")
 
 
 class Verdict:
@@ -77,7 +83,7 @@ class Verdict:
         self._count = 0
 
     def update(self, in_focus_fraction: float, judgeable: bool, *, approach: bool = False,
-               drop: bool = False) -> bool:
+               drop: bool = False, at_peak: bool = False) -> bool:
         """Feed one frame's in-focus share; returns the (debounced) verdict.
 
         Args:
@@ -87,6 +93,8 @@ class Verdict:
                 needs ``approach_fraction``.
             drop: the frame is far below the pass's peak (the meter under ``min_meter``):
                 switching off is decisive (no dwell).
+            at_peak: the pass has gone through its peak and this frame is back at it
+                (``peak_meter``): switching on is decisive.
         """
         p = self.params
         bar = p.approach_fraction if approach else p.on_fraction
@@ -99,7 +107,7 @@ class Verdict:
         if want == self.state:
             self._count = 0
             return self.state
-        decisive = drop if self.state else in_focus_fraction >= bar + p.decisive_margin
+        decisive = drop if self.state else (at_peak or in_focus_fraction >= bar + p.decisive_margin)
         if want != self._candidate:
             self._candidate, self._count = want, 0
         self._count += 1
@@ -223,5 +231,6 @@ class FocusPass:
         below = self.min_meter > 0 and meter < self.min_meter
         self.through = (self.through and not changed) or below
         in_focus = self.verdict.update(0.0 if motion or below else in_focus_fraction, judgeable,
-                                       approach=not self.through, drop=below)
+                                       approach=not self.through, drop=below,
+                                       at_peak=self.through and meter >= self.verdict.params.peak_meter)
         return in_focus, meter, peak, changed
