@@ -12,6 +12,8 @@ and helper modules (they never import this package's ``__init__``):
 
 * :mod:`.picamera2_config` -- picamera2 sensor mode choice, ``ScalerCrop``, output size,
   control mapping and option checks, as pure functions (no picamera2 import)
+* :mod:`.picamera2_stills` -- the adapter's colour/DNG stills taken from a held request and
+  the full-range colour space asked of libcamera (imported only when a source opens)
 * :mod:`.files`     -- recorded frames on disk: folder/file listing in natural order,
   ``sweep.csv`` parsing, image decoding to 8-bit luma (:func:`~.files.to_luma8`, also used
   by the OpenCV source), opening video files

@@ -59,7 +59,7 @@ Colour and DNG stills
     video default is Rec709, limited range, from 1280x720 up and SMPTE170M (BT.601, limited)
     below; :func:`~.picamera2_config.yuv420_to_bgr`) and, with ``"dng"`` and a raw
     stream (``raw=True``), its DNG bytes (``request.save_dng`` into a ``BytesIO``), both taken
-    before the request is released (:func:`still_of`).  A failed still is logged and noted
+    before the request is released (:func:`~.picamera2_stills.still_of`).  A failed still is logged and noted
     in ``Frame.extra["StillError"]``; the live frame is not lost.
 
 Luma range
@@ -78,8 +78,10 @@ which uses :meth:`Picamera2Source.set_controls`.
 
 Mode choice, ``ScalerCrop``, output size, control mapping and option checks are pure functions
 in :mod:`pifocus.sources.picamera2_config` (re-exported here: :func:`choose_sensor_mode`,
-:func:`describe_modes`, :func:`scaler_crop_rect`); this module is the adapter that talks to
-picamera2: open, configure, capture, buffer lifetime, close.
+:func:`describe_modes`, :func:`scaler_crop_rect`); what is taken from a held request for a
+colour or DNG still, and the colour space asked of libcamera, in
+:mod:`pifocus.sources.picamera2_stills`; this module is the adapter that talks to picamera2:
+open, configure, capture, buffer lifetime, close.
 """
 
 import inspect
@@ -95,7 +97,8 @@ from . import FrameSource
 from .picamera2_config import (Rect, camera_controls, check_options, check_roi, choose_sensor_mode,
                                configured_crop, describe_modes, full_field, noise_reduction_mode,
                                plan_output, read_timeout, round_even, scaler_crop_rect,
-                               video_config_kwargs, ycbcr_encoding, yuv420_to_bgr, LIMITED_TO_FULL)
+                               video_config_kwargs)
+from .picamera2_stills import full_range, full_range_colour_space, kept_limited_range, still_or_error
 
 log = logging.getLogger(__name__)
 
@@ -126,34 +129,6 @@ def _safe_close(cam) -> None:
             getattr(cam, step)()
         except Exception:
             log.debug("picamera2 %s failed while cleaning up", step, exc_info=True)
-
-
-def _kept_limited_range(cam, name: str) -> bool:
-    """Whether the colour space libcamera validated (``camera_config["colour_space"]``,
-    picamera2.py ``_update_camera_config``) is limited range; says so when it is."""
-    cs = cam.camera_config.get("colour_space")
-    limited = cs is not None and not ycbcr_encoding(cs)[1]
-    if limited:
-        log.warning("%s: the camera kept a limited-range colour space (%r): luma is expanded "
-                    "16..235 -> 0..255 on every frame (a copy)", name, cs)
-    return limited
-
-
-def _full_range(luma: np.ndarray) -> np.ndarray:
-    """A limited-range Y plane (16..235) as a new full-range array (0..255)."""
-    import cv2
-    return cv2.LUT(luma, LIMITED_TO_FULL)
-
-
-def _full_range_colour_space():
-    """``libcamera.ColorSpace.Sycc()`` (full-range BT.601) for the main stream, or None where
-    the libcamera bindings are missing (then picamera2's default; see "Luma range")."""
-    try:
-        import libcamera  # comes with picamera2 (python3-libcamera)
-        return libcamera.ColorSpace.Sycc()
-    except (ImportError, AttributeError) as e:
-        log.info("libcamera.ColorSpace not available (%s): picamera2's default colour space", e)
-        return None
 
 
 class Picamera2Source(FrameSource):
@@ -337,9 +312,9 @@ class Picamera2Source(FrameSource):
         params = inspect.signature(cam.create_video_configuration).parameters
         config = cam.create_video_configuration(**video_config_kwargs(
             params, mode, sensor_size, size, self.buffer_count, controls, self.queue, self.raw,
-            _full_range_colour_space()))
+            full_range_colour_space()))
         cam.configure(config)
-        self._limited_range = _kept_limited_range(cam, self.name)
+        self._limited_range = kept_limited_range(cam, self.name)
 
         self._fix_crop(cam, mode)
         main = cam.camera_config["main"]
@@ -413,14 +388,14 @@ class Picamera2Source(FrameSource):
             w, h = self.output_size
             luma = buf[:h, :w]  # Y plane of YUV420: the first h rows; stride padding dropped
             if not self._zero_copy_active:
-                luma = _full_range(luma) if self._limited_range else luma.copy()
+                luma = full_range(luma) if self._limited_range else luma.copy()
             buf = None  # no reference of ours may outlive the mapping
         except Exception as e:
             self._held = (request, mapped) if entered else (request, _NoMap())
             self._release_held()  # cleans up and never raises
             raise SourceDisconnected(f"{self.name}: bad frame from the camera: {e}") from e
         self._held = (request, mapped)
-        still, md = _still_or_error(self, request, md) if self.still_wanted else ({}, md)
+        still, md = still_or_error(self, request, md) if self.still_wanted else ({}, md)
         if not self._zero_copy_active:
             self._release_held()  # the copy is ours: the buffer goes back to the camera now
         self.last_metadata = md
@@ -451,38 +426,6 @@ class Picamera2Source(FrameSource):
         cam, self.camera = self.camera, None
         if cam is not None:
             _safe_close(cam)
-
-
-def still_of(request, output_size: Tuple[int, int], dng: bool) -> Dict[str, Any]:
-    """``{"color_bgr": ...[, "dng": bytes]}`` of a request still held (before release): the
-    main stream's YUV420 copy (``request.make_array("main")``) converted to B, G, R in its
-    colour space (the request's ``config["colour_space"]``), ``output_size``; with ``dng``
-    the raw stream's DNG (``request.save_dng``).
-
-    Raises:
-        whatever picamera2 raises (a released request, a stream not configured, PiDNG).
-    """
-    import io
-
-    w, h = output_size
-    yuv = request.make_array("main")  # (h * 3 // 2, stride): Y, then U and V, stride-padded
-    encoding, full = ycbcr_encoding((request.config or {}).get("colour_space"))
-    out: Dict[str, Any] = {"color_bgr": yuv420_to_bgr(yuv, w, h, encoding, full)}
-    if dng:
-        buf = io.BytesIO()
-        request.save_dng(buf)  # picamera2: name="raw"; PiDNG returns bytes for a BytesIO
-        out["dng"] = buf.getvalue()
-    return out
-
-
-def _still_or_error(src: "Picamera2Source", request, md: Dict[str, Any]):
-    """``(still_of(...), md)`` while the request is still ours (a released one raises); a
-    failure is logged and noted as ``md["StillError"]`` (the live frame is fine)."""
-    try:
-        return still_of(request, src.output_size, src.still_wanted == "dng" and src.raw), md
-    except Exception as e:
-        log.error("%s: colour/DNG still failed: %s", src.name, e)
-        return {}, dict(md, StillError=f"{type(e).__name__}: {e}")
 
 
 def _cancel_jobs(cam) -> None:
