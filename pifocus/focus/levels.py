@@ -98,6 +98,8 @@ class LevelJudge:
         self._scale.reset()
 
     def level(self, factor: int, h: int, w: int) -> _Level:
+        """The grid, weights and buffers of pyramid level ``factor`` for an ``h x w`` frame
+        (rebuilt when the frame size, the ROI or the grid changes)."""
         lv = self._levels.get(factor)
         if lv is None or lv.key != (h, w, self.params.effective_roi, self.params.rows, self.params.cols):
             lv = self._levels[factor] = _Level(self.params, h, w)
