@@ -95,6 +95,29 @@ def test_coarse_rise_side_points_where_the_reduced_measure_still_climbs():
     assert coarse_rise_side(997.0, 1000.0, 1006.0, 1.03) is None        # a peak on both levels
 
 
+def _samples(rows):
+    """Samples from ``(position, score, 8x-reduced measure)`` rows."""
+    return [Sample(position=float(x), score=float(v), coarse={1: float(v), 8: float(c)}, coarse_floor={},
+                   brightness=100.0, informative=1.0, p_in_focus=math.nan, approached=True)
+            for x, v, c in rows]
+
+
+def test_a_stalled_bracket_looks_past_a_bump_where_the_reduced_measure_climbs():
+    """pcb-depthmap-10 replayed from frame 1: samples 1, 2, 4, 5 bracket a local bump at 4
+    (its vertex snaps to the sampled 5, so the jumps stalled) while the 8x measure still
+    climbs at 5 (303 vs 253); the peak at 6 was never sampled and the run called 4 a success.
+    Stalled, the search now looks past 5 first."""
+    from pifocus.autofocus.dfd import _explore_stalled
+    U = _samples([(1, 2.4, 7.1), (2, 3.6, 16.5), (4, 109.5, 253.4), (5, 36.9, 303.0)])
+    run = SimpleNamespace(unique_sorted=lambda: sorted(U, key=lambda u: u.position),
+                          lo=0.0, hi=9.0, span=9.0, res=1.0)
+    x = _explore_stalled(run, DfdParams())
+    assert x is not None and 5.0 < x <= 9.0
+    # the same bump with the reduced measure falling on both sides: a real peak, land
+    U[3] = _samples([(5, 36.9, 200.0)])[0]
+    assert _explore_stalled(run, DfdParams()) is None
+
+
 def test_dfd_rejects_a_bad_coarse_rise():
     with pytest.raises(ConfigError, match="coarse_rise"):
         DfdParams(coarse_rise=0.5)

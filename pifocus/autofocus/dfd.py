@@ -102,7 +102,12 @@ class DfdStrategy(Strategy):
             run.tick()
             x = _next_position(run, p, step, use_head)
             if x is None or run.find(run.snap(x), tol=_tol(run, step)) is not None:
-                break
+                # Nothing left to sample inside the bracket: before landing, look past it
+                # where the reduced measure still climbs (a local bump's neighbour: the
+                # bracket was never tight enough for _explore_if_soft to be asked).
+                x = _explore_stalled(run, p)
+                if x is None or run.find(run.snap(x), tol=_tol(run, step)) is not None:
+                    break
             run.measure(x, approach=True)
         return _land(run, p, step)
 
@@ -308,6 +313,13 @@ def _explore_coarse(run: _Run, p: DfdParams, U: List[Sample], br) -> Optional[fl
     if widest <= p.explore_gap * run.span / 2:
         return None
     return gap_target(xs, lo, hi, run.res)
+
+
+def _explore_stalled(run: _Run, p: DfdParams) -> Optional[float]:
+    """:func:`_explore_coarse` for the current bracket of every sample, or None."""
+    U = run.unique_sorted()
+    br = _bracket(U)
+    return None if br is None else _explore_coarse(run, p, U, br)
 
 
 def _explore_if_soft(run: _Run, p: DfdParams, U: List[Sample], br,
