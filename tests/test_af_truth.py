@@ -210,14 +210,12 @@ class _VerifyRun:
     (the engine's own logic is under test, not a camera)."""
 
     def __init__(self, scores):
-        self.scores, self.samples, self.max_frames, self.settle = scores, [], 10, 0
+        self.scores, self.samples, self.max_frames, self.settle, self.overshoot = scores, [], 10, 0, 0
         self.drive = self
         self.position = None
 
     def move_to(self, x, approach=True, overshoot=0):
         self.position = x
-
-    overshoot = 0
 
     def settle_after_move(self):
         pass

@@ -58,7 +58,7 @@ class FocusAnalyzer:
     """
 
     def __init__(self, params: AnalysisParams = AnalysisParams(), classifier=None):
-        self.params = params
+        self._params = params
         self.classifier = None
         if params.use_cnn:
             if classifier is None:
@@ -77,9 +77,8 @@ class FocusAnalyzer:
     @params.setter
     def params(self, params: AnalysisParams) -> None:
         self._params = params
-        if hasattr(self, "levels"):
-            self.levels.params = params
-            self.levels.forget_geometry()
+        self.levels.params = params
+        self.levels.forget_geometry()
 
     @property
     def mode(self) -> str:
@@ -89,8 +88,7 @@ class FocusAnalyzer:
     @property
     def has_blur(self) -> bool:
         """The loaded model estimates blur radius and motion (else the binary rule)."""
-        info = getattr(self.classifier, "info", None)
-        return bool(getattr(info, "has_blur", False))
+        return self.levels.has_blur
 
     @property
     def threshold(self) -> float:
