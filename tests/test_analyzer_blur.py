@@ -22,19 +22,22 @@ LAYOUT = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=(0.5, 1, 2, 4, 8), 
 class BrightnessHeads(TileClassifier):
     """blur_px and p_motion per tile from its mean brightness: ``rule(mean) -> (blur, motion)``."""
 
-    def __init__(self, rule):
+    def __init__(self, rule, layout=LAYOUT):
         self.info = ModelInfo(name="brightness-heads", version="test", tile_px=16, threshold=0.5,
-                              heads=LAYOUT)
+                              heads=layout)
         self.rule = rule
         self.calls = []
 
     def predict_all(self, tiles):
         means = tiles.reshape(len(tiles), -1).mean(axis=1)
         self.calls.append(len(tiles))
-        blur, motion = zip(*(self.rule(m) for m in means)) if len(means) else ((), ())
-        blur = np.asarray(blur, np.float32)
-        return TilePredictions(p_in_focus=(blur <= 1.0).astype(np.float32), blur_px=blur,
-                               p_motion=np.asarray(motion, np.float32))
+        out = [tuple(self.rule(m)) for m in means]
+        # (blur, motion) or (blur, motion, p_in_focus); without p the in-focus head agrees
+        # with the blur (sharp within 1 px)
+        blur = np.asarray([o[0] for o in out], np.float32)
+        motion = np.asarray([o[1] for o in out], np.float32)
+        p = np.asarray([o[2] if len(o) > 2 else float(o[0] <= 1.0) for o in out], np.float32)
+        return TilePredictions(p_in_focus=p, blur_px=blur, p_motion=motion)
 
     def predict(self, tiles):
         return self.predict_all(tiles).p_in_focus
@@ -53,9 +56,11 @@ def textured(h=240, w=320, left=90, right=170, seed=3):
     return np.clip(base + 60 * (chart - 0.5) + noise, 0, 255).astype(np.uint8)
 
 
-def analyzer(rule, **kw):
+def analyzer(rule, layout=LAYOUT, **kw):
+    """The tests below are about the blur rule (``focus_rule = "blur"``) unless they say so."""
     kw.setdefault("roi", (0.0, 0.0, 1.0, 1.0))   # equal weights
-    return FocusAnalyzer(AnalysisParams(rows=4, cols=4, **kw), classifier=BrightnessHeads(rule))
+    kw.setdefault("focus_rule", "blur")
+    return FocusAnalyzer(AnalysisParams(rows=4, cols=4, **kw), classifier=BrightnessHeads(rule, layout))
 
 
 def test_subject_blur_is_the_on_fraction_quantile_and_decides_the_verdict():
@@ -138,3 +143,43 @@ def test_analysis_scale_reports_blur_in_analysis_and_sensor_pixels():
     # the classifier saw 2x-reduced tiles: 0.8 px there = 1.6 sensor px = 0.8 analysis px
     assert r.analysis_scale == 2 and r.blur_px == pytest.approx(0.8) and r.blur_px_sensor == pytest.approx(1.6)
     assert r.verdict == "in_focus"
+
+
+def test_classifier_rule_the_in_focus_head_decides_the_blur_grades():
+    """The default ``focus_rule``: the in-focus head decides as without the heads; the blur
+    head gives blur_px and the near / out_of_focus grade, and does not cap the meter."""
+    luma = textured()
+    # the head says sharp while the blur estimate is 1.8 px (a lens whose best is softer than coc)
+    r = analyzer(lambda m: (1.8, 0.0, 0.9), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
+    assert r.in_focus and r.verdict == "in_focus" and r.blur_px == pytest.approx(1.8)
+    assert r.in_focus_fraction == pytest.approx(1.0)
+    # the blur rule calls the same frame near and caps the meter at coc / blur
+    r = analyzer(lambda m: (1.8, 0.0, 0.9)).analyze(Frame(luma=luma), track=False)
+    assert not r.in_focus and r.verdict == "near" and r.meter == pytest.approx(1 / 1.8)
+    # not in focus by the head: graded by the blur
+    for blur, verdict in ((2.0, "near"), (4.0, "out_of_focus")):
+        r = analyzer(lambda m: (blur, 0.0, 0.1), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
+        assert not r.in_focus and r.verdict == verdict and r.blur_px == pytest.approx(blur)
+    # half the tiles sharp by the head: the share is the head's
+    r = analyzer(lambda m: (0.5, 0.0, 0.9 if m < 130 else 0.1), focus_rule="classifier").analyze(
+        Frame(luma=luma), track=False)
+    judged = ~np.isnan(r.tile_blur_px)
+    assert r.in_focus_fraction == pytest.approx((r.tile_p[judged] >= 0.5).mean()) and 0.3 < r.in_focus_fraction < 0.7
+
+
+def test_motion_flags_use_the_models_own_threshold():
+    """A tile is motion-blurred at the model's ``motion_threshold`` (tuned on still tiles),
+    not at 0.5: p_motion 0.6 is no flag for a model whose threshold is 0.75."""
+    strict = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=(0.5, 1, 2, 4, 8), motion=6,
+                          motion_threshold=0.75)
+    for rule in ("blur", "classifier"):
+        r = analyzer(lambda m: (0.4, 0.6), layout=strict, focus_rule=rule).analyze(Frame(luma=textured()), track=False)
+        assert not r.motion_blur and r.in_focus and r.verdict == "in_focus"
+        r = analyzer(lambda m: (0.4, 0.8), layout=strict, focus_rule=rule).analyze(Frame(luma=textured()), track=False)
+        assert r.motion_blur and not r.in_focus and r.verdict == "motion_blur"
+
+
+def test_focus_rule_is_validated():
+    from pifocus.exc import ConfigError
+    with pytest.raises(ConfigError, match="focus_rule.*classifier"):
+        AnalysisParams(focus_rule="sharpest")

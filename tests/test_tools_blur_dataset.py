@@ -188,3 +188,21 @@ def test_mae_by_contrast_bins_on_literal_numbers():
     rep = bm.blur_report(pred, np.zeros(6), true, np.zeros(6), np.array(["a"] * 6), contrast_dn=std)
     assert rep["a"]["mae_0_3_by_contrast"][3]["n"] == 2
     assert "by tile std (DN): 0-6 0.50 (n 2)" in bm.format_blur_report(rep)
+
+
+@pytest.mark.parametrize("arch", ["mh_tap3", "mh_tap2"])
+def test_shared_trunk_heads_keep_the_v1_in_focus_output(th, arch):
+    """``--arch mh_tap2 / mh_tap3``: the heads read the frozen v1 net's own features, so the
+    model's first output is v1's in-focus logit exactly, and only the head layers train."""
+    pytest.importorskip("keras")
+    from pifocus.classify import default_model_path
+    v1 = th.keras_from_baseline_tflite(default_model_path())
+    model = th.with_shared_trunk(v1, arch, n_heads=9)
+    x = np.random.default_rng(0).normal(0, 1, (8, 32, 32, 1)).astype(np.float32)
+    out = np.asarray(model.predict(x, verbose=0))
+    assert out.shape == (8, 10)
+    np.testing.assert_allclose(out[:, 0], np.asarray(v1.predict(x, verbose=0))[:, 0], rtol=1e-5, atol=1e-5)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable and all(name.startswith("blur_") for name in trainable)
+    with pytest.raises(ValueError, match="mh_tap"):
+        th.with_shared_trunk(v1, "mh_base", n_heads=9)

@@ -336,7 +336,7 @@ def load_truth():
         return {}
 
 
-def replay_bench(strategies, verbose=False, use_cnn=False):
+def replay_bench(strategies, verbose=False, use_cnn=False, model=None):
     """Every strategy from every start position of every judged sweep.
 
     Counted per sweep and strategy: runs ending within +-1 frame of the judged sharpest
@@ -361,7 +361,8 @@ def replay_bench(strategies, verbose=False, use_cnn=False):
             if t is not None:
                 j = dict(j, sharpest=t["sharpest_file"], source=TRUTH.name)
             folder = replay_folder(SWEEPS / name, set(j.get("exclude", [])), tmp)
-            an = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, roi=tuple((t or {}).get("roi", region))))
+            an = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn or model is not None, model=model,
+                                              roi=tuple((t or {}).get("roi", region))))
             out[name] = _replay_sweep(name, folder, j, t, an, strategies, verbose)
             an.close()
     finally:
@@ -435,11 +436,15 @@ def main(argv=None):
     ap.add_argument("--cnn", action="store_true",
                     help="also run the model strategy with the shipped CNN loaded (its confidence "
                          "short-cuts the wide search)")
+    ap.add_argument("--model", metavar="MODEL.tflite", default=None,
+                    help="judge every run (simulated and replayed) with this model loaded, as "
+                         "`pifocus autofocus` does with the CNN on: with a blur head, dfd jumps by "
+                         "the model's blur estimate [default: Laplacian-only analysis]")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failure on stderr")
     args = ap.parse_args(argv)
     strategies = [s for s in args.strategies.split(",") if s]
-    an = FocusAnalyzer(AnalysisParams(use_cnn=False))
+    an = FocusAnalyzer(AnalysisParams(use_cnn=args.model is not None, model=args.model))
     t0 = time.time()
     report = {"sim": {}, "settle": {}, "missed_steps": {}, "kill": {}, "replay": {}}
     for s in strategies:
@@ -458,7 +463,7 @@ def main(argv=None):
         else:
             report["sim_cnn"] = {"model": summarize(sim_bench("model", args.runs, args.seed, an_cnn, args.verbose))}
     if not args.no_replay:
-        report["replay"] = replay_bench(strategies, args.verbose)
+        report["replay"] = replay_bench(strategies, args.verbose, model=args.model)
         report["replay_summary"] = replay_summary(report["replay"], strategies)
         if args.cnn and "model" in report.get("sim_cnn", {}):
             report["replay_cnn"] = replay_bench(["model"], args.verbose, use_cnn=True)
@@ -467,7 +472,7 @@ def main(argv=None):
         print(json.dumps(report))
         return 0
     print(f"AF bench ({args.runs} sim runs/strategy, {args.safety_runs} safety runs, seed {args.seed}, "
-          f"{W}x{H}, Laplacian-only analysis)")
+          f"{W}x{H}, {'model ' + args.model if args.model else 'Laplacian-only analysis'})")
     print("\nSimulated scenes (success = AF ok and lens within depth of focus):" if report["sim"] else "")
     print(f"  {'strategy':10s} {'success':>8s} {'median fr':>10s} {'p95 fr':>7s} {'med err/DOF':>12s} "
           f"{'p95 err/DOF':>12s} {'gate fails':>10s} {'flag true':>9s} {'in DOF':>7s} {'med conf':>8s}")

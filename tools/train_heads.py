@@ -46,7 +46,11 @@ from pifocus.classify.heads import OutputLayout  # noqa: E402
 
 #: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
 THRESHOLDS_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch")
+ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch", "mh_tap2", "mh_tap3")
+#: Archs that read the frozen v1 net's own features (``--focus-branch`` required): the blur
+#: and motion heads cost little beside v1 (``mh_tap3``: a dense layer on v1's last pooled
+#: conv features; ``mh_tap2``: one trainable 64-filter conv on v1's second pooled stage).
+TAP_ARCHS = ("mh_tap2", "mh_tap3")
 #: Blur-set sources that are never trained on (validation report only).
 REPORT_ONLY = ("real-mfifb-full",)
 
@@ -143,6 +147,34 @@ def with_focus_branch(focus_model, heads_model):
     from keras import layers
     inp = keras.Input(focus_model.input_shape[1:], name="tile")
     out = layers.Concatenate(name="heads")([focus_model(inp), heads_model(inp)])
+    return keras.Model(inp, out, name="pifocus_heads")
+
+
+def with_shared_trunk(focus_model, arch: str, n_heads: int, dropout: float = 0.3):
+    """One model, one output vector: the frozen in-focus logit of ``focus_model`` (the v1
+    net of :func:`keras_from_baseline_tflite`) followed by ``n_heads`` blur and motion logits
+    computed from v1's own intermediate features (``arch`` in :data:`TAP_ARCHS`), so the
+    in-focus output is v1's and the heads add only their own layers' cost."""
+    import keras
+    from keras import layers
+    inp = keras.Input(focus_model.input_shape[1:], name="tile")
+    x, pooled = inp, []
+    for layer in focus_model.layers[1:]:
+        x = layer(x)
+        if isinstance(layer, layers.MaxPooling2D):
+            pooled.append(x)
+    focus_out = x
+    if arch == "mh_tap2":
+        y = layers.Conv2D(64, 3, padding="same", activation="relu", name="blur_conv3")(pooled[1])
+        y = layers.Flatten()(layers.MaxPooling2D(2)(y))
+    elif arch == "mh_tap3":
+        y = layers.Flatten()(pooled[2])
+    else:
+        raise ValueError(f"{arch!r} is not one of {TAP_ARCHS}")
+    y = layers.Dense(96, activation="relu", name="blur_dense")(y)
+    y = layers.Dropout(dropout)(y)
+    heads = layers.Dense(n_heads, name="blur_motion")(y)
+    out = layers.Concatenate(name="heads")([focus_out, heads])
     return keras.Model(inp, out, name="pifocus_heads")
 
 
@@ -355,11 +387,17 @@ def main(argv=None) -> int:
 
     if a.focus_branch:
         focus_net = keras_from_baseline_tflite(a.focus_branch, tile)
-        branch = build_model(a.arch, tile, layout.n_outputs - 1, dropout=a.dropout, bn=a.bn)
-        model = with_focus_branch(focus_net, branch)
-        macs = train.count_macs(focus_net) + train.count_macs(branch)
+        if a.arch in TAP_ARCHS:
+            model = with_shared_trunk(focus_net, a.arch, layout.n_outputs - 1, dropout=a.dropout)
+            macs = train.count_macs(model)
+        else:
+            branch = build_model(a.arch, tile, layout.n_outputs - 1, dropout=a.dropout, bn=a.bn)
+            model = with_focus_branch(focus_net, branch)
+            macs = train.count_macs(focus_net) + train.count_macs(branch)
         a.w_focus = 0.0  # frozen
         print(f"in-focus head: {a.focus_branch} (frozen, {train.count_macs(focus_net) / 1e6:.2f} M MACs)", flush=True)
+    elif a.arch in TAP_ARCHS:
+        p.error(f"--arch {a.arch} reads the v1 net's features: give --focus-branch V1.tflite")
     else:
         model = build_model(a.arch, tile, layout.n_outputs, dropout=a.dropout, bn=a.bn)
         macs = train.count_macs(model)

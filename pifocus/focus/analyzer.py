@@ -12,14 +12,16 @@ Stages (each timed into ``report.timings_ms``):
    peak-hold meter.
 
 With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
-<pifocus.classify.ModelInfo.has_blur>`), a tile is in focus when its estimated defocus
-radius is within ``coc_px`` and it is not motion-blurred; the subject's ``blur_px`` is the
-radius that ``on_fraction`` of the informative weight is at or below (so ``blur_px <= coc_px``
-is the in-focus rule itself), the verdict category (:data:`~pifocus.focus.blur.CATEGORIES`)
-follows from it, and the meter is capped by ``coc_px / blur_px`` so a soft first frame of a
-pass cannot read 100 %.  A frame with too little detail at the analysis scale is judged again
-on a reduced copy (``coarse_levels``): a strongly defocused subject is ``out_of_focus`` with
-a large ``blur_px``, not ``no_detail``.  Models without the heads keep the binary rule.
+<pifocus.classify.ModelInfo.has_blur>`), the subject's ``blur_px`` is the radius that
+``on_fraction`` of the informative weight is at or below, a frame that is not in focus is
+graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES`), and
+tiles the motion head flags (at the model's own threshold) never count as sharp.  What makes
+a tile sharp is ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the
+heads; ``"blur"`` its blur radius within ``coc_px`` -- then ``blur_px <= coc_px`` is the
+in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
+little detail at the analysis scale is judged again on a reduced copy (``coarse_levels``): a
+strongly defocused subject is ``out_of_focus`` with a large ``blur_px``, not ``no_detail``.
+Models without the heads keep the binary rule.
 """
 
 import logging
@@ -146,15 +148,21 @@ class FocusAnalyzer:
         scale = float(self._scale_used)
         blur_an = j.blur / scale                         # radius in analysis pixels
         subject_blur = b.weighted_quantile(blur_an[judged], weights[judged], p.verdict.on_fraction)
-        motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged]) >= p.motion_fraction
-        if self.has_blur:
-            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px,
-                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= 0.5)
+        # Tiles flagged at the model's own threshold (tuned to a false-flag rate on still
+        # tiles): at 0.5 the heads flagged 75 % of wicker_balls_phone's sharpest frame.
+        m_thr = lv.motion_threshold
+        streaked = np.nan_to_num(j.motion, nan=0.0) >= m_thr
+        motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction
+        if self.has_blur and p.focus_rule == "blur":
+            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px, exclude=streaked)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).
             frac = 0.0
         else:
+            # Single streaked tiles are not excluded here: the motion head's few per cent of
+            # false flags on still tiles cost mineral_crystals_micro, whose share sits at the
+            # bar, its only lit frame; a motion-blurred frame is caught as a whole below.
             frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
         if (not self.has_blur and p.motion_check != "off" and (still or p.motion_check == "always")
@@ -168,7 +176,9 @@ class FocusAnalyzer:
                 frac, judgeable, motion)
         else:
             in_focus, meter, peak, changed = raw, 1.0 if sharp > 0 else 0.0, sharp, False
-        absolute = b.blur_meter(subject_blur, p.coc_px)
+        # The blur caps the meter when it decides; under the classifier rule the lens's own
+        # best may be softer than coc_px (mineral's crystals at 2.4 px) while the LED is lit.
+        absolute = b.blur_meter(subject_blur, p.coc_px) if p.focus_rule == "blur" else math.nan
         if math.isnan(absolute):
             # No blur head: judged only reduced, blurred by at least the reduction; else how
             # far the detail is from this level's Nyquist limit (scale.closeness).

@@ -88,6 +88,13 @@ class LevelJudge:
         info = getattr(self.classifier, "info", None)
         return bool(getattr(info, "has_blur", False))
 
+    @property
+    def motion_threshold(self) -> float:
+        """The model's ``p_motion`` at or above which a tile is motion-blurred (its metadata's
+        ``heads.motion_threshold``, tuned to a false-flag rate on still tiles; 0.5 without)."""
+        layout = getattr(getattr(self.classifier, "info", None), "layout", None)
+        return float(getattr(layout, "motion_threshold", 0.5))
+
     def forget_geometry(self) -> None:
         """Drop the levels' grids and buffers (the ROI changed)."""
         self._levels = {}

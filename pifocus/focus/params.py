@@ -8,6 +8,8 @@ from .verdict import PeakHoldParams, VerdictParams
 
 #: Default subject region: the central 60 % of the frame, centre-weighted.
 DEFAULT_ROI = (0.2, 0.2, 0.6, 0.6)
+#: ``focus_rule`` values (see :class:`AnalysisParams`).
+FOCUS_RULES = ("classifier", "blur")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class AnalysisParams:
         coc_px: circle of confusion: the largest defocus blur *radius* (pixels at the
             analysis scale) still called in focus.  1.0 = critical focus at 100 % view; raise
             it for a looser "acceptably sharp".  Used with a model that has the blur head.
+        focus_rule: with a model that has the blur head, what decides that a tile is in
+            focus: ``"classifier"`` (default) -- the model's in-focus head, as without the
+            blur head; the blur head then gives ``blur_px``, the ``near`` / ``out_of_focus``
+            grading, the motion flag and autofocus's depth from defocus; ``"blur"`` -- the
+            tile's estimated blur radius within ``coc_px`` (an absolute rule: stricter as
+            stills, but a lens whose best is softer than ``coc_px`` never lights; measured
+            in issue 9's closing note).
         near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
             which the frame is ``motion_blur`` (never in focus).
@@ -85,6 +94,7 @@ class AnalysisParams:
     centre_sigma: float = 0.6
     coc_px: float = 1.0
     near_factor: float = 2.5
+    focus_rule: str = "classifier"
     motion_fraction: float = 0.5
     analysis_scale: Union[int, str] = "auto"
     auto_ratio: float = 4.0
@@ -123,6 +133,8 @@ class AnalysisParams:
         require(0.05 <= self.centre_sigma <= 10, s, "centre_sigma", self.centre_sigma, "0.05..10")
         require(0.25 <= self.coc_px <= 8, s, "coc_px", self.coc_px,
                 "0.25..8 px (blur radius; 1.0 = critical focus at 100 % view)")
+        require(self.focus_rule in FOCUS_RULES, s, "focus_rule", self.focus_rule,
+                '"classifier" (the in-focus head decides) or "blur" (blur radius within coc_px)')
         require(1 < self.near_factor <= 20, s, "near_factor", self.near_factor, "1 < x <= 20")
         require(0 < self.motion_fraction <= 1, s, "motion_fraction", self.motion_fraction, "0 < x <= 1")
         a = self.analysis_scale
