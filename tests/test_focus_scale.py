@@ -125,3 +125,19 @@ def test_a_defocused_subject_with_structure_is_out_of_focus_not_no_detail():
     assert r.judged_scale > r.analysis_scale and r.meter <= r.analysis_scale / r.judged_scale + 1e-9
     flat = np.clip(128 + np.random.default_rng(2).normal(0, 2.0, (480, 640)), 0, 255).astype(np.uint8)
     assert FocusAnalyzer(AnalysisParams(use_cnn=False)).analyze(Frame(luma=flat)).verdict == "no_detail"
+
+
+def test_a_level_still_oversampled_is_passed_over():
+    """Level 2 of a 3x-enlarged frame qualifies by its own ratio (4 < 5) but reads twice the
+    next candidate's (level 3: 2.0, natural): the detail lives at 3."""
+    inf = {s: 9 for s in (1, 2, 3, 4, 6, 8, 12)}
+    three_x = {1: 1.0, 2: 10.0, 4: 40.0, 3: 20.0, 6: 40.0, 8: 64.0, 12: 40.0}
+    assert sc.octave_ratio(three_x, 2) == pytest.approx(4.0) and sc.octave_ratio(three_x, 3) == pytest.approx(2.0)
+    assert sc.detail_scale(three_x, inf) == 3
+    assert sc.detail_scale(three_x, inf, settle=0) == 2          # the test off: finest qualifying
+    # natural detail keeps its ratio from level to level (2.0 -> 1.5): level 2 stays
+    natural = {**three_x, 4: 20.0, 3: 20.0, 6: 30.0}
+    assert sc.octave_ratio(natural, 2) == pytest.approx(2.0) and sc.detail_scale(natural, inf) == 2
+    # a coarser ratio below 1 is noise, not natural detail: no evidence against level 2
+    noisy = {**three_x, 6: 10.0}
+    assert sc.octave_ratio(noisy, 3) == pytest.approx(0.5) and sc.detail_scale(noisy, inf) == 2
