@@ -138,6 +138,10 @@ def test_a_level_still_oversampled_is_passed_over():
     # natural detail keeps its ratio from level to level (2.0 -> 1.5): level 2 stays
     natural = {**three_x, 4: 20.0, 3: 20.0, 6: 30.0}
     assert sc.octave_ratio(natural, 2) == pytest.approx(2.0) and sc.detail_scale(natural, inf) == 2
+    # a level whose own ratio is natural (the simulated chart: 1.95 at 1, 1.14 at 2) stays
+    chart = {1: 100.0, 2: 195.0, 4: 222.0, 3: 150.0, 6: 110.0, 8: 65.0, 12: 50.0}
+    assert sc.octave_ratio(chart, 1) == pytest.approx(1.95) and sc.detail_scale(chart, inf) == 1
+    assert sc.detail_scale(chart, inf, settle=1.5) == 1            # below OVERSAMPLED_MIN (2.0)
     # a coarser ratio below 1 is noise, not natural detail: no evidence against level 2
     noisy = {**three_x, 6: 10.0}
     assert sc.octave_ratio(noisy, 3) == pytest.approx(0.5) and sc.detail_scale(noisy, inf) == 2

@@ -22,7 +22,7 @@ SWEEPS = sorted(TRUTH["sweeps"])
 KNOWN_2X = {"ant_head_macro", "wicker_balls_phone"}
 #: Sweeps whose 2x copy is judged at a finer level than the native frames, with why: the
 #: clear tube's smooth end edges read an octave ratio of ~2.9 at level 2 against ~1.5 at
-#: level 3 natively, which ``scale.SETTLE_RATIO`` (1.7) takes for a level still oversampled,
+#: level 3 natively, which ``scale.SETTLE_RATIO`` (1.8) takes for a level still oversampled,
 #: so the native frames are judged at 3 while the 2x frames settle at 2 (ratio 4.4 vs 4.2).
 #: The issue's criterion -- same sharpest frame, window within +-1 -- holds on it.
 KNOWN_FINER = {"clear_tube_end_closeup"}
