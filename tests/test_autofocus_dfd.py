@@ -80,3 +80,34 @@ def test_dfd_on_a_flat_scene_fails_with_the_true_reason_and_low_confidence(analy
         r = autofocus(d, analyzer, AutofocusParams(strategy="dfd"), start=400)
     assert not r.success and "too little texture" in r.reason
     assert r.confidence <= 0.3
+
+
+class _LyingHead:
+    """A real analyzer whose 'blur head' says every frame is far out of focus (8 px)."""
+
+    has_blur = True
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.params = inner.params
+
+    def analyze(self, frame, track=True, still=False):
+        from dataclasses import replace
+        return replace(self.inner.analyze(frame, track=track, still=still), blur_px=8.0)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_dfd_jumps_by_the_blur_head_only_when_asked(analyzer):
+    """``[autofocus.dfd] use_head`` (default False: the model-free estimate did better on the
+    real replays): with it off a model's blur head does not change the run at all."""
+    def run(an, **dfd):
+        with open_drive("sim", width=320, height=240, focus_position=300.0, blur_px_per_step=0.04,
+                        state_file="none") as d:
+            r = autofocus(d, an, AutofocusParams(strategy="dfd", dfd=DfdParams(**dfd)), start=900.0)
+            return r.final_position, [tuple(round(v, 3) for v in c[:1]) for c in r.curve]
+    plain = run(analyzer)
+    assert run(_LyingHead(analyzer)) == plain
+    assert run(_LyingHead(analyzer), use_head=True) != plain
+    assert DfdParams().use_head is False

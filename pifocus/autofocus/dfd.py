@@ -95,7 +95,7 @@ class DfdStrategy(Strategy):
     def search(self, run: _Run) -> Tuple[Optional[dict], Optional[float]]:
         """Probe, jump, land (see the module doc)."""
         p: DfdParams = self.params
-        use_head = bool(getattr(run.analyzer, "has_blur", False))
+        use_head = bool(p.use_head and getattr(run.analyzer, "has_blur", False))
         step = max(run.res, p.probe_step * run.span)
         _probe(run, p, step)
         for _ in range(int(p.max_jumps)):
@@ -364,7 +364,7 @@ def _tight(run: _Run, p: DfdParams, br) -> bool:
     # the peak already: a wider bracket around it will do, as long as both neighbours are
     # within twice the depth of focus (then the peak is within it of the best: the gate's
     # close bracket).
-    b = _blur(best, bool(getattr(run.analyzer, "has_blur", False)), run)
+    b = _blur(best, bool(p.use_head and getattr(run.analyzer, "has_blur", False)), run)
     return (b <= p.blur_floor + p.sharp_margin and width <= p.bracket_sigmas_sharp * f["sigma"]
             and gaps[1] <= p.close_dofs * depth_of_focus(f))
 

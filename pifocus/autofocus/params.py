@@ -205,6 +205,11 @@ class DfdParams:
         sharp_blur: a bracketed peak whose model-free blur estimate is above this is not
             trusted yet (a local peak): the widest unsampled stretch is looked at first.
         sharp_blur_px: the same with the model's blur head (px at the analysis scale).
+        use_head: jump by the model's blur head when it has one (else, and by default, by
+            the model-free edge-width estimate).  Off by default: with the heads beside the
+            v1 net the replays of the shared sweeps ended in the accepted range in 90.4 %
+            (model-free 91.4 %), the flag true in 96.7 % (98.6 %), simulated success 97 %
+            (100 %; ``tools/af_bench.py --model``).
         trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
             False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
         explore_gap: ... while an unsampled stretch wider than this share of the range is left.
@@ -233,6 +238,7 @@ class DfdParams:
     snap_sigmas: float = 0.15
     sharp_blur: float = 6.0
     sharp_blur_px: float = 2.5
+    use_head: bool = False
     explore_gap: float = 0.35
     trust_sharp: bool = True
     coarse_rise: float = 1.03
