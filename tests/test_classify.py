@@ -67,6 +67,13 @@ def test_tiny_model_runs_int8_and_batches(tiny_model_path):
     one = np.array([c.predict(t[None])[0] for t in np.concatenate([sharp[:5], flat])])
     np.testing.assert_allclose(one, np.concatenate([p[:5], p[37:]]), atol=1e-6)
     assert c.predict(np.zeros((0, 16, 16), np.uint8)).shape == (0,)
+    # 40 tiles go as 32 + 8 and 77 as 32 + 32 + 8 + 4 + 1, nothing padded; same numbers as one by one
+    from pifocus.classify.litert import BATCH_BUCKETS
+    assert max(BATCH_BUCKETS) == 32
+    many = np.concatenate([sharp, flat, sharp])
+    np.testing.assert_allclose(c.predict(many), np.concatenate([p, p[:37]]), atol=1e-6)
+    every = np.array([c.predict(t[None])[0] for t in many])
+    np.testing.assert_allclose(c.predict(many), every, atol=1e-6)
 
 
 def test_missing_model_file(tmp_path):
