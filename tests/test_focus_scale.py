@@ -145,3 +145,16 @@ def test_a_level_still_oversampled_is_passed_over():
     # a coarser ratio below 1 is noise, not natural detail: no evidence against level 2
     noisy = {**three_x, 6: 10.0}
     assert sc.octave_ratio(noisy, 3) == pytest.approx(0.5) and sc.detail_scale(noisy, inf) == 2
+
+
+def test_reduce_luma_is_the_block_mean_even_when_the_size_does_not_divide():
+    """1520 rows reduced 3x: 506 rows, each the mean of its own 3 input rows (OpenCV's
+    INTER_AREA on the uncut frame spreads 1520 over 506 and drifts off the blocks)."""
+    from pifocus.focus.levels import reduce_luma
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 256, (47, 31), dtype=np.uint8)     # neither divides by 3
+    r = reduce_luma(g, 3)
+    assert r.shape == (15, 10)
+    blocks = g[:45, :30].reshape(15, 3, 10, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(r - blocks).max() <= 0.5
+    assert reduce_luma(g, 1) is g and reduce_luma(g, 2).shape == (23, 15)
