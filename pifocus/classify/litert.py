@@ -176,16 +176,13 @@ class LiteRTClassifier(TileClassifier):
         while start < n:
             remaining = n - start
             batch = max(b for b in BATCH_BUCKETS if b <= remaining)
-            take = batch
             interp = self._interpreter(batch)
             din = interp.get_input_details()[0]
             dout = interp.get_output_details()[0]
-            chunk = x[start:start + take]
-            interp.set_tensor(din["index"], _quantize(chunk, din))
+            interp.set_tensor(din["index"], _quantize(x[start:start + batch], din))
             interp.invoke()
-            y = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch, k)
-            out[start:start + take] = y[:take]
-            start += take
+            out[start:start + batch] = _dequantize(interp.get_tensor(dout["index"]), dout).reshape(batch, k)
+            start += batch
         return out
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:

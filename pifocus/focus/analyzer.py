@@ -14,10 +14,11 @@ Stages (each timed into ``report.timings_ms``):
 With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
 <pifocus.classify.ModelInfo.has_blur>`), the subject's ``blur_px`` is the radius that
 ``on_fraction`` of the informative weight is at or below, a frame that is not in focus is
-graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES`), and
-tiles the motion head flags (at the model's own threshold) never count as sharp.  What makes
-a tile sharp is ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the
-heads; ``"blur"`` its blur radius within ``coc_px`` -- then ``blur_px <= coc_px`` is the
+graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES`), and a
+frame whose tiles the motion head flags (at the model's own threshold) for at least
+``motion_fraction`` of the weight is ``motion_blur``.  What makes a tile sharp is
+``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
+its blur radius within ``coc_px``, a flagged tile never -- then ``blur_px <= coc_px`` is the
 in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
 little detail at the analysis scale is judged again on a reduced copy (``coarse_levels``): a
 strongly defocused subject is ``out_of_focus`` with a large ``blur_px``, not ``no_detail``.
@@ -151,10 +152,10 @@ class FocusAnalyzer:
         # Tiles flagged at the model's own threshold (tuned to a false-flag rate on still
         # tiles): at 0.5 the heads flagged 75 % of wicker_balls_phone's sharpest frame.
         m_thr = lv.motion_threshold
-        streaked = np.nan_to_num(j.motion, nan=0.0) >= m_thr
         motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction
         if self.has_blur and p.focus_rule == "blur":
-            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px, exclude=streaked)
+            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px,
+                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).

@@ -41,7 +41,8 @@ class AnalysisParams:
         focus_rule: with a model that has the blur head, what decides that a tile is in
             focus: ``"classifier"`` (default) -- the model's in-focus head, as without the
             blur head; the blur head then gives ``blur_px``, the ``near`` / ``out_of_focus``
-            grading, the motion flag and autofocus's depth from defocus; ``"blur"`` -- the
+            grading and the motion flag (autofocus jumps by it only with ``[autofocus.dfd]
+            use_head``); ``"blur"`` -- the
             tile's estimated blur radius within ``coc_px`` (an absolute rule: stricter as
             stills, but a lens whose best is softer than ``coc_px`` never lights; measured
             in issue 9's closing note).
