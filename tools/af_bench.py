@@ -438,8 +438,8 @@ def main(argv=None):
                          "short-cuts the wide search)")
     ap.add_argument("--model", metavar="MODEL.tflite", default=None,
                     help="judge every run (simulated and replayed) with this model loaded, as "
-                         "`pifocus autofocus` does with the CNN on: with a blur head, dfd jumps by "
-                         "the model's blur estimate [default: Laplacian-only analysis]")
+                         "`pifocus autofocus` does with the CNN on (dfd jumps by a blur head only with "
+                         "[autofocus.dfd] use_head) [default: Laplacian-only analysis]")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failure on stderr")
     args = ap.parse_args(argv)
