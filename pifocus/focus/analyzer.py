@@ -96,9 +96,7 @@ class FocusAnalyzer:
     @property
     def threshold(self) -> float:
         """Tile probability counted as in focus."""
-        if self.params.threshold is not None:
-            return self.params.threshold
-        return self.classifier.threshold if self.classifier is not None else 0.5
+        return self.levels.threshold
 
     def set_roi(self, roi: Optional[Tuple[float, float, float, float]]) -> None:
         """Change the subject region (normalized ``x, y, w, h``; None = default) and start a
@@ -153,9 +151,13 @@ class FocusAnalyzer:
         # tiles): at 0.5 the heads flagged 75 % of wicker_balls_phone's sharpest frame.
         m_thr = lv.motion_threshold
         motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction
+        # Tiles flat here but blurred one octave coarser vote "not sharp" (blurred_votes): a
+        # defocused subject no longer leaves the share to a sharp background plane.
+        blurred = base.blurred if j is base else np.zeros_like(judged)
+        w_blurred = float(weights[blurred].sum())
         if self.has_blur and p.focus_rule == "blur":
-            frac = b.sharp_fraction(np.where(judged, blur_an, np.nan), weights, p.coc_px,
-                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
+            frac = b.sharp_fraction(np.where(judged, blur_an, np.where(blurred, np.inf, np.nan)), weights,
+                                    p.coc_px, exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).
@@ -164,7 +166,8 @@ class FocusAnalyzer:
             # Single streaked tiles are not excluded here: the motion head's few per cent of
             # false flags on still tiles cost mineral_crystals_micro, whose share sits at the
             # bar, its only lit frame; a motion-blurred frame is caught as a whole below.
-            frac = float(weights[judged & (j.p >= self.threshold)].sum() / w_inf) if w_inf > 0 else 0.0
+            frac = (float(weights[judged & (j.p >= self.threshold)].sum() / (w_inf + w_blurred))
+                    if w_inf > 0 else 0.0)
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
         if (not self.has_blur and p.motion_check != "off" and (still or p.motion_check == "always")
                 and judgeable and j is base and frac >= p.verdict.on_fraction):
@@ -208,7 +211,7 @@ class FocusAnalyzer:
             verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion),
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
-            tile_blur_px=blur_an, tile_p_motion=j.motion,
+            tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred,
         )
 
     def close(self) -> None:

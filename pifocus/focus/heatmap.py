@@ -4,7 +4,8 @@
 :func:`render_heatmap` is a pure function of the luma and its :class:`~pifocus.focus.FocusReport`
 (OpenCV drawing only).  The colour scale is blue (soft) -> teal -> green (sharp), the same as
 the page's heat map and never one of the peaking colours; tiles too flat or too noisy to judge
-are left grey and hatched.
+are left grey and hatched, those among them blurred one octave coarser (they voted against
+the in-focus share: ``FocusReport.tile_blurred``) hatched in the soft blue.
 """
 
 import math
@@ -112,15 +113,18 @@ def render_heatmap(luma: np.ndarray, report, name: Optional[str] = None,
             p = report.tile_p[r, c]
             a = (int(round(x0 + c * cw)), int(round(y0 + r * ch)))
             b = (int(round(x0 + (c + 1) * cw)) - 1, int(round(y0 + (r + 1) * ch)) - 1)
+            blurred = report.tile_blurred is not None and bool(report.tile_blurred[r, c])
             if report.tile_informative[r, c] and not np.isnan(p):
                 cv2.rectangle(overlay, a, b, tile_colour(p), -1)
             else:
+                # hatched grey: not judged; hatched soft blue: too flat here, blurred one
+                # octave coarser (it voted "not sharp")
                 rect = (a[0], a[1], b[0] - a[0] + 1, b[1] - a[1] + 1)
                 step = max(6, int(cw // 4))
-                for k in range(-int(ch), int(cw) + 1, step):  # hatching: not judged
+                for k in range(-int(ch), int(cw) + 1, step):
                     ok, p1, p2 = cv2.clipLine(rect, (a[0] + k, a[1]), (a[0] + k + int(ch), a[1] + int(ch)))
                     if ok:
-                        cv2.line(overlay, p1, p2, (150, 150, 150), 1)
+                        cv2.line(overlay, p1, p2, SOFT_BGR if blurred else (150, 150, 150), 3 if blurred else 1)
             cv2.rectangle(img, a, b, (90, 90, 90), 1)
     img = cv2.addWeighted(overlay, params.alpha, img, 1 - params.alpha, 0)
     cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + report.cols * cw) - 1, int(y0 + report.rows * ch) - 1),
@@ -142,6 +146,6 @@ def render_heatmap(luma: np.ndarray, report, name: Optional[str] = None,
     legend[int(band * 0.25):int(band * 0.75), lx0:lx1] = ramp[None, :, :]
     _text(legend, "soft", (max(2, lx0 - int(50 * fs / 0.45)), int(band * 0.7)), fs)
     _text(legend, "sharp", (lx1 + 6, int(band * 0.7)), fs)
-    _text(legend, "hatched: too flat or noisy to judge", (lx1 + int(70 * fs / 0.45), int(band * 0.7)), fs * 0.8,
-          (170, 170, 170))
+    _text(legend, "hatched: too flat or noisy to judge (blue: blurred)", (lx1 + int(70 * fs / 0.45), int(band * 0.7)),
+          fs * 0.8, (170, 170, 170))
     return np.vstack([top, img, legend])

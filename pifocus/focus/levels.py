@@ -5,7 +5,7 @@ scale ``"auto"`` picks (:mod:`.scale`), and the classification of the informativ
 verdict, the meter and the :class:`~pifocus.focus.report.FocusReport`."""
 
 import time
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class _Judged:
         self.level, self.st, self.k, self.floor, self.informative = level, st, k, floor, informative
         self.factor = factor          # sensor pixels per pixel of this level
         shape = st.lap_var.shape
+        self.blurred = np.zeros(shape, bool)     # flat here, out of focus one octave coarser
         self.p = np.full(shape, np.nan, np.float32)
         self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
         self.motion = np.full(shape, np.nan, np.float32)
@@ -96,6 +97,13 @@ class LevelJudge:
         """The classifier estimates blur radius and motion (else the binary rule)."""
         info = getattr(self.classifier, "info", None)
         return bool(getattr(info, "has_blur", False))
+
+    @property
+    def threshold(self) -> float:
+        """Tile probability counted as in focus (``params.threshold``, else the model's own)."""
+        if self.params.threshold is not None:
+            return float(self.params.threshold)
+        return float(self.classifier.threshold) if self.classifier is not None else 0.5
 
     @property
     def motion_threshold(self) -> float:
@@ -218,6 +226,32 @@ class LevelJudge:
             j.p.ravel()[idx] = self.classifier.predict(tiles)
         j.n_cnn = len(idx)
 
+    def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma) -> None:
+        """Set ``base.blurred``: the analysis level's tiles too flat to judge there whose
+        structure one octave coarser (``coarse``, the same grid over the ROI) is at least the
+        analysis level's own texture bar -- structure that, sharp, would have been judged --
+        and which the classifier calls out of focus there as well: a part of the subject
+        blurred past what the analysis scale resolves.  (With the blur rule and a blur head:
+        blur above ``coc_px`` analysis pixels.)  Costs a classification of those tiles only.
+
+        Raises:
+            ModelError: the classifier failed on the tiles.
+        """
+        p = self.params
+        if (not p.blurred_votes or coarse is None or coarse.informative.shape != base.informative.shape):
+            return
+        cand = coarse.informative & ~base.informative & (coarse.st.lap_var >= p.gate_factor * base.floor)
+        if not cand.any():
+            return
+        trial = _Judged(coarse.level, coarse.st, coarse.k, coarse.floor, cand, coarse.factor)
+        self.classify(coarse_luma, trial)
+        base.n_cnn += trial.n_cnn
+        if self.has_blur and p.focus_rule == "blur":
+            soft = trial.blur / base.factor > p.coc_px      # NaN (not classified): False
+        else:
+            soft = trial.p < self.threshold
+        base.blurred = cand & soft
+
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the
         analysis-scale level (sharpness, noise) and the level whose tiles carry the verdict
@@ -236,17 +270,20 @@ class LevelJudge:
             if track:
                 self.gated(base, base.k, True)
             base_luma = self.frames[s]
+            coarse, coarse_luma = levels.get(2 * s), self.frames.get(2 * s)
         else:
             s, levels = int(p.analysis_scale), {}
             self.level_sharp = {}       # one level only: the meter's peak needs no other
             base_luma = reduce_luma(luma, s)
             base = self.prefilter(base_luma, s, track)
-            octave = self.prefilter(reduce_luma(base_luma, 2), 2 * s, False)
+            coarse_luma = reduce_luma(base_luma, 2)
+            coarse = octave = self.prefilter(coarse_luma, 2 * s, False)
             self.octave = sc.octave_ratio(
                 {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
         self.base_luma = base_luma
         self.classify(base_luma, base)
+        self.mark_blurred(base, coarse, coarse_luma)
         self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
         tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px

@@ -66,6 +66,13 @@ class AnalysisParams:
             a decimated pass of about 0.2 ms).
         coarse_min_share: a reduced copy counts only when at least this share of its tile
             weight is textured (a stray noisy tile is not a blurred subject).
+        blurred_votes: a tile too flat to judge at the analysis scale whose structure one
+            octave coarser stands above the analysis level's own texture bar is classified
+            there, and counts *against* the in-focus share when it is out of focus there too
+            (``tile_blurred`` in the report): the blurred part of a subject then still votes,
+            instead of leaving the vote to whatever else in the region is sharp (a background
+            seam outshining a defocused subject).  A tile sharp one octave coarser (smooth
+            content, faint texture) stays out of the vote.  False = the earlier rule.
         motion_check: without a model motion head, test a frame that would be called sharp
             for motion blur with the model-free edge-width test (:func:`~pifocus.focus.blur.
             motion_check`, tens of ms): ``"stills"`` (default: photos judged for keeps --
@@ -102,6 +109,7 @@ class AnalysisParams:
     coarse_levels: int = 8
     exposure: bool = True
     coarse_min_share: float = 0.15
+    blurred_votes: bool = True
     min_meter: float = 0.8
     motion_check: str = "stills"
     verdict: VerdictParams = field(default_factory=VerdictParams)
@@ -146,6 +154,7 @@ class AnalysisParams:
         if a != "auto":
             object.__setattr__(self, "analysis_scale", int(a))
         require(1.5 <= self.auto_ratio <= 16, s, "auto_ratio", self.auto_ratio, "1.5..16")
+        require(isinstance(self.blurred_votes, bool), s, "blurred_votes", self.blurred_votes, "true or false")
         require(0 < self.coarse_min_share <= 1, s, "coarse_min_share", self.coarse_min_share, "0 < x <= 1")
         require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,
                 "1 (off), 2, 4, 8 or 16")

@@ -52,6 +52,9 @@ class FocusReport:
         coc_px: the circle of confusion the verdict used (blur radius, analysis pixels).
         tile_blur_px: per-tile blur radius (analysis pixels; NaN where not judged).
         tile_p_motion: per-tile motion-blur probability (NaN where not judged).
+        tile_blurred: True where a tile too flat to judge at the analysis scale is out of
+            focus one octave coarser and voted against the in-focus share
+            (``[analysis] blurred_votes``); None = not computed.
         exposure: the frame's exposure readouts (:class:`~pifocus.focus.exposure.FrameExposure`:
             levels, EV offset, clipping of frame and ROI, noise sigma, SNR, histogram,
             ``exposure_us``, ``analogue_gain``, ISO); None when ``[analysis] exposure`` is off.
@@ -91,6 +94,7 @@ class FocusReport:
     coc_px: float = 1.0
     tile_blur_px: Optional[np.ndarray] = None
     tile_p_motion: Optional[np.ndarray] = None
+    tile_blurred: Optional[np.ndarray] = None
     exposure: Optional[FrameExposure] = None
 
     def __post_init__(self):
@@ -159,4 +163,6 @@ class FocusReport:
                 d["tiles"]["blur_px"] = [[num(v, 2) for v in row] for row in self.tile_blur_px]
             if self.tile_p_motion is not None:
                 d["tiles"]["p_motion"] = [[num(v, 3) for v in row] for row in self.tile_p_motion]
+            if self.tile_blurred is not None:
+                d["tiles"]["blurred"] = [[bool(v) for v in row] for row in self.tile_blurred]
         return d

@@ -95,7 +95,11 @@
       for (let r = 0; r < s.tiles.rows; r++) {
         for (let c = 0; c < s.tiles.cols; c++) {
           const p = s.tiles.p[r][c];
-          if (p === null) {
+          const blurred = s.tiles.blurred && s.tiles.blurred[r][c];
+          if (blurred) {
+            // too flat to judge here, out of focus one octave coarser: votes "not sharp"
+            ctx.fillStyle = "hsla(230,95%,50%,0.22)";
+          } else if (p === null) {
             ctx.fillStyle = "rgba(128,128,128,0.18)";
           } else {
             // blue (soft) -> teal -> green (sharp): never one of the peaking colours

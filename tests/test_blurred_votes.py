@@ -1,0 +1,171 @@
+"""``[analysis] blurred_votes``: tiles too flat to judge at the analysis scale whose structure
+one octave coarser stands above the analysis level's texture bar, and which the classifier
+calls out of focus there, vote *against* the in-focus share.
+
+Without it a defocused subject simply drops out of the vote (its tiles are "too flat"), and
+whatever else in the region is sharp decides: the real wicker_balls_phone sweep lit the LED
+on a stitched background seam while the wicker filled most of the region, blurred.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pifocus.focus import AnalysisParams, FocusAnalyzer
+from pifocus.frames import Frame
+from pifocus.sources.simulated import defocus, focus_chart
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def partly_blurred(radius_px: float, h: int = 240, w: int = 320, seed: int = 5) -> np.ndarray:
+    """A dead-leaves scene (occluding discs: natural-image edges), all but its left third
+    defocused by a disk of ``radius_px``, with a little sensor noise: a sharp plane beside a
+    larger blurred subject with real structure."""
+    from pifocus.focus.blurest import dead_leaves
+    scene = (20 + 200 * dead_leaves(max(h, w), seed)[:h, :w]).astype(np.float32)
+    out = scene.copy()
+    if radius_px > 0:
+        out[:, w // 3:] = defocus(scene, radius_px)[:, w // 3:]
+    noise = np.random.default_rng(seed).normal(0, 1.0, (h, w))
+    return np.clip(out + noise, 0, 255).astype(np.uint8)
+
+
+def judge(luma, **kw):
+    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, **kw))
+    try:
+        return an.analyze(Frame(luma=luma), track=False, still=True)
+    finally:
+        an.close()
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+@pytest.mark.parametrize("use_cnn", [True, False])
+def test_a_blurred_subject_votes_against_a_sharp_plane_beside_it(use_cnn, seed):
+    luma = partly_blurred(4.0, seed=seed)
+    cols = np.arange(8)
+    r = judge(luma, use_cnn=use_cnn)
+    assert r.tile_blurred is not None and r.tile_blurred.sum() >= 16
+    # only the defocused part holds blurred tiles, and none of them voted as judged tiles
+    assert not r.tile_blurred[:, cols < 2].any()
+    assert not (r.tile_blurred & r.tile_informative).any()
+    w = r.tile_weight
+    judged = r.tile_informative & ~np.isnan(r.tile_p)
+    sharp = judged & (r.tile_p >= (judge_threshold() if use_cnn else 0.5))
+    expected = w[sharp].sum() / (w[judged].sum() + w[r.tile_blurred].sum())
+    assert r.in_focus_fraction == pytest.approx(expected, abs=1e-6)
+    # the earlier rule left the blurred half out: the sharp half alone decided
+    old = judge(luma, use_cnn=use_cnn, blurred_votes=False)
+    assert not old.tile_blurred.any()
+    assert old.in_focus_fraction > r.in_focus_fraction + 0.2
+    assert old.in_focus and not r.in_focus
+
+
+def judge_threshold() -> float:
+    an = FocusAnalyzer(AnalysisParams())
+    try:
+        return an.threshold
+    finally:
+        an.close()
+
+
+def sharp_chart(h: int = 240, w: int = 320, seed: int = 5) -> np.ndarray:
+    chart = (40 + 170 * focus_chart(w, h, seed=seed)).astype(np.float32)
+    return np.clip(chart + np.random.default_rng(seed).normal(0, 1.0, (h, w)), 0, 255).astype(np.uint8)
+
+
+def test_a_sharp_frame_has_no_blurred_tiles():
+    r = judge(sharp_chart())
+    assert r.in_focus and r.in_focus_fraction > 0.9
+    assert not r.tile_blurred.any()
+
+
+def test_flat_areas_are_not_blurred_votes():
+    # the chart's left half beside a flat grey field: the field has no structure at any level
+    luma = sharp_chart()
+    luma[:, 160:] = np.clip(128 + np.random.default_rng(1).normal(0, 1.0, (240, 160)), 0, 255).astype(np.uint8)
+    r = judge(luma)
+    assert not r.tile_blurred.any()
+    assert r.in_focus
+
+
+def test_a_tile_sharp_one_octave_coarser_stays_out_of_the_vote():
+    # the candidates are classified one octave coarser: called sharp there they are left
+    # out (the share is the judged tiles' own), called soft they vote against it
+    from pifocus.classify import ModelInfo, TileClassifier
+
+    class Constant(TileClassifier):
+        def __init__(self, p):
+            self.info = ModelInfo(name="constant", version="test", tile_px=16, threshold=0.5)
+            self.value = p
+
+        def predict(self, tiles):
+            return np.full(len(tiles), self.value, np.float32)
+
+        def close(self):
+            pass
+
+    luma = partly_blurred(4.0)
+    reports = {}
+    for p in (0.9, 0.1):
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1), classifier=Constant(p))
+        reports[p] = an.analyze(Frame(luma=luma), track=False)
+    assert not reports[0.9].tile_blurred.any() and reports[0.9].in_focus_fraction == pytest.approx(1.0)
+    assert reports[0.1].tile_blurred.sum() >= 16
+
+
+def test_blurred_tiles_are_in_the_json_and_the_heat_map():
+    from pifocus.focus.heatmap import SOFT_BGR, render_heatmap
+    luma = partly_blurred(4.0)
+    r = judge(luma)
+    d = r.to_dict()
+    assert np.array_equal(np.asarray(d["tiles"]["blurred"]), r.tile_blurred)
+    json.dumps(d)
+    img = render_heatmap(luma, r, name="t")
+    plain = render_heatmap(luma, judge(luma, blurred_votes=False), name="t")
+    # the blurred tiles are hatched in the soft colour: more of it than without them
+    def soft(im):
+        return int(np.all(np.abs(im.astype(int) - np.array(SOFT_BGR)) < 90, axis=2).sum())
+    assert soft(img) > soft(plain)
+
+
+def test_blurred_votes_is_validated():
+    from pifocus.config import build
+    from pifocus.exc import ConfigError
+    with pytest.raises(ConfigError, match="blurred_votes"):
+        AnalysisParams(use_cnn=False, blurred_votes="yes")
+    with pytest.raises(ConfigError, match="blurred_votes"):
+        build(AnalysisParams, {"blurred_votes": 1, "use_cnn": False}, "analysis")
+    assert build(AnalysisParams, {"blurred_votes": False, "use_cnn": False}, "analysis").blurred_votes is False
+
+
+# -- the real sweep that needed it ---------------------------------------------------------
+
+def wicker(shared_data):
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import verdict_bench
+    truth = verdict_bench.load_truth()
+    lumas = verdict_bench.sweep_luma(shared_data / "focus-sweeps" / "wicker_balls_phone")
+    return truth, lumas
+
+
+def test_the_wicker_seam_no_longer_lights_a_still(shared_data):
+    """Frame 7 (file 008): the background seam at the region's upper right is crisp, the
+    wicker that fills the rest is soft.  As a still it was called in focus (15 of 48 tiles
+    judged, all on the seam); the blurred wicker now votes, and 023-025 stay in focus."""
+    truth, lumas = wicker(shared_data)
+    roi = tuple(truth["region"])
+    an = FocusAnalyzer(AnalysisParams(roi=roi))
+    old = FocusAnalyzer(AnalysisParams(roi=roi, blurred_votes=False))
+    try:
+        seam = an.analyze(Frame(luma=lumas[7]), track=False, still=True)
+        assert old.analyze(Frame(luma=lumas[7]), track=False, still=True).in_focus
+        assert not seam.in_focus and seam.tile_blurred.sum() >= 8
+        for i in (22, 23, 24):
+            assert an.analyze(Frame(luma=lumas[i]), track=False, still=True).in_focus, i
+    finally:
+        an.close()
+        old.close()
