@@ -51,6 +51,12 @@ def test_motion_share():
     ((True, True, 0.6, 1.0, 2.5, True), "motion_blur"),
     ((False, False, math.nan, 1.0, 2.5, False), "no_detail"),
     ((True, False, 0.5, 1.0, 2.5, True), "no_detail"),
+    # without a blur estimate the meter decides near (near_meter)
+    ((False, True, math.nan, 1.0, 2.5, False, 0.85, 0.8), "near"),
+    ((False, True, math.nan, 1.0, 2.5, False, 0.5, 0.8), "out_of_focus"),
+    ((True, True, math.nan, 1.0, 2.5, False, 0.5, 0.8), "in_focus"),
+    # with one, the blur does, whatever the meter
+    ((False, True, 3.0, 1.0, 2.5, False, 0.95, 0.8), "out_of_focus"),
 ])
 def test_category(args, want):
     assert b.category(*args) == want

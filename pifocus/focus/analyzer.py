@@ -188,6 +188,13 @@ class FocusAnalyzer:
             # far the detail is from this level's Nyquist limit (scale.closeness).
             absolute = (scale / j.factor if j is not base
                         else sc.closeness(lv.octave, p.auto_ratio))
+            if j is base and w_inf > 0:
+                # ... and by how sure the classifier is that the subject is sharp (its mean
+                # in-focus probability, blurred tiles at 0, relative to the threshold): on real
+                # sweeps the octave ratio alone let the first frames of a pass, soft and the
+                # best seen so far, read 100 % (JPEG blocks and noise keep it low).
+                p_subject = float((j.p[judged] * weights[judged]).sum() / (w_inf + w_blurred))
+                absolute = min(absolute, p_subject / self.threshold)
         if not math.isnan(absolute):
             meter = min(meter, absolute)
         if not judgeable:
@@ -208,7 +215,8 @@ class FocusAnalyzer:
             scene_changed=changed, mode=self.mode, tiles_to_cnn=base.n_cnn + (j.n_cnn if j is not base else 0),
             timings_ms={**lv.t_ms, "verdict": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
             path=frame.path,
-            verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion),
+            verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion,
+                               meter, p.near_meter),
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
             tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred,

@@ -90,13 +90,15 @@ def motion_share(p_motion: np.ndarray, weights: np.ndarray, p_threshold: float =
 
 
 def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, near_factor: float,
-             motion: bool) -> str:
+             motion: bool, meter: float = math.nan, near_meter: float = math.nan) -> str:
     """The verdict category of one frame (see :data:`CATEGORIES`).
 
     ``in_focus`` is the debounced verdict (what the LED shows), so the category and the LED
-    never disagree; the other categories describe a frame that is not in focus.
-    NaN ``blur_px`` (a model without the blur head, or Laplacian-only mode) gives
-    ``out_of_focus`` for a judgeable frame that is not in focus.
+    never disagree; the other categories describe a frame that is not in focus.  A frame
+    not in focus is ``near`` when its blur is within ``near_factor x coc_px``; without a
+    blur estimate (NaN ``blur_px``: a model without the blur head, Laplacian-only mode) when
+    the ``meter`` (0..1, capped by the subject's in-focus probability: see the analyzer) is
+    at least ``near_meter``; else ``out_of_focus``.
     """
     if not judgeable:
         return "no_detail"
@@ -104,7 +106,9 @@ def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, nea
         return "motion_blur"
     if in_focus:
         return "in_focus"
-    if not math.isnan(blur_px) and blur_px <= near_factor * coc_px:
+    if not math.isnan(blur_px):
+        return "near" if blur_px <= near_factor * coc_px else "out_of_focus"
+    if not math.isnan(meter) and not math.isnan(near_meter) and meter >= near_meter:
         return "near"
     return "out_of_focus"
 

@@ -47,6 +47,10 @@ class AnalysisParams:
             stills, but a lens whose best is softer than ``coc_px`` never lights; measured
             in issue 9's closing note).
         near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
+        near_meter: without a blur estimate (the shipped binary model, Laplacian-only mode) a
+            judgeable frame not in focus is ``near`` when its meter is at least this (0..1;
+            the RGB LED's amber, ``[outputs] rgb_amber_at``, should match); the meter is then
+            capped by the subject's in-focus probability, so a soft frame never reads near.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
             which the frame is ``motion_blur`` (never in focus).
         analysis_scale: sensor pixels per analysis pixel: ``"auto"`` (default) picks, per
@@ -102,6 +106,7 @@ class AnalysisParams:
     centre_sigma: float = 0.6
     coc_px: float = 1.0
     near_factor: float = 2.5
+    near_meter: float = 0.8
     focus_rule: str = "classifier"
     motion_fraction: float = 0.5
     analysis_scale: Union[int, str] = "auto"
@@ -144,6 +149,7 @@ class AnalysisParams:
                 "0.25..8 px (blur radius; 1.0 = critical focus at 100 % view)")
         require(self.focus_rule in FOCUS_RULES, s, "focus_rule", self.focus_rule,
                 '"classifier" (the in-focus head decides) or "blur" (blur radius within coc_px)')
+        require(0 < self.near_meter <= 1, s, "near_meter", self.near_meter, "0 < x <= 1 (meter fraction)")
         require(1 < self.near_factor <= 20, s, "near_factor", self.near_factor, "1 < x <= 20")
         require(0 < self.motion_fraction <= 1, s, "motion_fraction", self.motion_fraction, "0 < x <= 1")
         a = self.analysis_scale

@@ -23,8 +23,10 @@ class FocusRGB(Indicator):
     """An RGB LED (PWM on each channel) showing how close focus is.
 
     * green  - ``report.in_focus`` (the debounced verdict);
-    * amber  - not in focus but close: the verdict is ``near`` (with the blur model), or the
-      peak-hold meter is at least ``amber_at`` (without it);
+    * amber  - not in focus but close: the verdict is ``near`` (with the blur model by the
+      blur, without it by the meter: ``[analysis] near_meter``), or -- without the blur
+      model -- the peak-hold meter is at least ``amber_at`` (set it to ``near_meter``, both
+      0.8 by default, and the LED and the JSON tell the same story);
     * red    - judgeable but far from focus (``out_of_focus``, ``motion_blur``);
     * off    - nothing to judge in the subject region (flat or noise-only).
 
