@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pifocus.classify import ModelInfo, TileClassifier
 from pifocus.focus import AnalysisParams, FocusAnalyzer
 from pifocus.frames import Frame
 from pifocus.sources.simulated import defocus, focus_chart
@@ -116,6 +117,70 @@ def test_a_tile_sharp_one_octave_coarser_stays_out_of_the_vote():
     assert reports[0.1].tile_blurred.sum() >= 16
 
 
+class Soft(TileClassifier):
+    """Every tile soft (p = 0.1, threshold 0.5): a classifier for geometry checks."""
+
+    def __init__(self):
+        self.info = ModelInfo(name="soft", version="test", tile_px=16, threshold=0.5)
+
+    def predict(self, tiles):
+        return np.full(len(tiles), 0.1, np.float32)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_blurred_tiles_are_where_the_blurred_structure_is(scale):
+    """At analysis scales above 1 the grid one octave coarser is not the analysis grid
+    halved (cells snap to whole blocks, each grid is centred on its own level): the votes
+    are measured on the analysis grid halved, so a flat tile never borrows a blurred
+    neighbour's structure.  A flat grey frame with one blurred band of texture (and a sharp
+    strip at the left edge, so that the frame is judged at the analysis scale)."""
+    from pifocus.focus.blurest import dead_leaves
+    h, w = 990, 1332
+    luma = np.full((h, w), 128.0, np.float32)
+    x0, x1 = int(w * 0.3), int(w * 0.53)
+    band = (20 + 200 * dead_leaves(w, 3)[:h, :w]).astype(np.float32)
+    luma[:, x0:x1] = defocus(band, 4.0 * scale)[:, x0:x1]
+    xs = int(w * 0.12)
+    luma[:, :xs] = band[:, :xs]                      # a sharp strip: the frame is judged here
+    luma = np.clip(luma + np.random.default_rng(3).normal(0, 1.0, (h, w)), 0, 255).astype(np.uint8)
+    # a classifier that calls every tile soft: the blurred tiles are the candidates themselves
+    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=scale), classifier=Soft())
+    r = an.analyze(Frame(luma=luma), track=False)
+    gx, gy, cw, ch = r.grid_px
+    assert r.tile_blurred.any()
+    for c in range(r.cols):
+        left, right = gx + c * cw, gx + (c + 1) * cw
+        if (right <= x0 and left >= xs) or left >= x1:   # the tile lies wholly on the flat grey
+            assert not r.tile_blurred[:, c].any(), (c, r.tile_blurred.astype(int))
+
+
+def test_the_votes_stay_within_the_cnn_budget():
+    from pifocus.classify import ModelInfo, TileClassifier
+
+    class Counting(TileClassifier):
+        def __init__(self):
+            self.info = ModelInfo(name="counting", version="test", tile_px=16, threshold=0.5)
+            self.calls = []
+
+        def predict(self, tiles):
+            self.calls.append(len(tiles))
+            return np.full(len(tiles), 0.1, np.float32)
+
+        def close(self):
+            pass
+
+    for cap in (8, 20, 48):
+        clf = Counting()
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, max_cnn_tiles=cap),
+                           classifier=clf)
+        r = an.analyze(Frame(luma=partly_blurred(4.0)), track=False)
+        assert sum(clf.calls) <= cap and r.tiles_to_cnn == sum(clf.calls), (cap, clf.calls)
+        assert r.tile_blurred.any() or cap == sum(clf.calls[:1])
+
+
 def test_blurred_tiles_are_in_the_json_and_the_heat_map():
     from pifocus.focus.heatmap import SOFT_BGR, render_heatmap
     luma = partly_blurred(4.0)
@@ -169,3 +234,44 @@ def test_the_wicker_seam_no_longer_lights_a_still(shared_data):
     finally:
         an.close()
         old.close()
+
+
+class ConstantHeads(TileClassifier):
+    """A model with the heads: every tile ``blur_px`` px (at the level it is cut from),
+    no motion, in focus when within 1 px."""
+
+    def __init__(self, blur_px):
+        from pifocus.classify.heads import OutputLayout
+        layout = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=(0.5, 1, 2, 4, 8), motion=6)
+        self.info = ModelInfo(name="constant-heads", version="test", tile_px=16, threshold=0.5, heads=layout)
+        self.blur_px = blur_px
+
+    def predict_all(self, tiles):
+        from pifocus.classify.heads import TilePredictions
+        n = len(tiles)
+        return TilePredictions(p_in_focus=np.full(n, float(self.blur_px <= 1.0), np.float32),
+                               blur_px=np.full(n, self.blur_px, np.float32), p_motion=np.zeros(n, np.float32))
+
+    def predict(self, tiles):
+        return self.predict_all(tiles).p_in_focus
+
+    def close(self):
+        pass
+
+
+def test_with_the_blur_rule_blurred_tiles_vote_with_their_blur():
+    """Every tile 0.6 px where it is cut: judged tiles are sharp, tiles cut one octave
+    coarser read 0.6 px there = 1.2 analysis px, above coc_px: they vote against the share
+    and with their blur in the subject's blur_px, so a frame the blurred tiles keep out of
+    focus does not read 100 % and "near" from the sharp tiles' blur alone."""
+    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, focus_rule="blur"),
+                       classifier=ConstantHeads(0.6))
+    r = an.analyze(Frame(luma=partly_blurred(4.0)), track=False)
+    w = r.tile_weight
+    judged = r.tile_informative & ~np.isnan(r.tile_p)
+    assert r.tile_blurred.any()
+    assert r.in_focus_fraction == pytest.approx(w[judged].sum() / (w[judged].sum() + w[r.tile_blurred].sum()))
+    # most of the vote is blurred: the subject reads 1.2 px, near, meter coc / blur
+    assert w[r.tile_blurred].sum() > w[judged].sum()
+    assert not r.in_focus and r.blur_px == pytest.approx(1.2, abs=1e-3)
+    assert r.meter == pytest.approx(1 / 1.2, abs=1e-3) and r.verdict == "near"

@@ -51,7 +51,9 @@ def test_the_first_frame_of_a_pass_reads_what_the_classifier_says(p, meter, verd
     r = an.analyze(Frame(luma=chart(), index=0, timestamp_ns=0), track=True)
     assert r.meter == pytest.approx(meter, abs=1e-3)
     if verdict != "in_focus":     # the LED needs its dwell; the category follows the LED
-        assert r.verdict == verdict and not r.in_focus
+        assert r.verdict == verdict and not r.in_focus and not r.raw_in_focus
+    else:
+        assert r.raw_in_focus and r.verdict in ("in_focus", "near")
     d = r.to_dict()
     assert d["verdict"] == r.verdict and d["meter"] == pytest.approx(r.meter, abs=1e-4)
     # with blurred votes the chart's few blurred tiles count at p = 0
@@ -69,15 +71,20 @@ def test_near_meter_is_validated():
             AnalysisParams(use_cnn=False, near_meter=bad)
 
 
-def test_rgb_amber_is_the_verdicts_near():
+@pytest.mark.parametrize("amber_at", [0.5, 0.8, 0.95])
+def test_rgb_amber_is_the_verdicts_near(amber_at):
+    """Whatever ``rgb_amber_at`` says, an analyzer report is amber exactly when its verdict
+    is near (meter 0.9: near; 0.6: out_of_focus, even where amber_at is 0.5)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
     from pifocus.outputs.rgb import AMBER, RED, FocusRGB
-    led = FocusRGB((22, 23, 24), pin_factory=MockFactory(pin_class=MockPWMPin))
+    factory = MockFactory(pin_class=MockPWMPin)
+    led = FocusRGB((22, 23, 24), amber_at=amber_at, pin_factory=factory)
     try:
-        for p, colour in ((0.45, AMBER), (0.1, RED)):
+        for p, colour, verdict in ((0.45, AMBER, "near"), (0.3, RED, "out_of_focus"), (0.1, RED, "out_of_focus")):
             an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, blurred_votes=False),
                                classifier=Constant(p))
-            assert led.colour_for(an.analyze(Frame(luma=chart()), track=True)) == colour
+            r = an.analyze(Frame(luma=chart()), track=True)
+            assert r.verdict == verdict and led.colour_for(r) == colour, (p, r.meter)
     finally:
         led.close()
 

@@ -63,7 +63,8 @@ def test_a_carried_seed_never_traps_a_sharp_new_subject():
     an = FocusAnalyzer(AnalysisParams(use_cnn=False))
     lens, carry = _Lens(an), MeterCarry()
     first = lens.at(500)
-    fake_before = type(first)(**{**first.__dict__, "meter": 0.3})
+    # a report whose peak-hold meter read 30 % (sharpness / the pass's peak)
+    fake_before = type(first)(**{**first.__dict__, "meter": 0.3, "peak_sharpness": first.sharpness / 0.3})
     an.set_roi((0.3, 0.3, 0.4, 0.4))
     carry.arm(an, fake_before, lens.frame)
     r = lens.at(500)
@@ -82,6 +83,41 @@ def test_nothing_to_carry():
     assert carry.arm(an, r, lens.frame) is None and not carry.active
     assert carry.arm(an, None, lens.frame) is None
     assert carry.arm(an, r, None) is None
+
+
+def test_the_carry_seeds_from_the_peak_hold_not_the_capped_meter():
+    """A report at its pass's peak whose meter the classifier's confidence capped (0.55):
+    the new pass is not seeded at 55 % (that held the LED off after an ROI nudge: the seed
+    needed 1.8x the sharpness); there is nothing to carry, as at 100 %."""
+    an = FocusAnalyzer(AnalysisParams(use_cnn=False))
+    lens, carry = _Lens(an), MeterCarry()
+    r = lens.at(500)
+    capped = type(r)(**{**r.__dict__, "meter": 0.55, "peak_sharpness": r.sharpness})
+    an.set_roi((0.3, 0.3, 0.4, 0.4))
+    assert carry.arm(an, capped, lens.frame) is None and not carry.active
+    # below its peak it carries the peak-hold value, not the capped one
+    lower = type(r)(**{**r.__dict__, "meter": 0.2, "peak_sharpness": r.sharpness / 0.6})
+    assert carry.arm(an, lower, lens.frame) == pytest.approx(0.6)
+
+
+def test_a_run_s_lower_meter_takes_near_back():
+    """An autofocus run rates its frames against its own best: a frame the loop would call
+    near by its meter is out_of_focus once the run's best makes its meter < near_meter."""
+    import math
+    an = FocusAnalyzer(AnalysisParams(use_cnn=False))
+    lens = _Lens(an)
+    live = LiveReports()
+    live.start_run()
+    best = lens.at(500)
+    live._record(lens.frame, best)
+    r = lens.at(530)
+    near = type(r)(**{**r.__dict__, "verdict": "near", "meter": 0.9, "in_focus": False, "near_meter": 0.8})
+    assert math.isnan(near.blur_px)
+    live._record(lens.frame, near)
+    assert live.report.meter < 0.8 and live.report.verdict == "out_of_focus"
+    kept = type(r)(**{**r.__dict__, "verdict": "near", "meter": 0.9, "in_focus": False, "near_meter": 0.1})
+    live._record(lens.frame, kept)
+    assert live.report.verdict == "near"
 
 
 def test_live_reports_prefer_the_newer_and_rate_the_run_s_own_best():

@@ -146,18 +146,22 @@ class FocusAnalyzer:
             p_focus = math.nan
         scale = float(self._scale_used)
         blur_an = j.blur / scale                         # radius in analysis pixels
-        subject_blur = b.weighted_quantile(blur_an[judged], weights[judged], p.verdict.on_fraction)
+        # Tiles flat here but blurred one octave coarser vote "not sharp" (blurred_votes): a
+        # defocused subject no longer leaves the share to a sharp background plane.  With a
+        # blur head they vote with their blur there.
+        blurred = base.blurred if j is base else np.zeros_like(judged)
+        w_blurred = float(weights[blurred].sum())
+        blur_vote = np.where(judged, blur_an, np.where(blurred, base.blurred_blur / scale, np.nan)) \
+            if j is base else np.where(judged, blur_an, np.nan)
+        voting = judged | blurred
+        subject_blur = b.weighted_quantile(blur_vote[voting], weights[voting], p.verdict.on_fraction)
         # Tiles flagged at the model's own threshold (tuned to a false-flag rate on still
         # tiles): at 0.5 the heads flagged 75 % of wicker_balls_phone's sharpest frame.
         m_thr = lv.motion_threshold
         motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction
-        # Tiles flat here but blurred one octave coarser vote "not sharp" (blurred_votes): a
-        # defocused subject no longer leaves the share to a sharp background plane.
-        blurred = base.blurred if j is base else np.zeros_like(judged)
-        w_blurred = float(weights[blurred].sum())
         if self.has_blur and p.focus_rule == "blur":
-            frac = b.sharp_fraction(np.where(judged, blur_an, np.where(blurred, np.inf, np.nan)), weights,
-                                    p.coc_px, exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
+            frac = b.sharp_fraction(blur_vote, weights, p.coc_px,
+                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).
@@ -184,15 +188,18 @@ class FocusAnalyzer:
         # best may be softer than coc_px (mineral's crystals at 2.4 px) while the LED is lit.
         absolute = b.blur_meter(subject_blur, p.coc_px) if p.focus_rule == "blur" else math.nan
         if math.isnan(absolute):
-            # No blur head: judged only reduced, blurred by at least the reduction; else how
-            # far the detail is from this level's Nyquist limit (scale.closeness).
+            # The classifier decides (no blur head, or the classifier rule): judged only
+            # reduced, blurred by at least the reduction; else how far the detail is from
+            # this level's Nyquist limit (scale.closeness).
             absolute = (scale / j.factor if j is not base
                         else sc.closeness(lv.octave, p.auto_ratio))
-            if j is base and w_inf > 0:
-                # ... and by how sure the classifier is that the subject is sharp (its mean
-                # in-focus probability, blurred tiles at 0, relative to the threshold): on real
-                # sweeps the octave ratio alone let the first frames of a pass, soft and the
-                # best seen so far, read 100 % (JPEG blocks and noise keep it low).
+            if j is base and w_inf > 0 and not (track and self.focus_pass.through):
+                # ... and, for a still or until the pass has gone through focus (while "best
+                # so far" may be a soft frame), by how sure the classifier is that the subject
+                # is sharp (its mean in-focus probability, blurred tiles at 0, relative to the
+                # threshold): on real sweeps the octave ratio alone let the soft first frames
+                # of a pass read 100 % (JPEG blocks and noise keep it low).  Once through,
+                # the meter is relative to the pass's known peak again.
                 p_subject = float((j.p[judged] * weights[judged]).sum() / (w_inf + w_blurred))
                 absolute = min(absolute, p_subject / self.threshold)
         if not math.isnan(absolute):
@@ -219,7 +226,7 @@ class FocusAnalyzer:
                                meter, p.near_meter),
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
-            tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred,
+            tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred, near_meter=p.near_meter,
         )
 
     def close(self) -> None:

@@ -21,6 +21,9 @@ from .blur import CATEGORY_TEXT
 #: BGR of the two ends of the scale: soft (p = 0) and sharp (p = 1).
 SOFT_BGR = (255, 96, 0)
 SHARP_BGR = (60, 200, 0)
+#: Hatching of a tile not judged (grey, thin) and of a blurred one (soft blue, thick): BGR, px.
+HATCH_BGR, HATCH_PX = (150, 150, 150), 1
+BLURRED_HATCH_PX = 3
 #: BGR of the verdict banner per verdict code.
 VERDICT_BGR = {"in_focus": (60, 200, 0), "near": (0, 183, 255), "out_of_focus": (54, 65, 255),
                "motion_blur": (201, 13, 177), "no_detail": (110, 110, 110)}
@@ -124,7 +127,8 @@ def render_heatmap(luma: np.ndarray, report, name: Optional[str] = None,
                 for k in range(-int(ch), int(cw) + 1, step):
                     ok, p1, p2 = cv2.clipLine(rect, (a[0] + k, a[1]), (a[0] + k + int(ch), a[1] + int(ch)))
                     if ok:
-                        cv2.line(overlay, p1, p2, SOFT_BGR if blurred else (150, 150, 150), 3 if blurred else 1)
+                        cv2.line(overlay, p1, p2, SOFT_BGR if blurred else HATCH_BGR,
+                                 BLURRED_HATCH_PX if blurred else HATCH_PX)
             cv2.rectangle(img, a, b, (90, 90, 90), 1)
     img = cv2.addWeighted(overlay, params.alpha, img, 1 - params.alpha, 0)
     cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + report.cols * cw) - 1, int(y0 + report.rows * ch) - 1),

@@ -18,10 +18,10 @@ class _Level:
     """One pyramid level's geometry, weights and buffers (rebuilt when the frame size or the
     ROI changes)."""
 
-    def __init__(self, params: "AnalysisParams", h: int, w: int):
-        self.key = (h, w, params.effective_roi, params.rows, params.cols)
+    def __init__(self, params: "AnalysisParams", h: int, w: int, geom: Optional[m.GridGeometry] = None):
+        self.key = (h, w, params.effective_roi, params.rows, params.cols, geom)
         roi_px = m.roi_pixels(params.effective_roi, w, h)
-        self.geom = m.grid_geometry(roi_px, params.rows, params.cols, params.block_px)
+        self.geom = geom if geom is not None else m.grid_geometry(roi_px, params.rows, params.cols, params.block_px)
         g = self.geom
         self.weights = (m.centre_weights(g.rows, g.cols, params.centre_sigma) if params.roi is None
                         else np.ones((g.rows, g.cols), np.float32))
@@ -36,6 +36,7 @@ class _Judged:
         self.factor = factor          # sensor pixels per pixel of this level
         shape = st.lap_var.shape
         self.blurred = np.zeros(shape, bool)     # flat here, out of focus one octave coarser
+        self.blurred_blur = np.full(shape, np.nan, np.float32)   # their blur there, sensor px
         self.p = np.full(shape, np.nan, np.float32)
         self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
         self.motion = np.full(shape, np.nan, np.float32)
@@ -87,6 +88,7 @@ class LevelJudge:
         self.params = params
         self.classifier = classifier
         self._levels: Dict[int, _Level] = {}
+        self._aligned: Dict[int, _Level] = {}     # the analysis grid halved (blurred votes)
         self._noise_k: Dict[int, float] = {}
         self._scale = sc.ScaleMemory(params.peak.scene_change)
         self.scale, self.level_sharp, self.octave = 1, {}, float("nan")
@@ -115,6 +117,7 @@ class LevelJudge:
     def forget_geometry(self) -> None:
         """Drop the levels' grids and buffers (the ROI changed)."""
         self._levels = {}
+        self._aligned = {}
 
     def reset(self) -> None:
         """Forget history: the noise estimates and the ROI's remembered scale."""
@@ -125,7 +128,7 @@ class LevelJudge:
         """The grid, weights and buffers of pyramid level ``factor`` for an ``h x w`` frame
         (rebuilt when the frame size, the ROI or the grid changes)."""
         lv = self._levels.get(factor)
-        if lv is None or lv.key != (h, w, self.params.effective_roi, self.params.rows, self.params.cols):
+        if lv is None or lv.key != (h, w, self.params.effective_roi, self.params.rows, self.params.cols, None):
             lv = self._levels[factor] = _Level(self.params, h, w)
         return lv
 
@@ -198,10 +201,12 @@ class LevelJudge:
         self.octave = sc.octave_ratio(sharp, s)
         return s, levels
 
-    def classify(self, luma: np.ndarray, j: _Judged) -> None:
-        """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles."""
+    def classify(self, luma: np.ndarray, j: _Judged, max_tiles: Optional[int] = None) -> None:
+        """Fill ``j.p`` (and ``j.blur``, ``j.motion`` with the heads) for the informative tiles,
+        at most ``max_tiles`` of them to the CNN (default ``max_cnn_tiles``)."""
         p = self.params
-        if not j.informative.any():
+        cap = p.max_cnn_tiles if max_tiles is None else int(max_tiles)
+        if not j.informative.any() or cap <= 0:
             return
         if self.classifier is None:
             excess = np.maximum(j.st.lap_var - j.floor, 1e-6)
@@ -210,10 +215,10 @@ class LevelJudge:
             return
         g, weights = j.level.geom, j.level.weights
         idx = np.flatnonzero(j.informative)
-        if len(idx) > p.max_cnn_tiles:
+        if len(idx) > cap:
             # Keep the tiles that matter most: weight x detail.
             score = (weights.ravel() * j.st.lap_var.ravel())[idx]
-            idx = np.sort(idx[np.argsort(score)[::-1][:p.max_cnn_tiles]])
+            idx = np.sort(idx[np.argsort(score)[::-1][:cap]])
         tile = self.classifier.tile_px
         origins = m.crop_origins(j.st.block_energy, g, tile, luma.shape[1], luma.shape[0])
         tiles = m.extract_tiles(luma, origins.reshape(-1, 2)[idx], tile)
@@ -227,30 +232,48 @@ class LevelJudge:
         j.n_cnn = len(idx)
 
     def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma) -> None:
-        """Set ``base.blurred``: the analysis level's tiles too flat to judge there whose
-        structure one octave coarser (``coarse``, the same grid over the ROI) is at least the
-        analysis level's own texture bar -- structure that, sharp, would have been judged --
-        and which the classifier calls out of focus there as well: a part of the subject
-        blurred past what the analysis scale resolves.  (With the blur rule and a blur head:
-        blur above ``coc_px`` analysis pixels.)  Costs a classification of those tiles only.
+        """Set ``base.blurred`` (and ``base.blurred_blur``): the analysis level's tiles too
+        flat to judge there whose structure one octave coarser -- measured on the analysis
+        grid halved, so each tile covers the same part of the ROI -- is at least the analysis
+        level's own texture bar (structure that, sharp, would have been judged) and which the
+        classifier calls out of focus there as well: a part of the subject blurred past what
+        the analysis scale resolves.  (With the blur rule and a blur head: blur above
+        ``coc_px`` analysis pixels.)  ``coarse`` (the measured level one octave coarser)
+        gives the noise model there.  Skipped when the frame has too few judged tiles (it is
+        judged on a reduced copy then) or the CNN budget (``max_cnn_tiles``) is spent.
 
         Raises:
             ModelError: the classifier failed on the tiles.
         """
         p = self.params
-        if (not p.blurred_votes or coarse is None or coarse.informative.shape != base.informative.shape):
+        budget = p.max_cnn_tiles - base.n_cnn if self.classifier is not None else base.informative.size
+        if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
+                or int(base.judged.sum()) < p.verdict.min_informative_tiles):
             return
-        cand = coarse.informative & ~base.informative & (coarse.st.lap_var >= p.gate_factor * base.floor)
+        g = base.level.geom
+        if g.cell_h < 2 or g.cell_w < 2:
+            return
+        half = m.GridGeometry(g.x // 2, g.y // 2, g.rows, g.cols, g.cell_h // 2, g.cell_w // 2,
+                              max(1, g.block // 2))
+        level = self._aligned.get(coarse.factor)
+        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
+            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
+        level.weights = base.level.weights
+        st = m.tile_stats(coarse_luma, half, level.workspace)
+        floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
+        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & ~base.informative
+                & (st.lap_var >= p.gate_factor * base.floor))
         if not cand.any():
             return
-        trial = _Judged(coarse.level, coarse.st, coarse.k, coarse.floor, cand, coarse.factor)
-        self.classify(coarse_luma, trial)
+        trial = _Judged(level, st, coarse.k, floor, cand, coarse.factor)
+        self.classify(coarse_luma, trial, budget)
         base.n_cnn += trial.n_cnn
         if self.has_blur and p.focus_rule == "blur":
             soft = trial.blur / base.factor > p.coc_px      # NaN (not classified): False
         else:
             soft = trial.p < self.threshold
         base.blurred = cand & soft
+        base.blurred_blur = np.where(base.blurred, trial.blur, np.nan).astype(np.float32)
 
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the

@@ -33,7 +33,10 @@ class FocusReport:
         judgeable: enough informative tiles to judge at all.
         raw_in_focus: this frame's verdict alone.
         in_focus: the verdict after hysteresis and minimum dwell (what the LED shows).
-        meter: sharpness relative to the best of this focusing pass (0..1, peak hold).
+        meter: sharpness relative to the best of this focusing pass (0..1, peak hold),
+            capped by the subject's absolute closeness to focus where it is known (the blur
+            rule's ``coc_px / blur_px``; otherwise the detail's octave ratio and -- for a still
+            or before the pass has gone through focus -- the classifier's confidence).
         peak_sharpness: the best sharpness of this focusing pass.
         scene_changed: this frame started a new focusing pass (scene cut).
         mode: ``"cnn"`` or ``"laplacian"``.
@@ -55,6 +58,8 @@ class FocusReport:
         tile_blurred: True where a tile too flat to judge at the analysis scale is out of
             focus one octave coarser and voted against the in-focus share
             (``[analysis] blurred_votes``); None = not computed.
+        near_meter: the meter from which a frame not in focus without a blur estimate reads
+            ``near`` (``[analysis] near_meter``; NaN: not given).
         exposure: the frame's exposure readouts (:class:`~pifocus.focus.exposure.FrameExposure`:
             levels, EV offset, clipping of frame and ROI, noise sigma, SNR, histogram,
             ``exposure_us``, ``analogue_gain``, ISO); None when ``[analysis] exposure`` is off.
@@ -95,6 +100,7 @@ class FocusReport:
     tile_blur_px: Optional[np.ndarray] = None
     tile_p_motion: Optional[np.ndarray] = None
     tile_blurred: Optional[np.ndarray] = None
+    near_meter: float = math.nan
     exposure: Optional[FrameExposure] = None
 
     def __post_init__(self):

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 class FocusMeter(Indicator):
     """PWM duty cycle = ``report.meter`` (0..1, sharpness relative to the best of this
-    focusing pass) x ``max_duty``; 0 when the frame is not judgeable, in error, and closed.
+    focusing pass, capped by the subject's closeness to focus: see the report) x ``max_duty``; 0 when the frame is not judgeable, in error, and closed.
 
     Args:
         pin: BCM GPIO number (any pin: software PWM with lgpio / RPi.GPIO).

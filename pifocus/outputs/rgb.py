@@ -2,6 +2,7 @@
 the subject's highlights clip."""
 
 import logging
+import math
 from typing import Optional, Tuple
 
 from .base import Indicator, PatternPlayer, open_device
@@ -24,9 +25,8 @@ class FocusRGB(Indicator):
 
     * green  - ``report.in_focus`` (the debounced verdict);
     * amber  - not in focus but close: the verdict is ``near`` (with the blur model by the
-      blur, without it by the meter: ``[analysis] near_meter``), or -- without the blur
-      model -- the peak-hold meter is at least ``amber_at`` (set it to ``near_meter``, both
-      0.8 by default, and the LED and the JSON tell the same story);
+      blur, without it by the meter: ``[analysis] near_meter``); ``amber_at`` only applies
+      to a report without the analyzer's ``near_meter`` (amber from that meter value);
     * red    - judgeable but far from focus (``out_of_focus``, ``motion_blur``);
     * off    - nothing to judge in the subject region (flat or noise-only).
 
@@ -110,9 +110,13 @@ class FocusRGB(Indicator):
         verdict = getattr(report, "verdict", "")
         if verdict == "near":
             return AMBER  # the same story as the JSON and the page: close, not yet sharp
-        if verdict in ("out_of_focus", "motion_blur") and report.blur_px == report.blur_px:
-            return RED    # the blur model says so: the meter's peak hold cannot make it amber
-        meter = float(report.meter)
+        near_meter = float(getattr(report, "near_meter", math.nan))
+        if verdict in ("out_of_focus", "motion_blur") and (report.blur_px == report.blur_px
+                                                           or near_meter == near_meter):
+            # the blur model, or the analyzer's near_meter, has said "not close": the
+            # meter cannot make it amber (the JSON, the page and the LED tell one story)
+            return RED
+        meter = float(report.meter)      # a report from elsewhere: the meter rule
         return AMBER if meter >= self.amber_at else RED
 
     @property

@@ -15,6 +15,7 @@
 
 import dataclasses
 import logging
+import math
 import threading
 from typing import Optional
 
@@ -82,7 +83,11 @@ class LiveReports:
         with self._lock:
             self._best = max(self._best, float(report.sharpness))
             meter = float(report.sharpness) / self._best if self._best > 0 else 0.0
-            live = dataclasses.replace(report, meter=min(float(report.meter), meter) if report.judgeable else 0.0)
+            meter = min(float(report.meter), meter) if report.judgeable else 0.0
+            verdict = report.verdict
+            if verdict == "near" and math.isnan(report.blur_px) and not meter >= report.near_meter:
+                verdict = "out_of_focus"    # near by the meter, which the run's own peak lowered
+            live = dataclasses.replace(report, meter=meter, verdict=verdict)
             self.report = live
         if self.offer is not None:
             self.offer(frame, live)
@@ -124,19 +129,25 @@ class MeterCarry:
         before, not judgeable, already at 100 %, no frame).
         """
         self._analyzer = None
-        if before is None or frame is None or not before.judgeable or not 0 < float(before.meter) < 1:
+        if before is None or frame is None or not before.judgeable:
+            return None
+        # The peak-hold meter itself (the report's meter may be capped further by the
+        # classifier's confidence: seeding from that would hold the LED off after the change).
+        held = (float(before.sharpness) / float(before.peak_sharpness) if before.peak_sharpness > 0
+                else float(before.meter))
+        if not 0 < held < 1:
             return None
         first = analyzer.analyze(frame)
         sharp = float(first.sharpness)
         if not first.judgeable or sharp <= 0:
             return None
         self._analyzer = analyzer
-        self._seed = sharp / float(before.meter)
+        self._seed = sharp / held
         self._at_change = self._best = sharp
         self._away = False
         analyzer.focus_pass.peak.rebase(self._seed)
-        log.debug("meter carried over the change: %.2f (peak seeded at %.4g)", before.meter, self._seed)
-        return float(before.meter)
+        log.debug("meter carried over the change: %.2f (peak seeded at %.4g)", held, self._seed)
+        return held
 
     def frame(self, analyzer, report) -> None:
         """One analysed frame of the loop: release the seed once the new pass has its own peak."""
