@@ -17,6 +17,7 @@ from pifocus.classify import ModelInfo, TileClassifier
 from pifocus.focus import AnalysisParams, FocusAnalyzer
 from pifocus.frames import Frame
 from pifocus.sources.simulated import defocus, focus_chart
+from constant_classifier import ConstantClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,39 +96,13 @@ def test_flat_areas_are_not_blurred_votes():
 def test_a_tile_sharp_one_octave_coarser_stays_out_of_the_vote():
     # the candidates are classified one octave coarser: called sharp there they are left
     # out (the share is the judged tiles' own), called soft they vote against it
-    from pifocus.classify import ModelInfo, TileClassifier
-
-    class Constant(TileClassifier):
-        def __init__(self, p):
-            self.info = ModelInfo(name="constant", version="test", tile_px=16, threshold=0.5)
-            self.value = p
-
-        def predict(self, tiles):
-            return np.full(len(tiles), self.value, np.float32)
-
-        def close(self):
-            pass
-
     luma = partly_blurred(4.0)
     reports = {}
     for p in (0.9, 0.1):
-        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1), classifier=Constant(p))
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1), classifier=ConstantClassifier(p))
         reports[p] = an.analyze(Frame(luma=luma), track=False)
     assert not reports[0.9].tile_blurred.any() and reports[0.9].in_focus_fraction == pytest.approx(1.0)
     assert reports[0.1].tile_blurred.sum() >= 16
-
-
-class Soft(TileClassifier):
-    """Every tile soft (p = 0.1, threshold 0.5): a classifier for geometry checks."""
-
-    def __init__(self):
-        self.info = ModelInfo(name="soft", version="test", tile_px=16, threshold=0.5)
-
-    def predict(self, tiles):
-        return np.full(len(tiles), 0.1, np.float32)
-
-    def close(self):
-        pass
 
 
 @pytest.mark.parametrize("scale", [2, 4])
@@ -146,8 +121,8 @@ def test_blurred_tiles_are_where_the_blurred_structure_is(scale):
     xs = int(w * 0.12)
     luma[:, :xs] = band[:, :xs]                      # a sharp strip: the frame is judged here
     luma = np.clip(luma + np.random.default_rng(3).normal(0, 1.0, (h, w)), 0, 255).astype(np.uint8)
-    # a classifier that calls every tile soft: the blurred tiles are the candidates themselves
-    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=scale), classifier=Soft())
+    # every tile soft: the blurred tiles are the candidates themselves
+    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=scale), classifier=ConstantClassifier(0.1))
     r = an.analyze(Frame(luma=luma), track=False)
     gx, gy, cw, ch = r.grid_px
     assert r.tile_blurred.any()
@@ -158,22 +133,8 @@ def test_blurred_tiles_are_where_the_blurred_structure_is(scale):
 
 
 def test_the_votes_stay_within_the_cnn_budget():
-    from pifocus.classify import ModelInfo, TileClassifier
-
-    class Counting(TileClassifier):
-        def __init__(self):
-            self.info = ModelInfo(name="counting", version="test", tile_px=16, threshold=0.5)
-            self.calls = []
-
-        def predict(self, tiles):
-            self.calls.append(len(tiles))
-            return np.full(len(tiles), 0.1, np.float32)
-
-        def close(self):
-            pass
-
     for cap in (8, 20, 48):
-        clf = Counting()
+        clf = ConstantClassifier(0.1)
         an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, max_cnn_tiles=cap),
                            classifier=clf)
         r = an.analyze(Frame(luma=partly_blurred(4.0)), track=False)

@@ -15,26 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pifocus.classify import ModelInfo, TileClassifier
 from pifocus.focus import AnalysisParams, FocusAnalyzer
 from pifocus.frames import Frame
 from pifocus.sources.simulated import focus_chart
+from constant_classifier import ConstantClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Constant(TileClassifier):
-    """Every tile gets the same in-focus probability (threshold 0.5)."""
-
-    def __init__(self, p):
-        self.info = ModelInfo(name="constant", version="test", tile_px=16, threshold=0.5)
-        self.value = p
-
-    def predict(self, tiles):
-        return np.full(len(tiles), self.value, np.float32)
-
-    def close(self):
-        pass
 
 
 def chart():
@@ -47,7 +33,7 @@ def chart():
 def test_the_first_frame_of_a_pass_reads_what_the_classifier_says(p, meter, verdict):
     # blurred_votes off: every tile of the chart that carries a verdict is judged (p each)
     an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, blurred_votes=False),
-                       classifier=Constant(p))
+                       classifier=ConstantClassifier(p))
     r = an.analyze(Frame(luma=chart(), index=0, timestamp_ns=0), track=True)
     assert r.meter == pytest.approx(meter, abs=1e-3)
     if verdict != "in_focus":     # the LED needs its dwell; the category follows the LED
@@ -57,7 +43,7 @@ def test_the_first_frame_of_a_pass_reads_what_the_classifier_says(p, meter, verd
     d = r.to_dict()
     assert d["verdict"] == r.verdict and d["meter"] == pytest.approx(r.meter, abs=1e-4)
     # with blurred votes the chart's few blurred tiles count at p = 0
-    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1), classifier=Constant(p))
+    an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1), classifier=ConstantClassifier(p))
     r = an.analyze(Frame(luma=chart(), index=0, timestamp_ns=0), track=True)
     w, judged = r.tile_weight, r.tile_informative & ~np.isnan(r.tile_p)
     share = w[judged].sum() / (w[judged].sum() + w[r.tile_blurred].sum())
@@ -82,7 +68,7 @@ def test_rgb_amber_is_the_verdicts_near(amber_at):
     try:
         for p, colour, verdict in ((0.45, AMBER, "near"), (0.3, RED, "out_of_focus"), (0.1, RED, "out_of_focus")):
             an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, blurred_votes=False),
-                               classifier=Constant(p))
+                               classifier=ConstantClassifier(p))
             r = an.analyze(Frame(luma=chart()), track=True)
             assert r.verdict == verdict and led.colour_for(r) == colour, (p, r.meter)
     finally:
