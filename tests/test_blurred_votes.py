@@ -236,3 +236,21 @@ def test_with_the_blur_rule_blurred_tiles_vote_with_their_blur():
     assert w[r.tile_blurred].sum() > w[judged].sum()
     assert not r.in_focus and r.blur_px == pytest.approx(1.2, abs=1e-3)
     assert r.meter == pytest.approx(1 / 1.2, abs=1e-3) and r.verdict == "near"
+
+
+@pytest.mark.parametrize("shape, roi_px, block", [((97, 131), (3, 2, 120, 90), 4), ((64, 64), (0, 0, 64, 64), 8)])
+def test_tile_stats_of_some_tiles_are_tile_stats_there(shape, roi_px, block):
+    """The masked-tile measure the votes use equals the whole-grid one on those tiles
+    (Laplacian with the frame's own border context, tile variance, mean, block energies)."""
+    from pifocus.focus import measures as m
+    rng = np.random.default_rng(0)
+    luma = rng.integers(0, 256, shape).astype(np.uint8)
+    g = m.grid_geometry(roi_px, 3, 4, block)
+    mask = np.zeros((g.rows, g.cols), bool)
+    mask[0, 0] = mask[-1, -1] = mask[1, 2] = True
+    full, some = m.tile_stats(luma, g), m.tile_stats_of(luma, g, mask)
+    assert np.allclose(some.lap_var[mask], full.lap_var[mask], rtol=1e-4)
+    assert np.allclose(some.mean[mask], full.mean[mask], atol=0.51)     # full: uint8 box means
+    assert np.allclose(some.block_energy.transpose(0, 2, 1, 3)[mask],
+                       full.block_energy.transpose(0, 2, 1, 3)[mask], rtol=1e-4)
+    assert not some.lap_var[~mask].any() and not some.noise_var.any()

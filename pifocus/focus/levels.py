@@ -259,7 +259,8 @@ class LevelJudge:
         if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
             level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
         level.weights = base.level.weights
-        st = m.tile_stats(coarse_luma, half, level.workspace)
+        # Only the tiles too flat here can vote (a few as a rule): measured alone.
+        st = m.tile_stats_of(coarse_luma, half, ~base.informative)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
         cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & ~base.informative
                 & (st.lap_var >= p.gate_factor * base.floor))
