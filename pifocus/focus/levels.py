@@ -250,15 +250,12 @@ class LevelJudge:
         if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
                 or int(base.judged.sum()) < p.verdict.min_informative_tiles):
             return
-        g = base.level.geom
-        if g.cell_h < 2 or g.cell_w < 2:
-            return
+        g = base.level.geom          # cells are whole blocks (>= 4 px): halves are >= 2 px
         half = m.GridGeometry(g.x // 2, g.y // 2, g.rows, g.cols, g.cell_h // 2, g.cell_w // 2,
                               max(1, g.block // 2))
         level = self._aligned.get(coarse.factor)
         if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
             level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
-        level.weights = base.level.weights
         # Only the tiles too flat here can vote (a few as a rule): measured alone.
         st = m.tile_stats_of(coarse_luma, half, ~base.informative)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
