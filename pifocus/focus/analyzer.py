@@ -5,11 +5,14 @@ Stages (each timed into ``report.timings_ms``):
 1. **prefilter** -- tile grid over the subject ROI; one Laplacian + Immerkær pass gives every
    tile's Laplacian variance, noise estimate and brightness; a signal-dependent noise model
    gives each tile's noise floor; tiles not clearly above it are uninformative.
-2. **cnn** -- the informative tiles (at most ``max_cnn_tiles``) are cut at full resolution,
-   centred on their most detailed part, and classified in batches.  With ``use_cnn=False``
-   (Laplacian-only mode) each tile's probability comes from its Laplacian variance instead.
-3. **verdict** -- weighted share of informative tiles in focus, hysteresis + dwell, and the
-   peak-hold meter.
+2. **cnn** -- the informative tiles (at most ``max_cnn_tiles``) are cut at the analysis
+   scale, centred on their most detailed part, and classified in batches; tiles too flat to
+   judge but structured one octave coarser are classified there (``blurred_votes``).  With
+   ``use_cnn=False`` (Laplacian-only mode) each tile's probability comes from its Laplacian
+   variance instead.
+3. **verdict** -- weighted share in focus of the informative tiles and of those blurred one
+   octave coarser (they vote "not sharp"), hysteresis + dwell, and the peak-hold meter
+   (capped by the subject's closeness to focus: see :class:`FocusReport`'s ``meter``).
 
 With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
 <pifocus.classify.ModelInfo.has_blur>`), the subject's ``blur_px`` is the radius that

@@ -49,8 +49,9 @@ class AnalysisParams:
         near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
         near_meter: without a blur estimate (the shipped binary model, Laplacian-only mode) a
             judgeable frame not in focus is ``near`` when its meter is at least this (0..1;
-            the RGB LED's amber, ``[outputs] rgb_amber_at``, should match); the meter is then
-            capped by the subject's in-focus probability, so a soft frame never reads near.
+            the RGB LED shows that ``near`` as amber).  For a still, and until a pass has gone
+            through focus, the meter is capped by the subject's in-focus probability, so a
+            soft first frame does not read near.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
             which the frame is ``motion_blur`` (never in focus).
         analysis_scale: sensor pixels per analysis pixel: ``"auto"`` (default) picks, per
