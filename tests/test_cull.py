@@ -45,6 +45,8 @@ def test_default_limits_are_documented_values():
     ({"blur_px": 5.0}, "reject", "subject blur 5.0 px"),
     ({"motion_blur": True, "motion_px": 12.0, "motion_angle_deg": 30.0}, "reject", "motion blur 12.0 px at 30 deg"),
     ({"motion_blur": True, "motion_px": 4.0, "motion_angle_deg": 0.0}, "maybe", "motion blur"),
+    # flagged by a model's motion head alone: no streak length to grade, so at least "maybe"
+    ({"motion_blur": True, "motion_px": math.nan}, "maybe", "motion blur (the model's motion head"),
     ({"noise_sigma_dn": 10.0}, "maybe", "noise sigma 10.0 DN"),
     ({"noise_sigma_dn": 20.0}, "reject", "noise"),
     ({"ev_offset": -3.0}, "reject", "underexposed -3.0 EV"),

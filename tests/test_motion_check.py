@@ -1,6 +1,8 @@
 """Without a model motion head, a still that would be called sharp is tested for motion blur
 with the model-free edge-width test (``[analysis] motion_check``, default "stills")."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -58,3 +60,71 @@ def test_off_keeps_the_binary_verdict_and_the_key_is_validated():
     assert not r.motion_blur
     with pytest.raises(ConfigError, match="motion_check"):
         AnalysisParams(motion_check="sometimes")
+
+
+# --- beside a model motion head ----------------------------------------------------------------
+
+def _heads_analyzer(p_motion: float, **kw):
+    """A heads model that calls every tile sharp (0.3 px) with motion probability ``p_motion``
+    (the brightness-rule classifier of the analyzer's blur tests, answer constant)."""
+    from test_analyzer_blur import BrightnessHeads
+    return FocusAnalyzer(AnalysisParams(roi=(0.1, 0.1, 0.8, 0.8), **kw),
+                         classifier=BrightnessHeads(lambda m: (0.3, p_motion)))
+
+
+def test_a_streak_the_motion_head_misses_is_caught_by_the_model_free_check():
+    # The head stays silent (p_motion 0): before, a model with a motion head skipped the
+    # edge-width check, so a streaked photo the head missed was called sharp.
+    an = _heads_analyzer(0.0)
+    try:
+        assert an.has_blur
+        sharp = an.analyze(Frame(luma=_scene(), index=0), track=False, still=True)
+        streak = an.analyze(Frame(luma=_scene(11, 30.0), index=1), track=False, still=True)
+        sample = an.analyze(Frame(luma=_scene(11, 30.0), index=2), track=False)   # not a still
+    finally:
+        an.close()
+    assert sharp.in_focus and sharp.verdict == "in_focus" and not sharp.motion_blur
+    assert streak.motion_blur and streak.verdict == "motion_blur" and not streak.in_focus
+    assert not sample.motion_blur and sample.in_focus     # the head alone decides off stills
+
+
+def test_the_motion_heads_own_flag_still_counts_and_off_leaves_it_alone():
+    for check in ("stills", "off"):
+        an = _heads_analyzer(1.0, motion_check=check)
+        try:
+            r = an.analyze(Frame(luma=_scene(), index=0), track=False, still=True)
+        finally:
+            an.close()
+        assert r.motion_blur and r.verdict == "motion_blur" and not r.in_focus, check
+    an = _heads_analyzer(0.0, motion_check="off")
+    try:
+        r = an.analyze(Frame(luma=_scene(11, 30.0), index=0), track=False, still=True)
+    finally:
+        an.close()
+    assert not r.motion_blur          # "off": the head's silence stands
+
+
+def test_the_cull_flags_motion_from_either_the_head_or_the_edge_widths(tmp_path):
+    """``cull.scoring.score_luma`` with a heads model: the edge-width streak estimate runs
+    beside the head (length and angle for the grade; edge width for the burst order)."""
+    from pifocus.cull import CullParams
+    from pifocus.cull.scoring import score_luma
+    from pifocus.cull.subject import SubjectFinder
+    finder = SubjectFinder("centre")
+    streaked = _scene(11, 30.0)
+    for p_motion, luma, want in ((0.0, streaked, "streak"), (1.0, _scene(), "head"), (0.0, _scene(), None)):
+        an = _heads_analyzer(p_motion)
+        try:
+            r = score_luma(luma, str(tmp_path / "x.png"), an, finder, CullParams())
+        finally:
+            an.close()
+        assert r.blur_source == "heads" and r.blur_px == pytest.approx(0.3)
+        assert math.isfinite(r.edge_sigma_px)
+        if want is None:
+            assert not r.motion_blur and r.verdict == "keep", r.reasons
+        elif want == "streak":
+            assert r.motion_blur and r.motion_px >= 4.5 and r.verdict == "reject", r.reasons
+            assert any("motion blur" in x and "deg" in x for x in r.reasons)
+        else:
+            assert r.motion_blur and math.isnan(r.motion_px) and r.verdict == "maybe", r.reasons
+            assert any("motion head" in x for x in r.reasons)

@@ -190,9 +190,10 @@ def test_mae_by_contrast_bins_on_literal_numbers():
     assert "by tile std (DN): 0-6 0.50 (n 2)" in bm.format_blur_report(rep)
 
 
-@pytest.mark.parametrize("arch", ["mh_tap3", "mh_tap2"])
+@pytest.mark.parametrize("arch", ["mh_tap3", "mh_tap2", "mh_tap2r"])
 def test_shared_trunk_heads_keep_the_v1_in_focus_output(th, arch):
-    """``--arch mh_tap2 / mh_tap3``: the heads read the frozen v1 net's own features, so the
+    """``--arch mh_tap2 / mh_tap3 / mh_tap2r``: the heads read the frozen v1 net's own features (tap2r
+    beside a small branch of its own from the raw tile), so the
     model's first output is v1's in-focus logit exactly, and only the head layers train."""
     pytest.importorskip("keras")
     from pifocus.classify import default_model_path

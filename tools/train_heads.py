@@ -46,11 +46,14 @@ from pifocus.classify.heads import OutputLayout  # noqa: E402
 
 #: Thermometer thresholds of the blur head (px): steps of 0.5 px up to 2, then coarser.
 THRESHOLDS_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch", "mh_tap2", "mh_tap3")
+ARCHS = ("mh_base", "mh_mid", "mh_wide", "mh_branch", "mh_tap2", "mh_tap3", "mh_tap2r")
 #: Archs that read the frozen v1 net's own features (``--focus-branch`` required): the blur
 #: and motion heads cost little beside v1 (``mh_tap3``: a dense layer on v1's last pooled
-#: conv features; ``mh_tap2``: one trainable 64-filter conv on v1's second pooled stage).
-TAP_ARCHS = ("mh_tap2", "mh_tap3")
+#: conv features; ``mh_tap2``: one trainable 64-filter conv on v1's second pooled stage;
+#: ``mh_tap2r``: the same conv on v1's second stage beside a small trainable branch from the
+#: raw tile -- 12 and 24 filters at full and half resolution -- so the heads also see fine,
+#: orientation-selective structure that v1's frozen focus features need not keep).
+TAP_ARCHS = ("mh_tap2", "mh_tap3", "mh_tap2r")
 #: Blur-set sources that are never trained on (validation report only).
 REPORT_ONLY = ("real-mfifb-full",)
 
@@ -166,6 +169,14 @@ def with_shared_trunk(focus_model, arch: str, n_heads: int, dropout: float = 0.3
     focus_out = x
     if arch == "mh_tap2":
         y = layers.Conv2D(64, 3, padding="same", activation="relu", name="blur_conv3")(pooled[1])
+        y = layers.Flatten()(layers.MaxPooling2D(2)(y))
+    elif arch == "mh_tap2r":
+        r = layers.Conv2D(12, 3, padding="same", activation="relu", name="blur_raw_conv1")(inp)
+        r = layers.MaxPooling2D(2)(r)
+        r = layers.Conv2D(24, 3, padding="same", activation="relu", name="blur_raw_conv2")(r)
+        r = layers.MaxPooling2D(2)(r)
+        y = layers.Concatenate(name="blur_tap_raw")([pooled[1], r])
+        y = layers.Conv2D(64, 3, padding="same", activation="relu", name="blur_conv3")(y)
         y = layers.Flatten()(layers.MaxPooling2D(2)(y))
     elif arch == "mh_tap3":
         y = layers.Flatten()(pooled[2])

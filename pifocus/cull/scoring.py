@@ -3,8 +3,8 @@
 1. the subject region (:mod:`.subject`, or the burst's shared region given by the caller);
 2. :class:`~pifocus.focus.FocusAnalyzer` on that region (tile grid, texture gate, CNN
    ``p_in_focus``; ``blur_px`` and motion when the model has the blur heads);
-3. without the heads, :func:`pifocus.focus.blurest.estimate_blur` on the region gives the
-   defocus radius and the motion streak;
+3. :func:`pifocus.focus.blurest.estimate_blur` on the region gives the motion streak (either
+   it or the model's motion head flags motion blur) and, without the heads, the defocus radius;
 4. :func:`pifocus.focus.exposure.exposure_stats` of the region (EV offset, clipping) with the
    frame's noise sigma (:func:`~pifocus.focus.exposure.noise_sigma_dn`);
 5. :func:`judge`: each measure against the tolerances of :class:`~pifocus.cull.CullParams`.
@@ -36,7 +36,8 @@ def judge(r: CullResult, p: CullParams) -> Tuple[str, List[str]]:
     """The verdict and its reasons from a result's measures and the tolerances.
 
     Focus: the subject's ``blur_px`` against :attr:`CullParams.keep_blur_px`; a motion streak
-    against :attr:`CullParams.motion_keep_px`; a subject the CNN clearly calls soft
+    against :attr:`CullParams.motion_keep_px` (motion the model's head flags without a measured
+    streak: ``maybe``); a subject the CNN clearly calls soft
     (``p_in_focus`` below ``min_p_in_focus x 2 x focus``) is at best ``maybe``; no measurable blur and no CNN verdict is ``maybe`` ("no detail").
     Noise: sigma against :attr:`CullParams.noise_keep_dn`.  Exposure: the subject's
     |EV offset| against :attr:`CullParams.ev_keep`, clipped highlights/shadows against
@@ -53,6 +54,8 @@ def judge(r: CullResult, p: CullParams) -> Tuple[str, List[str]]:
         g = max(1, _grade(r.motion_px, p.motion_keep_px))
         add(g, f"motion blur {r.motion_px:.1f} px at {r.motion_angle_deg:.0f} deg "
                f"(keep <= {p.motion_keep_px:.1f} px)")
+    elif r.motion_blur:
+        add(1, "motion blur (the model's motion head; no streak length measured)")
     if math.isfinite(r.blur_px):
         add(_grade(r.blur_px, p.keep_blur_px),
             f"subject blur {r.blur_px:.1f} px (keep <= {p.keep_blur_px:.1f} px)")
@@ -111,13 +114,18 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
     rep = analyzer.analyze(Frame(luma, path=path), track=False)
     t2 = time.perf_counter()
     noise = exposure.noise_sigma_dn(luma)
+    # The edge-width estimate always runs: it gives the streak's length and angle, and it
+    # catches long streaks on one-orientation content that a motion head misses (either flag
+    # is motion blur; the head's own flag has no length).
+    est = blurest.estimate_blur(luma[y:y + bh, x:x + bw], noise_sigma_dn=noise)
+    motion, motion_px, angle = est.motion, est.motion_px, est.motion_angle_deg
+    sigma = est.median_sigma_px       # edge width: one of the burst order's two measures
     if analyzer.has_blur and math.isfinite(rep.blur_px_sensor):
-        blur, source, sigma = rep.blur_px_sensor, "heads", math.nan
-        motion, motion_px, angle = rep.motion_blur, math.nan, math.nan
+        blur, source = rep.blur_px_sensor, "heads"
+        if rep.motion_blur and not motion:
+            motion, motion_px, angle = True, math.nan, math.nan
     else:
-        est = blurest.estimate_blur(luma[y:y + bh, x:x + bw], noise_sigma_dn=noise)
-        blur, source, sigma = est.blur_px, "blurest", est.median_sigma_px
-        motion, motion_px, angle = est.motion, est.motion_px, est.motion_angle_deg
+        blur, source = est.blur_px, "blurest"
     t3 = time.perf_counter()
     ex = exposure.exposure_stats(luma, roi_px=subj.box_px, noise_sigma=noise)
     t4 = time.perf_counter()

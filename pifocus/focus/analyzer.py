@@ -19,7 +19,8 @@ With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
 ``on_fraction`` of the informative weight is at or below, a frame that is not in focus is
 graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES`), and a
 frame whose tiles the motion head flags (at the model's own threshold) for at least
-``motion_fraction`` of the weight is ``motion_blur``.  What makes a tile sharp is
+``motion_fraction`` of the weight is ``motion_blur`` (a photo called sharp is also given the
+model-free motion test, ``motion_check``, with or without the head).  What makes a tile sharp is
 ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
 its blur radius within ``coc_px``, a flagged tile never -- then ``blur_px <= coc_px`` is the
 in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
@@ -176,9 +177,12 @@ class FocusAnalyzer:
             frac = (float(weights[judged & (j.p >= self.threshold)].sum() / (w_inf + w_blurred))
                     if w_inf > 0 else 0.0)
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
-        if (not self.has_blur and p.motion_check != "off" and (still or p.motion_check == "always")
+        if (not motion and p.motion_check != "off" and (still or p.motion_check == "always")
                 and judgeable and j is base and frac >= p.verdict.on_fraction):
-            motion = b.motion_check(lv.base_luma, p.effective_roi)   # no motion head: model-free
+            # The model-free check beside the motion head, not instead of it: the head misses
+            # long streaks on one-orientation content that the edge widths catch, and the
+            # check misses short shake the head sees (either flag makes it motion_blur).
+            motion = b.motion_check(lv.base_luma, p.effective_roi)
         raw = judgeable and not motion and frac >= p.verdict.on_fraction
         sharp = m.sharpness(base.st.lap_var, base.floor, base.level.weights)
         if track:

@@ -12,7 +12,7 @@ those:
 * :func:`category` -- ``in_focus``, ``near``, ``out_of_focus``, ``motion_blur``, ``no_detail``;
 * :func:`blur_meter` -- an absolute 0..1 closeness to focus (``coc / blur``), so the peak-hold
   meter cannot read 100 % on a soft first frame;
-* :func:`motion_check` -- without a motion head, the model-free motion test
+* :func:`motion_check` -- the model-free motion test (beside the motion head, if any)
   (:mod:`.blurest`) of a frame that would otherwise be called sharp.
 """
 

@@ -78,9 +78,10 @@ class AnalysisParams:
             instead of leaving the vote to whatever else in the region is sharp (a background
             seam outshining a defocused subject).  A tile sharp one octave coarser (smooth
             content, faint texture) stays out of the vote.  False = the earlier rule.
-        motion_check: without a model motion head, test a frame that would be called sharp
-            for motion blur with the model-free edge-width test (:func:`~pifocus.focus.blur.
-            motion_check`, tens of ms): ``"stills"`` (default: photos judged for keeps --
+        motion_check: test a frame that would be called sharp (and that a model motion head,
+            if any, did not flag) for motion blur with the model-free edge-width test
+            (:func:`~pifocus.focus.blur.motion_check`, tens of ms; either flag makes the frame
+            ``motion_blur``): ``"stills"`` (default: photos judged for keeps --
             ``score``, the cull), ``"always"`` (also the live stream and autofocus samples),
             ``"off"``.
         min_meter: the live verdict stays off (or turns off) while the peak-hold meter
