@@ -6,6 +6,7 @@ import json
 import math
 import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,8 +69,10 @@ def test_cull_card_json_sidecars_report(card, tmp_path, capsys):
     assert rows["04_dark.jpg"]["verdict"] == "reject" and "underexposed" in rows["04_dark.jpg"]["reason"]
     assert rows["01_sharp.jpg"]["best"] and rows["01_sharp.jpg"]["rating"] == 5
     assert rows["01_sharp.jpg"]["group"] == rows["04_dark.jpg"]["group"]
+    from pifocus.classify import ModelInfo, default_model_path, metadata_path_for
+    source = "heads" if ModelInfo.load(metadata_path_for(default_model_path())).has_blur else "blurest"
     for r in rows.values():
-        assert r["blur_source"] == "blurest" and r["time_source"] == "mtime"
+        assert r["blur_source"] == source and r["time_source"] == "mtime"
         assert set(r["timings_ms"]) >= {"decode", "subject", "analyzer", "blur", "exposure", "total"}
     assert summary["unreadable"] == 1 and summary["unreadable_files"][0].endswith("05_broken.jpg")
     assert (summary["keep"], summary["reject"]) == (1, 3)
@@ -159,8 +162,10 @@ def test_cull_params_defaults_match_the_help():
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_model_note_is_logged_once_per_run_not_per_worker(card, capsys, jobs):
-    # The shipped model has no blur heads: every worker's load notes it; the run says it once.
-    assert main(["cull", str(card), "--no-sidecars", "--jobs", jobs]) == 0
+    # A model without the blur heads (the binary v1, kept beside the shipped one): every
+    # worker's load notes it; the run says it once.
+    v1 = Path(__file__).resolve().parents[1] / "models" / "focus_cnn_v1_int8.tflite"
+    assert main(["cull", str(card), "--no-sidecars", "--jobs", jobs, "--model", str(v1)]) == 0
     err = capsys.readouterr().err
     assert err.count("has no blur-radius head") == 1, err
     assert err.count("05_broken.jpg") >= 1

@@ -36,18 +36,25 @@ def test_the_pure_check_sees_a_streak_and_not_a_sharp_or_defocused_scene():
 
 
 @pytest.mark.parametrize("use_cnn", [True, False])
-def test_a_streaked_still_reads_motion_blur_not_in_focus(use_cnn):
+def test_a_streaked_still_reads_motion_blur_not_in_focus(use_cnn, monkeypatch):
+    from pifocus.focus import blur
+    calls = []
+    real = blur.motion_check
+    monkeypatch.setattr(blur, "motion_check", lambda *a, **k: calls.append(1) or real(*a, **k))
     params = AnalysisParams(roi=(0.1, 0.1, 0.8, 0.8), use_cnn=use_cnn, laplacian_threshold_dn2=30.0)
     an = FocusAnalyzer(params)
     try:
         sharp = an.analyze(Frame(luma=_scene(), index=0), track=False, still=True)
         streak = an.analyze(Frame(luma=_scene(11, 30.0), index=1), track=False, still=True)
+        n_stills = len(calls)
         sample = an.analyze(Frame(luma=_scene(11, 30.0), index=2), track=False)   # an AF sample
+        heads = an.has_blur
     finally:
         an.close()
     assert sharp.in_focus and sharp.verdict == "in_focus" and not sharp.motion_blur
     assert streak.motion_blur and streak.verdict == "motion_blur" and not streak.in_focus
-    assert not sample.motion_blur          # autofocus samples are not slowed by the check
+    assert len(calls) == n_stills          # autofocus samples are not slowed by the check...
+    assert sample.motion_blur == heads     # ... (the shipped model's motion head sees the streak itself)
 
 
 def test_off_keeps_the_binary_verdict_and_the_key_is_validated():

@@ -196,8 +196,7 @@ def test_shared_trunk_heads_keep_the_v1_in_focus_output(th, arch):
     beside a small branch of its own from the raw tile), so the
     model's first output is v1's in-focus logit exactly, and only the head layers train."""
     pytest.importorskip("keras")
-    from pifocus.classify import default_model_path
-    v1 = th.keras_from_baseline_tflite(default_model_path())
+    v1 = th.keras_from_baseline_tflite(th.ROOT / "models" / "focus_cnn_v1_int8.tflite")
     model = th.with_shared_trunk(v1, arch, n_heads=9)
     x = np.random.default_rng(0).normal(0, 1, (8, 32, 32, 1)).astype(np.float32)
     out = np.asarray(model.predict(x, verbose=0))

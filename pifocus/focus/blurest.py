@@ -1,7 +1,8 @@
 """Model-free defocus and motion-blur estimate of an image region: pure functions, no state.
 
-Used where the focus model has no blur heads (the shipped v1 model is binary): the cull
-still needs a subject blur radius in pixels and a motion-blur flag.
+Used where the focus model has no blur heads (a binary model such as v1): the cull still needs
+a subject blur radius in pixels; and beside the heads for the motion streak (its length and
+angle, and streaks on one-orientation content a motion head misses).
 
 **Defocus** -- the re-blur gradient ratio of S. Zhuo and T. Sim, "Defocus map estimation
 from a single image", Pattern Recognition 44 (2011): an edge blurred by a Gaussian of
