@@ -101,11 +101,12 @@ def test_coc_px_moves_the_line():
 
 
 def test_motion_blur_is_never_in_focus():
-    r = analyzer(lambda m: (0.4, 0.9)).analyze(Frame(luma=textured()), track=False)
+    # still=True: a photo judged for keeps (motion is judged on stills unless motion_check = "always")
+    r = analyzer(lambda m: (0.4, 0.9)).analyze(Frame(luma=textured()), track=False, still=True)
     assert r.motion_blur and r.verdict == "motion_blur" and not r.in_focus and not r.raw_in_focus
     # a minority of streaked tiles is not a motion-blurred subject, but those tiles do not count as sharp
     r = analyzer(lambda m: (0.4, 0.9 if m > 130 else 0.0), motion_fraction=0.6).analyze(
-        Frame(luma=textured()), track=False)
+        Frame(luma=textured()), track=False, still=True)
     streaked = r.tile_p_motion >= 0.5
     judged = ~np.isnan(r.tile_blur_px)
     assert not r.motion_blur and 0 < streaked.sum() < judged.sum()
@@ -159,10 +160,12 @@ def test_classifier_rule_the_in_focus_head_decides_the_blur_grades():
     # the blur rule calls the same frame near and caps the meter at coc / blur
     r = analyzer(lambda m: (1.8, 0.0, 0.9)).analyze(Frame(luma=luma), track=False)
     assert not r.in_focus and r.verdict == "near" and r.meter == pytest.approx(1 / 1.8)
-    # not in focus by the head: graded by the blur
-    for blur, verdict in ((2.0, "near"), (4.0, "out_of_focus")):
-        r = analyzer(lambda m: (blur, 0.0, 0.1), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
-        assert not r.in_focus and r.verdict == verdict and r.blur_px == pytest.approx(blur)
+    # not in focus by the head: near needs the blur within near_factor x coc_px *and* the
+    # meter (here capped by the head's in-focus probability over its threshold) at near_meter
+    for blur, p_focus, verdict in ((2.0, 0.45, "near"), (4.0, 0.45, "out_of_focus"),
+                                   (2.0, 0.1, "out_of_focus")):
+        r = analyzer(lambda m: (blur, 0.0, p_focus), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
+        assert not r.in_focus and r.verdict == verdict and r.blur_px == pytest.approx(blur), (blur, p_focus)
     # half the tiles sharp by the head: the share is the head's
     r = analyzer(lambda m: (0.5, 0.0, 0.9 if m < 130 else 0.1), focus_rule="classifier").analyze(
         Frame(luma=luma), track=False)
@@ -179,9 +182,11 @@ def test_motion_flags_use_the_models_own_threshold():
     strict = OutputLayout(in_focus=0, blur=1, blur_thresholds_px=(0.5, 1, 2, 4, 8), motion=6,
                           motion_threshold=0.75)
     for rule in ("blur", "classifier"):
-        r = analyzer(lambda m: (0.4, 0.6), layout=strict, focus_rule=rule).analyze(Frame(luma=textured()), track=False)
+        r = analyzer(lambda m: (0.4, 0.6), layout=strict, focus_rule=rule).analyze(
+            Frame(luma=textured()), track=False, still=True)
         assert not r.motion_blur and r.in_focus and r.verdict == "in_focus"
-        r = analyzer(lambda m: (0.4, 0.8), layout=strict, focus_rule=rule).analyze(Frame(luma=textured()), track=False)
+        r = analyzer(lambda m: (0.4, 0.8), layout=strict, focus_rule=rule).analyze(
+            Frame(luma=textured()), track=False, still=True)
         assert r.motion_blur and not r.in_focus and r.verdict == "motion_blur"
 
 

@@ -57,6 +57,12 @@ def test_motion_share():
     ((True, True, math.nan, 1.0, 2.5, False, 0.5, 0.8), "in_focus"),
     # with one, the blur does, whatever the meter
     ((False, True, 3.0, 1.0, 2.5, False, 0.95, 0.8), "out_of_focus"),
+    ((False, True, 2.0, 1.0, 2.5, False, 0.5, 0.8), "near"),
+    # ... and under the classifier rule (near_needs_meter) the meter must say close too
+    ((False, True, 2.0, 1.0, 2.5, False, 0.5, 0.8, True), "out_of_focus"),
+    ((False, True, 2.0, 1.0, 2.5, False, 0.85, 0.8, True), "near"),
+    ((False, True, 3.0, 1.0, 2.5, False, 0.95, 0.8, True), "out_of_focus"),
+    ((False, True, 2.0, 1.0, 2.5, False, math.nan, 0.8, True), "near"),
 ])
 def test_category(args, want):
     assert b.category(*args) == want

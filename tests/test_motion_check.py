@@ -48,13 +48,12 @@ def test_a_streaked_still_reads_motion_blur_not_in_focus(use_cnn, monkeypatch):
         streak = an.analyze(Frame(luma=_scene(11, 30.0), index=1), track=False, still=True)
         n_stills = len(calls)
         sample = an.analyze(Frame(luma=_scene(11, 30.0), index=2), track=False)   # an AF sample
-        heads = an.has_blur
     finally:
         an.close()
     assert sharp.in_focus and sharp.verdict == "in_focus" and not sharp.motion_blur
     assert streak.motion_blur and streak.verdict == "motion_blur" and not streak.in_focus
-    assert len(calls) == n_stills          # autofocus samples are not slowed by the check...
-    assert sample.motion_blur == heads     # ... (the shipped model's motion head sees the streak itself)
+    assert len(calls) == n_stills          # autofocus samples are not slowed by the check
+    assert not sample.motion_blur          # nor judged for motion ("stills"), with or without a head
 
 
 def test_off_keeps_the_binary_verdict_and_the_key_is_validated():
@@ -92,7 +91,7 @@ def test_a_streak_the_motion_head_misses_is_caught_by_the_model_free_check():
         an.close()
     assert sharp.in_focus and sharp.verdict == "in_focus" and not sharp.motion_blur
     assert streak.motion_blur and streak.verdict == "motion_blur" and not streak.in_focus
-    assert not sample.motion_blur and sample.in_focus     # the head alone decides off stills
+    assert not sample.motion_blur and sample.in_focus     # off stills motion is not judged
 
 
 def test_the_motion_heads_own_flag_still_counts_and_off_leaves_it_alone():
@@ -135,3 +134,20 @@ def test_the_cull_flags_motion_from_either_the_head_or_the_edge_widths(tmp_path)
         else:
             assert r.motion_blur and math.isnan(r.motion_px) and r.verdict == "maybe", r.reasons
             assert any("motion head" in x for x in r.reasons)
+
+
+def test_the_live_stream_judges_motion_only_with_always():
+    """On the live stream (and autofocus samples) the head's motion flag counts only with
+    ``motion_check = "always"``: oriented textures read as streaks to the head and would hold
+    the LED off at focus."""
+    for check, want in (("stills", False), ("always", True)):
+        an = _heads_analyzer(1.0, motion_check=check)
+        try:
+            live = [an.analyze(Frame(luma=_scene(), index=k, timestamp_ns=k * 33_000_000), track=True)
+                    for k in range(4)]
+            still = an.analyze(Frame(luma=_scene(), index=9), track=False, still=True)
+        finally:
+            an.close()
+        assert all(r.motion_blur == want for r in live), check
+        assert (live[-1].verdict == "motion_blur") == want and still.motion_blur, check
+        assert want or live[-1].verdict != "motion_blur"

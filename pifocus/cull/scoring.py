@@ -111,7 +111,7 @@ def score_luma(luma: np.ndarray, path: str, analyzer, finder, params: CullParams
     t1 = time.perf_counter()
     x, y, bw, bh = subj.box_px
     analyzer.set_roi((x / w, y / h, min(bw / w, 1.0 - x / w), min(bh / h, 1.0 - y / h)))
-    rep = analyzer.analyze(Frame(luma, path=path), track=False)
+    rep = analyzer.analyze(Frame(luma, path=path), track=False, still=True)
     t2 = time.perf_counter()
     noise = exposure.noise_sigma_dn(luma)
     # The edge-width estimate always runs: it gives the streak's length and angle, and it

@@ -19,8 +19,9 @@ With a model that has the blur and motion heads (:attr:`ModelInfo.has_blur
 ``on_fraction`` of the informative weight is at or below, a frame that is not in focus is
 graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES`), and a
 frame whose tiles the motion head flags (at the model's own threshold) for at least
-``motion_fraction`` of the weight is ``motion_blur`` (a photo called sharp is also given the
-model-free motion test, ``motion_check``, with or without the head).  What makes a tile sharp is
+``motion_fraction`` of the weight is ``motion_blur`` -- where ``motion_check`` judges motion:
+stills by default, also the live stream and autofocus samples with ``"always"`` -- and a photo
+still called sharp is also given the model-free motion test (unless ``"off"``).  What makes a tile sharp is
 ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
 its blur radius within ``coc_px``, a flagged tile never -- then ``blur_px <= coc_px`` is the
 in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
@@ -162,10 +163,16 @@ class FocusAnalyzer:
         # Tiles flagged at the model's own threshold (tuned to a false-flag rate on still
         # tiles): at 0.5 the heads flagged 75 % of wicker_balls_phone's sharpest frame.
         m_thr = lv.motion_threshold
-        motion = self.has_blur and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction
+        # Motion is judged where motion_check says (stills by default): on the live stream the
+        # head reads oriented textures as streaks -- a static phone shot of wicker has 36-68 %
+        # of its tiles flagged through focus, 44 % at its sharpest frame -- and a flag there
+        # would hold the LED off at focus.
+        judge_motion = still or p.motion_check == "always"
+        motion = (self.has_blur and judge_motion
+                  and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction)
         if self.has_blur and p.focus_rule == "blur":
             frac = b.sharp_fraction(blur_vote, weights, p.coc_px,
-                                    exclude=np.nan_to_num(j.motion, nan=0.0) >= m_thr)
+                                    exclude=(np.nan_to_num(j.motion, nan=0.0) >= m_thr) if judge_motion else None)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).
@@ -177,7 +184,7 @@ class FocusAnalyzer:
             frac = (float(weights[judged & (j.p >= self.threshold)].sum() / (w_inf + w_blurred))
                     if w_inf > 0 else 0.0)
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
-        if (not motion and p.motion_check != "off" and (still or p.motion_check == "always")
+        if (not motion and p.motion_check != "off" and judge_motion
                 and judgeable and j is base and frac >= p.verdict.on_fraction):
             # The model-free check beside the motion head, not instead of it: the head misses
             # long streaks on one-orientation content that the edge widths catch, and the
@@ -230,7 +237,7 @@ class FocusAnalyzer:
             timings_ms={**lv.t_ms, "verdict": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
             path=frame.path,
             verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion,
-                               meter, p.near_meter),
+                               meter, p.near_meter, near_needs_meter=p.focus_rule != "blur"),
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
             tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred, near_meter=p.near_meter,

@@ -90,7 +90,8 @@ def motion_share(p_motion: np.ndarray, weights: np.ndarray, p_threshold: float =
 
 
 def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, near_factor: float,
-             motion: bool, meter: float = math.nan, near_meter: float = math.nan) -> str:
+             motion: bool, meter: float = math.nan, near_meter: float = math.nan,
+             near_needs_meter: bool = False) -> str:
     """The verdict category of one frame (see :data:`CATEGORIES`).
 
     ``in_focus`` is the debounced verdict (what the LED shows), so the category and the LED
@@ -98,7 +99,11 @@ def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, nea
     not in focus is ``near`` when its blur is within ``near_factor x coc_px``; without a
     blur estimate (NaN ``blur_px``: a model without the blur head, Laplacian-only mode) when
     the ``meter`` (0..1, capped by the subject's in-focus probability: see the analyzer) is
-    at least ``near_meter``; else ``out_of_focus``.
+    at least ``near_meter``; else ``out_of_focus``.  With ``near_needs_meter`` (the analyzer's
+    ``focus_rule = "classifier"``) a frame needs both: its blur within ``near_factor x coc_px``
+    *and* the meter at least ``near_meter`` -- the blur head reads the shallow flanks of a real
+    focus curve (1-2 px for several frames on each side) as close, the peak-hold meter says
+    how close to this pass's best.
     """
     if not judgeable:
         return "no_detail"
@@ -107,7 +112,10 @@ def category(in_focus: bool, judgeable: bool, blur_px: float, coc_px: float, nea
     if in_focus:
         return "in_focus"
     if not math.isnan(blur_px):
-        return "near" if blur_px <= near_factor * coc_px else "out_of_focus"
+        close = blur_px <= near_factor * coc_px
+        if close and near_needs_meter and not math.isnan(meter) and not math.isnan(near_meter):
+            close = meter >= near_meter
+        return "near" if close else "out_of_focus"
     if not math.isnan(meter) and not math.isnan(near_meter) and meter >= near_meter:
         return "near"
     return "out_of_focus"

@@ -78,12 +78,14 @@ class AnalysisParams:
             instead of leaving the vote to whatever else in the region is sharp (a background
             seam outshining a defocused subject).  A tile sharp one octave coarser (smooth
             content, faint texture) stays out of the vote.  False = the earlier rule.
-        motion_check: test a frame that would be called sharp (and that a model motion head,
-            if any, did not flag) for motion blur with the model-free edge-width test
-            (:func:`~pifocus.focus.blur.motion_check`, tens of ms; either flag makes the frame
-            ``motion_blur``): ``"stills"`` (default: photos judged for keeps --
-            ``score``, the cull), ``"always"`` (also the live stream and autofocus samples),
-            ``"off"``.
+        motion_check: where motion blur is judged -- by the model's motion head and, for a
+            frame the head did not flag that would be called sharp, by the model-free
+            edge-width test (:func:`~pifocus.focus.blur.motion_check`, tens of ms; either flag
+            makes the frame ``motion_blur``): ``"stills"`` (default: photos judged for keeps --
+            ``score``, the cull), ``"always"`` (also the live stream and autofocus samples:
+            the head reads oriented textures such as wicker or fabric as streaks, which can
+            hold the LED off at focus), ``"off"`` (stills by the head only, no edge-width
+            test).
         min_meter: the live verdict stays off (or turns off) while the peak-hold meter
             (sharpness relative to the best of this focusing pass) is below this: once the
             pass has gone through focus, a frame far below its peak is not in focus whatever

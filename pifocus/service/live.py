@@ -85,8 +85,10 @@ class LiveReports:
             meter = float(report.sharpness) / self._best if self._best > 0 else 0.0
             meter = min(float(report.meter), meter) if report.judgeable else 0.0
             verdict = report.verdict
-            if verdict == "near" and math.isnan(report.blur_px) and not meter >= report.near_meter:
-                verdict = "out_of_focus"    # near by the meter, which the run's own peak lowered
+            if verdict == "near" and not meter >= report.near_meter:
+                # near needs the meter (without a blur head, and with one under the default
+                # classifier rule), which the run's own peak lowered
+                verdict = "out_of_focus"
             live = dataclasses.replace(report, meter=meter, verdict=verdict)
             self.report = live
         if self.offer is not None:
