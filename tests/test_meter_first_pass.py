@@ -1,4 +1,5 @@
-"""The meter and the ``near`` verdict without a blur estimate (the shipped binary model).
+"""The meter and the ``near`` verdict from the in-focus classifier's probabilities (a binary
+model, or the shipped v2 under the classifier rule, where ``near`` needs the meter too).
 
 The peak-hold meter is sharpness relative to the best of this focusing pass, so on a first
 approach from far out every frame is the best so far.  It is capped by how sure the

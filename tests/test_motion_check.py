@@ -1,5 +1,6 @@
-"""Without a model motion head, a still that would be called sharp is tested for motion blur
-with the model-free edge-width test (``[analysis] motion_check``, default "stills")."""
+"""Motion blur on stills: a still that would be called sharp (and that a model motion head, if
+any, did not flag) is tested with the model-free edge-width test (``[analysis] motion_check``,
+default "stills"); the live stream and autofocus samples only with "always"."""
 
 import math
 
@@ -52,7 +53,8 @@ def test_a_streaked_still_reads_motion_blur_not_in_focus(use_cnn, monkeypatch):
         an.close()
     assert sharp.in_focus and sharp.verdict == "in_focus" and not sharp.motion_blur
     assert streak.motion_blur and streak.verdict == "motion_blur" and not streak.in_focus
-    assert len(calls) == n_stills          # autofocus samples are not slowed by the check
+    assert n_stills >= 1                   # the stills ran the check ...
+    assert len(calls) == n_stills          # ... autofocus samples are not slowed by it
     assert not sample.motion_blur          # nor judged for motion ("stills"), with or without a head
 
 
@@ -150,4 +152,3 @@ def test_the_live_stream_judges_motion_only_with_always():
             an.close()
         assert all(r.motion_blur == want for r in live), check
         assert (live[-1].verdict == "motion_blur") == want and still.motion_blur, check
-        assert want or live[-1].verdict != "motion_blur"

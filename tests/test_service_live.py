@@ -118,6 +118,17 @@ def test_a_run_s_lower_meter_takes_near_back():
     kept = type(r)(**{**r.__dict__, "verdict": "near", "meter": 0.9, "in_focus": False, "near_meter": 0.1})
     live._record(lens.frame, kept)
     assert live.report.verdict == "near"
+    # with a blur head: under the classifier rule near needed the meter too, so it is taken
+    # back; under the blur rule near is the blur's alone and stays (its meter is coc / blur)
+    for needs, want in ((True, "out_of_focus"), (False, "near")):
+        blurred = type(r)(**{**r.__dict__, "verdict": "near", "meter": 0.56, "in_focus": False,
+                             "near_meter": 0.8, "blur_px": 1.8, "near_needs_meter": needs})
+        live._record(lens.frame, blurred)
+        assert live.report.verdict == want, needs
+    # no near_meter given: nothing to take back by
+    bare = type(r)(**{**r.__dict__, "verdict": "near", "meter": 0.5, "in_focus": False, "near_meter": math.nan})
+    live._record(lens.frame, bare)
+    assert live.report.verdict == "near"
 
 
 def test_live_reports_prefer_the_newer_and_rate_the_run_s_own_best():

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRUTH = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
 SWEEPS = sorted(TRUTH["sweeps"])
 #: Sweeps whose 2x window still moves by more than a frame, with why (measured, not hidden):
-#: the shipped binary model's in-focus calls on them are far wider than the judged range at
+#: the shipped model's in-focus calls (v1's net) on them are far wider than the judged range at
 #: both samplings (ant: 2..11 of an accepted 2..4; wicker: 2..24 with a second plane at 5..9),
 #: so their window edges sit on frames the model is unsure about either way.  pcb-depthmap-10:
 #: frame 4 (the button cap's rim sharp round a soft centre) sits at the bar -- natively

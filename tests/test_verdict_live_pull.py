@@ -1,4 +1,5 @@
-"""The live focus pull on every real shared sweep with the shipped (binary) model: the
+"""The live focus pull on every real shared sweep with the shipped model (its in-focus output is
+the binary v1 net's): the
 sweep played 1 -> N -> 1 through one analyzer with the default hysteresis, dwell,
 ``approach_fraction`` and ``min_meter``, as ``python tools/verdict_bench.py`` measures it.
 
@@ -7,7 +8,7 @@ photographer accepts (``tests/data/sweep_truth.json``) and never on a frame wher
 another plane of the region is sharp (``other_planes``: stricter than the issue's count).
 One sweep is known not to hold with the ROI-wide sharpness (measured, see the closing notes
 of issue 9): fruit_stilllife_product's background paper, sharp in 005, out-shines the fruit of
-004, where the binary CNN stays below the bar.  wicker_balls_phone, whose stitched background
+004, where the in-focus CNN stays below the bar.  wicker_balls_phone, whose stitched background
 seam (sharp at frames 5-9) used to out-vote the defocused wicker, holds since the wicker's
 blurred tiles vote against the in-focus share (``[analysis] blurred_votes``)."""
 
@@ -20,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
 KNOWN = {"fruit_stilllife_product": "lights on 005, where only the background paper is sharp; "
-                                    "the binary CNN is below the bar on the fruit (004)"}
+                                    "the in-focus CNN is below the bar on the fruit (004)"}
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,8 @@ from pifocus.frames import Frame  # noqa: E402
 
 def frame_record(an: FocusAnalyzer, luma: np.ndarray, i: int, k: int, track: bool, tiles: bool) -> dict:
     """The analyzer's report of one frame plus blurest on its judged ROI (analysis scale)."""
-    rep = an.analyze(Frame(luma=luma, index=k, lens_position=float(i), timestamp_ns=int(k * 1e9 / 30)), track=track)
+    rep = an.analyze(Frame(luma=luma, index=k, lens_position=float(i), timestamp_ns=int(k * 1e9 / 30)), track=track,
+                     still=not track)
     s = int(rep.analysis_scale)
     x, y, w, h = roi_pixels(an.params.effective_roi, luma.shape[1], luma.shape[0])
     roi = reduce_luma(np.ascontiguousarray(luma[y:y + h, x:x + w]), s)

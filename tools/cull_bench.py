@@ -101,7 +101,8 @@ def make_scorer(params: CullParams = CullParams(), use_cnn: bool = True):
     from pifocus.cull.scoring import score_luma
     from pifocus.cull.subject import SubjectFinder
     from pifocus.focus import AnalysisParams, FocusAnalyzer
-    analyzer = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn))
+    # as the cull's workers (pifocus/cull/batch.py): the streak is measured by score_luma itself
+    analyzer = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, motion_check="off"))
     finder = SubjectFinder(params.subject, face_model=params.face_model)
     return lambda luma, path="synthetic": score_luma(luma, path, analyzer, finder, params)
 
@@ -247,7 +248,7 @@ def cmd_sweeps(args) -> int:
     from pifocus.cull.subject import SubjectFinder
     truth = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
     finder = _FixedSubject(truth["region"]) if args.finder == "truth" else SubjectFinder(args.finder)
-    analyzer = FocusAnalyzer(AnalysisParams())
+    analyzer = FocusAnalyzer(AnalysisParams(motion_check="off"))   # as the cull's workers
     exact = ok = n = alone_ok = 0
     alts = {}
     for name, t in sorted(truth["sweeps"].items()):

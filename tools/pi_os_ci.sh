@@ -55,6 +55,8 @@ RPI_ONLY="python3-picamera2 python3-lgpio python3-libcamera rpicam-apps"
 EMULATION_DESELECT="--deselect tests/test_faults_matrix.py::test_run_forked_sees_hangs_crashes_exit_codes_and_memory"
 # Test tiers: what pytest is given inside the root.
 TIER_full="$EMULATION_DESELECT"
+# (test_model_heads.py is left out of the runtime tier: its chart checks hold the shipped model
+# to x86-64 LiteRT readings with little margin -- 4 px of blur reads 3.02 against a 3.0 bar.)
 TIER_runtime="$EMULATION_DESELECT --ignore=tests/test_web_browser.py --ignore=tests/test_tools_convert.py --ignore=tests/test_model_heads.py"
 # The README's demo ("Try it: two commands"), read from the README; under emulation a 2028x1520
 # frame takes about 4 s (0.25 fps), so it runs DEMO_FRAMES of its 120 frames.

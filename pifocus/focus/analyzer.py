@@ -23,7 +23,7 @@ frame whose tiles the motion head flags (at the model's own threshold) for at le
 stills by default, also the live stream and autofocus samples with ``"always"`` -- and a photo
 still called sharp is also given the model-free motion test (unless ``"off"``).  What makes a tile sharp is
 ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
-its blur radius within ``coc_px``, a flagged tile never -- then ``blur_px <= coc_px`` is the
+its blur radius within ``coc_px``, a flagged tile never (where motion is judged) -- then ``blur_px <= coc_px`` is the
 in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
 little detail at the analysis scale is judged again on a reduced copy (``coarse_levels``): a
 strongly defocused subject is ``out_of_focus`` with a large ``blur_px``, not ``no_detail``.
@@ -238,6 +238,7 @@ class FocusAnalyzer:
             path=frame.path,
             verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion,
                                meter, p.near_meter, near_needs_meter=p.focus_rule != "blur"),
+            near_needs_meter=p.focus_rule != "blur",
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
             tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred, near_meter=p.near_meter,

@@ -47,9 +47,10 @@ class AnalysisParams:
             stills, but a lens whose best is softer than ``coc_px`` never lights; measured
             in issue 9's closing note).
         near_factor: a subject blurred by at most this many times ``coc_px`` is ``near``.
-        near_meter: without a blur estimate (the shipped binary model, Laplacian-only mode) a
-            judgeable frame not in focus is ``near`` when its meter is at least this (0..1;
-            the RGB LED shows that ``near`` as amber).  For a still, and until a pass has gone
+        near_meter: a judgeable frame not in focus is ``near`` when its meter is at least this
+            (0..1; the RGB LED shows that ``near`` as amber) -- without a blur estimate (a
+            binary model such as v1, Laplacian-only mode) on its own, with one under the
+            classifier rule together with the blur within ``near_factor x coc_px``.  For a still, and until a pass has gone
             through focus, the meter is capped by the subject's in-focus probability, so a
             soft first frame does not read near.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
@@ -85,7 +86,8 @@ class AnalysisParams:
             ``score``, the cull), ``"always"`` (also the live stream and autofocus samples:
             the head reads oriented textures such as wicker or fabric as streaks, which can
             hold the LED off at focus), ``"off"`` (stills by the head only, no edge-width
-            test).
+            test).  The cull always judges its photos by both (it measures the streak
+            itself).
         min_meter: the live verdict stays off (or turns off) while the peak-hold meter
             (sharpness relative to the best of this focusing pass) is below this: once the
             pass has gone through focus, a frame far below its peak is not in focus whatever

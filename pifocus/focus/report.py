@@ -58,8 +58,11 @@ class FocusReport:
         tile_blurred: True where a tile too flat to judge at the analysis scale is out of
             focus one octave coarser and voted against the in-focus share
             (``[analysis] blurred_votes``); None = not computed.
-        near_meter: the meter from which a frame not in focus without a blur estimate reads
-            ``near`` (``[analysis] near_meter``; NaN: not given).
+        near_meter: the meter from which a frame not in focus reads ``near`` -- without a
+            blur estimate, and with one under the classifier rule (``[analysis] near_meter``;
+            NaN: not given).
+        near_needs_meter: ``near`` needed the meter at ``near_meter`` as well as the blur
+            (the classifier rule with a blur head); False under the blur rule.
         exposure: the frame's exposure readouts (:class:`~pifocus.focus.exposure.FrameExposure`:
             levels, EV offset, clipping of frame and ROI, noise sigma, SNR, histogram,
             ``exposure_us``, ``analogue_gain``, ISO); None when ``[analysis] exposure`` is off.
@@ -101,6 +104,7 @@ class FocusReport:
     tile_p_motion: Optional[np.ndarray] = None
     tile_blurred: Optional[np.ndarray] = None
     near_meter: float = math.nan
+    near_needs_meter: bool = False
     exposure: Optional[FrameExposure] = None
 
     def __post_init__(self):

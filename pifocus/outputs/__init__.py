@@ -101,7 +101,8 @@ class OutputsParams:
         rgb_common_anode: the RGB LED is common-anode (channel on = pin low).
         rgb_amber_at: meter value (0..1) from which the RGB LED shows amber instead of red,
             for reports that do not carry the analyzer's ``near`` grading (the live loop's
-            do: amber is its ``near``, ``[analysis] near_meter`` without a blur head).
+            do: amber is its ``near``: the meter at ``[analysis] near_meter``, and with a blur
+            head the blur within ``near_factor x coc_px`` too).
         rgb_brightness: brightness scale of the RGB LED (0 < x <= 1).
         rgb_overexposed_pct: the RGB LED blinks magenta while more than this share of the
             subject region (%, 0..100) is clipped highlight; ``false`` switches it off.

@@ -24,8 +24,9 @@ class FocusRGB(Indicator):
     """An RGB LED (PWM on each channel) showing how close focus is.
 
     * green  - ``report.in_focus`` (the debounced verdict);
-    * amber  - not in focus but close: the verdict is ``near`` (with the blur model by the
-      blur, without it by the meter: ``[analysis] near_meter``); ``amber_at`` only applies
+    * amber  - not in focus but close: the verdict is ``near`` (without a blur model by the
+      meter, ``[analysis] near_meter``; with one by the blur and, under the classifier rule,
+      the meter too); ``amber_at`` only applies
       to a report without the analyzer's ``near_meter`` (amber from that meter value);
     * red    - judgeable but far from focus (``out_of_focus``, ``motion_blur``);
     * off    - nothing to judge in the subject region (flat or noise-only).

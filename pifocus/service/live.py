@@ -85,9 +85,11 @@ class LiveReports:
             meter = float(report.sharpness) / self._best if self._best > 0 else 0.0
             meter = min(float(report.meter), meter) if report.judgeable else 0.0
             verdict = report.verdict
-            if verdict == "near" and not meter >= report.near_meter:
-                # near needs the meter (without a blur head, and with one under the default
-                # classifier rule), which the run's own peak lowered
+            by_meter = math.isnan(report.blur_px) or bool(getattr(report, "near_needs_meter", False))
+            if verdict == "near" and by_meter and report.near_meter == report.near_meter \
+                    and not meter >= report.near_meter:
+                # near by the meter (without a blur head; with one under the classifier rule),
+                # which the run's own peak lowered; the blur rule's near is the blur's alone
                 verdict = "out_of_focus"
             live = dataclasses.replace(report, meter=meter, verdict=verdict)
             self.report = live
