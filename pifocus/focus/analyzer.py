@@ -21,12 +21,13 @@ graded ``near`` or ``out_of_focus`` by it (:data:`~pifocus.focus.blur.CATEGORIES
 frame whose tiles the motion head flags (at the model's own threshold) for at least
 ``motion_fraction`` of the weight is ``motion_blur`` -- where ``motion_check`` judges motion:
 stills by default, also the live stream and autofocus samples with ``"always"`` -- and a photo
-still called sharp is also given the model-free motion test (unless ``"off"``).  What makes a tile sharp is
-``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
-its blur radius within ``coc_px``, a flagged tile never (where motion is judged) -- then ``blur_px <= coc_px`` is the
-in-focus rule itself and the meter is capped by ``coc_px / blur_px``.  A frame with too
-little detail at the analysis scale is judged again on a reduced copy (``coarse_levels``): a
-strongly defocused subject is ``out_of_focus`` with a large ``blur_px``, not ``no_detail``.
+still called sharp is also given the model-free motion test (unless ``"off"``).  What makes a
+tile sharp is ``focus_rule``: ``"classifier"`` (default) the in-focus head, as without the heads; ``"blur"``
+its blur radius within ``coc_px``, a flagged tile never (where motion is judged) -- then
+``blur_px <= coc_px`` is the in-focus rule itself and the meter is capped by
+``coc_px / blur_px``.  A frame with too little detail at the analysis scale is judged again
+on a reduced copy (``coarse_levels``): a strongly defocused subject is ``out_of_focus`` with a
+large ``blur_px``, not ``no_detail``.
 Models without the heads keep the binary rule.
 """
 
@@ -171,8 +172,8 @@ class FocusAnalyzer:
         motion = (self.has_blur and judge_motion
                   and b.motion_share(j.motion[judged], weights[judged], m_thr) >= p.motion_fraction)
         if self.has_blur and p.focus_rule == "blur":
-            frac = b.sharp_fraction(blur_vote, weights, p.coc_px,
-                                    exclude=(np.nan_to_num(j.motion, nan=0.0) >= m_thr) if judge_motion else None)
+            streaked = (np.nan_to_num(j.motion, nan=0.0) >= m_thr) if judge_motion else None
+            frac = b.sharp_fraction(blur_vote, weights, p.coc_px, exclude=streaked)
         elif j is not base:
             # Detail only on a reduced copy: real structure, but blurred by at least the
             # reduction -- out of focus, never in focus (no blur head to say by how much).
@@ -221,6 +222,7 @@ class FocusAnalyzer:
         if not judgeable:
             meter = 0.0      # nothing to judge focus on: the meter shows no closeness at all
         noise_sigma = math.sqrt(lv.sensor_k * (128.0 + p.noise_offset_dn))
+        near_needs_meter = p.focus_rule != "blur"   # the classifier rule: near needs the meter too
         exposure = ex.frame_exposure(frame, p.effective_roi, noise_sigma) if p.exposure else None
         t3 = time.perf_counter()
         g, f = j.level.geom, int(j.factor)
@@ -237,8 +239,8 @@ class FocusAnalyzer:
             timings_ms={**lv.t_ms, "verdict": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
             path=frame.path,
             verdict=b.category(in_focus, judgeable, subject_blur, p.coc_px, p.near_factor, motion,
-                               meter, p.near_meter, near_needs_meter=p.focus_rule != "blur"),
-            near_needs_meter=p.focus_rule != "blur",
+                               meter, p.near_meter, near_needs_meter=near_needs_meter),
+            near_needs_meter=near_needs_meter,
             blur_px=subject_blur, blur_px_sensor=subject_blur * scale, motion_blur=bool(motion),
             analysis_scale=int(scale), judged_scale=int(j.factor), coc_px=p.coc_px,
             tile_blur_px=blur_an, tile_p_motion=j.motion, tile_blurred=blurred, near_meter=p.near_meter,

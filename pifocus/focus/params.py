@@ -50,9 +50,9 @@ class AnalysisParams:
         near_meter: a judgeable frame not in focus is ``near`` when its meter is at least this
             (0..1; the RGB LED shows that ``near`` as amber) -- without a blur estimate (a
             binary model such as v1, Laplacian-only mode) on its own, with one under the
-            classifier rule together with the blur within ``near_factor x coc_px``.  For a still, and until a pass has gone
-            through focus, the meter is capped by the subject's in-focus probability, so a
-            soft first frame does not read near.
+            classifier rule together with the blur within ``near_factor x coc_px``.  For a
+            still, and until a pass has gone through focus, the meter is capped by the
+            subject's in-focus probability, so a soft first frame does not read near.
         motion_fraction: weighted share of judged tiles flagged as motion-blurred above
             which the frame is ``motion_blur`` (never in focus).
         analysis_scale: sensor pixels per analysis pixel: ``"auto"`` (default) picks, per
