@@ -98,11 +98,10 @@ def synthetic_set(n_scenes: int = 4, size_px: int = 800, seed: int = 0):
 
 def make_scorer(params: CullParams = CullParams(), use_cnn: bool = True):
     """``score(luma, path) -> CullResult`` with one analyzer and subject finder (this process)."""
-    from pifocus.cull.scoring import score_luma
+    from pifocus.cull.scoring import cull_analysis, score_luma
     from pifocus.cull.subject import SubjectFinder
     from pifocus.focus import AnalysisParams, FocusAnalyzer
-    # as the cull's workers (pifocus/cull/batch.py): the streak is measured by score_luma itself
-    analyzer = FocusAnalyzer(AnalysisParams(use_cnn=use_cnn, motion_check="off"))
+    analyzer = FocusAnalyzer(cull_analysis(AnalysisParams(use_cnn=use_cnn)))   # as the cull's workers
     finder = SubjectFinder(params.subject, face_model=params.face_model)
     return lambda luma, path="synthetic": score_luma(luma, path, analyzer, finder, params)
 
@@ -242,13 +241,13 @@ def cmd_sweeps(args) -> int:
     import json
     from pifocus.cull.bursts import burst_order
     from pifocus.cull.inputs import decode_photo, list_photos
-    from pifocus.cull.scoring import score_luma
+    from pifocus.cull.scoring import cull_analysis, score_luma
     from pifocus.focus import AnalysisParams, FocusAnalyzer
     from pifocus.cull.bursts import shared_regions
     from pifocus.cull.subject import SubjectFinder
     truth = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
     finder = _FixedSubject(truth["region"]) if args.finder == "truth" else SubjectFinder(args.finder)
-    analyzer = FocusAnalyzer(AnalysisParams(motion_check="off"))   # as the cull's workers
+    analyzer = FocusAnalyzer(cull_analysis(AnalysisParams()))   # as the cull's workers
     exact = ok = n = alone_ok = 0
     alts = {}
     for name, t in sorted(truth["sweeps"].items()):

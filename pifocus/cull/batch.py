@@ -63,9 +63,8 @@ def _init(analysis, params: CullParams, want_thumbs: bool, max_pixels: int, log_
         cv2.setNumThreads(1)
     from ..focus import FocusAnalyzer
     from .subject import SubjectFinder
-    # The cull judges photos (still=True: the motion head counts) and measures streaks itself
-    # (blurest, in scoring.score_luma), so the analyzer's own edge-width test would only repeat it.
-    _state["analyzer"] = FocusAnalyzer(replace(analysis, num_threads=1, motion_check="off"))
+    from .scoring import cull_analysis
+    _state["analyzer"] = FocusAnalyzer(replace(cull_analysis(analysis), num_threads=1))
     _state["finder"] = SubjectFinder(params.subject, face_model=params.face_model)
     _state["params"] = params
     _state["thumbs"] = want_thumbs

@@ -78,6 +78,14 @@ def judge(r: CullResult, p: CullParams) -> Tuple[str, List[str]]:
     return VERDICTS[worst], reasons
 
 
+def cull_analysis(analysis):
+    """The analyzer settings the cull scores with: ``analysis`` without the analyzer's own
+    edge-width motion test -- :func:`score_luma` judges photos as stills (the motion head
+    counts) and measures the streak itself, so that test would only repeat it."""
+    from dataclasses import replace
+    return replace(analysis, motion_check="off")
+
+
 def file_time(path: str) -> Tuple[float, str]:
     """``(capture time s, "exif")`` from EXIF, else ``(modification time, "mtime")``."""
     from .exif import capture_time_s

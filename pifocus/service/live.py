@@ -85,7 +85,7 @@ class LiveReports:
             meter = float(report.sharpness) / self._best if self._best > 0 else 0.0
             meter = min(float(report.meter), meter) if report.judgeable else 0.0
             verdict = report.verdict
-            by_meter = math.isnan(report.blur_px) or bool(getattr(report, "near_needs_meter", False))
+            by_meter = math.isnan(report.blur_px) or report.near_needs_meter
             if verdict == "near" and by_meter and report.near_meter == report.near_meter \
                     and not meter >= report.near_meter:
                 # near by the meter (without a blur head; with one under the classifier rule),
