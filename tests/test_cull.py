@@ -106,6 +106,20 @@ def test_burst_order_sums_ranks_of_edge_width_and_sharpness():
     assert bursts.burst_order(rs)[-1] == 0
 
 
+def test_burst_order_puts_measured_streaks_last_but_not_a_head_only_flag():
+    """A measured motion streak goes to the end of the burst; the motion head's flag alone
+    (no streak length: ``motion_px`` NaN, graded ``maybe``) does not cost the sharpest photo
+    its place -- the head flags a few per cent of static, oriented textures (on the real
+    clear_tube sweep it took the accepted frame 8 out of first place)."""
+    sharp = dict(edge_sigma_px=0.75, sharpness=900.0)
+    soft = dict(edge_sigma_px=0.85, sharpness=400.0)
+    head_only = [_result(motion_blur=True, motion_px=math.nan, **sharp), _result(**soft)]
+    assert bursts.burst_order(head_only) == [0, 1]
+    streak = [_result(motion_blur=True, motion_px=6.0, motion_angle_deg=30.0, **sharp), _result(**soft)]
+    assert bursts.burst_order(streak) == [1, 0]
+    assert bursts.streaked(streak[0]) and not bursts.streaked(head_only[0]) and not bursts.streaked(_result())
+
+
 def test_mark_bursts_best_is_sharpest_and_rated_5():
     rs = [_result(path="a", time_s=0.0, blur_px=0.0, edge_sigma_px=0.9),
           _result(path="b", time_s=0.4, blur_px=0.0, edge_sigma_px=0.8),       # sharpest

@@ -222,6 +222,14 @@ def _rank_sum(rs, p=True):
     return total
 
 
+def _rank_sum3(rs):
+    """Per photo: the sum of its ranks by edge sigma, analyzer sharpness and ``blur_px`` (ties
+    share their mean rank, as :func:`pifocus.cull.bursts.burst_order`)."""
+    from pifocus.cull.bursts import _ranks
+    return [a + b + c for a, b, c in zip(_ranks([r.edge_sigma_px for r in rs]), _ranks([-r.sharpness for r in rs]),
+                                         _ranks([r.blur_px for r in rs]))]
+
+
 class _FixedSubject:
     """A subject finder that always answers the same normalized region (the sweep truth's)."""
 
@@ -258,8 +266,12 @@ def cmd_sweeps(args) -> int:
         photos = [p for p in photos if not os.path.basename(p).startswith("expected")]
         pairs = [(d.luma, p) for p in photos for d in [decode_photo(p)[0]] if d is not None]
         lumas = [lu for lu, _p in pairs]
+        if args.finder == "truth":   # the sweep's own judged region where it has one (beetle, shotgun)
+            finder = _FixedSubject(t.get("roi", truth["region"]))
         rs = [score_luma(lu, p, analyzer, finder, CullParams()) for lu, p in pairs]
-        good = {t["sharpest"], *t.get("acceptable", [])}
+        # the accepted range is [first, last] (both kept), not a list of frames
+        a0, a1 = t.get("acceptable", [t["sharpest"], t["sharpest"]])
+        good = {t["sharpest"], *range(int(a0), int(a1) + 1)}
         if args.finder != "truth":  # each frame on its own region, then the burst on one shared region
             alone = burst_order(rs)[0]
             alone_ok += alone in good
@@ -278,7 +290,8 @@ def cmd_sweeps(args) -> int:
         for label, key in (("rank-sum(sigma, sharpness, p)", lambda i: rsum[i]),
                            ("rank-sum(sigma, sharpness)", lambda i: _rank_sum(rs, p=False)[i]),
                            ("edge_sigma", lambda i: rs[i].edge_sigma_px), ("-sharpness", lambda i: -rs[i].sharpness),
-                           ("-p_in_focus", lambda i: -rs[i].p_in_focus), ("blur_px", lambda i: rs[i].blur_px)):
+                           ("-p_in_focus", lambda i: -rs[i].p_in_focus), ("blur_px", lambda i: rs[i].blur_px),
+                           ("rank-sum(sigma, sharpness, blur_px)", lambda i: _rank_sum3(rs)[i])):
             alt = min(range(len(rs)), key=key)
             alts[label] = alts.get(label, 0) + (alt in good)
         if args.verbose:

@@ -82,7 +82,7 @@ def _ranks(values) -> List[float]:
 
 def burst_order(results) -> List[int]:
     """Indices of ``results`` (one burst: the same scene) from sharpest on the subject to
-    softest.  Rejected photos and motion-blurred ones go last; the rest are ordered by the
+    softest.  Rejected photos and ones with a measured motion streak (:func:`streaked`) go last; the rest are ordered by the
     sum of their ranks in two measures of the subject -- edge width (``edge_sigma_px``,
     narrow first) and the analyzer's noise-corrected Laplacian variance (``sharpness``, high
     first) -- which beats either alone on the real focus sweeps (``tools/cull_bench.py
@@ -90,8 +90,18 @@ def burst_order(results) -> List[int]:
     the measures disagree on, the narrower edges win (best on the MFIFB pairs)."""
     rs = list(results)
     total = [a + b for a, b in zip(_ranks([r.edge_sigma_px for r in rs]), _ranks([-r.sharpness for r in rs]))]
-    return sorted(range(len(rs)), key=lambda i: (rs[i].verdict == "reject", bool(rs[i].motion_blur), total[i],
+    return sorted(range(len(rs)), key=lambda i: (rs[i].verdict == "reject", streaked(rs[i]), total[i],
                                                  sharpness_key(rs[i])))
+
+
+def streaked(r) -> bool:
+    """The photo has a measured motion streak (the edge-width estimate's length), not only the
+    motion head's flag.  The burst order puts such photos last; a flag from the head alone
+    (``motion_px`` NaN: graded ``maybe``) does not move a photo down the order -- the head
+    flags a few per cent of static, oriented textures, and in a burst that cost the sharpest
+    frame its place (clear_tube_end_closeup's frame 8 on ``tools/cull_bench.py sweeps``); a
+    photo the head flags rightly is softer on the order's measures anyway."""
+    return bool(r.motion_blur) and math.isfinite(r.motion_px)
 
 
 def shot_key(path: str) -> Tuple[str, str]:
