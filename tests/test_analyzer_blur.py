@@ -154,9 +154,17 @@ def test_classifier_rule_the_in_focus_head_decides_the_blur_grades():
     head gives blur_px and the near / out_of_focus grade, and does not cap the meter."""
     luma = textured()
     # the head says sharp while the blur estimate is 1.8 px (a lens whose best is softer than coc)
-    r = analyzer(lambda m: (1.8, 0.0, 0.9), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
+    # (blurred votes off here: this constant head reads 1.8 px at every level, so a tile cut one
+    # octave coarser reads 3.6 analysis px, above coc_px, and votes against -- see below)
+    r = analyzer(lambda m: (1.8, 0.0, 0.9), focus_rule="classifier", blurred_votes=False).analyze(
+        Frame(luma=luma), track=False)
     assert r.in_focus and r.verdict == "in_focus" and r.blur_px == pytest.approx(1.8)
     assert r.in_focus_fraction == pytest.approx(1.0)
+    # with a blur head the blurred votes go by its blur under the classifier rule too (the
+    # binary output calls a coarse tile in focus up to ~1.5 px there): the in-focus output
+    # says 0.9 everywhere, yet the tiles flat here and 3.6 px one octave down vote against
+    r = analyzer(lambda m: (1.8, 0.0, 0.9), focus_rule="classifier").analyze(Frame(luma=luma), track=False)
+    assert r.tile_blurred.any() and r.in_focus_fraction < 1.0
     # the blur rule calls the same frame near and caps the meter at coc / blur
     r = analyzer(lambda m: (1.8, 0.0, 0.9)).analyze(Frame(luma=luma), track=False)
     assert not r.in_focus and r.verdict == "near" and r.meter == pytest.approx(1 / 1.8)

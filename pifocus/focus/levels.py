@@ -232,15 +232,17 @@ class LevelJudge:
         j.n_cnn = len(idx)
 
     def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma) -> None:
-        """Set ``base.blurred`` (and ``base.blurred_blur``): the analysis level's tiles too
-        flat to judge there whose structure one octave coarser -- measured on the analysis
-        grid halved, so each tile covers the same part of the ROI -- is at least the analysis
-        level's own texture bar (structure that, sharp, would have been judged) and which the
-        classifier calls out of focus there as well: a part of the subject blurred past what
-        the analysis scale resolves.  (With the blur rule and a blur head: blur above
-        ``coc_px`` analysis pixels.)  ``coarse`` (the measured level one octave coarser)
-        gives the noise model there.  Skipped when the frame has too few judged tiles (it is
-        judged on a reduced copy then) or the CNN budget (``max_cnn_tiles``) is spent.
+        """Add to ``base.blurred`` (and ``base.blurred_blur``) the analysis level's tiles too
+        flat to judge there (and not voting yet) whose structure one octave coarser
+        -- measured on the analysis grid halved, so each tile covers the same part of
+        the ROI -- is at least the analysis level's own texture bar (structure that, sharp,
+        would have been judged) and which are out of focus there as well: a part of the
+        subject blurred past what the analysis scale resolves.  Out of focus: with a blur
+        head, blur above ``coc_px`` analysis pixels under either focus rule (the head says by
+        how much); without one, the classifier's probability below its threshold.
+        ``coarse`` (the measured level one octave coarser) gives the noise model there.
+        Skipped when the frame has too few judged tiles (it is judged on a reduced copy
+        then) or the CNN budget (``max_cnn_tiles``) is spent.
 
         Raises:
             ModelError: the classifier failed on the tiles.
@@ -250,28 +252,34 @@ class LevelJudge:
         if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
                 or int(base.judged.sum()) < p.verdict.min_informative_tiles):
             return
-        g = base.level.geom          # cells are whole blocks (>= 4 px): halves are >= 2 px
-        half = m.GridGeometry(g.x // 2, g.y // 2, g.rows, g.cols, g.cell_h // 2, g.cell_w // 2,
-                              max(1, g.block // 2))
+        g, d = base.level.geom, 2        # cells are whole blocks (>= 4 px): halves are >= 2 px
+        small = m.GridGeometry(g.x // d, g.y // d, g.rows, g.cols, g.cell_h // d, g.cell_w // d,
+                               max(1, g.block // d))
         level = self._aligned.get(coarse.factor)
-        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
-            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
-        # Only the tiles too flat here can vote (a few as a rule): measured alone.
-        st = m.tile_stats_of(coarse_luma, half, ~base.informative)
+        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, small):
+            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=small)
+        # Only the tiles too flat here and not voting yet can vote (a few as a rule): measured alone.
+        free = ~base.informative & ~base.blurred
+        st = m.tile_stats_of(coarse_luma, small, free)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
-        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & ~base.informative
+        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & free
                 & (st.lap_var >= p.gate_factor * base.floor))
         if not cand.any():
             return
         trial = _Judged(level, st, coarse.k, floor, cand, coarse.factor)
         self.classify(coarse_luma, trial, budget)
         base.n_cnn += trial.n_cnn
-        if self.has_blur and p.focus_rule == "blur":
+        if self.has_blur:
+            # The head's blur, not the in-focus output, decides under both focus rules: the
+            # binary net calls a tile in focus up to about 1.5 px of blur at the coarse level,
+            # so a subject blurred 2-4 px at the analysis scale kept no vote (measured on the
+            # shared sweeps' stills: lightbox's frame 5 and wicker's 8, 20, 21 lit).
             soft = trial.blur / base.factor > p.coc_px      # NaN (not classified): False
         else:
             soft = trial.p < self.threshold
-        base.blurred = cand & soft
-        base.blurred_blur = np.where(base.blurred, trial.blur, np.nan).astype(np.float32)
+        new = cand & soft
+        base.blurred = base.blurred | new
+        base.blurred_blur = np.where(new, trial.blur, base.blurred_blur).astype(np.float32)
 
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the
@@ -305,6 +313,7 @@ class LevelJudge:
         self.base_luma = base_luma
         self.classify(base_luma, base)
         self.mark_blurred(base, coarse, coarse_luma)
+
         self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
         tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px
