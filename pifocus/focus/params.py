@@ -75,7 +75,9 @@ class AnalysisParams:
         blurred_votes: a tile too flat to judge at the analysis scale whose structure one
             octave coarser stands above the analysis level's own texture bar is classified
             there, and counts *against* the in-focus share when it is out of focus there too
-            (``tile_blurred`` in the report): the blurred part of a subject then still votes,
+            (with a blur head: its blur there above ``coc_px`` analysis pixels, under either
+            ``focus_rule``; without one: the classifier's probability below its threshold;
+            ``tile_blurred`` in the report): the blurred part of a subject then still votes,
             instead of leaving the vote to whatever else in the region is sharp (a background
             seam outshining a defocused subject).  A tile sharp one octave coarser (smooth
             content, faint texture) stays out of the vote.  False = the earlier rule.
