@@ -286,12 +286,12 @@ def cmd_sweeps(args) -> int:
             print(f"{name}: {len(rs)} frames read, truth has {t['frames']}; skipped")
             continue
         best = burst_order(rs)[0]
-        rsum = _rank_sum(rs)
+        rsum, rsum3 = _rank_sum(rs), _rank_sum3(rs)
         for label, key in (("rank-sum(sigma, sharpness, p)", lambda i: rsum[i]),
                            ("rank-sum(sigma, sharpness)", lambda i: _rank_sum(rs, p=False)[i]),
                            ("edge_sigma", lambda i: rs[i].edge_sigma_px), ("-sharpness", lambda i: -rs[i].sharpness),
                            ("-p_in_focus", lambda i: -rs[i].p_in_focus), ("blur_px", lambda i: rs[i].blur_px),
-                           ("rank-sum(sigma, sharpness, blur_px)", lambda i: _rank_sum3(rs)[i])):
+                           ("rank-sum(sigma, sharpness, blur_px)", lambda i: rsum3[i])):
             alt = min(range(len(rs)), key=key)
             alts[label] = alts.get(label, 0) + (alt in good)
         if args.verbose:

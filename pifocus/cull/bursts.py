@@ -82,8 +82,8 @@ def _ranks(values) -> List[float]:
 
 def burst_order(results) -> List[int]:
     """Indices of ``results`` (one burst: the same scene) from sharpest on the subject to
-    softest.  Rejected photos and ones with a measured motion streak (:func:`streaked`) go last; the rest are ordered by the
-    sum of their ranks in two measures of the subject -- edge width (``edge_sigma_px``,
+    softest.  Rejected photos and ones with a measured motion streak (:func:`streaked`) go
+    last; the rest are ordered by the sum of their ranks in two measures of the subject -- edge width (``edge_sigma_px``,
     narrow first) and the analyzer's noise-corrected Laplacian variance (``sharpness``, high
     first) -- which beats either alone on the real focus sweeps (``tools/cull_bench.py
     sweeps``); :func:`sharpness_key` (blur, edge width, CNN) breaks ties, so of two photos

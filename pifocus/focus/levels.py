@@ -232,8 +232,8 @@ class LevelJudge:
         j.n_cnn = len(idx)
 
     def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma) -> None:
-        """Add to ``base.blurred`` (and ``base.blurred_blur``) the analysis level's tiles too
-        flat to judge there (and not voting yet) whose structure one octave coarser
+        """Set ``base.blurred`` (and ``base.blurred_blur``): the analysis level's tiles too
+        flat to judge there whose structure one octave coarser
         -- measured on the analysis grid halved, so each tile covers the same part of
         the ROI -- is at least the analysis level's own texture bar (structure that, sharp,
         would have been judged) and which are out of focus there as well: a part of the
@@ -252,17 +252,16 @@ class LevelJudge:
         if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
                 or int(base.judged.sum()) < p.verdict.min_informative_tiles):
             return
-        g, d = base.level.geom, 2        # cells are whole blocks (>= 4 px): halves are >= 2 px
-        small = m.GridGeometry(g.x // d, g.y // d, g.rows, g.cols, g.cell_h // d, g.cell_w // d,
-                               max(1, g.block // d))
+        g = base.level.geom          # cells are whole blocks (>= 4 px): halves are >= 2 px
+        half = m.GridGeometry(g.x // 2, g.y // 2, g.rows, g.cols, g.cell_h // 2, g.cell_w // 2,
+                              max(1, g.block // 2))
         level = self._aligned.get(coarse.factor)
-        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, small):
-            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=small)
-        # Only the tiles too flat here and not voting yet can vote (a few as a rule): measured alone.
-        free = ~base.informative & ~base.blurred
-        st = m.tile_stats_of(coarse_luma, small, free)
+        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
+            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
+        # Only the tiles too flat here can vote (a few as a rule): measured alone.
+        st = m.tile_stats_of(coarse_luma, half, ~base.informative)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
-        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & free
+        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & ~base.informative
                 & (st.lap_var >= p.gate_factor * base.floor))
         if not cand.any():
             return
@@ -277,9 +276,8 @@ class LevelJudge:
             soft = trial.blur / base.factor > p.coc_px      # NaN (not classified): False
         else:
             soft = trial.p < self.threshold
-        new = cand & soft
-        base.blurred = base.blurred | new
-        base.blurred_blur = np.where(new, trial.blur, base.blurred_blur).astype(np.float32)
+        base.blurred = cand & soft
+        base.blurred_blur = np.where(base.blurred, trial.blur, np.nan).astype(np.float32)
 
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the
@@ -313,7 +311,6 @@ class LevelJudge:
         self.base_luma = base_luma
         self.classify(base_luma, base)
         self.mark_blurred(base, coarse, coarse_luma)
-
         self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
         tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px
