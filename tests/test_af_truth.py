@@ -13,7 +13,8 @@ import pytest
 from pifocus.autofocus import AutofocusParams, DfdParams, GateParams, autofocus
 from pifocus.autofocus.dfd import coarse_rise_side, gap_target
 from pifocus.autofocus.gate import _gate, _rival_peak, close_bracket
-from pifocus.autofocus.run import Sample, centre_weights, multiscale, weighted_var
+from pifocus.autofocus.run import (Sample, centre_weights, curve_scales, curve_score, multiscale, roi_box,
+                                  roi_side_px, weighted_var)
 from pifocus.drive import open_drive
 from pifocus.exc import ConfigError
 from pifocus.focus import AnalysisParams, FocusAnalyzer
@@ -252,3 +253,48 @@ def test_return_ratio_is_validated():
         GateParams(return_ratio=0.4)        # below verify_ratio (0.5)
     with pytest.raises(ConfigError, match="return_ratio"):
         GateParams(return_ratio=1.5)
+
+
+# -- the levels the curve score averages --------------------------------------------------
+
+def test_curve_scales_keep_only_the_levels_a_small_roi_fills():
+    assert curve_scales(288) == (1, 2, 4, 8)          # the simulated 640 x 480 frames' ROI
+    assert curve_scales(216) == (1, 2, 4, 8)          # wicker: 216 // 8 = 27 px
+    assert curve_scales(70) == (1, 2)                 # beetle: 70 // 4 = 17 px is too few
+    assert curve_scales(47) == (1,) and curve_scales(8) == (1,)
+    assert roi_box((480, 640), (0.25, 0.2, 0.5, 0.6)) == (160, 96, 480, 384)
+    assert roi_side_px((480, 640), (0.25, 0.2, 0.5, 0.6)) == 288
+    assert roi_side_px((100, 100), (0.5, 0.5, 0.0, 0.0)) == 8      # never below 8 px
+
+
+def test_a_small_roi_is_not_decided_by_one_coarse_edge():
+    # per level (1, 2, 4, 8): fine detail sharp at full resolution, against a frame whose one
+    # big edge of another plane fills the coarse levels (the beetle's jaw, frame 27 vs 12)
+    fine = {1: 420.0, 2: 430.0, 4: 460.0, 8: 1500.0}
+    edge = {1: 360.0, 2: 880.0, 4: 1600.0, 8: 3600.0}
+    floors = {1: 20.0, 2: 5.0, 4: 1.25, 8: 0.31}
+    assert curve_score(fine, floors, 70) == pytest.approx(math.sqrt(420.0 * 430.0))
+    assert curve_score(edge, floors, 288) > curve_score(fine, floors, 288)    # every level: the edge
+    assert curve_score(fine, floors, 47) > curve_score(edge, floors, 47)      # full resolution only
+    # far from focus the noise-corrected value is floored at a twentieth of the noise term
+    assert curve_score({1: 1e-3}, {1: 20.0}, 10) == pytest.approx(1.0 + 1e-3)
+
+
+@pytest.mark.parametrize("name, starts, accepted", [
+    ("beetle_mandibles_macro", (19, 21, 22), range(11, 14)),   # went to the jaw at 27 with scale 4 and 8
+    ("wicker_balls_phone", (0, 6, 12, 23), range(22, 25)),     # the curve turns over at 24 only at scale 8
+])
+def test_replayed_sweeps_land_and_say_so_with_the_levels_the_roi_fills(shared_data, name, starts, accepted):
+    import json
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "data", "sweep_truth.json")) as f:
+        truth = json.load(f)
+    roi = tuple(truth["sweeps"][name].get("roi", truth["region"]))
+    an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=roi))
+    folder = shared_data / "focus-sweeps" / name
+    for start in starts:
+        with open_drive(f"replay:{folder}") as d:
+            r = autofocus(d, an, AutofocusParams(strategy="dfd"), start=d.positions[start])
+            idx = d.nearest_index(r.final_position)
+        assert idx in accepted and r.success, (name, start, idx, r.reason)
+    an.close()

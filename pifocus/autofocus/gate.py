@@ -106,6 +106,12 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
             # The curve turns over at the limit: the subject is sharpest right there.
             return True, (f"ok: the subject is sharpest at the {side} end of the range ({best.position:g}); "
                           "the curve flattens there, so focus is at the limit, not beyond it")
+        # Still climbing at the limit -- unless another peak inside the range scores nearly as
+        # well: then the curve has two subjects, and "focus lies beyond" would not be true.
+        pool = run.unique_sorted(approached=True)
+        rival = _rival_peak(pool, max(pool, key=lambda u: u.score), gate.rival_ratio)
+        if rival is not None:
+            return False, _multi_peaked(rival, best)
         return False, (f"peak at the {side} edge of the range ({best.position:g}): "
                        "focus may lie beyond the limits; widen drive.min_position/max_position or move the camera")
     if fit is None:
@@ -116,9 +122,7 @@ def _gate(run: _Run, fit: Optional[dict], gate: GateParams) -> Tuple[bool, str]:
     rival = _rival_peak(pool, max(pool, key=lambda u: u.score), gate.rival_ratio,
                         2.0 * (depth_of_focus(fit) or 0.0))
     if rival is not None:
-        return False, (f"multi-peaked curve: another peak at {rival.position:g} scores "
-                       f"{rival.score / best.score:.0%} of the best at {best.position:g} (two subjects at "
-                       "different depths, or a moving one); aim the ROI at one subject (--roi)")
+        return False, _multi_peaked(rival, best)
     r2 = _quality_r2(run, fit["peak"])
     if r2 is not None:
         fit["r2"] = r2
@@ -168,6 +172,13 @@ def _not_bracketed(samples, best, dof: float, k: float) -> str:
     return (f"peak not bracketed closely: a sample next to the best ({best.position:g}) is {d:g} away, "
             f"more than {k:g} depths of focus ({dof:.3g}); the search ran out of frames, or the curve "
             "is too irregular to trust")
+
+
+def _multi_peaked(rival, best) -> str:
+    """The gate's reason for a curve with a ``rival`` peak scoring nearly as well as ``best``."""
+    return (f"multi-peaked curve: another peak at {rival.position:g} scores "
+            f"{rival.score / best.score:.0%} of the best at {best.position:g} (two subjects at "
+            "different depths, or a moving one); aim the ROI at one subject (--roi)")
 
 
 def _rival_peak(samples, best, ratio: float, min_distance: float = 0.0):

@@ -20,6 +20,50 @@ from ..exc import AutofocusError, SourceExhausted
 from .base import SCALES
 from .params import AutofocusParams
 
+#: The curve score (``multiscale``) uses a reduced level only while the ROI keeps at least
+#: this many of that level's pixels on its short side.  On fewer the Laplacian variance is
+#: a handful of edges, and one high-contrast edge of another depth plane decides it: the
+#: beetle sweep's 70-px ROI is 17 px at scale 4 and 8 px at 8, where the lower jaw's big
+#: edge outscored the sharp mandible tip (AF landed on the far plane from 17 of 28 starts).
+#: 24 px drops those (70 // 4 = 17) and keeps the wicker sweep's scale 8 (216 // 8 = 27),
+#: whose curve turns over at the far end only there; the simulated 640 x 480 frames keep
+#: every level (288 px ROI).
+MIN_CURVE_SIDE_PX = 24
+
+
+def curve_scales(roi_side_px: int) -> Tuple[int, ...]:
+    """The levels the ``multiscale`` curve score averages for an ROI ``roi_side_px`` pixels on
+    its short side: full resolution and every :data:`SCALES` level that leaves at least
+    :data:`MIN_CURVE_SIDE_PX` pixels (pure; fixed for a run, as the ROI is)."""
+    return (1,) + tuple(s for s in SCALES if int(roi_side_px) // s >= MIN_CURVE_SIDE_PX)
+
+
+def curve_score(scores: Dict[int, float], floors: Dict[int, float], roi_side_px: int) -> float:
+    """The ``multiscale`` curve score of one frame: the geometric mean, over
+    :func:`curve_scales` of the ROI's short side ``roi_side_px``, of the noise-corrected
+    Laplacian variances ``scores`` (per level, as :func:`multiscale` returns them with their
+    noise terms ``floors``), each floored at a twentieth of its noise term -- far from focus
+    the corrected values are noise themselves and their logs would be wild (pure)."""
+    vals = [max(scores[k], 0.05 * floors[k] + 1e-3) for k in curve_scales(roi_side_px)]
+    return float(np.exp(np.mean(np.log(vals))))
+
+
+def roi_box(shape, roi) -> Tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` of the normalized ``roi`` (x, y, w, h) on a frame of
+    ``shape`` (rows, cols): rounded, and at least 8 px on each side (pure)."""
+    h, w = shape[:2]
+    x, y, rw, rh = roi
+    x0, y0 = int(round(x * w)), int(round(y * h))
+    x1, y1 = max(x0 + 8, int(round((x + rw) * w))), max(y0 + 8, int(round((y + rh) * h)))
+    return x0, y0, x1, y1
+
+
+def roi_side_px(shape, roi) -> int:
+    """Short side, in pixels, of the normalized ``roi`` on a frame of ``shape`` (rows, cols),
+    cut as :func:`multiscale` cuts it (:func:`roi_box`)."""
+    x0, y0, x1, y1 = roi_box(shape, roi)
+    return int(min(x1 - x0, y1 - y0))
+
 
 @dataclass
 class Sample:
@@ -78,10 +122,7 @@ def multiscale(luma: np.ndarray, roi, noise_sigma: float,
     """
     import cv2
 
-    h, w = luma.shape
-    x, y, rw, rh = roi
-    x0, y0 = int(round(x * w)), int(round(y * h))
-    x1, y1 = max(x0 + 8, int(round((x + rw) * w))), max(y0 + 8, int(round((y + rh) * h)))
+    x0, y0, x1, y1 = roi_box(luma.shape, roi)
     a = luma[y0:y1, x0:x1].astype(np.float32)
     scores, floors = {}, {}
     var_n = float(noise_sigma) ** 2
@@ -235,10 +276,7 @@ class _Run:
         if self.params.score == "multiscale":
             # Every level measured here, at fixed scales: the analyzer's own sharpness is at its
             # analysis scale, which "auto" may change between frames.
-            # Each level floored at a twentieth of its noise term: far from focus the
-            # noise-corrected values are noise themselves, and their logs would be wild.
-            vals = [max(sc[k], 0.05 * fl[k] + 1e-3) for k in (1,) + tuple(SCALES)]
-            s.score = float(np.exp(np.mean(np.log(vals))))
+            s.score = curve_score(sc, fl, roi_side_px(frame.luma.shape, self.roi))
         self.samples.append(s)
         return s
 
