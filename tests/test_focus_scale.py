@@ -158,3 +158,31 @@ def test_reduce_luma_is_the_block_mean_even_when_the_size_does_not_divide():
     blocks = g[:45, :30].reshape(15, 3, 10, 3).astype(np.float64).mean(axis=(1, 3))
     assert np.abs(r - blocks).max() <= 0.5
     assert reduce_luma(g, 1) is g and reduce_luma(g, 2).shape == (23, 15)
+
+
+def _from_ratios(ratios):
+    """Per-level sharpness whose octave ratios (level -> ratio) are ``ratios``."""
+    sharp = {1: 1.0, 3: 10.0}
+    for s in (1, 2, 4, 3, 6):          # each level's octave from the level itself
+        sharp[2 * s] = sharp[s] * ratios[s]
+    return sharp
+
+
+def test_a_smaller_step_to_the_next_candidate_needs_a_smaller_drop():
+    """The settle test is for one octave; from 2 to 3 (1.5x) and 3 to 4 (1.33x) an oversampled
+    level reads less above its neighbour.  Ratios measured on the shared sweeps' sharpest
+    frames: ant 3x (level 2: 3.96 vs 2.33 at 3, 1.70x) and pcb-depthmap 2x (level 3: 3.14 vs
+    1.98 at 4, 1.59x) were judged at 2 and 3, finer than their native level (1 and 2)."""
+    inf = {s: 9 for s in (1, 2, 3, 4, 6, 8, 12)}
+    ant_3x = _from_ratios({1: 10.67, 2: 3.96, 3: 2.33, 4: 1.75, 6: 0.79})
+    assert sc.octave_ratio(ant_3x, 2) == pytest.approx(3.96) and sc.octave_ratio(ant_3x, 4) == pytest.approx(1.75)
+    # not 2 (still 1.5x oversampled); it settles at 4: from 3 (2.33) to 4 (1.75) is 1.33x, just
+    # above the 1.28x a third of an octave allows -- its verdict is the native one at either
+    assert sc.detail_scale(ant_3x, inf) == 4
+    pcb_2x = _from_ratios({1: 9.75, 2: 6.07, 3: 3.14, 4: 1.98, 6: 1.73})
+    assert sc.detail_scale(pcb_2x, inf) == 4
+    # canon 3x: level 3 (2.0) over level 4 (1.67) is natural detail, 1.2x: it stays at 3
+    canon_3x = _from_ratios({1: 9.88, 2: 4.33, 3: 2.0, 4: 1.67, 6: 1.1})
+    assert sc.detail_scale(canon_3x, inf) == 3
+    # a native frame at its Nyquist limit (ant: 1.74 at full resolution) is never passed over
+    assert sc.detail_scale(_from_ratios({1: 1.74, 2: 0.7, 3: 0.72, 4: 0.89, 6: 0.97}), inf) == 1

@@ -15,14 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = json.loads((ROOT / "tests" / "data" / "sweep_truth.json").read_text())
 SWEEPS = sorted(TRUTH["sweeps"])
-#: Sweeps whose 2x window still moves by more than a frame, with why (measured, not hidden):
-#: the shipped model's in-focus calls (v1's net) on them are far wider than the judged range at
-#: both samplings (ant: 2..11 of an accepted 2..4; wicker: 2..24 with a second plane at 5..9),
-#: so their window edges sit on frames the model is unsure about either way.  pcb-depthmap-10:
-#: frame 4 (the button cap's rim sharp round a soft centre) sits at the bar -- natively
-#: (level 2) its in-focus share is 0.47 once the cap's blurred tiles vote
-#: (``blurred_votes``), at 2x judged at level 3 (1.5 native px, not 2) it is 0.71.
-KNOWN_2X = {"ant_head_macro", "wicker_balls_phone", "pcb-depthmap-10"}
+#: Sweeps whose window at 2x or 3x still moves by more than a frame, with why (measured, not
+#: hidden): the shipped model's in-focus calls (v1's net) on wicker are far wider than the
+#: judged range natively (8..24 of an accepted 22..24, with a second plane at 5..9), while the
+#: enlarged copies light 23..24 only, so the window's first edge sits on frames the model is
+#: unsure about.  (ant and pcb-depthmap-10 left this list when the settle test was scaled to
+#: the step between candidates: judged at 3-4 and 4 at 2x, they give the native windows.)
+KNOWN_2X = {"wicker_balls_phone"}
 #: Sweeps whose 2x copy is judged at a finer level than the native frames, with why: the
 #: clear tube's smooth end edges read an octave ratio of ~2.9 at level 2 against ~1.5 at
 #: level 3 natively, which ``scale.SETTLE_RATIO`` (1.8) takes for a level still oversampled,
@@ -61,7 +60,7 @@ def test_twice_the_sampling_is_judged_the_same(shared_data, bench, name):
     r = bench.invariance(name, TRUTH, shared_data, upsamplings=(2,))
     native, up = r["x1"], r["x2"]
     assert up["same_sharpest"], r
-    if name in KNOWN_2X:
+    if name in KNOWN_2X and not up["same_window"]:
         pytest.xfail(f"binary model's window edges on {name}: {native['window']} vs {up['window']}")
     assert up["same_window"], r
     finer = min(up["analysis_scale"]) < max(native["analysis_scale"])
