@@ -136,3 +136,19 @@ def test_disk_kernel_is_normalized_and_round():
     assert k.sum() == pytest.approx(1.0, abs=1e-5)
     assert k[3, 3] > 0 and k[0, 0] == 0
     np.testing.assert_allclose(k, k.T, atol=1e-7)
+
+
+def test_percentile_of_is_numpys_linear_percentile():
+    """The noise model's fast percentile: numpy's default (linear) method on literal arrays,
+    NaN in, NaN out."""
+    a = np.array([4.0, 1.0, 3.0, 2.0])       # sorted 1 2 3 4: position q/100 * 3
+    assert m.percentile_of(a, 0) == 1.0 and m.percentile_of(a, 100) == 4.0
+    assert m.percentile_of(a, 50) == pytest.approx(2.5)
+    assert m.percentile_of(a, 10) == pytest.approx(1.3)
+    assert m.percentile_of(np.array([[7.0]]), 10) == 7.0
+    rng = np.random.default_rng(0)
+    for n in (2, 5, 48, 113):
+        v = rng.random((n,)) * 100
+        for q in (0, 10, 33.3, 90, 100):
+            assert m.percentile_of(v, q) == pytest.approx(float(np.percentile(v, q)), rel=1e-12)
+    assert np.isnan(m.percentile_of(np.array([1.0, np.nan, 2.0]), 10))

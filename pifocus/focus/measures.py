@@ -209,6 +209,27 @@ def tile_stats_of(luma: np.ndarray, g: GridGeometry, mask: np.ndarray) -> TileSt
     return TileStats(lap_var=lap_var, noise_var=np.zeros_like(lap_var), mean=mean, block_energy=energy)
 
 
+def percentile_of(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (its default, linear interpolation) of a small array,
+    without numpy's per-call overhead: one sort and a lerp.  The noise model takes a
+    percentile of every measured level of every frame (about 10 a frame), and
+    ``np.percentile`` spends 0.2 ms on each, mostly argument handling -- a tenth of the
+    bare Laplacian baseline on a 2028 x 1520 frame.  NaN anywhere gives NaN, as numpy.
+
+    Args:
+        values: any shape (flattened); not empty.
+        q: percentile, 0..100.
+    """
+    a = np.sort(np.asarray(values, np.float64), axis=None)
+    if np.isnan(a[-1]):
+        return math.nan
+    pos = (len(a) - 1) * (float(q) / 100.0)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(a) - 1)
+    t = pos - lo
+    return float(a[lo] + (a[hi] - a[lo]) * t)
+
+
 def noise_model(noise_var: np.ndarray, mean: np.ndarray, *, percentile: float = 10.0,
                 offset_dn: float = 8.0, min_sigma_dn: float = 0.5) -> float:
     """Fit the sensor's noise as ``var = k * (mean + offset_dn)`` from the quietest tiles.
@@ -222,7 +243,7 @@ def noise_model(noise_var: np.ndarray, mean: np.ndarray, *, percentile: float = 
         ``k`` in DN² per DN, never below what ``min_sigma_dn`` at mid-grey implies.
     """
     ratio = np.asarray(noise_var, np.float64) / (np.asarray(mean, np.float64) + offset_dn)
-    k = float(np.percentile(ratio, percentile)) if ratio.size else 0.0
+    k = percentile_of(ratio, percentile) if ratio.size else 0.0
     k_min = (min_sigma_dn ** 2) / (128.0 + offset_dn)
     return max(k, k_min)
 
