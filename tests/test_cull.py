@@ -286,3 +286,17 @@ def test_jpeg_thumbnail_is_thumb_px_whatever_the_photo_size(tmp_path, side, want
     p.write_bytes(jpg.tobytes())
     d, why = inputs.decode_photo(str(p), want_thumb=True)
     assert why == "" and max(d.thumb_bgr.shape[:2]) == want and d.thumb_bgr.shape[2] == 3
+
+
+def test_report_motion_row_says_what_was_measured():
+    """The contact sheet's motion row: a measured streak with its length and direction, the
+    motion head's flag alone as such (no "yes n/a"), and "no"."""
+    from pifocus.cull.report import render_html
+    rows = [_result(path="streak.jpg", motion_blur=True, motion_px=6.0, motion_angle_deg=30.0),
+            _result(path="head.jpg", motion_blur=True, motion_px=math.nan),
+            _result(path="still.jpg")]
+    page = render_html(rows, {}, {})
+    cells = [c.split("</td>")[0] for c in page.split("<tr><td>motion</td><td>")[1:]]
+    assert sorted(cells) == sorted(["yes, 6.0 px streak at 30&deg;",
+                                    "yes (the model's motion head; no streak length measured)", "no"])
+    assert "n/a" not in "".join(cells)

@@ -61,6 +61,18 @@ def _fmt(v, unit="", nd=1):
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}{unit}"
 
 
+def _motion(r) -> str:
+    """The motion row: the streak's length and direction when one was measured; a flag of
+    the model's motion head alone has no length (it said "yes n/a" before)."""
+    if not r.motion_blur:
+        return "no"
+    if isinstance(r.motion_px, float) and math.isfinite(r.motion_px):
+        angle = (f" at {r.motion_angle_deg:.0f}&deg;" if isinstance(r.motion_angle_deg, float)
+                 and math.isfinite(r.motion_angle_deg) else "")
+        return f"yes, {r.motion_px:.1f} px streak{angle}"
+    return "yes (the model's motion head; no streak length measured)"
+
+
 def _subject(s) -> str:
     """The subject row: kind, box and, for a burst's shared region, the photo it came from."""
     text = f"{s.kind} {list(s.box_px)}"
@@ -106,7 +118,7 @@ def render_html(results: List, thumbs: Dict[str, np.ndarray], summary: dict) -> 
                 "<table>"
                 f"<tr><td>subject</td><td>{_subject(r.subject)}</td></tr>"
                 f"<tr><td>blur</td><td>{_fmt(r.blur_px, ' px')} ({r.blur_source})</td></tr>"
-                f"<tr><td>motion</td><td>{'yes ' + _fmt(r.motion_px, ' px') if r.motion_blur else 'no'}</td></tr>"
+                f"<tr><td>motion</td><td>{_motion(r)}</td></tr>"
                 f"<tr><td>CNN p</td><td>{_fmt(r.p_in_focus, '', 2)}</td></tr>"
                 f"<tr><td>noise</td><td>{_fmt(r.noise_sigma_dn, ' DN')}, SNR {_fmt(r.snr_db, ' dB')}</td></tr>"
                 f"<tr><td>exposure</td><td>{_fmt(r.ev_offset, ' EV', 2)}, clip {_fmt(r.clip_high_pct, ' %')}"
