@@ -298,3 +298,66 @@ def test_replayed_sweeps_land_and_say_so_with_the_levels_the_roi_fills(shared_da
             idx = d.nearest_index(r.final_position)
         assert idx in accepted and r.success, (name, start, idx, r.reason)
     an.close()
+
+
+def test_an_end_of_range_best_looks_inside_where_the_reduced_measure_is_higher():
+    """The beetle sweep with its region centred on the mandible tip (a box a little right of
+    the judged one), replayed from frame 25: samples 22, 25, 26, 27 rise to the far end (the
+    other mandible's rim at 27) while 22's 8x-reduced measure (1162) is above 27's (899):
+    more of the scene comes into focus inside, where the tip peaks at 12 (1357 against 214)
+    -- the run stopped at 27 ("peak at the far edge").  It now looks at the unsampled range
+    inside first; with the reduced measure falling away from the end as well, the end is
+    accepted (the gate judges it)."""
+    from pifocus.autofocus.dfd import _explore_past_end
+    U = _samples([(22, 17.8, 1161.5), (25, 98.0, 1050.0), (26, 155.2, 1010.6), (27, 214.3, 898.6)])
+    run = SimpleNamespace(lo=0.0, hi=27.0, span=27.0, res=1.0)
+    x = _explore_past_end(run, DfdParams(), U, U[-1], +1.0)
+    assert x is not None and 0.0 <= x < 22.0
+    falling = _samples([(22, 17.8, 600.0), (25, 98.0, 700.0), (26, 155.2, 800.0), (27, 214.3, 898.6)])
+    assert _explore_past_end(run, DfdParams(), falling, falling[-1], +1.0) is None
+    # the same at the near end (direction -1), and nothing left to look at: accept
+    mirror = _samples([(0, 214.3, 898.6), (1, 155.2, 1010.6), (2, 98.0, 1050.0), (5, 17.8, 1161.5)])
+    x = _explore_past_end(run, DfdParams(), mirror, mirror[0], -1.0)
+    assert x is not None and 5.0 < x <= 27.0
+    covered = _samples([(x, 50.0, 1200.0) for x in range(0, 28, 4)] + [(27, 214.3, 898.6)])
+    assert _explore_past_end(run, DfdParams(), covered, covered[-1], +1.0) is None
+
+
+def test_a_bracket_wider_than_a_third_of_the_range_is_never_tight():
+    """beetle_mandibles_macro from frame 11: samples 11, 14, 23 (209, 218, 76) bracket the
+    best at 14 and passed as tight; the run looked past the bracket and ended at the far
+    edge (the peak is at 12, 425).  Samples that far out say little about a narrow peak:
+    wider than ``explore_gap`` of the range a bracket is sampled inside; the same three
+    numbers on a range three times as long are tight."""
+    from pifocus.autofocus.dfd import _tight
+    br = _samples([(11, 209.0, 841.9), (14, 217.9, 1208.1), (23, 76.1, 3666.9)])
+    for u, c2 in zip(br, (219.0, 293.2, 206.1)):
+        u.coarse[2] = c2                  # fine detail at the best (the 2x level)
+        u.coarse_floor = {1: 1.0, 2: 1.0, 8: 1.0}
+    short = SimpleNamespace(lo=0.0, hi=27.0, span=27.0, res=1.0, analyzer=None)
+    long = SimpleNamespace(lo=0.0, hi=81.0, span=81.0, res=1.0, analyzer=None)
+    assert not _tight(short, DfdParams(), tuple(br))
+    assert _tight(long, DfdParams(), tuple(br))
+
+
+@pytest.mark.parametrize("name, starts, accepted", [
+    ("beetle_mandibles_macro", (11, 14), range(11, 14)),                 # ended at the far edge
+    ("mineral_crystals_micro", (13,), range(2, 4)),                      # landed on 4, said success
+])
+def test_replayed_sweeps_no_longer_stop_at_the_end_or_on_a_wide_bracket(shared_data, name, starts, accepted):
+    import json
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "data", "sweep_truth.json")) as f:
+        truth = json.load(f)
+    roi = tuple(truth["sweeps"][name].get("roi", truth["region"]))
+    an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=roi))
+    folder = shared_data / "focus-sweeps" / name
+    try:
+        for start in starts:
+            with open_drive(f"replay:{folder}") as d:
+                r = autofocus(d, an, AutofocusParams(strategy="dfd"), start=d.positions[start])
+                idx = d.nearest_index(r.final_position)
+            assert idx in accepted and r.success, (name, start, idx, r.reason)
+            assert r.frames_used <= 12, (name, start, r.frames_used)
+    finally:
+        an.close()

@@ -52,6 +52,9 @@ Modules of the package (each imports only the ones above it in this list):
   look further if flat, refit;
 * ``blur`` -- the ``blur`` strategy (:class:`BlurStrategy`): depth from defocus with the
   model's blur estimate -- probe, jump to the V's centre, fine fit (about 6 frames);
+* ``explore`` -- where the ``dfd`` search looks besides its jumps: the best sample's bracket,
+  the point best covering the unsampled range, the look past a peak (bracketed or at a range
+  end) where the 8x-reduced measure climbs;
 * ``dfd`` -- the ``dfd`` strategy (:class:`DfdStrategy`): depth from defocus (the blur head's
   estimate, else a model-free one from the measure's scales) to jump, a short local fit to
   land (about 6 frames);

@@ -213,9 +213,13 @@ class DfdParams:
         trust_sharp: a bracketed peak whose blur estimate says sharp is accepted at once;
             False: every peak waits until no unsampled stretch wider than ``explore_gap`` is left.
         explore_gap: ... while an unsampled stretch wider than this share of the range is left.
+            A bracket wider than this share is never tight enough to land on: its fit through
+            far samples of a narrow peak is wide (beetle: 11, 14, 23 bracketed 14, the peak at
+            12), so it is sampled inside first.
         coarse_rise: a bracketed peak whose neighbour's 8x-reduced measure is more than this
             many times the peak's is a local one while half ``explore_gap`` of the range is
-            unsampled on that side: more of the scene comes into focus there, look first.
+            unsampled on that side: more of the scene comes into focus there, look first.  The
+            same for a best at an end of the range against any sample further inside.
         flat_ratio: while the best/worst score of the samples is below this, nothing has
             changed with focus yet: sample the middle of the widest unsampled stretch.
     """
