@@ -231,3 +231,32 @@ def test_coarse_levels_reuse_the_pyramid_not_a_second_reduction(monkeypatch):
     assert rep.judged_scale > rep.analysis_scale, "the frame should have gone to a reduced copy"
     assert rep.verdict == "out_of_focus"
     assert len(full_reductions) == len(set(full_reductions)), full_reductions
+
+
+def test_wide_sharpness_keeps_only_the_levels_the_roi_fills():
+    """With the ROI's short side, levels leaving fewer than MIN_WIDE_SIDE_PX (24) of it are
+    left out of the geometric mean: beetle 3x, frame 12 (the tip) against 27 (the far plane's
+    band), per level -- the 12x level (17 px of a 210-px ROI) made 27 the sharpest."""
+    tip = {1: 13.3, 2: 52.0, 3: 313.5, 4: 524.6, 6: 530.8, 8: 491.9, 12: 531.9}
+    band = {1: 6.4, 2: 88.0, 3: 175.2, 4: 305.8, 6: 693.9, 8: 929.8, 12: 1330.5}
+    assert sc.wide_sharpness(band) > sc.wide_sharpness(tip)                 # every level
+    assert sc.wide_sharpness(tip, 210) > sc.wide_sharpness(band, 210)       # 1..8 only
+    assert sc.wide_sharpness({1: 100.0, 4: 1.0}, 47) == pytest.approx(100.0)   # 47 // 4 < 24
+    assert sc.wide_sharpness({1: 100.0, 4: 1.0}, 96) == pytest.approx(10.0)
+
+
+def test_a_level_whose_next_candidate_has_no_detail_does_not_qualify():
+    """Beetle 3x, frame 12 (octave ratios 3.9 at 1, 10.1 at 2, 1.7 at 3): level 1 passes the
+    ratio bar by a hair, but level 2 -- one octave coarser -- holds no detail of its own, so
+    level 1's structure is no natural spectrum (interpolation and JPEG artefacts); the
+    detail lives at 3.  Without a coarser qualifying level the finest one stays."""
+    inf = {f: 20 for f in (1, 2, 3, 4, 6, 8, 12)}
+    three_x = {1: 13.3, 2: 52.0, 3: 313.5, 4: 524.6, 6: 530.8, 8: 491.9, 12: 531.9}
+    assert sc.octave_ratio(three_x, 1) < 4 and sc.octave_ratio(three_x, 2) > 5
+    assert sc.detail_scale(three_x, inf) == 3
+    # natural detail at level 1 (ratios ~1 on): level 1
+    natural = {1: 100.0, 2: 120.0, 3: 130.0, 4: 140.0, 6: 150.0, 8: 160.0, 12: 170.0}
+    assert sc.detail_scale(natural, inf) == 1
+    # nothing coarser qualifies either (a defocused frame beyond level 1): level 1 stays
+    soft = {1: 13.3, 2: 52.0, 3: 600.0, 4: 6000.0, 6: 60000.0, 8: 6e5, 12: 6e6}
+    assert sc.detail_scale(soft, inf) == 1

@@ -204,7 +204,8 @@ class LevelJudge:
         self.level_sharp = sharp
         est = sc.detail_scale(sharp, inf, p.auto_ratio, p.verdict.min_informative_tiles)
         key = (luma.shape, p.effective_roi, p.rows, p.cols)
-        s = self._scale.update(key, est, sc.wide_sharpness(sharp), levels[max(levels)].st.mean)
+        s = self._scale.update(key, est, sc.wide_sharpness(sharp, min(rw, rh)),
+                              levels[max(levels)].st.mean)
         s = s if s in levels and (s == 1 or min(rw, rh) // s >= self.min_level_px()) else 1
         self.octave = sc.octave_ratio(sharp, s)
         return s, levels

@@ -114,6 +114,16 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
         limit = ratio if s == 1 else ratio * REDUCED_ALLOWANCE
         if not (informative.get(s, 0) >= min_tiles and not math.isnan(r) and r < limit):
             continue
+        if i + 1 < len(cands) and informative.get(cands[i + 1], 0) >= min_tiles:
+            # The next candidate has no detail of its own (its ratio does not qualify): the
+            # structure that qualified this level is not a natural spectrum -- which would
+            # carry on to the next octave -- but interpolation or compression artefacts
+            # (level 1 of a 3x-enlarged JPEG: 3.9, then 10.1 at level 2, 1.7 at 3).  A
+            # coarser candidate that qualifies is where the detail lives.
+            rn = octave_ratio(sharp, cands[i + 1])
+            if (not math.isnan(rn) and rn >= ratio * REDUCED_ALLOWANCE
+                    and detail_scale(sharp, informative, ratio, min_tiles, cands[i + 2:], settle) is not None):
+                continue
         if settle > 0 and i + 1 < len(cands) and informative.get(cands[i + 1], 0) >= min_tiles:
             rn = octave_ratio(sharp, cands[i + 1])
             # ``settle`` is for one octave; a smaller step to the next candidate (2 -> 3,
@@ -125,11 +135,22 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
     return None
 
 
-def wide_sharpness(sharp: Dict[int, float]) -> float:
+#: :func:`wide_sharpness` averages only the levels where the ROI keeps at least this many
+#: pixels on its short side (the autofocus curve's ``MIN_CURVE_SIDE_PX``): below it a level is
+#: a few edges, and one big edge of another plane outweighs the subject's fine detail.
+MIN_WIDE_SIDE_PX = 24
+
+
+def wide_sharpness(sharp: Dict[int, float], roi_side_px: Optional[int] = None) -> float:
     """One figure for comparing the frames of a focus pass whatever their best level: the
-    geometric mean of the noise-corrected Laplacian variance over every measured level
-    (each floored at 1e-3 DN²), as the autofocus curve's ``multiscale`` score."""
-    vals = [max(float(v), 1e-3) for v in sharp.values()]
+    geometric mean of the noise-corrected Laplacian variance over the measured levels
+    (each floored at 1e-3 DN²), as the autofocus curve's ``multiscale`` score -- with
+    ``roi_side_px`` (the ROI's short side at full resolution) only full resolution and the
+    levels that leave at least :data:`MIN_WIDE_SIDE_PX` of it.  On the beetle sweep enlarged
+    3x (a 210-px ROI) the 12x level's 17 px let the far plane's bristle band make frame 27 the
+    pass's sharpest, and its level (2, still 1.5x oversampled) the ROI's."""
+    vals = [max(float(v), 1e-3) for f, v in sharp.items()
+            if roi_side_px is None or f == 1 or int(roi_side_px) // int(f) >= MIN_WIDE_SIDE_PX]
     return float(np.exp(np.mean(np.log(vals)))) if vals else 0.0
 
 
