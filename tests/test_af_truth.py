@@ -280,11 +280,9 @@ def test_a_small_roi_is_not_decided_by_one_coarse_edge():
     assert curve_score({1: 1e-3}, {1: 20.0}, 10) == pytest.approx(1.0 + 1e-3)
 
 
-@pytest.mark.parametrize("name, starts, accepted", [
-    ("beetle_mandibles_macro", (19, 21, 22), range(11, 14)),   # went to the jaw at 27 with scale 4 and 8
-    ("wicker_balls_phone", (0, 6, 12, 23), range(22, 25)),     # the curve turns over at 24 only at scale 8
-])
-def test_replayed_sweeps_land_and_say_so_with_the_levels_the_roi_fills(shared_data, name, starts, accepted):
+def _replay_lands(shared_data, name, starts, accepted, max_frames=None):
+    """Replay sweep ``name`` from each of ``starts`` with ``dfd`` on the judged region: every
+    run ends in ``accepted`` and says success (in at most ``max_frames`` frames)."""
     import json
     import os
     with open(os.path.join(os.path.dirname(__file__), "data", "sweep_truth.json")) as f:
@@ -292,12 +290,23 @@ def test_replayed_sweeps_land_and_say_so_with_the_levels_the_roi_fills(shared_da
     roi = tuple(truth["sweeps"][name].get("roi", truth["region"]))
     an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=roi))
     folder = shared_data / "focus-sweeps" / name
-    for start in starts:
-        with open_drive(f"replay:{folder}") as d:
-            r = autofocus(d, an, AutofocusParams(strategy="dfd"), start=d.positions[start])
-            idx = d.nearest_index(r.final_position)
-        assert idx in accepted and r.success, (name, start, idx, r.reason)
-    an.close()
+    try:
+        for start in starts:
+            with open_drive(f"replay:{folder}") as d:
+                r = autofocus(d, an, AutofocusParams(strategy="dfd"), start=d.positions[start])
+                idx = d.nearest_index(r.final_position)
+            assert idx in accepted and r.success, (name, start, idx, r.reason)
+            assert max_frames is None or r.frames_used <= max_frames, (name, start, r.frames_used)
+    finally:
+        an.close()
+
+
+@pytest.mark.parametrize("name, starts, accepted", [
+    ("beetle_mandibles_macro", (19, 21, 22), range(11, 14)),   # went to the jaw at 27 with scale 4 and 8
+    ("wicker_balls_phone", (0, 6, 12, 23), range(22, 25)),     # the curve turns over at 24 only at scale 8
+])
+def test_replayed_sweeps_land_and_say_so_with_the_levels_the_roi_fills(shared_data, name, starts, accepted):
+    _replay_lands(shared_data, name, starts, accepted)
 
 
 def test_an_end_of_range_best_looks_inside_where_the_reduced_measure_is_higher():
@@ -345,19 +354,4 @@ def test_a_bracket_wider_than_a_third_of_the_range_is_never_tight():
     ("mineral_crystals_micro", (13,), range(2, 4)),                      # landed on 4, said success
 ])
 def test_replayed_sweeps_no_longer_stop_at_the_end_or_on_a_wide_bracket(shared_data, name, starts, accepted):
-    import json
-    import os
-    with open(os.path.join(os.path.dirname(__file__), "data", "sweep_truth.json")) as f:
-        truth = json.load(f)
-    roi = tuple(truth["sweeps"][name].get("roi", truth["region"]))
-    an = FocusAnalyzer(AnalysisParams(use_cnn=False, roi=roi))
-    folder = shared_data / "focus-sweeps" / name
-    try:
-        for start in starts:
-            with open_drive(f"replay:{folder}") as d:
-                r = autofocus(d, an, AutofocusParams(strategy="dfd"), start=d.positions[start])
-                idx = d.nearest_index(r.final_position)
-            assert idx in accepted and r.success, (name, start, idx, r.reason)
-            assert r.frames_used <= 12, (name, start, r.frames_used)
-    finally:
-        an.close()
+    _replay_lands(shared_data, name, starts, accepted, max_frames=12)

@@ -55,6 +55,16 @@ def coarse_rise_side(left_8: float, best_8: float, right_8: float, rise: float) 
     return max(up)[1] if up else None
 
 
+def _look_between(run: _Run, p: DfdParams, U: List[Sample], lo: float, hi: float) -> Optional[float]:
+    """The point best covering the unsampled part of ``lo..hi`` (:func:`gap_target`) while a
+    stretch wider than half ``explore_gap`` of the range is left there, else None."""
+    xs = sorted(u.position for u in U if lo <= u.position <= hi)
+    widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - lo, hi - xs[-1]])
+    if widest <= p.explore_gap * run.span / 2:
+        return None
+    return gap_target(xs, lo, hi, run.res)
+
+
 def _explore_coarse(run: _Run, p: DfdParams, U: List[Sample], br) -> Optional[float]:
     """Where to look past a bracket whose 8x-reduced measure still climbs on one side
     (:func:`coarse_rise_side`): the point best covering the unsampled part of the range on
@@ -65,11 +75,7 @@ def _explore_coarse(run: _Run, p: DfdParams, U: List[Sample], br) -> Optional[fl
     if d is None:
         return None
     lo, hi = (best.position, run.hi) if d > 0 else (run.lo, best.position)
-    xs = sorted(u.position for u in U if lo <= u.position <= hi)
-    widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - lo, hi - xs[-1]])
-    if widest <= p.explore_gap * run.span / 2:
-        return None
-    return gap_target(xs, lo, hi, run.res)
+    return _look_between(run, p, U, lo, hi)
 
 
 def _explore_stalled(run: _Run, p: DfdParams) -> Optional[float]:
@@ -92,8 +98,4 @@ def _explore_past_end(run: _Run, p: DfdParams, U: List[Sample], best: Sample,
     if not any(u.coarse[8] > p.coarse_rise * best.coarse[8] for u in inside):
         return None
     lo, hi = (run.lo, best.position) if direction > 0 else (best.position, run.hi)
-    xs = sorted(u.position for u in U if lo <= u.position <= hi)
-    widest = max([b - a for a, b in zip(xs, xs[1:])] + [xs[0] - lo, hi - xs[-1]])
-    if widest <= p.explore_gap * run.span / 2:
-        return None
-    return gap_target(xs, lo, hi, run.res)
+    return _look_between(run, p, U, lo, hi)
