@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pifocus.autofocus import AutofocusParams, DfdParams, GateParams, autofocus
-from pifocus.autofocus.dfd import coarse_rise_side, gap_target
+from pifocus.autofocus.explore import coarse_rise_side, gap_target
 from pifocus.autofocus.gate import _gate, _rival_peak, close_bracket
 from pifocus.autofocus.run import (Sample, centre_weights, curve_scales, curve_score, multiscale, roi_box,
                                   roi_side_px, weighted_var)
@@ -108,7 +108,7 @@ def test_a_stalled_bracket_looks_past_a_bump_where_the_reduced_measure_climbs():
     (its vertex snaps to the sampled 5, so the jumps stalled) while the 8x measure still
     climbs at 5 (303 vs 253); the peak at 6 was never sampled and the run called 4 a success.
     Stalled, the search now looks past 5 first."""
-    from pifocus.autofocus.dfd import _explore_stalled
+    from pifocus.autofocus.explore import _explore_stalled
     U = _samples([(1, 2.4, 7.1), (2, 3.6, 16.5), (4, 109.5, 253.4), (5, 36.9, 303.0)])
     run = SimpleNamespace(unique_sorted=lambda: sorted(U, key=lambda u: u.position),
                           lo=0.0, hi=9.0, span=9.0, res=1.0)
@@ -317,7 +317,7 @@ def test_an_end_of_range_best_looks_inside_where_the_reduced_measure_is_higher()
     -- the run stopped at 27 ("peak at the far edge").  It now looks at the unsampled range
     inside first; with the reduced measure falling away from the end as well, the end is
     accepted (the gate judges it)."""
-    from pifocus.autofocus.dfd import _explore_past_end
+    from pifocus.autofocus.explore import _explore_past_end
     U = _samples([(22, 17.8, 1161.5), (25, 98.0, 1050.0), (26, 155.2, 1010.6), (27, 214.3, 898.6)])
     run = SimpleNamespace(lo=0.0, hi=27.0, span=27.0, res=1.0)
     x = _explore_past_end(run, DfdParams(), U, U[-1], +1.0)

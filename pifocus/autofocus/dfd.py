@@ -17,7 +17,7 @@ The search, as a person would describe it:
 1. **look** here and one probe step further towards the side with more room -- or, when
    this frame shows nothing even 8x reduced (far out in the tails, where a step away looks
    the same), straight to the point that best covers the unsampled range (:func:`_probe`,
-   :func:`gap_target`);
+   :func:`~pifocus.autofocus.explore.gap_target`);
 2. **jump** (:func:`_next_position`) -- while the best sample is not bracketed by lower
    ones, to where the blur V (from frames with fine detail only) or, with three samples
    rising towards it, a log-parabola of the score puts focus, never more than ``max_jump``
@@ -25,10 +25,11 @@ The search, as a person would describe it:
    no usable V, only as far as its own blur says (:func:`_blur_step`); bracketed, to the
    log-parabola's vertex;
 3. **look past** a bracketed peak where the 8x-reduced measure still climbs beyond one of
-   its neighbours (:func:`coarse_rise_side`: more of the scene comes into focus there -- another
-   plane with fine texture made this peak), while an unsampled stretch wider than
-   half ``explore_gap`` is left on that side; the same past a best at an end of the range
-   whose reduced measure a sample further inside exceeds (:func:`_explore_past_end`);
+   its neighbours (:func:`~pifocus.autofocus.explore.coarse_rise_side`: more of the scene
+   comes into focus there -- another plane with fine texture made this peak), while an
+   unsampled stretch wider than half ``explore_gap`` is left on that side; the same past a
+   best at an end of the range whose reduced measure a sample further inside exceeds
+   (:func:`~pifocus.autofocus.explore._explore_past_end`);
 4. **land** (:func:`_land`) -- the run's best frame read approached if it was not; until the
    best sample has approached neighbours at most one fine spacing away on both sides (the
    spacing from the width of the fitted peak, so about one depth of focus), sample the
@@ -55,8 +56,7 @@ from typing import List, Optional, Tuple
 
 from .base import Strategy
 from .blur import fit_v
-from .explore import (_bracket, _explore_coarse, _explore_past_end, _explore_stalled, _largest_gap,  # noqa: F401
-                      coarse_rise_side, gap_target)
+from .explore import _bracket, _explore_coarse, _explore_past_end, _explore_stalled, _largest_gap
 from .fit import fit_peak
 from .gate import depth_of_focus
 from .params import DfdParams

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..exc import AutofocusError, SourceExhausted
+from ..focus.scale import MIN_WIDE_SIDE_PX
 from .base import SCALES
 from .params import AutofocusParams
 
@@ -27,8 +28,8 @@ from .params import AutofocusParams
 #: edge outscored the sharp mandible tip (AF landed on the far plane from 17 of 28 starts).
 #: 24 px drops those (70 // 4 = 17) and keeps the wicker sweep's scale 8 (216 // 8 = 27),
 #: whose curve turns over at the far end only there; the simulated 640 x 480 frames keep
-#: every level (288 px ROI).
-MIN_CURVE_SIDE_PX = 24
+#: every level (288 px ROI).  One value with the analysis scale's wide-range sharpness.
+MIN_CURVE_SIDE_PX = MIN_WIDE_SIDE_PX
 
 
 def curve_scales(roi_side_px: int) -> Tuple[int, ...]:

@@ -55,7 +55,7 @@ def reduce_luma(luma: np.ndarray, factor: int) -> np.ndarray:
     The frame is first cut to a multiple of ``factor``: resizing 1520 rows to 506 is a scale of
     3.004, which OpenCV's INTER_AREA does on its slow fractional path (4 ms instead of 1 on a
     2028 x 1520 frame) with pixels that drift from their blocks (up to 128 DN off the block
-    mean) on the last rows).
+    mean on the last rows).
 
     An odd factor is a ``factor x factor`` box filter sampled at the blocks' centres: the
     same values as INTER_AREA to the DN (its rounding too), which has a fast path only for
@@ -328,7 +328,7 @@ class LevelJudge:
             # statistics, not a second reduction of the full frame (2.2 ms for 2x and 4x of a
             # 2028 x 1520 frame).
             small = self.frames.get(s * f) if p.analysis_scale == "auto" else None
-            c = levels.get(s * f) if small is not None else None
+            c = levels.get(s * f)          # {} at a fixed scale
             if small is None:
                 small = reduce_luma(luma, s * f)
             if min(small.shape) < 2 * tile:

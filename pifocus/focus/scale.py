@@ -135,9 +135,10 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
     return None
 
 
-#: :func:`wide_sharpness` averages only the levels where the ROI keeps at least this many
-#: pixels on its short side (the autofocus curve's ``MIN_CURVE_SIDE_PX``): below it a level is
-#: a few edges, and one big edge of another plane outweighs the subject's fine detail.
+#: :func:`wide_sharpness` -- and the autofocus curve (``autofocus.run.curve_scales``) --
+#: average only the levels where the ROI keeps at least this many pixels on its short side:
+#: below it a level is a few edges, and one big edge of another plane outweighs the
+#: subject's fine detail.
 MIN_WIDE_SIDE_PX = 24
 
 
