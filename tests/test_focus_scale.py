@@ -65,6 +65,23 @@ def test_scale_memory_adopts_the_sharpest_frame_once_passed():
     assert mem.update(("other",), 4, 1.0, means * 2) == 1 and mem.scale is None
 
 
+def test_scale_memory_holds_through_the_gradual_brightness_change_of_a_rack():
+    """Racking through focus changes the tile brightness gradually (the bokeh of a bright
+    plane swelling): beetle's region enlarged 3x drifted more than ``scene_change`` from the
+    sharpest frame's brightness by frame 22, the memory started over at full resolution --
+    where the 3x frames read no detail -- and the pull back through focus never lit.  The
+    reference follows gradual change, as the peak-hold meter's does; a cut still resets."""
+    mem = sc.ScaleMemory(scene_change=0.25, confirm_drop=0.8)
+    key = ("shape", "roi")
+    means = np.full((2, 2), 100.0)
+    assert mem.update(key, 3, 50.0, means) == 1
+    assert mem.update(key, 3, 20.0, means) == 3              # passed the peak: adopted
+    for k in range(1, 16):                                    # +4 % a frame, +80 % in all
+        assert mem.update(key, None, 20.0, means * (1 + 0.04 * k)) == 3, k
+    assert mem.update(key, None, 20.0, means * 1.6 * 2) == 1  # a cut: brightness doubled at once
+    assert mem.scale is None
+
+
 @pytest.mark.parametrize("value", ["Auto", 0, 5, 2.5, True, [2]])
 def test_bad_analysis_scale_is_a_config_error(value):
     with pytest.raises(ConfigError, match="analysis_scale"):
@@ -143,8 +160,32 @@ def test_a_level_still_oversampled_is_passed_over():
     assert sc.octave_ratio(chart, 1) == pytest.approx(1.95) and sc.detail_scale(chart, inf) == 1
     assert sc.detail_scale(chart, inf, settle=1.5) == 1            # below OVERSAMPLED_MIN (2.0)
     # a coarser ratio below 1 is noise, not natural detail: no evidence against level 2
-    noisy = {**three_x, 6: 10.0}
-    assert sc.octave_ratio(noisy, 3) == pytest.approx(0.5) and sc.detail_scale(noisy, inf) == 2
+    # (neither the next candidate's nor the octave's)
+    noisy = {**three_x, 6: 10.0, 8: 30.0}
+    assert sc.octave_ratio(noisy, 3) == pytest.approx(0.5) and sc.octave_ratio(noisy, 4) == pytest.approx(0.75)
+    assert sc.detail_scale(noisy, inf) == 2
+    # ... while a natural octave (level 4 at 1.6) is: 4.0 > 1.8 x 1.6
+    assert sc.detail_scale({**three_x, 6: 10.0}, inf) == 4
+
+
+def test_a_level_oversampled_against_its_octave_is_passed_over_to_it():
+    """The octave ratios measured on wicker_balls_phone's frame 6, its region enlarged 2x:
+    level 2 (the original's pixel) qualifies (3.03 < 5) and reads less than 1.41x the next
+    candidate's (level 3, 1.5x the original's pixel: 4.07), but 2.5x the octave's (level 4,
+    the original's level 2: 1.21).  The original reads 2.34 at 1 and 1.12 at 2 and is judged
+    at 2, so the enlarged copy belongs at 4 -- before the octave test it was judged at 2,
+    and its live pull never lit.  Level 3, between the two, is passed over with level 2."""
+    inf = {s: 20 for s in (1, 2, 3, 4, 6, 8, 12)}
+    wicker_2x = _from_ratios({1: 8.96, 2: 3.03, 3: 4.07, 4: 1.21, 6: 1.40})
+    assert sc.detail_scale(wicker_2x, inf) == 4
+    native = _from_ratios({1: 2.34, 2: 1.12, 3: 1.35, 4: 4.01, 6: 3.23})
+    assert sc.detail_scale(native, inf) == 2
+    # 3x: level 2 gives way to 3 (next candidate), 3 to its octave 6 (3.12 > 1.8 x 1.22)
+    wicker_3x = _from_ratios({1: 15.95, 2: 4.57, 3: 3.12, 4: 2.72, 6: 1.22})
+    assert sc.detail_scale(wicker_3x, inf) == 6
+    # an octave that is noise (< 1) or not measured says nothing
+    assert sc.detail_scale(_from_ratios({1: 8.96, 2: 3.03, 3: 4.07, 4: 0.8, 6: 1.40}), inf) == 2
+    assert sc.detail_scale(wicker_2x, {**inf, 4: 0}) == 2
 
 
 def test_reduce_luma_is_the_block_mean_even_when_the_size_does_not_divide():

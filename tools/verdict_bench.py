@@ -97,13 +97,19 @@ def invariance(name: str, truth: dict, data: Path, upsamplings=(2, 3), use_cnn: 
         lumas = roi_crops(data / "focus-sweeps" / name, roi, up)
         an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), use_cnn=use_cnn))
         try:
-            live_pull(an, lumas)
+            pull = live_pull(an, lumas)
             stills = score_stills(an, lumas)
         finally:
             an.close()
         sharp = [s["sharpness"] if s["sharpness"] is not None else -1.0 for s in stills]
         res[up] = {"analysis_scale": sorted({s["analysis_scale"] for s in stills}),
-                   "sharpest": int(np.argmax(sharp)), "window": window([s["frame"] for s in stills if s["in_focus"]])}
+                   "sharpest": int(np.argmax(sharp)), "window": window([s["frame"] for s in stills if s["in_focus"]]),
+                   "pull_lit": sorted({p["frame"] for p in pull if p["led"]})}
+    acc = t["acceptable"]
+    for r in res.values():
+        # the live pull's target (part 4) at every sampling: lit at least once, never more
+        # than one frame outside the accepted range
+        r["pull_ok"] = bool(r["pull_lit"]) and all(acc[0] - 1 <= f <= acc[1] + 1 for f in r["pull_lit"])
     base = res[1]
     for up in upsamplings:
         r, w0, w1 = res[up], base["window"], res[up]["window"]
@@ -204,16 +210,20 @@ def main(argv=None) -> int:
     names = a.sweeps or sorted(truth["sweeps"])
     if a.invariance:
         ups = tuple(u for u in a.upsample if u > 1) or (2, 3)
-        ok = 0
+        ok, pulls = 0, {u: 0 for u in (1,) + ups}
         for name in names:
             r = invariance(name, truth, a.data, ups, not a.no_cnn)
             good = all(r[f"x{u}"]["same_sharpest"] and r[f"x{u}"]["same_window"] for u in ups)
             ok += good
             print(json.dumps(r) if a.json else
                   f"{name:24s} " + "  ".join(f"x{u}: scale {r[f'x{u}']['analysis_scale']} sharpest {r[f'x{u}']['sharpest']} "
-                                            f"window {r[f'x{u}']['window']}" for u in (1,) + ups)
+                                            f"window {r[f'x{u}']['window']} pull {r[f'x{u}']['pull_lit']}"
+                                            for u in (1,) + ups)
                   + ("" if good else "   <- differs"), flush=True)
-        print(f"invariant on {ok}/{len(names)} sweeps (x{', x'.join(map(str, ups))} vs native)")
+            for u in (1,) + ups:
+                pulls[u] += r[f"x{u}"]["pull_ok"]
+        print(f"invariant on {ok}/{len(names)} sweeps (x{', x'.join(map(str, ups))} vs native); live pull ok "
+              + ", ".join(f"x{u} {pulls[u]}/{len(names)}" for u in (1,) + ups))
         return 0
     rows = []
     for up in a.upsample:

@@ -13,8 +13,8 @@ at successive pyramid levels (pure functions, tested on literal numbers):
   (a band-limited, smooth frame) up to ``16`` (the Laplacian's ``f^4`` gain over one
   octave).  :func:`detail_scale` picks the finest level ``s`` with ``rho(s) < ratio``
   (default 4, half-way between 1 and 16 in log) that has enough textured tiles and is not
-  still oversampled (its ratio not far above the next coarser candidate's:
-  :data:`SETTLE_RATIO`);
+  still oversampled (its ratio not far above the next coarser candidate's, nor above the
+  octave's: :data:`SETTLE_RATIO`);
 * a frame far from focus has no such level among the candidates (its ratio keeps growing
   octave after octave): :func:`detail_scale` returns None for it, and it is judged at the
   level the ROI's sharpest frame chose.
@@ -24,7 +24,8 @@ choice is made **per ROI**, not per frame: :class:`ScaleMemory` adopts the level
 the sharpest frame of a focus pass (sharpest by :func:`wide_sharpness`, the geometric mean
 over the levels, as the autofocus curve) once the pass has gone through it,
 keeps it for this ROI and frame size, and starts over on a new ROI, a new frame size or a
-scene cut.  So the first approach to focus is judged at full resolution (an oversampled rig
+scene cut (against a running reference of the tile brightness, as the meter's: racking through
+focus changes the brightness gradually, a cut at once).  So the first approach to focus is judged at full resolution (an oversampled rig
 reads ``out_of_focus`` on it), and from the first pass through focus on at the rig's level.  Measured on the shared focus sweeps (see
 ``tools/verdict_bench.py --upsample 1 2 3``): the sharpest frames of the sweeps taken at
 the sensor's sampling give ``rho(1)`` 0.8..3.2, the same frames enlarged 2x bicubically
@@ -97,6 +98,10 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
     ``settle ** log2(step)`` times it (:data:`SETTLE_RATIO`; ``step`` = the next candidate
     over this one) and above :data:`OVERSAMPLED_MIN`.  (That
     neighbour then qualifies itself, so a level is only ever passed over for a coarser one.)
+    Likewise when the level one octave coarser (``2 s``, a candidate) is natural and this
+    level reads more than ``settle`` times it: then the candidates between the two are
+    passed over as well (on a 2x-enlarged frame level 3 is 1.5x the original's pixel, between
+    the original's levels).
 
     Args:
         sharp: noise-corrected Laplacian variance of the ROI per level (DN², level =
@@ -109,7 +114,10 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
         settle: see above; 0 turns the test off (the finest qualifying level wins).
     """
     cands = sorted(int(v) for v in scales)
+    coarser_than = 0
     for i, s in enumerate(cands):
+        if s < coarser_than:
+            continue
         r = octave_ratio(sharp, s)
         limit = ratio if s == 1 else ratio * REDUCED_ALLOWANCE
         if not (informative.get(s, 0) >= min_tiles and not math.isnan(r) and r < limit):
@@ -130,6 +138,18 @@ def detail_scale(sharp: Dict[int, float], informative: Dict[int, int], ratio: fl
             # 3 -> 4: 1.5x, 1.33x) lowers the ratio an oversampled level reads above it.
             bar = settle ** math.log2(cands[i + 1] / s)
             if not math.isnan(rn) and rn >= 1.0 and r > max(OVERSAMPLED_MIN, bar * rn):
+                continue
+        if settle > 0 and 2 * s in cands and informative.get(2 * s, 0) >= min_tiles:
+            # ... and against the level one octave coarser, where the next candidate is
+            # nearer (2 -> 3, 3 -> 4): on a 2x-enlarged frame level 3 is 1.5x the original's
+            # pixel -- between its levels, with interpolation's own spectrum -- and level 4
+            # is the original's level 2 (wicker, 2x: 3.03 at 2, 4.07 at 3, 1.21 at 4; the
+            # original reads 2.34 at 1 and 1.12 at 2 and is judged at 2).
+            # The detail lives at that octave or coarser: the candidates in between are
+            # passed over too.
+            ro = octave_ratio(sharp, 2 * s)
+            if not math.isnan(ro) and ro >= 1.0 and r > max(OVERSAMPLED_MIN, settle * ro):
+                coarser_than = 2 * s
                 continue
         return s
     return None
@@ -217,9 +237,12 @@ class ScaleMemory:
                                and scene_difference(self._ref, means) > self.scene_change):
             self.reset()
             self.key = key
+        # A slow running reference (the peak-hold meter's): a focus rack changes the tile
+        # brightness gradually -- bokeh of a bright plane swelling or shrinking -- a cut at once.
+        self._ref = means.copy() if self._ref is None else 0.8 * self._ref + 0.2 * means
         w = float(wide_sharpness)
         if w > self.best:
-            self._candidate, self.best, self._ref = estimate, w, means.copy()
+            self._candidate, self.best = estimate, w
         elif w < self.confirm_drop * self.best and self._candidate is not None:
             self.scale = int(self._candidate)
         return self.scale if self.scale is not None else 1
