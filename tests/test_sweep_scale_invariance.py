@@ -30,11 +30,49 @@ KNOWN_2X = {"wicker_balls_phone"}
 KNOWN_FINER = {"clear_tube_end_closeup"}
 
 
+#: Sweeps whose live pull, enlarged, does not light (the pull's target: lit at least once, never
+#: more than a frame outside the accepted range), with why: the clear tube's 2x and 3x copies
+#: are judged finer than its native frames (above); mineral's in-focus share sits at the bar
+#: on its best frames at every sampling (0.45-0.53: the model is unsure of its crystals), and
+#: natively a single frame lights.
+KNOWN_PULL = {"clear_tube_end_closeup", "mineral_crystals_micro"}
+
+
+def _check_pull_and_scale(name, up):
+    """The enlarged copy's live pull lights within the accepted range (+-1), and its stills
+    are all judged at one analysis scale (the ROI's, held through the rack: the 3x beetle's
+    memory started over mid-rack on the brightness drift and judged some stills at 1)."""
+    assert len(up["analysis_scale"]) == 1, up
+    if name in KNOWN_PULL and not up["pull_ok"]:
+        pytest.xfail(f"{name}: pull lit {up['pull_lit']}")
+    assert up["pull_ok"], up
+
+
 @pytest.fixture(scope="module")
 def bench():
     sys.path.insert(0, str(ROOT / "tools"))
     import verdict_bench
     return verdict_bench
+
+
+_JUDGED: dict = {}
+
+
+@pytest.fixture
+def judged(shared_data, bench):
+    """``judged(name)``: the invariance check of one sweep at 2x and 3x, computed once per
+    session (the tests below share it)."""
+    def get(name):
+        if name not in _JUDGED:
+            _JUDGED[name] = bench.invariance(name, TRUTH, shared_data, upsamplings=(2, 3))
+        return _JUDGED[name]
+    return get
+
+
+@pytest.mark.parametrize("up", [2, 3])
+@pytest.mark.parametrize("name", SWEEPS)
+def test_the_enlarged_live_pull_lights_in_the_accepted_range(judged, name, up):
+    _check_pull_and_scale(name, judged(name)[f"x{up}"])
 
 
 #: At 3x, besides the above: none.  (Beetle's sharpest frame at 3x was 27 -- the far plane's
@@ -45,9 +83,9 @@ KNOWN_3X_SHARPEST: set = set()
 
 
 @pytest.mark.parametrize("name", SWEEPS)
-def test_three_times_the_sampling_is_judged_the_same(shared_data, bench, name):
+def test_three_times_the_sampling_is_judged_the_same(judged, name):
     """3x: level 2 is still 1.5x oversampled; "auto" must pass over it (``SETTLE_RATIO``)."""
-    r = bench.invariance(name, TRUTH, shared_data, upsamplings=(3,))
+    r = judged(name)
     native, up = r["x1"], r["x3"]
     if name in KNOWN_3X_SHARPEST and not up["same_sharpest"]:
         pytest.xfail(f"{name}: sharpest {up['sharpest']} at 3x, {native['sharpest']} native")
@@ -58,8 +96,8 @@ def test_three_times_the_sampling_is_judged_the_same(shared_data, bench, name):
 
 
 @pytest.mark.parametrize("name", SWEEPS)
-def test_twice_the_sampling_is_judged_the_same(shared_data, bench, name):
-    r = bench.invariance(name, TRUTH, shared_data, upsamplings=(2,))
+def test_twice_the_sampling_is_judged_the_same(judged, name):
+    r = judged(name)
     native, up = r["x1"], r["x2"]
     assert up["same_sharpest"], r
     if name in KNOWN_2X and not up["same_window"]:
