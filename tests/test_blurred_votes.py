@@ -65,6 +65,32 @@ def test_a_blurred_subject_votes_against_a_sharp_plane_beside_it(use_cnn, seed):
     assert old.in_focus and not r.in_focus
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+@pytest.mark.parametrize("use_cnn", [True, False])
+def test_a_subject_blurred_past_one_octave_votes_from_two_octaves_coarser(use_cnn, seed):
+    """Blurred by 8 px the subject is flat at the analysis scale and one octave coarser too
+    (no votes there: the sharp third alone lit the frame, as ant's leg did from frame 9 on);
+    two octaves coarser its structure is back and votes against the sharp plane
+    (``blurred_octaves = 2``, the default)."""
+    luma = partly_blurred(8.0, seed=seed)
+    one = judge(luma, use_cnn=use_cnn, blurred_octaves=1)
+    assert not one.tile_blurred.any() and one.in_focus
+    two = judge(luma, use_cnn=use_cnn)
+    assert two.tile_blurred.sum() >= 16 and not two.tile_blurred[:, np.arange(8) < 2].any()
+    assert not (two.tile_blurred & two.tile_informative).any()
+    assert two.in_focus_fraction < one.in_focus_fraction - 0.3 and not two.in_focus
+    # blurred by 4 px (one octave suffices) the finer level's votes stand
+    near = partly_blurred(4.0, seed=seed)
+    assert judge(near, use_cnn=use_cnn, blurred_octaves=1).tile_blurred.sum() >= 16
+
+
+@pytest.mark.parametrize("value", [0, 3, True, 1.5])
+def test_bad_blurred_octaves_is_a_config_error(value):
+    from pifocus.exc import ConfigError
+    with pytest.raises(ConfigError, match="blurred_octaves"):
+        AnalysisParams(use_cnn=False, blurred_octaves=value)
+
+
 def judge_threshold() -> float:
     an = FocusAnalyzer(AnalysisParams())
     try:

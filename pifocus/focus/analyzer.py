@@ -7,7 +7,8 @@ Stages (each timed into ``report.timings_ms``):
    gives each tile's noise floor; tiles not clearly above it are uninformative.
 2. **cnn** -- the informative tiles (at most ``max_cnn_tiles``) are cut at the analysis
    scale, centred on their most detailed part, and classified in batches; tiles too flat to
-   judge but structured one octave coarser are classified there (``blurred_votes``).  With
+   judge but structured one octave coarser are classified there (``blurred_votes``; those
+   still flat there, two octaves coarser: ``blurred_octaves``).  With
    ``use_cnn=False`` (Laplacian-only mode) each tile's probability comes from its Laplacian
    variance instead.
 3. **verdict** -- weighted share in focus of the informative tiles and of those blurred one

@@ -96,7 +96,7 @@ class LevelJudge:
         self.params = params
         self.classifier = classifier
         self._levels: Dict[int, _Level] = {}
-        self._aligned: Dict[int, _Level] = {}     # the analysis grid halved (blurred votes)
+        self._aligned: Dict[Tuple[int, int], _Level] = {}   # the analysis grid reduced (blurred votes)
         self._noise_k: Dict[int, float] = {}
         self._scale = sc.ScaleMemory(params.peak.scene_change)
         self.scale, self.level_sharp, self.octave = 1, {}, float("nan")
@@ -240,18 +240,19 @@ class LevelJudge:
             j.p.ravel()[idx] = self.classifier.predict(tiles)
         j.n_cnn = len(idx)
 
-    def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma) -> None:
+    def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma, octaves: int = 1) -> None:
         """Set ``base.blurred`` (and ``base.blurred_blur``): the analysis level's tiles too
-        flat to judge there whose structure one octave coarser
-        -- measured on the analysis grid halved, so each tile covers the same part of
+        flat to judge there whose structure ``octaves`` octaves coarser
+        -- measured on the analysis grid reduced as much, so each tile covers the same part of
         the ROI -- is at least the analysis level's own texture bar (structure that, sharp,
         would have been judged) and which are out of focus there as well: a part of the
         subject blurred past what the analysis scale resolves.  Out of focus: with a blur
         head, blur above ``coc_px`` analysis pixels under either focus rule (the head says by
         how much); without one, the classifier's probability below its threshold.
-        ``coarse`` (the measured level one octave coarser) gives the noise model there.
-        Skipped when the frame has too few judged tiles (it is judged on a reduced copy
-        then) or the CNN budget (``max_cnn_tiles``) is spent.
+        ``coarse`` (the measured level that much coarser) gives the noise model there.  Tiles
+        already marked (by a finer call) keep their vote.  Skipped when the frame has too few
+        judged tiles (it is judged on a reduced copy then), the CNN budget (``max_cnn_tiles``)
+        is spent, or the reduced cells would be under 2 px.
 
         Raises:
             ModelError: the classifier failed on the tiles.
@@ -261,16 +262,21 @@ class LevelJudge:
         if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
                 or int(base.judged.sum()) < p.verdict.min_informative_tiles):
             return
+        d = 2 ** int(octaves)
         g = base.level.geom          # cells are whole blocks (>= 4 px): halves are >= 2 px
-        half = m.GridGeometry(g.x // 2, g.y // 2, g.rows, g.cols, g.cell_h // 2, g.cell_w // 2,
-                              max(1, g.block // 2))
-        level = self._aligned.get(coarse.factor)
-        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, half):
-            level = self._aligned[coarse.factor] = _Level(p, *coarse_luma.shape, geom=half)
-        # Only the tiles too flat here can vote (a few as a rule): measured alone.
-        st = m.tile_stats_of(coarse_luma, half, ~base.informative)
+        if g.cell_h // d < 2 or g.cell_w // d < 2:
+            return
+        red = m.GridGeometry(g.x // d, g.y // d, g.rows, g.cols, g.cell_h // d, g.cell_w // d,
+                             max(1, g.block // d))
+        level = self._aligned.get((coarse.factor, d))
+        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, red):
+            level = self._aligned[(coarse.factor, d)] = _Level(p, *coarse_luma.shape, geom=red)
+        # Only the tiles too flat here (and not voting yet) can vote (a few as a rule):
+        # measured alone.
+        free = ~base.informative & ~base.blurred
+        st = m.tile_stats_of(coarse_luma, red, free)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
-        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & ~base.informative
+        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & free
                 & (st.lap_var >= p.gate_factor * base.floor))
         if not cand.any():
             return
@@ -282,11 +288,16 @@ class LevelJudge:
             # binary net calls a tile in focus up to about 1.5 px of blur at the coarse level,
             # so a subject blurred 2-4 px at the analysis scale kept no vote (measured on the
             # shared sweeps' stills: lightbox's frame 5 and wicker's 8, 20, 21 lit).
-            soft = trial.blur / base.factor > p.coc_px      # NaN (not classified): False
+            # Two octaves coarser a tile must be blurred past what one octave coarser would
+            # have resolved (``coc_px x d / 2``): a tile sharp there (0.4 px at 4x: 1.6
+            # analysis px) that was flat one octave coarser is smooth content, not a subject
+            # blurred by 1.6 px -- that would have shown its structure at 2x.
+            soft = trial.blur / base.factor > p.coc_px * d / 2      # NaN (not classified): False
         else:
             soft = trial.p < self.threshold
-        base.blurred = cand & soft
-        base.blurred_blur = np.where(base.blurred, trial.blur, np.nan).astype(np.float32)
+        new = cand & soft
+        base.blurred = base.blurred | new
+        base.blurred_blur = np.where(new, trial.blur, base.blurred_blur).astype(np.float32)
 
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the
@@ -307,6 +318,7 @@ class LevelJudge:
                 self.gated(base, base.k, True)
             base_luma = self.frames[s]
             coarse, coarse_luma = levels.get(2 * s), self.frames.get(2 * s)
+            coarser, coarser_luma = levels.get(4 * s), self.frames.get(4 * s)
         else:
             s, levels = int(p.analysis_scale), {}
             self.level_sharp = {}       # one level only: the meter's peak needs no other
@@ -314,12 +326,18 @@ class LevelJudge:
             base = self.prefilter(base_luma, s, track)
             coarse_luma = reduce_luma(base_luma, 2)
             coarse = octave = self.prefilter(coarse_luma, 2 * s, False)
+            coarser = coarser_luma = None     # measured below only if wanted (a few tiles' worth)
             self.octave = sc.octave_ratio(
                 {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
         self.base_luma = base_luma
         self.classify(base_luma, base)
         self.mark_blurred(base, coarse, coarse_luma)
+        if p.blurred_octaves >= 2 and p.blurred_votes:
+            if coarser_luma is None and coarse_luma is not None and (~base.informative & ~base.blurred).any():
+                coarser_luma = reduce_luma(coarse_luma, 2)
+                coarser = self.prefilter(coarser_luma, 4 * s, False)
+            self.mark_blurred(base, coarser, coarser_luma, octaves=2)
         self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
         j, f = base, 2
         tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px

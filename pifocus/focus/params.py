@@ -81,6 +81,14 @@ class AnalysisParams:
             instead of leaving the vote to whatever else in the region is sharp (a background
             seam outshining a defocused subject).  A tile sharp one octave coarser (smooth
             content, faint texture) stays out of the vote.  False = the earlier rule.
+        blurred_octaves: how far coarser the blurred votes look: 1 = one octave; 2 = also
+            two octaves (4x) for the tiles still flat one octave coarser -- a subject blurred
+            past what even that level resolves -- when their blur there is beyond what one
+            octave coarser would have resolved (``coc_px x 2``; a tile sharp at 4x but flat at
+            2x is smooth content).  Measured on the shared sweeps' stills
+            (``tools/verdict_bench.py``): pcb-7 lit 3..5 -> 4 (its judged frame), flies 2..7 ->
+            2..5, beetle without 17 and 25; precision >= 0.9 on 5 sweeps instead of 4, the
+            recall and the live pulls unchanged.
         motion_check: where motion blur is judged -- by the model's motion head and, for a
             frame the head did not flag that would be called sharp, by the model-free
             edge-width test (:func:`~pifocus.focus.blur.motion_check`, tens of ms; either flag
@@ -123,6 +131,7 @@ class AnalysisParams:
     exposure: bool = True
     coarse_min_share: float = 0.15
     blurred_votes: bool = True
+    blurred_octaves: int = 2
     min_meter: float = 0.8
     motion_check: str = "stills"
     verdict: VerdictParams = field(default_factory=VerdictParams)
@@ -169,6 +178,8 @@ class AnalysisParams:
             object.__setattr__(self, "analysis_scale", int(a))
         require(1.5 <= self.auto_ratio <= 16, s, "auto_ratio", self.auto_ratio, "1.5..16")
         require(isinstance(self.blurred_votes, bool), s, "blurred_votes", self.blurred_votes, "true or false")
+        require(not isinstance(self.blurred_octaves, bool) and self.blurred_octaves in (1, 2), s,
+                "blurred_octaves", self.blurred_octaves, "1 (one octave coarser) or 2 (also two)")
         require(0 < self.coarse_min_share <= 1, s, "coarse_min_share", self.coarse_min_share, "0 < x <= 1")
         require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,
                 "1 (off), 2, 4, 8 or 16")
