@@ -84,6 +84,19 @@ def test_a_subject_blurred_past_one_octave_votes_from_two_octaves_coarser(use_cn
     assert judge(near, use_cnn=use_cnn, blurred_octaves=1).tile_blurred.sum() >= 16
 
 
+def test_a_tile_judged_one_octave_coarser_is_not_judged_again_two_octaves_coarser():
+    """Structured one octave coarser and called sharp there (smooth content), a tile stays out
+    of the vote: the two-octave pass takes only the tiles flat at both finer levels, so it
+    sends none of them to the classifier again."""
+    for p in (0.9, 0.1):
+        clf = ConstantClassifier(p)
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, max_cnn_tiles=500),
+                           classifier=clf)      # a budget that does not end the passes early
+        r = an.analyze(Frame(luma=partly_blurred(4.0)), track=False)
+        assert len(clf.calls) == 2 and clf.calls[1] >= 16, clf.calls     # the tiles, the one-octave votes
+        assert r.tile_blurred.any() == (p < 0.5)
+
+
 @pytest.mark.parametrize("value", [0, 3, True, 1.5])
 def test_bad_blurred_octaves_is_a_config_error(value):
     from pifocus.exc import ConfigError

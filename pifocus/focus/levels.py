@@ -37,6 +37,7 @@ class _Judged:
         shape = st.lap_var.shape
         self.blurred = np.zeros(shape, bool)     # flat here, out of focus one octave coarser
         self.blurred_blur = np.full(shape, np.nan, np.float32)   # their blur there, sensor px
+        self.examined = np.zeros(shape, bool)    # structured at a coarser level (voting or not)
         self.p = np.full(shape, np.nan, np.float32)
         self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
         self.motion = np.full(shape, np.nan, np.float32)
@@ -271,15 +272,17 @@ class LevelJudge:
         level = self._aligned.get((coarse.factor, d))
         if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, red):
             level = self._aligned[(coarse.factor, d)] = _Level(p, *coarse_luma.shape, geom=red)
-        # Only the tiles too flat here (and not voting yet) can vote (a few as a rule):
-        # measured alone.
-        free = ~base.informative & ~base.blurred
+        # Only the tiles too flat here and at every finer coarse level tried can vote (a few
+        # as a rule): measured alone.  A tile structured one octave coarser was judged there
+        # -- sharp there it stays out of the vote (smooth content), two octaves coarser too.
+        free = ~base.informative & ~base.examined
         st = m.tile_stats_of(coarse_luma, red, free)
         floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
         cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & free
                 & (st.lap_var >= p.gate_factor * base.floor))
         if not cand.any():
             return
+        base.examined = base.examined | cand
         trial = _Judged(level, st, coarse.k, floor, cand, coarse.factor)
         self.classify(coarse_luma, trial, budget)
         base.n_cnn += trial.n_cnn
@@ -334,7 +337,7 @@ class LevelJudge:
         self.classify(base_luma, base)
         self.mark_blurred(base, coarse, coarse_luma)
         if p.blurred_octaves >= 2 and p.blurred_votes:
-            if coarser_luma is None and coarse_luma is not None and (~base.informative & ~base.blurred).any():
+            if coarser_luma is None and coarse_luma is not None and (~base.informative & ~base.examined).any():
                 coarser_luma = reduce_luma(coarse_luma, 2)
                 coarser = self.prefilter(coarser_luma, 4 * s, False)
             self.mark_blurred(base, coarser, coarser_luma, octaves=2)
