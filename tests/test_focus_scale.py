@@ -168,6 +168,20 @@ def test_a_level_still_oversampled_is_passed_over():
     assert sc.detail_scale({**three_x, 6: 10.0}, inf) == 4
 
 
+def test_a_level_textured_in_a_few_tiles_only_is_not_where_the_detail_lives():
+    """The clear tube's region enlarged 2x, its sharpest frame as measured: level 2 qualifies
+    by its ratio (4.04 < 5) but only 11 of the tiles are textured there against 39 one octave
+    coarser; natively its counterpart (level 1) has none and the frames are judged at 3.  So
+    the 2x copy belongs at 6 -- it was judged at 2 and its live pull never lit."""
+    two_x = _from_ratios({1: 13.07, 2: 4.04, 3: 3.66, 4: 2.80, 6: 1.63})
+    inf_2x = {1: 0, 2: 11, 3: 30, 4: 39, 6: 41, 8: 42, 12: 39}
+    assert sc.detail_scale(two_x, inf_2x) == 6
+    native = _from_ratios({1: 3.30, 2: 2.66, 3: 1.60, 4: 0.98, 6: 1.23})
+    assert sc.detail_scale(native, {1: 0, 2: 38, 3: 43, 4: 42, 6: 40, 8: 28, 12: 0}) == 3
+    # half the coarser level's textured tiles is enough
+    assert sc.detail_scale(two_x, {**inf_2x, 2: 20}) == 2
+
+
 def test_a_level_oversampled_against_its_octave_is_passed_over_to_it():
     """The octave ratios measured on wicker_balls_phone's frame 6, its region enlarged 2x:
     level 2 (the original's pixel) qualifies (3.03 < 5) and reads less than 1.41x the next
