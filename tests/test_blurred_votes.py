@@ -79,9 +79,10 @@ def test_a_subject_blurred_past_one_octave_votes_from_two_octaves_coarser(use_cn
     assert two.tile_blurred.sum() >= 16 and not two.tile_blurred[:, np.arange(8) < 2].any()
     assert not (two.tile_blurred & two.tile_informative).any()
     assert two.in_focus_fraction < one.in_focus_fraction - 0.3 and not two.in_focus
-    # blurred by 4 px (one octave suffices) the finer level's votes stand
+    # blurred by 4 px (one octave suffices) the one-octave votes stand under the default
     near = partly_blurred(4.0, seed=seed)
-    assert judge(near, use_cnn=use_cnn, blurred_octaves=1).tile_blurred.sum() >= 16
+    one, two = judge(near, use_cnn=use_cnn, blurred_octaves=1), judge(near, use_cnn=use_cnn)
+    assert one.tile_blurred.sum() >= 16 and not (one.tile_blurred & ~two.tile_blurred).any()
 
 
 def test_a_tile_judged_one_octave_coarser_is_not_judged_again_two_octaves_coarser():
@@ -97,7 +98,35 @@ def test_a_tile_judged_one_octave_coarser_is_not_judged_again_two_octaves_coarse
         assert r.tile_blurred.any() == (p < 0.5)
 
 
-@pytest.mark.parametrize("value", [0, 3, True, 1.5])
+def test_a_fixed_scale_reduces_the_frame_again_only_when_votes_are_possible(monkeypatch):
+    """At a fixed analysis scale the 4x copy is not in a pyramid: it is made only when a tile
+    is still free to vote (a fine pattern textured in every tile has none), not on every
+    frame."""
+    from pifocus.focus import levels
+    seen = []
+    real = levels.LevelJudge.prefilter
+
+    def spy(self, luma, factor, track):
+        seen.append(factor)
+        return real(self, luma, factor, track)
+    monkeypatch.setattr(levels.LevelJudge, "prefilter", spy)
+    yy, xx = np.mgrid[0:240, 0:320]
+    fine = np.clip(128 + 60 * np.sin(xx / 1.3) * np.sin(yy / 1.7)
+                   + np.random.default_rng(1).normal(0, 1.0, (240, 320)), 0, 255).astype(np.uint8)
+    for luma, four_x in ((fine, False), (partly_blurred(8.0), True)):
+        seen.clear()
+        judge(luma, use_cnn=False)
+        assert (4 in seen) == four_x, seen
+    # free tiles but the CNN budget spent on the judged ones: no votes, no 4x copy
+    for cap, four_x in ((18, False), (48, True)):
+        seen.clear()
+        an = FocusAnalyzer(AnalysisParams(roi=(0.0, 0.0, 1.0, 1.0), analysis_scale=1, max_cnn_tiles=cap),
+                           classifier=ConstantClassifier(0.1))
+        r = an.analyze(Frame(luma=partly_blurred(8.0)), track=False)
+        assert int(r.tile_informative.sum()) == 18 and (4 in seen) == four_x, (cap, seen)
+
+
+@pytest.mark.parametrize("value", [0, 3, True, 1.5, 2.0])
 def test_bad_blurred_octaves_is_a_config_error(value):
     from pifocus.exc import ConfigError
     with pytest.raises(ConfigError, match="blurred_octaves"):

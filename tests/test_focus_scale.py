@@ -182,24 +182,28 @@ def test_a_level_textured_in_a_few_tiles_only_is_not_where_the_detail_lives():
     assert sc.detail_scale(two_x, {**inf_2x, 2: 20}) == 2
 
 
-def test_a_level_oversampled_against_its_octave_is_passed_over_to_it():
-    """The octave ratios measured on wicker_balls_phone's frame 6, its region enlarged 2x:
-    level 2 (the original's pixel) qualifies (3.03 < 5) and reads less than 1.41x the next
-    candidate's (level 3, 1.5x the original's pixel: 4.07), but 2.5x the octave's (level 4,
-    the original's level 2: 1.21).  The original reads 2.34 at 1 and 1.12 at 2 and is judged
-    at 2, so the enlarged copy belongs at 4 -- before the octave test it was judged at 2,
-    and its live pull never lit.  Level 3, between the two, is passed over with level 2."""
-    inf = {s: 20 for s in (1, 2, 3, 4, 6, 8, 12)}
-    wicker_2x = _from_ratios({1: 8.96, 2: 3.03, 3: 4.07, 4: 1.21, 6: 1.40})
-    assert sc.detail_scale(wicker_2x, inf) == 4
-    native = _from_ratios({1: 2.34, 2: 1.12, 3: 1.35, 4: 4.01, 6: 3.23})
-    assert sc.detail_scale(native, inf) == 2
-    # 3x: level 2 gives way to 3 (next candidate), 3 to its octave 6 (3.12 > 1.8 x 1.22)
-    wicker_3x = _from_ratios({1: 15.95, 2: 4.57, 3: 3.12, 4: 2.72, 6: 1.22})
-    assert sc.detail_scale(wicker_3x, inf) == 6
-    # an octave that is noise (< 1) or not measured says nothing
-    assert sc.detail_scale(_from_ratios({1: 8.96, 2: 3.03, 3: 4.07, 4: 0.8, 6: 1.40}), inf) == 2
-    assert sc.detail_scale(wicker_2x, {**inf, 4: 0}) == 2
+#: Octave ratios measured on wicker_balls_phone's frame 6 (its region native, enlarged 2x and
+#: 3x) and the level each belongs at, with variations: an octave that is noise (< 1) or has no
+#: textured tiles says nothing.
+OCTAVE_CASES = [
+    ("2x", {1: 8.96, 2: 3.03, 3: 4.07, 4: 1.21, 6: 1.40}, {}, 4),
+    ("native", {1: 2.34, 2: 1.12, 3: 1.35, 4: 4.01, 6: 3.23}, {}, 2),
+    ("3x: 2 gives way to 3, 3 to its octave 6", {1: 15.95, 2: 4.57, 3: 3.12, 4: 2.72, 6: 1.22}, {}, 6),
+    ("2x, octave noise", {1: 8.96, 2: 3.03, 3: 4.07, 4: 0.8, 6: 1.40}, {}, 2),
+    ("2x, octave untextured", {1: 8.96, 2: 3.03, 3: 4.07, 4: 1.21, 6: 1.40}, {4: 0}, 2),
+]
+
+
+@pytest.mark.parametrize("case, ratios, textured, level", OCTAVE_CASES)
+def test_a_level_oversampled_against_its_octave_is_passed_over_to_it(case, ratios, textured, level):
+    """Wicker's region enlarged 2x: level 2 (the original's pixel) qualifies (3.03 < 5) and
+    reads less than 1.41x the next candidate's (level 3, 1.5x the original's pixel: 4.07), but
+    2.5x the octave's (level 4, the original's level 2: 1.21).  The original reads 2.34 at 1
+    and 1.12 at 2 and is judged at 2, so the enlarged copy belongs at 4 -- before the octave
+    test it was judged at 2, and its live pull never lit.  Level 3, between the two, is passed
+    over with level 2."""
+    inf = {**{s: 20 for s in (1, 2, 3, 4, 6, 8, 12)}, **textured}
+    assert sc.detail_scale(_from_ratios(ratios), inf) == level, case
 
 
 def test_reduce_luma_is_the_block_mean_even_when_the_size_does_not_divide():

@@ -89,7 +89,9 @@ def invariance(name: str, truth: dict, data: Path, upsamplings=(2, 3), use_cnn: 
     1 -> N -> 1 (the ROI's scale is learned on it), then every frame as a still.  Returns,
     per sampling, the analysis scale used, the sharpest frame by the analyzer's sharpness,
     the in-focus window of the stills, and whether they agree with the native ones within
-    +-1 frame."""
+    +-1 frame; and the frames the pull lit (``pull_lit``) and whether they meet the pull's
+    target (``pull_ok``: lit at least once, none more than a frame outside the accepted
+    range)."""
     t = truth["sweeps"][name]
     roi = tuple(t.get("roi", truth["region"]))
     res = {}

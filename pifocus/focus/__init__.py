@@ -6,6 +6,8 @@
 * :mod:`.scale`    -- which pyramid level the subject's detail lives at (``analysis_scale = "auto"``).
 * :mod:`.analyzer` -- :class:`FocusAnalyzer`, the one way in: frame -> :class:`FocusReport`.
 * :mod:`.levels`   -- the pyramid levels of the ROI, their tile statistics, noise gate and classification.
+* :mod:`.tiles`    -- one level's tile grid and weights, and what its tiles concluded.
+* :mod:`.votes`    -- the blurred votes: tiles too flat to judge, out of focus one or two octaves coarser.
 * :mod:`.params`   -- :class:`AnalysisParams`, the validated ``[analysis]`` table.
 * :mod:`.report`   -- :class:`FocusReport`, everything concluded about one frame.
 * :mod:`.heatmap`  -- tile heat maps with legend, verdict, ``blur_px`` and file name (``score --heatmap``).

@@ -153,7 +153,8 @@ class FocusAnalyzer:
             p_focus = math.nan
         scale = float(self._scale_used)
         blur_an = j.blur / scale                         # radius in analysis pixels
-        # Tiles flat here but blurred one octave coarser vote "not sharp" (blurred_votes): a
+        # Tiles flat here but blurred one (or two) octaves coarser vote "not sharp"
+        # (blurred_votes, blurred_octaves): a
         # defocused subject no longer leaves the share to a sharp background plane.  With a
         # blur head they vote with their blur there.
         blurred = base.blurred if j is base else np.zeros_like(judged)

@@ -4,7 +4,7 @@
 :func:`render_heatmap` is a pure function of the luma and its :class:`~pifocus.focus.FocusReport`
 (OpenCV drawing only).  The colour scale is blue (soft) -> teal -> green (sharp), the same as
 the page's heat map and never one of the peaking colours; tiles too flat or too noisy to judge
-are left grey and hatched, those among them blurred one octave coarser (they voted against
+are left grey and hatched, those among them blurred one or two octaves coarser (they voted against
 the in-focus share: ``FocusReport.tile_blurred``) hatched in the soft blue.
 """
 
@@ -121,7 +121,7 @@ def render_heatmap(luma: np.ndarray, report, name: Optional[str] = None,
                 cv2.rectangle(overlay, a, b, tile_colour(p), -1)
             else:
                 # hatched grey: not judged; hatched soft blue: too flat here, blurred one
-                # octave coarser (it voted "not sharp")
+                # or two octaves coarser (it voted "not sharp")
                 rect = (a[0], a[1], b[0] - a[0] + 1, b[1] - a[1] + 1)
                 step = max(6, int(cw // 4))
                 for k in range(-int(ch), int(cw) + 1, step):

@@ -12,41 +12,8 @@ import numpy as np
 from . import measures as m
 from . import scale as sc
 from .params import AnalysisParams
-
-
-class _Level:
-    """One pyramid level's geometry, weights and buffers (rebuilt when the frame size or the
-    ROI changes)."""
-
-    def __init__(self, params: "AnalysisParams", h: int, w: int, geom: Optional[m.GridGeometry] = None):
-        self.key = (h, w, params.effective_roi, params.rows, params.cols, geom)
-        roi_px = m.roi_pixels(params.effective_roi, w, h)
-        self.geom = geom if geom is not None else m.grid_geometry(roi_px, params.rows, params.cols, params.block_px)
-        g = self.geom
-        self.weights = (m.centre_weights(g.rows, g.cols, params.centre_sigma) if params.roi is None
-                        else np.ones((g.rows, g.cols), np.float32))
-        self.workspace = m.Workspace()
-
-
-class _Judged:
-    """What one pyramid level concluded (arrays of shape ``(rows, cols)``)."""
-
-    def __init__(self, level: _Level, st, k: float, floor, informative, factor: int):
-        self.level, self.st, self.k, self.floor, self.informative = level, st, k, floor, informative
-        self.factor = factor          # sensor pixels per pixel of this level
-        shape = st.lap_var.shape
-        self.blurred = np.zeros(shape, bool)     # flat here, out of focus one octave coarser
-        self.blurred_blur = np.full(shape, np.nan, np.float32)   # their blur there, sensor px
-        self.examined = np.zeros(shape, bool)    # structured at a coarser level (voting or not)
-        self.p = np.full(shape, np.nan, np.float32)
-        self.blur = np.full(shape, np.nan, np.float32)   # defocus radius, sensor px
-        self.motion = np.full(shape, np.nan, np.float32)
-        self.n_cnn = 0
-
-    @property
-    def judged(self) -> np.ndarray:
-        """Tiles that carry a verdict (informative and classified)."""
-        return self.informative & ~np.isnan(self.p)
+from .tiles import _Judged, _Level
+from .votes import BlurredVotes
 
 
 def reduce_luma(luma: np.ndarray, factor: int) -> np.ndarray:
@@ -97,7 +64,7 @@ class LevelJudge:
         self.params = params
         self.classifier = classifier
         self._levels: Dict[int, _Level] = {}
-        self._aligned: Dict[Tuple[int, int], _Level] = {}   # the analysis grid reduced (blurred votes)
+        self.votes = BlurredVotes(self)
         self._noise_k: Dict[int, float] = {}
         self._scale = sc.ScaleMemory(params.peak.scene_change)
         self.scale, self.level_sharp, self.octave = 1, {}, float("nan")
@@ -126,7 +93,7 @@ class LevelJudge:
     def forget_geometry(self) -> None:
         """Drop the levels' grids and buffers (the ROI changed)."""
         self._levels = {}
-        self._aligned = {}
+        self.votes.forget_geometry()
 
     def reset(self) -> None:
         """Forget history: the noise estimates and the ROI's remembered scale."""
@@ -241,67 +208,6 @@ class LevelJudge:
             j.p.ravel()[idx] = self.classifier.predict(tiles)
         j.n_cnn = len(idx)
 
-    def mark_blurred(self, base: _Judged, coarse: Optional[_Judged], coarse_luma, octaves: int = 1) -> None:
-        """Set ``base.blurred`` (and ``base.blurred_blur``): the analysis level's tiles too
-        flat to judge there whose structure ``octaves`` octaves coarser
-        -- measured on the analysis grid reduced as much, so each tile covers the same part of
-        the ROI -- is at least the analysis level's own texture bar (structure that, sharp,
-        would have been judged) and which are out of focus there as well: a part of the
-        subject blurred past what the analysis scale resolves.  Out of focus: with a blur
-        head, blur above ``coc_px`` analysis pixels under either focus rule (the head says by
-        how much); without one, the classifier's probability below its threshold.
-        ``coarse`` (the measured level that much coarser) gives the noise model there.  Tiles
-        already marked (by a finer call) keep their vote.  Skipped when the frame has too few
-        judged tiles (it is judged on a reduced copy then), the CNN budget (``max_cnn_tiles``)
-        is spent, or the reduced cells would be under 2 px.
-
-        Raises:
-            ModelError: the classifier failed on the tiles.
-        """
-        p = self.params
-        budget = p.max_cnn_tiles - base.n_cnn if self.classifier is not None else base.informative.size
-        if (not p.blurred_votes or coarse is None or coarse_luma is None or budget <= 0
-                or int(base.judged.sum()) < p.verdict.min_informative_tiles):
-            return
-        d = 2 ** int(octaves)
-        g = base.level.geom          # cells are whole blocks (>= 4 px): halves are >= 2 px
-        if g.cell_h // d < 2 or g.cell_w // d < 2:
-            return
-        red = m.GridGeometry(g.x // d, g.y // d, g.rows, g.cols, g.cell_h // d, g.cell_w // d,
-                             max(1, g.block // d))
-        level = self._aligned.get((coarse.factor, d))
-        if level is None or level.key != (*coarse_luma.shape, p.effective_roi, p.rows, p.cols, red):
-            level = self._aligned[(coarse.factor, d)] = _Level(p, *coarse_luma.shape, geom=red)
-        # Only the tiles too flat here and at every finer coarse level tried can vote (a few
-        # as a rule): measured alone.  A tile structured one octave coarser was judged there
-        # -- sharp there it stays out of the vote (smooth content), two octaves coarser too.
-        free = ~base.informative & ~base.examined
-        st = m.tile_stats_of(coarse_luma, red, free)
-        floor = m.noise_floor(coarse.k, st.mean, p.noise_offset_dn)
-        cand = (m.texture_gate(st.lap_var, floor, p.gate_factor) & free
-                & (st.lap_var >= p.gate_factor * base.floor))
-        if not cand.any():
-            return
-        base.examined = base.examined | cand
-        trial = _Judged(level, st, coarse.k, floor, cand, coarse.factor)
-        self.classify(coarse_luma, trial, budget)
-        base.n_cnn += trial.n_cnn
-        if self.has_blur:
-            # The head's blur, not the in-focus output, decides under both focus rules: the
-            # binary net calls a tile in focus up to about 1.5 px of blur at the coarse level,
-            # so a subject blurred 2-4 px at the analysis scale kept no vote (measured on the
-            # shared sweeps' stills: lightbox's frame 5 and wicker's 8, 20, 21 lit).
-            # Two octaves coarser a tile must be blurred past what one octave coarser would
-            # have resolved (``coc_px x d / 2``): a tile sharp there (0.4 px at 4x: 1.6
-            # analysis px) that was flat one octave coarser is smooth content, not a subject
-            # blurred by 1.6 px -- that would have shown its structure at 2x.
-            soft = trial.blur / base.factor > p.coc_px * d / 2      # NaN (not classified): False
-        else:
-            soft = trial.p < self.threshold
-        new = cand & soft
-        base.blurred = base.blurred | new
-        base.blurred_blur = np.where(new, trial.blur, base.blurred_blur).astype(np.float32)
-
     def judge(self, luma: np.ndarray, track: bool) -> Tuple[_Judged, _Judged]:
         """Measure and classify one frame's levels; returns ``(base, judging)``: the
         analysis-scale level (sharpness, noise) and the level whose tiles carry the verdict
@@ -329,19 +235,25 @@ class LevelJudge:
             base = self.prefilter(base_luma, s, track)
             coarse_luma = reduce_luma(base_luma, 2)
             coarse = octave = self.prefilter(coarse_luma, 2 * s, False)
-            coarser = coarser_luma = None     # measured below only if wanted (a few tiles' worth)
+            coarser = coarser_luma = None     # reduced and measured below only if votes are possible
             self.octave = sc.octave_ratio(
                 {f: m.sharpness(q.st.lap_var, q.floor, q.level.weights) for f, q in ((s, base), (2 * s, octave))}, s)
         t1 = time.perf_counter()
         self.base_luma = base_luma
         self.classify(base_luma, base)
-        self.mark_blurred(base, coarse, coarse_luma)
-        if p.blurred_octaves >= 2 and p.blurred_votes:
-            if coarser_luma is None and coarse_luma is not None and (~base.informative & ~base.examined).any():
+        self.votes.mark(base, coarse, coarse_luma)
+        t_extra = 0.0
+        if p.blurred_octaves >= 2 and self.votes.possible(base, 2):
+            if coarser_luma is None and coarse_luma is not None:
+                # a fixed scale (or a level past the pyramid's): one more reduction.  (The
+                # coarse loop below never needs it: it runs only for frames with too few
+                # judged tiles, which have no votes.)
+                te = time.perf_counter()
                 coarser_luma = reduce_luma(coarse_luma, 2)
                 coarser = self.prefilter(coarser_luma, 4 * s, False)
-            self.mark_blurred(base, coarser, coarser_luma, octaves=2)
-        self.t_ms = {"prefilter": (t1 - t0) * 1e3, "cnn": (time.perf_counter() - t1) * 1e3}
+                t_extra = time.perf_counter() - te
+            self.votes.mark(base, coarser, coarser_luma, octaves=2)
+        self.t_ms = {"prefilter": (t1 - t0 + t_extra) * 1e3, "cnn": (time.perf_counter() - t1 - t_extra) * 1e3}
         j, f = base, 2
         tile = self.classifier.tile_px if self.classifier is not None else 2 * p.block_px
         while int(j.judged.sum()) < p.verdict.min_informative_tiles and f <= p.coarse_levels:

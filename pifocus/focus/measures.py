@@ -186,7 +186,7 @@ def tile_stats(luma: np.ndarray, g: GridGeometry, workspace: "Workspace" = None)
 def tile_stats_of(luma: np.ndarray, g: GridGeometry, mask: np.ndarray) -> TileStats:
     """:func:`tile_stats` of the tiles in ``mask`` only (``(rows, cols)`` bool; the others
     read 0), without the noise estimate (``noise_var`` 0): for a level measured on a few
-    tiles (the blurred votes look one octave coarser at the tiles too flat to judge).  The
+    tiles (the blurred votes look one or two octaves coarser at the tiles too flat to judge).  The
     same Laplacian, border context and block energies as :func:`tile_stats`; a loop over
     the masked tiles, so it costs in proportion to them, not to the frame.
     """

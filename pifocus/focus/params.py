@@ -178,7 +178,7 @@ class AnalysisParams:
             object.__setattr__(self, "analysis_scale", int(a))
         require(1.5 <= self.auto_ratio <= 16, s, "auto_ratio", self.auto_ratio, "1.5..16")
         require(isinstance(self.blurred_votes, bool), s, "blurred_votes", self.blurred_votes, "true or false")
-        require(not isinstance(self.blurred_octaves, bool) and self.blurred_octaves in (1, 2), s,
+        require(type(self.blurred_octaves) is int and self.blurred_octaves in (1, 2), s,
                 "blurred_octaves", self.blurred_octaves, "1 (one octave coarser) or 2 (also two)")
         require(0 < self.coarse_min_share <= 1, s, "coarse_min_share", self.coarse_min_share, "0 < x <= 1")
         require(int(self.coarse_levels) in (1, 2, 4, 8, 16), s, "coarse_levels", self.coarse_levels,

@@ -56,8 +56,9 @@ class FocusReport:
         tile_blur_px: per-tile blur radius (analysis pixels; NaN where not judged).
         tile_p_motion: per-tile motion-blur probability (NaN where not judged).
         tile_blurred: True where a tile too flat to judge at the analysis scale is out of
-            focus one octave coarser and voted against the in-focus share
-            (``[analysis] blurred_votes``); None = not computed.
+            focus one octave coarser (or, flat there too, two octaves coarser) and voted
+            against the in-focus share (``[analysis] blurred_votes``, ``blurred_octaves``);
+            None = not computed.
         near_meter: the meter from which a frame not in focus reads ``near`` -- without a
             blur estimate, and with one under the classifier rule (``[analysis] near_meter``;
             NaN: not given).

@@ -213,9 +213,9 @@ class ScaleMemory:
     one adopted before.
 
     Args:
-        scene_change: mean relative change of the coarse tile brightness (against the
-            candidate frame) above which the scene is new and the memory starts over (the
-            peak-hold meter's ``scene_change``).
+        scene_change: mean relative change of the coarse tile brightness (against a slow
+            running reference, updated every frame) above which the scene is new and the
+            memory starts over (the peak-hold meter's ``scene_change``).
         confirm_drop: share of the candidate's wide-range sharpness a later frame must fall
             below to confirm the candidate as the peak.
     """
