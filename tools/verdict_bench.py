@@ -107,11 +107,8 @@ def invariance(name: str, truth: dict, data: Path, upsamplings=(2, 3), use_cnn: 
         res[up] = {"analysis_scale": sorted({s["analysis_scale"] for s in stills}),
                    "sharpest": int(np.argmax(sharp)), "window": window([s["frame"] for s in stills if s["in_focus"]]),
                    "pull_lit": sorted({p["frame"] for p in pull if p["led"]})}
-    acc = t["acceptable"]
     for r in res.values():
-        # the live pull's target (part 4) at every sampling: lit at least once, never more
-        # than one frame outside the accepted range
-        r["pull_ok"] = bool(r["pull_lit"]) and all(acc[0] - 1 <= f <= acc[1] + 1 for f in r["pull_lit"])
+        r["pull_ok"] = pull_meets_target(r["pull_lit"], t["acceptable"])
     base = res[1]
     for up in upsamplings:
         r, w0, w1 = res[up], base["window"], res[up]["window"]
@@ -119,6 +116,12 @@ def invariance(name: str, truth: dict, data: Path, upsamplings=(2, 3), use_cnn: 
         r["same_window"] = (w0 is None and w1 is None) or (
             w0 is not None and w1 is not None and abs(w0[0] - w1[0]) <= 1 and abs(w0[1] - w1[1]) <= 1)
     return {"sweep": name, **{f"x{k}": v for k, v in res.items()}}
+
+
+def pull_meets_target(lit: List[int], accepted) -> bool:
+    """The live pull's target (part 4): lit at least once, never more than one frame outside
+    the accepted range ``[first, last]``."""
+    return bool(lit) and all(accepted[0] - 1 <= f <= accepted[1] + 1 for f in lit)
 
 
 def precision_recall(lit: List[int], accepted: range) -> Dict[str, float]:
@@ -184,6 +187,7 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
             "pull_lit": sorted({p["frame"] for p in pull if p["led"]}),
             "pull_lit_outside": len(led_out), "pull_max_outside_frames": max(led_dist, default=0),
             "pull_lit_at_all": any(p["led"] for p in pull),
+            "pull_ok": pull_meets_target(sorted({p["frame"] for p in pull if p["led"]}), t["acceptable"]),
             # lit where only another depth of the region is sharp: wrong by eye, however close
             "pull_lit_other_planes": sorted({p["frame"] for p in pull if p["led"]} & set(t.get("other_planes", [])))}
 
@@ -243,7 +247,7 @@ def main(argv=None) -> int:
         rs = [r for r in rows if r["upsample"] == up]
         ok_p = sum(1 for r in rs if r["precision"] >= 0.9)
         ok_r = sum(1 for r in rs if r["recall"] >= 0.67)
-        ok_pull = sum(1 for r in rs if r["pull_max_outside_frames"] <= 1 and r["pull_lit_at_all"])
+        ok_pull = sum(1 for r in rs if r["pull_ok"])
         same = sum(1 for r in rs if abs(r["sharpest_measured"] - r["sharpest_judged"]) <= 1)
         summary = {"summary": True, "upsample": up, "sweeps": len(rs), "precision_ge_0.9": ok_p,
                    "recall_ge_0.67": ok_r, "pull_ok": ok_pull, "sharpest_within_1": same}

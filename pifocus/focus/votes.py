@@ -25,16 +25,21 @@ class BlurredVotes:
         """Drop the reduced grids (the ROI or the frame size changed)."""
         self._aligned = {}
 
+    def _budget(self, base: _Judged) -> int:
+        """Tiles the CNN may still take this frame (``max_cnn_tiles``; no limit without one)."""
+        if self.judge.classifier is None:
+            return int(base.informative.size)
+        return int(self.judge.params.max_cnn_tiles - base.n_cnn)
+
     def possible(self, base: _Judged, octaves: int = 1) -> bool:
         """Whether :meth:`mark` can find votes ``octaves`` octaves coarser at all: the
         votes are on, the frame has enough judged tiles (else it is judged on a reduced copy),
         CNN budget is left, the reduced cells keep 2 px, and some tile is still free (flat
         here and at every finer coarse level tried)."""
         p = self.judge.params
-        budget = p.max_cnn_tiles - base.n_cnn if self.judge.classifier is not None else base.informative.size
         d = 2 ** int(octaves)
         g = base.level.geom
-        return bool(p.blurred_votes and budget > 0
+        return bool(p.blurred_votes and self._budget(base) > 0
                     and int(base.judged.sum()) >= p.verdict.min_informative_tiles
                     and g.cell_h // d >= 2 and g.cell_w // d >= 2
                     and (~base.informative & ~base.examined).any())
@@ -59,7 +64,7 @@ class BlurredVotes:
         p = self.judge.params
         if coarse is None or coarse_luma is None or not self.possible(base, octaves):
             return
-        budget = p.max_cnn_tiles - base.n_cnn if self.judge.classifier is not None else base.informative.size
+        budget = self._budget(base)
         d = 2 ** int(octaves)
         g = base.level.geom
         red = m.GridGeometry(g.x // d, g.y // d, g.rows, g.cols, g.cell_h // d, g.cell_w // d,
