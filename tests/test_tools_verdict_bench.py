@@ -42,9 +42,15 @@ def sweep(tmp_path_factory):
 
 
 def test_precision_recall_on_literal_frame_lists(vb):
-    assert vb.precision_recall([1, 2], range(1, 2)) == {"precision": 0.5, "recall": 1.0}
+    assert vb.precision_recall([1, 2], range(1, 2)) == {"precision": 0.5, "recall": 1.0,
+                                                         "precision_near_free": 0.5}
     r = vb.precision_recall([], range(3, 5))
-    assert np.isnan(r["precision"]) and r["recall"] == 0.0
+    assert np.isnan(r["precision"]) and r["recall"] == 0.0 and np.isnan(r["precision_near_free"])
+    # near frames count neither way in the near-free view; other soft frames still count
+    r = vb.precision_recall([2, 3, 4, 5, 7], range(3, 5), near=[2, 5])
+    assert r["precision"] == 0.4 and r["recall"] == 1.0 and r["precision_near_free"] == 2 / 3
+    # only near frames lit: nothing left to judge
+    assert np.isnan(vb.precision_recall([2], range(3, 5), near=[2])["precision_near_free"])
 
 
 def test_bench_sweep_with_the_shipped_model_finds_the_sharp_frame(vb, sweep):
