@@ -64,3 +64,20 @@ def test_bench_sweep_model_option_is_used(vb, sweep, tmp_path):
     root, truth = sweep
     with pytest.raises(ModelError):
         vb.bench_sweep("chart", truth, truth["region"], root, 1, True, tmp_path / "missing.tflite")
+
+
+def test_plot_sweep_writes_the_focus_curve(vb, sweep, tmp_path):
+    """--plot: the stills, the pull and the fitted defocus of a literal sweep as one PNG."""
+    pytest.importorskip("matplotlib")
+    from sweep_fit import fit_sweep
+    root, truth = sweep
+    r = vb.bench_sweep("chart", truth, truth["region"], root, 1, True, default_model_path(), keep_frames=True)
+    assert [s["frame"] for s in r["stills"]] == [0, 1, 2] and len(r["pull"]) == 5
+    fit = fit_sweep("chart", truth, root)
+    assert [f["radius_px"] for f in fit["frames"]][1] == 0.0
+    out = tmp_path / "chart_x1.png"
+    vb.plot_sweep(r, truth["sweeps"]["chart"], out, fit)
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[:2] == (600, 900)
+    # not a blank canvas: the curves and the shaded range are drawn
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50

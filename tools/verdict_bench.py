@@ -17,6 +17,7 @@ sensor behind the same lens): the verdict should not change with the sampling.
 
     python tools/verdict_bench.py                     # table on stderr-free stdout
     python tools/verdict_bench.py --no-cnn --json     # Laplacian-only mode, JSON lines
+    python tools/verdict_bench.py --plot build/curves # and each sweep's focus curve as a PNG
 
 Prints one line (or JSON object) per sweep and a summary; exit status 0 unless the data is
 missing (then 0 with a note: there is nothing to measure).
@@ -162,8 +163,10 @@ def live_pull(analyzer: FocusAnalyzer, lumas: List[np.ndarray]) -> List[dict]:
 
 
 def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_cnn: bool, model=None,
-                min_meter=None) -> dict:
-    """All numbers of one sweep at one sampling (``model``: a ``.tflite`` path, None = the shipped one)."""
+                min_meter=None, keep_frames: bool = False) -> dict:
+    """All numbers of one sweep at one sampling (``model``: a ``.tflite`` path, None = the
+    shipped one; ``keep_frames``: also the per-frame stills and pull, as ``stills`` and
+    ``pull``, for :func:`plot_sweep`)."""
     t = truth["sweeps"][name]
     roi = tuple(t.get("roi", region))
     extra = {} if min_meter is None else {"min_meter": float(min_meter)}
@@ -185,7 +188,8 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
     # "more than 1 frame outside": distance of each lit frame from the accepted range
     led_dist = [min(abs(f - acc.start), abs(f - (acc.stop - 1))) for f in led_out]
     scales = sorted({s["analysis_scale"] for s in stills})
-    return {"sweep": name, "upsample": upsample, "mode": "cnn" if use_cnn else "laplacian",
+    frames = {"stills": stills, "pull": pull} if keep_frames else {}
+    return {**frames, "sweep": name, "upsample": upsample, "mode": "cnn" if use_cnn else "laplacian",
             "analysis_scale": scales,
             "frames": len(lumas), "sharpest_judged": t["sharpest"], "sharpest_measured": int(np.argmax(sharp)),
             "accepted": [acc.start, acc.stop - 1], "in_focus": lit, **pr,
@@ -195,6 +199,68 @@ def bench_sweep(name: str, truth: dict, region, data: Path, upsample: int, use_c
             "pull_ok": pull_meets_target(sorted({p["frame"] for p in pull if p["led"]}), t["acceptable"]),
             # lit where only another depth of the region is sharp: wrong by eye, however close
             "pull_lit_other_planes": sorted({p["frame"] for p in pull if p["led"]} & set(t.get("other_planes", [])))}
+
+
+def plot_sweep(r: dict, truth_sweep: dict, path: Path, fit=None) -> None:
+    """One sweep's focus curve as a PNG: the stills' sharpness (relative to the sweep's best,
+    log scale) and subject ``blur_px`` per frame, the judged accepted range shaded, the
+    ``near`` and other-plane frames marked, the frames the stills call in focus and the frames
+    the live pull lit; with ``fit`` (:func:`sweep_fit.fit_sweep`'s result) the defocus
+    relative to the judged sharpest frame too.  ``r``: :func:`bench_sweep` with
+    ``keep_frames``.
+
+    Raises:
+        ConfigError: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        from pifocus.exc import ConfigError
+        from pifocus.validate import MATPLOTLIB_FIX
+        raise ConfigError(f"--plot needs matplotlib ({e}); {MATPLOTLIB_FIX}") from e
+    st = r["stills"]
+    x = np.array([s["frame"] for s in st])
+    sharp = np.array([s["sharpness"] if s["sharpness"] is not None else np.nan for s in st], float)
+    blur = np.array([s["blur_px"] if s["blur_px"] is not None else np.nan for s in st], float)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6), dpi=100, sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
+    a0, a1 = truth_sweep["acceptable"]
+    for a in (ax, ax2):
+        a.axvspan(a0 - 0.5, a1 + 0.5, color="tab:green", alpha=0.15, lw=0)
+        for f in truth_sweep.get("near", []):
+            a.axvspan(f - 0.5, f + 0.5, color="tab:orange", alpha=0.12, lw=0)
+        for f in truth_sweep.get("other_planes", []):
+            a.axvspan(f - 0.5, f + 0.5, color="0.6", alpha=0.15, lw=0)
+    best = np.nanmax(sharp) if np.isfinite(sharp).any() else 1.0
+    ax.semilogy(x, np.maximum(sharp / best, 1e-4), "o-", color="tab:blue", ms=4, label="sharpness / best")
+    ax.axvline(truth_sweep["sharpest"], color="tab:green", lw=1, ls="--", label="judged sharpest")
+    ax.set_ylabel("sharpness / best")
+    axb = ax.twinx()
+    axb.plot(x, blur, "s-", color="tab:red", ms=3, lw=1, label="blur_px (analysis scale)")
+    if fit is not None:
+        fx = [f["frame"] for f in fit["frames"] if f["radius_px"] is not None]
+        fr = [f["radius_px"] for f in fit["frames"] if f["radius_px"] is not None]
+        axb.plot(fx, fr, "^:", color="tab:purple", ms=4, lw=1, label="defocus vs judged sharpest (fit)")
+    axb.set_ylabel("blur radius, px")
+    axb.set_ylim(bottom=0)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = axb.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left", framealpha=0.85)
+    lit = r["in_focus"]
+    ax2.plot(lit, [1] * len(lit), "o", color="tab:green", ms=7, label="still: in focus")
+    pl = r["pull_lit"]
+    ax2.plot(pl, [0] * len(pl), "D", color="gold", mec="k", ms=7, label="live pull: LED lit")
+    ax2.set_yticks([0, 1], ["pull LED", "stills"])
+    ax2.set_ylim(-0.6, 1.6)
+    ax2.set_xlabel("frame (green: judged acceptable; orange: near; grey: another plane sharp)")
+    ax2.set_xlim(x.min() - 0.6, x.max() + 0.6)
+    ax.set_title(f"{r['sweep']} x{r['upsample']}: stills P {r['precision']:.2f} R {r['recall']:.2f}, "
+                 f"pull lit {pl or 'never'}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(str(path))
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -209,6 +275,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path, default=None, metavar="MODEL.tflite",
                    help="judge with this model (its .json metadata beside it) instead of the shipped one")
     p.add_argument("--json", action="store_true", help="one JSON object per sweep and sampling")
+    p.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                   help="write each sweep's focus curve (sharpness, blur_px, the fitted defocus, the judged "
+                        "range, the stills' and the pull's lit frames) as DIR/SWEEP_xN.png (needs matplotlib)")
     p.add_argument("--invariance", action="store_true",
                    help="only the scale-invariance check: the ROI native and enlarged 2x and 3x (or "
                         "--upsample), same sharpest frame and in-focus window within +-1 frame")
@@ -239,7 +308,14 @@ def main(argv=None) -> int:
     rows = []
     for up in a.upsample:
         for name in names:
-            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model, a.min_meter)
+            r = bench_sweep(name, truth, truth["region"], a.data, up, not a.no_cnn, a.model, a.min_meter,
+                            keep_frames=a.plot is not None)
+            if a.plot is not None:
+                from sweep_fit import fit_sweep
+                a.plot.mkdir(parents=True, exist_ok=True)
+                plot_sweep(r, truth["sweeps"][name], a.plot / f"{name}_x{up}.png",
+                           fit_sweep(name, truth, a.data) if up == 1 else None)
+                r = {k: v for k, v in r.items() if k not in ("stills", "pull")}
             rows.append(r)
             if a.json:
                 print(json.dumps(r), flush=True)
