@@ -88,7 +88,7 @@ KNOWN_HIGH_AT_THREE = {"beetle_mandibles_macro"}
 def test_the_first_pass_of_every_real_sweep_starts_low(shared_data):
     """On every shared sweep played near to far through one analyzer, the frames three or
     more before the judged range read below 95 % and the first frame of the pass below
-    or at 50 % (before the cap, 10 of the 11 sweeps that start that far out read 100 % there;
+    or at 50 % (before the cap, 10 of the 11 sweeps then checked that start that far out read 100 % there;
     a frame judged only reduced 2x reads at most 50 %)."""
     sys.path.insert(0, str(ROOT / "tools"))
     import verdict_bench
@@ -111,4 +111,4 @@ def test_the_first_pass_of_every_real_sweep_starts_low(shared_data):
             meters = meters[:-1]
         assert max(meters) < 0.95 and meters[0] <= 0.5, (name, [round(m, 2) for m in meters])
         checked += 1
-    assert checked == 11
+    assert checked == 12       # ant's accepted range starts at 004 since its box is on the antenna
