@@ -112,3 +112,39 @@ def test_the_first_pass_of_every_real_sweep_starts_low(shared_data):
         assert max(meters) < 0.95 and meters[0] <= 0.5, (name, [round(m, 2) for m in meters])
         checked += 1
     assert checked == 12       # ant's accepted range starts at 004 since its box is on the antenna
+
+
+def _enlarged_soft_chart():
+    """A defocused chart with sensor grain, enlarged 2x bicubically (an upscaled stream): its
+    detail lives one octave coarser than the full resolution it is judged at on a first
+    approach."""
+    import cv2
+    from pifocus.sources.simulated import defocus
+    c = defocus((40 + 170 * focus_chart(320, 240, seed=2)).astype(np.float32), 2.0)
+    c = np.clip(c + np.random.default_rng(3).normal(0, 2.0, c.shape), 0, 255).astype(np.uint8)
+    return cv2.resize(c, (640, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def test_a_first_approach_frame_whose_detail_lives_coarser_is_not_in_focus():
+    """Before the ROI's scale is learned, a live frame is judged at full resolution; when its
+    own detail scale is coarser (a defocused frame, or a sharp oversampled one: alike at one
+    level) it is not in focus there and its meter is capped by the ratio of the two scales --
+    whatever the classifier says of its (enlarged) grain: ant's 2x copy read p 0.92-0.95 and
+    lit the LED two frames early, its meter at 96 % on the softest frame."""
+    g = _enlarged_soft_chart()
+    an = FocusAnalyzer(AnalysisParams(roi=(0.2, 0.2, 0.6, 0.6), blurred_votes=False),
+                       classifier=ConstantClassifier(0.95))
+    rs = [an.analyze(Frame(luma=g, index=k, timestamp_ns=int(k * 1e9 / 30)), track=True) for k in range(4)]
+    est = an.levels.frame_estimate
+    assert est is not None and est > 1 and not an.levels.scale_learned
+    for r in rs:
+        assert r.analysis_scale == 1 and r.in_focus_fraction == 0.0 and not r.in_focus
+        assert r.meter <= 1.0 / est + 1e-6 and r.verdict == "out_of_focus"
+    # judged as a still (score, the cull) the classifier's word stands: no pass to learn from
+    r = an.analyze(Frame(luma=g, index=9), track=False, still=True)
+    assert r.in_focus_fraction > 0.9
+    # ... and on a live pass once the scale is known (here fixed) as well
+    fixed = FocusAnalyzer(AnalysisParams(roi=(0.2, 0.2, 0.6, 0.6), blurred_votes=False, analysis_scale=1),
+                          classifier=ConstantClassifier(0.95))
+    r = fixed.analyze(Frame(luma=g, index=0, timestamp_ns=0), track=True)
+    assert r.in_focus_fraction > 0.9

@@ -35,15 +35,10 @@ KNOWN_FINER: set = set()
 #: more than a frame outside the accepted range), with why: mineral's in-focus share sits at
 #: the bar on its best frames at every sampling (0.45-0.53: the model is unsure of its
 #: crystals), and natively a single frame lights.
-#: ant, 2x: on the enlarged copy's first approach (judged at full resolution until the pass has
-#: gone through focus) the bicubic enlargement turns the PNG's sensor grain into 2-px blobs
-#: that Immerkaer's noise estimate misses (0.5 DN, its floor): every tile passes the texture
-#: gate and the in-focus head reads the grain as sharp (p 0.92-0.95) on frames 2.5-5 px of
-#: defocus from focus, so 002 lights, two frames before the range (natively and at 3x the pull
-#: lights 004-005 only).  A noise bound from the octave (white noise reads four times its
-#: octave's noise constant) was tried and not kept: real frames' noise is correlated too
-#: (demosaicing), and the bound changed the native verdicts.
-KNOWN_PULL = {"mineral_crystals_micro", "ant_head_macro"}
+#: (ant's 2x copy lit two frames early -- its enlarged grain passed the texture gate and read
+#: sharp on the first approach -- until a first-approach frame whose own detail lives coarser
+#: than full resolution is no longer in focus there: tests/test_meter_first_pass.py.)
+KNOWN_PULL = {"mineral_crystals_micro"}
 
 
 def _check_pull_and_scale(name, up):

@@ -186,6 +186,16 @@ class FocusAnalyzer:
             # bar, its only lit frame; a motion-blurred frame is caught as a whole below.
             frac = (float(weights[judged & (j.p >= self.threshold)].sum() / (w_inf + w_blurred))
                     if w_inf > 0 else 0.0)
+        approach_coarser = (track and not lv.scale_learned and lv.frame_estimate is not None
+                            and lv.frame_estimate > lv.scale)
+        if approach_coarser:
+            # The first approach of a live pass, before the ROI's scale is learned: the frame's
+            # own detail lives coarser than the full resolution it is judged at -- a defocused
+            # frame, or a sharp oversampled one, alike at one level (scale.py) -- so it is not
+            # in focus here (it reads out of focus, as designed).  Without this, an enlarged
+            # stream's grain passed the texture gate and the in-focus head read it as sharp
+            # (ant 2x: p 0.92-0.95 on frames 2.5-5 px from focus, the LED lit two frames early).
+            frac = 0.0
         judgeable = int(judged.sum()) >= p.verdict.min_informative_tiles
         if (not motion and p.motion_check != "off" and judge_motion
                 and judgeable and j is base and frac >= p.verdict.on_fraction):
@@ -219,6 +229,11 @@ class FocusAnalyzer:
                 # the meter is relative to the pass's known peak again.
                 p_subject = float((j.p[judged] * weights[judged]).sum() / (w_inf + w_blurred))
                 absolute = min(absolute, p_subject / self.threshold)
+        if approach_coarser:
+            # ... and its meter is capped as for a frame judged only reduced: its detail is
+            # blurred by at least the factor it lives at (a 96 % meter on ant's soft 2x first frame)
+            absolute = min(absolute, scale / float(lv.frame_estimate)) if not math.isnan(absolute) \
+                else scale / float(lv.frame_estimate)
         if not math.isnan(absolute):
             meter = min(meter, absolute)
         if not judgeable:

@@ -55,6 +55,10 @@ class LevelJudge:
         scale: the analysis scale (sensor pixels per analysis pixel).
         level_sharp: ``{factor: sharpness}`` of every level measured (empty at a fixed scale).
         octave: the octave ratio of the analysis level (:func:`~pifocus.focus.scale.octave_ratio`).
+        frame_estimate: this frame's own :func:`~pifocus.focus.scale.detail_scale` (None: no
+            level qualifies, or a fixed scale).
+        scale_learned: the ROI's scale has been adopted from a pass's sharpest frame (always
+            True at a fixed scale).
         base_luma: the frame at the analysis scale.
         sensor_k: the noise model's constant at full resolution.
         t_ms: ``{"prefilter", "cnn"[, "coarse"]}`` milliseconds.
@@ -68,6 +72,8 @@ class LevelJudge:
         self._noise_k: Dict[int, float] = {}
         self._scale = sc.ScaleMemory(params.peak.scene_change)
         self.scale, self.level_sharp, self.octave = 1, {}, float("nan")
+        self.frame_estimate: Optional[int] = None
+        self.scale_learned = True
         self.frames, self.base_luma, self.sensor_k, self.t_ms = {}, None, 0.0, {}
 
     @property
@@ -174,6 +180,7 @@ class LevelJudge:
         key = (luma.shape, p.effective_roi, p.rows, p.cols)
         s = self._scale.update(key, est, sc.wide_sharpness(sharp, min(rw, rh)),
                               levels[max(levels)].st.mean)
+        self.frame_estimate, self.scale_learned = est, self._scale.scale is not None
         s = s if s in levels and (s == 1 or min(rw, rh) // s >= self.min_level_px()) else 1
         self.octave = sc.octave_ratio(sharp, s)
         return s, levels
@@ -230,6 +237,7 @@ class LevelJudge:
             coarser, coarser_luma = levels.get(4 * s), self.frames.get(4 * s)
         else:
             s, levels = int(p.analysis_scale), {}
+            self.frame_estimate, self.scale_learned = None, True
             self.level_sharp = {}       # one level only: the meter's peak needs no other
             base_luma = reduce_luma(luma, s)
             base = self.prefilter(base_luma, s, track)

@@ -36,7 +36,9 @@ class FocusReport:
         meter: sharpness relative to the best of this focusing pass (0..1, peak hold),
             capped by the subject's absolute closeness to focus where it is known (the blur
             rule's ``coc_px / blur_px``; otherwise the detail's octave ratio and -- for a still
-            or before the pass has gone through focus -- the classifier's confidence).
+            or before the pass has gone through focus -- the classifier's confidence; before the
+            ROI's scale is learned, a live frame whose own detail scale is coarser than the one
+            it is judged at reads at most their ratio, and is not in focus).
         peak_sharpness: the best sharpness of this focusing pass.
         scene_changed: this frame started a new focusing pass (scene cut).
         mode: ``"cnn"`` or ``"laplacian"``.

@@ -26,7 +26,7 @@ over the levels, as the autofocus curve) once the pass has gone through it,
 keeps it for this ROI and frame size, and starts over on a new ROI, a new frame size or a
 scene cut (against a running reference of the tile brightness, as the meter's: racking through
 focus changes the brightness gradually, a cut at once).  So the first approach to focus is judged at full resolution (an oversampled rig
-reads ``out_of_focus`` on it), and from the first pass through focus on at the rig's level.  Measured on the shared focus sweeps (see
+reads ``out_of_focus`` on it: a live frame whose own :func:`detail_scale` is coarser is never in focus there, and its meter is capped at the ratio of the two), and from the first pass through focus on at the rig's level.  Measured on the shared focus sweeps (see
 ``tools/verdict_bench.py --upsample 1 2 3``): the sharpest frames of the sweeps taken at
 the sensor's sampling give ``rho(1)`` 0.8..3.2, the same frames enlarged 2x bicubically
 4.3..7.9; the natively oversampled 2048-px PCB, microscope and light-box sweeps 4.6..5.6
