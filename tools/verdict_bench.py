@@ -212,14 +212,11 @@ def plot_sweep(r: dict, truth_sweep: dict, path: Path, fit=None) -> None:
     Raises:
         ConfigError: matplotlib is not installed.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        from pifocus.exc import ConfigError
-        from pifocus.validate import MATPLOTLIB_FIX
-        raise ConfigError(f"--plot needs matplotlib ({e}); {MATPLOTLIB_FIX}") from e
+    from pifocus.validate import require_matplotlib
+    require_matplotlib("--plot")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     st = r["stills"]
     x = np.array([s["frame"] for s in st])
     sharp = np.array([s["sharpness"] if s["sharpness"] is not None else np.nan for s in st], float)
@@ -286,6 +283,9 @@ def main(argv=None) -> int:
     if not (a.data / "focus-sweeps").is_dir():
         print(f"no focus sweeps under {a.data}: nothing to measure")
         return 0
+    if a.plot is not None:
+        from pifocus.validate import require_matplotlib
+        require_matplotlib("--plot")     # before the long work, not after it
     truth = load_truth()
     names = a.sweeps or sorted(truth["sweeps"])
     if a.invariance:

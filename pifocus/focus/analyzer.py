@@ -232,8 +232,8 @@ class FocusAnalyzer:
         if approach_coarser:
             # ... and its meter is capped as for a frame judged only reduced: its detail is
             # blurred by at least the factor it lives at (a 96 % meter on ant's soft 2x first frame)
-            absolute = min(absolute, scale / float(lv.frame_estimate)) if not math.isnan(absolute) \
-                else scale / float(lv.frame_estimate)
+            cap = scale / float(lv.frame_estimate)
+            absolute = cap if math.isnan(absolute) else min(absolute, cap)
         if not math.isnan(absolute):
             meter = min(meter, absolute)
         if not judgeable:
